@@ -1,0 +1,1 @@
+"""zkv-shell: the interactive shell (installed as the ``zkv_shell`` package)."""

@@ -1,0 +1,126 @@
+"""``zkv-node``: run the nodes of a cluster.toml.
+
+``zkv-node --config cluster.toml`` starts every node of the file as its own process and supervises them
+(a child that dies is reported; Ctrl-C or SIGTERM stops them all). ``--node NAME`` runs just that node in
+this process, which is how tests and operators run one node per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from zkv.config import ClusterConfig, load_config
+from zkv.errors import ConfigError
+
+STOP_GRACE_S = 5.0
+DEFAULT_CONFIG = "cluster.toml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zkv-node",
+        description="Run zkv nodes: every node of the config (supervised), or one with --node.",
+        epilog="Logs go to stderr, one line per event, prefixed with the node name. "
+        "Exit status: 0 after a clean stop, 1 when a node failed, 2 for a bad config or bad arguments.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("ZKV_CONFIG", DEFAULT_CONFIG),
+        help="cluster file (default: $ZKV_CONFIG or ./cluster.toml); see docs/configuration.md",
+    )
+    parser.add_argument("--node", metavar="NAME", help="run only this node of the file, in this process")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="how much to log (default: info)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        if args.node:
+            config.node(args.node)
+    except ConfigError as exc:
+        print(f"zkv-node: {exc}", file=sys.stderr)
+        return 2
+    if args.node:
+        return _run_one(config, args.node, args.log_level)
+    return _supervise(config, Path(args.config), args.log_level)
+
+
+def _setup_logging(prefix: str, level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        stream=sys.stderr,
+        format=f"%(asctime)s {prefix} %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _run_one(config: ClusterConfig, name: str, level: str) -> int:
+    _setup_logging(name, level)
+    from zkv.node.runtime import serve
+
+    try:
+        return serve(config, name)
+    except OSError as exc:
+        logging.getLogger("zkv").error("%s", exc)
+        return 1
+
+
+def _supervise(config: ClusterConfig, path: Path, level: str) -> int:
+    """One child process per node; report deaths; stop all on Ctrl-C / SIGTERM."""
+    _setup_logging("supervisor", level)
+    log = logging.getLogger("zkv.supervisor")
+    children: dict[str, subprocess.Popen] = {}
+    for name in config.node_names:
+        cmd = [sys.executable, "-m", "zkv.cli", "--config", str(path), "--node", name, "--log-level", level]
+        children[name] = subprocess.Popen(cmd)
+        log.info("started %s (pid %d)", name, children[name].pid)
+
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    failed = False
+    running = dict(children)
+    while running and not stopping:
+        for name, proc in list(running.items()):
+            code = proc.poll()
+            if code is not None:
+                del running[name]
+                failed = True
+                log.error("%s (pid %d) exited with status %d; the others keep serving", name, proc.pid, code)
+        time.sleep(0.2)
+    for proc in running.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for name, proc in running.items():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in %.0fs; killing it", name, STOP_GRACE_S)
+            proc.kill()
+            proc.wait()
+    log.info("all nodes stopped")
+    return 1 if failed and not stopping else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

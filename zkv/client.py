@@ -1,0 +1,398 @@
+"""The Python client: ``from zkv import Client``.
+
+The client learns the ring from any node it can reach and sends each keyed request straight to a node of
+the key's preference list (its natural coordinator), so requests are not forwarded inside the cluster.
+When a node cannot be reached (no connection) the next node of the list is tried at once; when a node
+stays silent for ``timeout`` seconds the next one is tried too, so a put that reached a node which then
+went silent may be applied twice (as two siblings with the same value) — the Dynamo trade of
+availability over exactly-once.
+
+Many requests can be in flight on one client (:meth:`Client.put_many`, :meth:`Client.get_many`): every
+request carries an id and the reply echoes it. A client is not thread-safe; use one per thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from zkv.config import load_config
+from zkv.core.ring import Ring
+from zkv.core.versions import state_from_wire
+from zkv.errors import NoNodeAvailable, Timeout, ZkvError, from_reply
+from zkv.protocol import LEVELS, pack, unpack_frame
+
+Data = str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GetResult:
+    """A read: every concurrent value (newest first) and the context to hand back on the next write."""
+
+    key: bytes
+    values: list[bytes]
+    context: bytes | None
+    timestamps: list[float] = field(default_factory=list)
+
+    @property
+    def value(self) -> bytes | None:
+        """The newest value, or None when the key is missing."""
+        return self.values[0] if self.values else None
+
+    @property
+    def found(self) -> bool:
+        return bool(self.values)
+
+    @property
+    def has_siblings(self) -> bool:
+        return len(self.values) > 1
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A node as the asked node sees it."""
+
+    name: str
+    address: str
+    status: str
+    generation: int
+    heartbeat_age: float | None
+    keys: int
+    vnodes: int
+    ownership: float
+    gossip: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version a replica stores: a value (None for a tombstone) and the dot that wrote it."""
+
+    value: bytes | None
+    actor: str
+    counter: int
+    timestamp: float
+
+    @property
+    def is_tombstone(self) -> bool:
+        return self.value is None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaState:
+    """What one replica holds for a key: its versions and its clock."""
+
+    versions: list[StoredVersion]
+    clock: dict[str, int]
+
+    @property
+    def values(self) -> list[bytes]:
+        return [v.value for v in self.versions if v.value is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class RingInfo:
+    replication_factor: int
+    vnodes: int
+    addresses: dict[str, str]  # node name -> ROUTER address
+    ring: Ring
+    read_consistency: str
+    write_consistency: str
+    request_timeout: float
+
+    def preference_list(self, key: Data) -> tuple[str, ...]:
+        return self.ring.preference_list(_bytes(key))
+
+
+def _bytes(data: Data) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode()
+    raise TypeError(f"keys and values are str or bytes, not {type(data).__name__}")
+
+
+@dataclass(slots=True)
+class _Job:
+    msg: dict[str, Any]
+    candidates: list[str]  # addresses still to try, in order
+    result: Any = None
+    done: bool = False
+    deadline: float = 0.0
+    last_error: ZkvError | None = None
+
+
+class Client:
+    """A connection to a zkv cluster through any of its nodes."""
+
+    def __init__(
+        self,
+        addresses: Sequence[str] | str,
+        consistency: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        if isinstance(addresses, str):
+            addresses = [addresses]
+        if not addresses:
+            raise ValueError("give at least one node address, like tcp://127.0.0.1:7101")
+        if consistency is not None and consistency not in LEVELS:
+            raise ValueError(f"unknown consistency level {consistency!r}; use one, quorum or all")
+        self.seeds = list(addresses)
+        self.consistency = consistency
+        self._timeout = timeout
+        self._ctx = zmq.Context()
+        self._sockets: dict[str, zmq.Socket] = {}
+        self._address_of: dict[zmq.Socket, str] = {}
+        self._poller = zmq.Poller()
+        self._ids = itertools.count(1)
+        self._ring: RingInfo | None = None
+
+    @classmethod
+    def from_config(cls, path: str | Path = "cluster.toml", **kwargs: Any) -> Client:
+        """A client for the cluster a cluster.toml describes (every node's address is a seed)."""
+        config = load_config(path)
+        return cls([n.address for n in config.nodes], **kwargs)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._ctx.destroy(linger=0)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds to wait for one node before trying the next."""
+        if self._timeout is not None:
+            return self._timeout
+        return (self._ring.request_timeout if self._ring else 2.0) + 0.5
+
+    # ------------------------------------------------------------------------------------------ data
+
+    def put(self, key: Data, value: Data, consistency: str | None = None, context: Any = None) -> None:
+        """Store ``value``; with the ``context`` of an earlier get it supersedes exactly what that get saw."""
+        self._call_keyed(self._write_msg("put", key, value, consistency, context))
+
+    def delete(self, key: Data, consistency: str | None = None, context: Any = None) -> None:
+        """Delete (write a tombstone); with a context, only what the context saw is deleted."""
+        self._call_keyed(self._write_msg("delete", key, None, consistency, context))
+
+    def get(self, key: Data, consistency: str | None = None) -> GetResult:
+        reply = self._call_keyed(self._read_msg(key, consistency))
+        return _get_result(_bytes(key), reply)
+
+    def put_many(
+        self, items: Iterable[tuple[Data, Data]], consistency: str | None = None
+    ) -> list[ZkvError | None]:
+        """Pipelined puts (all in flight at once); one entry per item: None, or the error it met."""
+        msgs = [self._write_msg("put", k, v, consistency, None) for k, v in items]
+        return [r if isinstance(r, ZkvError) else None for r in self._run(msgs)]
+
+    def get_many(self, keys: Iterable[Data], consistency: str | None = None) -> list[GetResult | ZkvError]:
+        """Pipelined gets; one entry per key: its result, or the error it met."""
+        msgs = [self._read_msg(k, consistency) for k in keys]
+        return [
+            r if isinstance(r, ZkvError) else _get_result(m["key"], r)
+            for m, r in zip(msgs, self._run(msgs), strict=True)
+        ]
+
+    # ------------------------------------------------------------------------------------------ admin
+
+    def ping(self, address: str | None = None) -> dict[str, Any]:
+        return self._call({"op": "ping"}, [address] if address else None)
+
+    def nodes(self, address: str | None = None) -> list[NodeInfo]:
+        """Every node as the node at ``address`` (default: any reachable) sees the cluster."""
+        reply = self._call({"op": "nodes"}, [address] if address else None)
+        fields = NodeInfo.__dataclass_fields__
+        return [NodeInfo(**{k: v for k, v in row.items() if k in fields}) for row in reply["nodes"]]
+
+    def status(self, node: str | None = None) -> dict[str, Any]:
+        """A node's statistics (``node`` is a name or an address; default: any reachable node)."""
+        return self._call({"op": "status"}, [self._resolve(node)] if node else None)
+
+    def ring(self, refresh: bool = False) -> RingInfo:
+        if self._ring is None or refresh:
+            reply = self._call({"op": "ring"}, None)
+            members = reply["members"]
+            self._ring = RingInfo(
+                replication_factor=reply["replication_factor"],
+                vnodes=reply["vnodes"],
+                addresses={m["name"]: m["address"] for m in members},
+                ring=Ring({m["name"]: m["tokens"] for m in members}, reply["replication_factor"]),
+                read_consistency=reply["read_consistency"],
+                write_consistency=reply["write_consistency"],
+                request_timeout=reply["request_timeout"],
+            )
+        return self._ring
+
+    def replicas(self, key: Data) -> dict[str, ReplicaState | ZkvError]:
+        """Each replica's stored versions of ``key``, read straight from it with no repair."""
+        key = _bytes(key)
+        info = self.ring()
+        names = list(info.preference_list(key))
+        jobs = [_Job({"op": "local_get", "key": key}, [info.addresses[n]]) for n in names]
+        results = self._run_jobs(jobs)
+        out: dict[str, ReplicaState | ZkvError] = {}
+        for name, reply in zip(names, results, strict=True):
+            if isinstance(reply, ZkvError):
+                out[name] = reply
+            else:
+                state = state_from_wire(reply["state"])
+                versions = [StoredVersion(s.value, s.actor, s.counter, s.timestamp) for s in state.siblings]
+                out[name] = ReplicaState(versions, dict(state.clock))
+        return out
+
+    def faults(self, node: str, **rules: Any) -> dict[str, Any]:
+        """Show or set (``drop_in=[...]``, ``drop_out=[...]``) a node's fault filter."""
+        return self._call({"op": "faults", **rules}, [self._resolve(node)])
+
+    # ------------------------------------------------------------------------------------------ plumbing
+
+    def _resolve(self, node: str) -> str:
+        if "://" in node:
+            return node
+        addresses = self.ring().addresses
+        if node not in addresses:
+            raise ValueError(f"no node named {node!r} (nodes: {', '.join(sorted(addresses))})")
+        return addresses[node]
+
+    def _write_msg(self, op: str, key: Data, value: Data | None, level: str | None, context: Any) -> dict:
+        if isinstance(context, GetResult):
+            context = context.context
+        msg: dict[str, Any] = {"op": op, "key": _bytes(key), "cl": level or self.consistency}
+        if value is not None:
+            msg["value"] = _bytes(value)
+        if context is not None:
+            msg["ctx"] = context
+        return msg
+
+    def _read_msg(self, key: Data, level: str | None) -> dict:
+        return {"op": "get", "key": _bytes(key), "cl": level or self.consistency}
+
+    def _candidates(self, key: bytes | None) -> list[str]:
+        """Where to send: the key's preference list first, then every other known node."""
+        known = list(dict.fromkeys(self.seeds))
+        if self._ring is None and key is not None:
+            with contextlib.suppress(ZkvError):
+                self.ring()
+        if self._ring is None:
+            return known
+        addresses = self._ring.addresses
+        preferred = [addresses[n] for n in self._ring.preference_list(key)] if key is not None else []
+        rest = [a for a in list(addresses.values()) + known if a not in preferred]
+        return list(dict.fromkeys(preferred + rest))
+
+    def _call_keyed(self, msg: dict) -> dict:
+        return self._call(msg, self._candidates(msg["key"]))
+
+    def _call(self, msg: dict, candidates: list[str] | None) -> dict:
+        result = self._run_jobs([_Job(msg, candidates or self._candidates(None))])[0]
+        if isinstance(result, ZkvError):
+            raise result
+        return result
+
+    def _run(self, msgs: list[dict]) -> list[Any]:
+        return self._run_jobs([_Job(m, self._candidates(m.get("key"))) for m in msgs])
+
+    def _socket(self, address: str) -> zmq.Socket:
+        sock = self._sockets.get(address)
+        if sock is None:
+            sock = self._ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+            sock.setsockopt(zmq.SNDHWM, 100000)
+            sock.setsockopt(zmq.RCVHWM, 100000)
+            sock.connect(address)
+            self._sockets[address] = sock
+            self._address_of[sock] = address
+            self._poller.register(sock, zmq.POLLIN)
+        return sock
+
+    def _dispatch(self, job: _Job, by_id: dict[int, _Job], now: float) -> None:
+        """Send ``job`` to its next candidate; mark it failed when none is left."""
+        while job.candidates:
+            address = job.candidates.pop(0)
+            sock = self._socket(address)
+            rid = next(self._ids)
+            try:
+                sock.send(pack({**job.msg, "id": rid}), zmq.NOBLOCK)
+            except zmq.Again:
+                # just connected sockets need a moment; a node that is down never accepts
+                if not self._wait_connected(sock, now):
+                    continue
+                try:
+                    sock.send(pack({**job.msg, "id": rid}), zmq.NOBLOCK)
+                except zmq.Again:
+                    continue
+            by_id[rid] = job
+            job.deadline = now + self.timeout
+            return
+        job.done = True
+        job.result = job.last_error or NoNodeAvailable("no zkv node answered; is the cluster running?")
+
+    def _wait_connected(self, sock: zmq.Socket, now: float) -> bool:
+        """A fresh connection completes in well under a second on a live node; wait that long at most."""
+        deadline = now + min(1.0, self.timeout)
+        while time.monotonic() < deadline:
+            if sock.poll(20, zmq.POLLOUT):
+                return True
+        return False
+
+    def _run_jobs(self, jobs: list[_Job]) -> list[Any]:
+        by_id: dict[int, _Job] = {}
+        now = time.monotonic()
+        for job in jobs:
+            self._dispatch(job, by_id, now)
+        deadlines = [(job.deadline, i) for i, job in enumerate(jobs) if not job.done]
+        heapq.heapify(deadlines)
+        while deadlines:
+            deadline, i = deadlines[0]
+            job = jobs[i]
+            if job.done or job.deadline != deadline:
+                heapq.heappop(deadlines)  # answered, or re-sent with a later deadline
+                continue
+            ready = self._poller.poll(max(0.0, (deadline - time.monotonic()) * 1000))
+            for sock, _ in ready:
+                self._drain(sock, by_id)
+            now = time.monotonic()
+            while deadlines and deadlines[0][0] <= now:
+                _, i = heapq.heappop(deadlines)
+                job = jobs[i]
+                if job.done or job.deadline > now:
+                    continue
+                job.last_error = Timeout(f"no answer from a node within {self.timeout:.1f}s")
+                self._dispatch(job, by_id, now)
+                if not job.done:
+                    heapq.heappush(deadlines, (job.deadline, i))
+        return [j.result for j in jobs]
+
+    def _drain(self, sock: zmq.Socket, by_id: dict[int, _Job]) -> None:
+        while True:
+            try:
+                payload = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                replies = unpack_frame(payload)
+            except ZkvError:
+                continue
+            for reply in replies:
+                job = by_id.pop(reply.get("id"), None)  # type: ignore[arg-type]
+                if job is None or job.done:
+                    continue
+                job.done = True
+                job.result = reply if reply.get("ok") else from_reply(reply)
+
+
+def _get_result(key: bytes, reply: dict[str, Any]) -> GetResult:
+    return GetResult(key, list(reply.get("values", [])), reply.get("ctx"), list(reply.get("timestamps", [])))

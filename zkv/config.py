@@ -1,0 +1,286 @@
+"""Load and validate cluster.toml: the one file every node and client agrees on.
+
+Every node reads the same file, so a mistake in it shows up as a cluster that disagrees with itself
+(different rings, different quorums). We therefore refuse anything doubtful up front: unknown keys,
+wrong types and impossible combinations each raise :class:`~zkv.errors.ConfigError` with one line that
+names the file, the key and the problem, so ``zkv-node`` can print it and exit instead of limping on.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zkv.errors import ConfigError
+
+LEVELS = ("one", "quorum", "all")
+ENGINES = ("memory", "log")
+FSYNC_POLICIES = ("always", "interval", "never")
+
+MAX_VNODES = 4096
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_TCP_RE = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
+_IPC_RE = re.compile(r"^ipc://\S+$")
+
+# Top-level tables other than [cluster] and [[node]] that are accepted but not (yet) interpreted.
+_RESERVED_TABLES = ("security",)
+
+_Fail = Callable[[str], ConfigError]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    """One ``[[node]]``: where a node listens and where it keeps its data."""
+
+    name: str
+    address: str  # "tcp://HOST:PORT" — ROUTER for clients and peers
+    gossip: str  # "tcp://HOST:PORT" — PUB for heartbeats/gossip
+    data_dir: Path  # absolute; relative paths in the file are resolved against the file's folder
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """The whole validated cluster.toml; immutable so every component sees the same settings."""
+
+    name: str
+    nodes: tuple[NodeSpec, ...]
+    replication_factor: int = 3
+    vnodes: int = 64
+    read_consistency: str = "quorum"
+    write_consistency: str = "quorum"
+    request_timeout_ms: int = 2000
+    heartbeat_interval_ms: int = 500
+    failure_timeout_ms: int = 3000  # a peer not heard from for this long is considered down
+    engine: str = "memory"
+    fsync: str = "always"
+    fsync_interval_ms: int = 100
+    max_key_bytes: int = 1024
+    max_value_bytes: int = 1048576
+    max_siblings: int = 100
+    path: Path | None = None  # the file it was loaded from
+
+    def node(self, name: str) -> NodeSpec:
+        """The spec for ``name``; a ConfigError (not KeyError) because the name usually comes from --node."""
+        for spec in self.nodes:
+            if spec.name == name:
+                return spec
+        where = self.path.name if self.path is not None else "cluster.toml"
+        raise ConfigError(f"no node named {name!r} in {where} (nodes: {', '.join(self.node_names)})")
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        """Node names in file order."""
+        return tuple(spec.name for spec in self.nodes)
+
+
+# [cluster] keys by kind; defaults come from the ClusterConfig fields. "name" is checked against NAME_RE.
+_INT_KEYS = (
+    "replication_factor",
+    "vnodes",
+    "request_timeout_ms",
+    "heartbeat_interval_ms",
+    "failure_timeout_ms",
+    "fsync_interval_ms",
+    "max_key_bytes",
+    "max_value_bytes",
+    "max_siblings",
+)
+_CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
+    "read_consistency": (LEVELS, "a consistency level"),
+    "write_consistency": (LEVELS, "a consistency level"),
+    "engine": (ENGINES, "a storage engine"),
+    "fsync": (FSYNC_POLICIES, "an fsync policy"),
+}
+_CLUSTER_KEYS = ("name", *_INT_KEYS, *_CHOICE_KEYS)
+_NODE_KEYS = ("name", "address", "gossip", "data_dir")
+_NODE_REQUIRED = ("name", "address", "gossip")
+
+
+def quorum_size(level: str, n: int) -> int:
+    """How many of ``n`` replicas must answer for ``level``; one shared rule so R + W > N holds everywhere."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"replica count must be a positive integer, got {n!r}")
+    if level == "one":
+        return 1
+    if level == "quorum":
+        return n // 2 + 1
+    if level == "all":
+        return n
+    raise ValueError(f"{level!r} is not a consistency level ({', '.join(LEVELS)})")
+
+
+def load_config(path: str | Path) -> ClusterConfig:
+    """Read and validate ``path``; every failure (I/O, syntax, semantics) is one ConfigError line."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{source} is not valid TOML: not UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from exc
+    absolute = Path(os.path.abspath(path))
+    return _parse(data, absolute.parent, source, absolute)
+
+
+def parse_config(data: dict, base_dir: Path, source: str = "cluster.toml") -> ClusterConfig:
+    """Validate already-parsed TOML; split from load_config so tests and tools can skip the file."""
+    return _parse(data, Path(base_dir), source, None)
+
+
+def _parse(data: dict[str, Any], base_dir: Path, source: str, path: Path | None) -> ClusterConfig:
+    def fail(message: str) -> ConfigError:
+        return ConfigError(f"{source}: {message}")
+
+    if not isinstance(data, dict):
+        raise fail("the file must be a TOML document of tables")
+    known_tables = ("cluster", "node", *_RESERVED_TABLES)
+    for key in data:
+        if key not in known_tables:
+            raise fail(f"unknown table [{key}]{_suggest(key, known_tables, '[', ']')}")
+
+    cluster = data.get("cluster", {})
+    if not isinstance(cluster, dict):
+        raise fail("cluster must be a table ([cluster])")
+    for key in _RESERVED_TABLES:
+        if key in data and not isinstance(data[key], dict):
+            raise fail(f"{key} must be a table ([{key}])")
+    settings = _parse_cluster(cluster, fail)
+
+    raw_nodes = data.get("node")
+    if raw_nodes is None or raw_nodes == []:
+        raise fail("no [[node]] tables: define at least one node")
+    if not isinstance(raw_nodes, list):
+        raise fail("node must be an array of tables ([[node]], not [node])")
+    base = Path(os.path.abspath(base_dir))
+    nodes = tuple(_parse_node(i, raw, base, fail) for i, raw in enumerate(raw_nodes, start=1))
+    _check_unique(nodes, fail)
+
+    n = settings["replication_factor"]
+    if n > len(nodes):
+        raise fail(f"[cluster] replication_factor = {n} but only {_plural(len(nodes), 'node')} defined")
+    if settings["heartbeat_interval_ms"] >= settings["failure_timeout_ms"]:
+        raise fail(
+            f"[cluster] heartbeat_interval_ms = {settings['heartbeat_interval_ms']} must be less than "
+            f"failure_timeout_ms = {settings['failure_timeout_ms']}"
+        )
+    return ClusterConfig(nodes=nodes, path=path, **settings)
+
+
+def _parse_cluster(cluster: dict[str, Any], fail: _Fail) -> dict[str, Any]:
+    for key in cluster:
+        if key not in _CLUSTER_KEYS:
+            raise fail(f"[cluster] {key} is not a known key{_suggest(key, _CLUSTER_KEYS)}")
+    settings: dict[str, Any] = {}
+
+    name = cluster.get("name", "zkv")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise fail(f"[cluster] name = {_show(name)} must be 1-64 characters of A-Z a-z 0-9 _ . -")
+    settings["name"] = name
+
+    for key in _INT_KEYS:
+        value = cluster.get(key, ClusterConfig.__dataclass_fields__[key].default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail(f"[cluster] {key} = {_show(value)} is not an integer")
+        if value < 1:
+            raise fail(f"[cluster] {key} = {value} must be positive")
+        settings[key] = value
+    if settings["vnodes"] > MAX_VNODES:
+        raise fail(f"[cluster] vnodes = {settings['vnodes']} is out of range (1..{MAX_VNODES})")
+
+    for key, (choices, what) in _CHOICE_KEYS.items():
+        value = cluster.get(key, ClusterConfig.__dataclass_fields__[key].default)
+        if not isinstance(value, str) or value not in choices:
+            raise fail(f"[cluster] {key} = {_show(value)} is not {what} ({', '.join(choices)})")
+        settings[key] = value
+    return settings
+
+
+def _parse_node(index: int, raw: Any, base: Path, fail: _Fail) -> NodeSpec:
+    label = f"[[node]] #{index}"
+    if not isinstance(raw, dict):
+        raise fail(f"{label} must be a table")
+    name = raw.get("name")
+    if isinstance(name, str) and NAME_RE.fullmatch(name):
+        label = f"{label} ({name})"
+    for key in raw:
+        if key not in _NODE_KEYS:
+            raise fail(f"{label} {key} is not a known key{_suggest(key, _NODE_KEYS)}")
+    for key in _NODE_REQUIRED:
+        if key not in raw:
+            raise fail(f"{label} is missing {key}")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise fail(f"{label} name = {_show(name)} must be 1-64 characters of A-Z a-z 0-9 _ . -")
+
+    endpoints = {}
+    for key in ("address", "gossip"):
+        value = raw[key]
+        if not isinstance(value, str) or not _valid_endpoint(value):
+            raise fail(
+                f"{label} {key} = {_show(value)} is not of the form tcp://HOST:PORT (port 1-65535) or ipc://PATH"
+            )
+        endpoints[key] = value
+
+    data_dir = raw.get("data_dir", f"data/{name}")
+    if not isinstance(data_dir, str) or not data_dir.strip():
+        raise fail(f"{label} data_dir = {_show(data_dir)} must be a non-empty path string")
+    resolved = Path(os.path.abspath(base / Path(data_dir).expanduser()))
+    return NodeSpec(name=name, address=endpoints["address"], gossip=endpoints["gossip"], data_dir=resolved)
+
+
+def _check_unique(nodes: tuple[NodeSpec, ...], fail: _Fail) -> None:
+    """Two nodes sharing a name, socket or data folder would silently fight, so reject it here."""
+    names: dict[str, int] = {}
+    endpoints: dict[str, str] = {}
+    dirs: dict[Path, str] = {}
+    for index, spec in enumerate(nodes, start=1):
+        label = f"[[node]] #{index} ({spec.name})"
+        if spec.name in names:
+            raise fail(f"{label} name = {spec.name!r} is already used by [[node]] #{names[spec.name]}")
+        names[spec.name] = index
+        for key in ("address", "gossip"):
+            endpoint = getattr(spec, key)
+            if endpoint in endpoints:
+                raise fail(f"{label} {key} = {endpoint!r} is already used as {endpoints[endpoint]}")
+            endpoints[endpoint] = f"the {key} of [[node]] #{index} ({spec.name})"
+        if spec.data_dir in dirs:
+            raise fail(f"{label} data_dir = '{spec.data_dir}' is already used by {dirs[spec.data_dir]}")
+        dirs[spec.data_dir] = f"[[node]] #{index} ({spec.name})"
+
+
+def _valid_endpoint(value: str) -> bool:
+    if _IPC_RE.fullmatch(value):
+        return True
+    match = _TCP_RE.fullmatch(value)
+    return match is not None and 1 <= int(match["port"]) <= 65535
+
+
+def _suggest(key: str, known: tuple[str, ...], left: str = "", right: str = "") -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return f" (did you mean {left}{close[0]}{right}?)"
+    return f" (known: {', '.join(left + k + right for k in known)})"
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in TOML, so the message can be matched against the file."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "(missing)"
+    return repr(value)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun} is" if count == 1 else f"{count} {noun}s are"

@@ -1,0 +1,32 @@
+"""What the core asks the runtime to do. The runtime carries these out after the turn's storage flush."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A request to peer ``node`` (over this node's DEALER to it); its reply comes back as a peer reply."""
+
+    node: str
+    msg: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A reply on this node's ROUTER to ``route`` (a client's routing id, or a peer's name)."""
+
+    route: bytes
+    msg: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """A heartbeat or gossip message on this node's PUB socket."""
+
+    msg: dict[str, Any]
+
+
+Effect = Send | Reply | Publish

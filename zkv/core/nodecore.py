@@ -1,0 +1,522 @@
+"""The decisions of one zkv node, free of I/O: coordinate client requests, serve as a replica, heartbeat.
+
+Theory of operation
+-------------------
+The runtime feeds the core three kinds of input, each with the current time ``now``:
+
+* ``on_client(route, msg)`` — a request from a client (``route`` is its ROUTER identity);
+* ``on_peer(peer, msg)`` — a request from a peer node (``rput``/``rget``/``repair``/``fwd``) or a reply to
+  one of ours (``rput_ok``/``rget_ok``/``rerr``/``fwd_reply``);
+* ``on_heartbeat(msg)``, ``on_send_failed(peer, msg)`` and ``on_tick()``.
+
+The core reads and writes its local replica through a :class:`zkv.storage.Store` and queues **effects**
+(:mod:`zkv.core.effects`) that the runtime collects with :meth:`NodeCore.take_effects` and carries out
+after flushing the store, so nothing leaves the node before what it acknowledges is durable.
+
+Requests follow Dynamo: the coordinator is a node of the key's preference list (any other node forwards
+the request to one that is up); it applies a write locally under a fresh dot, sends the resulting key
+state to the other live replicas and answers after W acknowledgements; for a read it merges the states of
+R replicas, answers, keeps listening until every replica answered or the deadline passed, and sends the
+merged state to every replica that was behind (read repair). Too few live replicas: ``unavailable`` at
+once; too few answers by the deadline: ``timeout``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from zkv.core.effects import Effect, Publish, Reply, Send
+from zkv.core.membership import Membership
+from zkv.core.quorum import Outcome, ReadQuorum, WriteQuorum, required
+from zkv.core.ring import Ring
+from zkv.core.stats import RequestStats
+from zkv.core.versions import EMPTY, KeyState, merge, state_from_wire, state_to_wire, update
+from zkv.errors import InvalidRequest, Overloaded, Timeout, TooLarge, Unavailable, ZkvError
+from zkv.protocol import GetRequest, InfoRequest, Limits, PutRequest, Request, ok, parse_request, request_id
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING = 20000
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """Everything the core needs to know about its cluster, as plain values."""
+
+    name: str
+    actor: str  # the id this node mints dots under (name plus incarnation)
+    members: dict[str, tuple[str, str]]  # name -> (address, gossip)
+    replication_factor: int = 3
+    vnodes: int = 64
+    read_level: str = "quorum"
+    write_level: str = "quorum"
+    request_timeout: float = 2.0
+    heartbeat_interval: float = 0.5
+    failure_timeout: float = 3.0
+    generation: int = 1
+    wall_offset: float = 0.0  # wall clock minus ``now``: timestamps siblings for display order only
+    limits: Limits = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request's answer goes: a client, or (``fwd_id`` set) the peer that forwarded it."""
+
+    route: bytes
+    rid: int
+    fwd_id: int | None = None
+
+
+@dataclass(slots=True)
+class _Write:
+    origin: Origin
+    op: str
+    level: str
+    started: float
+    quorum: WriteQuorum
+
+
+@dataclass(slots=True)
+class _Read:
+    origin: Origin
+    level: str
+    key: bytes
+    started: float
+    quorum: ReadQuorum
+    replied: bool = False
+
+
+@dataclass(slots=True)
+class _Forward:
+    origin: Origin
+    request: dict[str, Any]
+    op: str
+    level: str | None
+    candidates: list[str]
+    started: float
+    deadline: float
+
+
+class NodeCore:
+    """One node's state machine. Not thread-safe: the runtime drives it from one loop."""
+
+    def __init__(self, settings: NodeSettings, store: Any, now: float) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.store = store
+        self.started = now
+        self.ring = Ring.from_nodes(settings.members, settings.vnodes, settings.replication_factor)
+        self.membership = Membership(
+            settings.name,
+            settings.members,
+            settings.generation,
+            settings.heartbeat_interval,
+            settings.failure_timeout,
+            now,
+        )
+        self.stats = RequestStats()
+        self._effects: list[Effect] = []
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Write | _Read | _Forward] = {}
+        self._deadlines: list[tuple[float, int]] = []
+        self.status_extra: dict[str, Any] = {}  # facts only the runtime knows (pid, addresses)
+
+    # ------------------------------------------------------------------------------------------ driving
+
+    def take_effects(self) -> list[Effect]:
+        effects, self._effects = self._effects, []
+        return effects
+
+    def next_wakeup(self) -> float:
+        wake = self.membership.next_wakeup()
+        if self._deadlines:
+            wake = min(wake, self._deadlines[0][0])
+        return wake
+
+    def on_tick(self, now: float) -> None:
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, iid = heapq.heappop(self._deadlines)
+            pending = self._pending.pop(iid, None)
+            if pending is not None:
+                self._expire(iid, pending, now)
+        if self.membership.heartbeat_due(now):
+            self._effects.append(Publish(self.membership.make_heartbeat(now, len(self.store))))
+
+    def on_heartbeat(self, msg: dict[str, Any], now: float) -> None:
+        if self.membership.on_heartbeat(msg, now):
+            log.info("%s restarted (generation %s)", msg.get("node"), msg.get("gen"))
+
+    # ------------------------------------------------------------------------------------------ clients
+
+    def on_client(self, route: bytes, msg: dict[str, Any], now: float) -> None:
+        try:
+            request = parse_request(msg, self.settings.limits)
+        except ZkvError as exc:
+            self.stats.bad_messages += 1
+            self.stats.errors[exc.code] += 1
+            self._effects.append(Reply(route, {"id": request_id(msg), **exc.to_wire()}))
+            return
+        self._handle(Origin(route, request.id), request, msg, now, may_forward=True)
+
+    def _handle(
+        self, origin: Origin, request: Request, raw: dict[str, Any], now: float, may_forward: bool
+    ) -> None:
+        try:
+            if isinstance(request, PutRequest):
+                self._coordinate_write(origin, request, raw, now, may_forward)
+            elif isinstance(request, GetRequest):
+                self._coordinate_read(origin, request, raw, now, may_forward)
+            else:
+                self._answer_info(origin, request, now)
+        except ZkvError as exc:
+            op = getattr(request, "op", "?")
+            level = getattr(request, "level", None)
+            self._finish(origin, op, level, now, now, exc.to_wire())
+
+    def _reply(self, origin: Origin, msg: dict[str, Any]) -> None:
+        msg["id"] = origin.rid
+        if origin.fwd_id is None:
+            self._effects.append(Reply(origin.route, msg))
+        else:
+            self._effects.append(Reply(origin.route, {"op": "fwd_reply", "id": origin.fwd_id, "reply": msg}))
+
+    def _finish(
+        self, origin: Origin, op: str, level: str | None, started: float, now: float, msg: dict
+    ) -> None:
+        """Answer a client request and count it (forwarded requests are counted where they arrived)."""
+        error = None if msg.get("ok") else msg.get("error")
+        self.stats.record(op, level, now - started, error)
+        self._reply(origin, msg)
+
+    def _track(self, pending: _Write | _Read | _Forward, deadline: float) -> int:
+        if len(self._pending) >= MAX_PENDING:
+            raise Overloaded(f"{len(self._pending)} requests in flight on {self.name}; retry shortly")
+        iid = next(self._ids)
+        self._pending[iid] = pending
+        heapq.heappush(self._deadlines, (deadline, iid))
+        return iid
+
+    def _live_replicas(self, key: bytes, now: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        preference = self.ring.preference_list(key)
+        return preference, tuple(n for n in preference if self.membership.is_up(n, now))
+
+    def _forward(
+        self, origin: Origin, raw: dict, op: str, level: str | None, live: tuple[str, ...], now: float
+    ):
+        """This node holds no replica of the key: hand the request to one that does."""
+        if not live:
+            need = required(level or self.settings.write_level, self.ring.replication_factor)
+            raise Unavailable(required=need, alive=0)
+        deadline = now + self.settings.request_timeout
+        fwd = _Forward(origin, {**raw, "id": origin.rid}, op, level, list(live), now, deadline)
+        iid = self._track(fwd, deadline)
+        self._send_forward(iid, fwd)
+
+    def _send_forward(self, iid: int, fwd: _Forward) -> None:
+        target = fwd.candidates.pop(0)
+        self.stats.forwarded += 1
+        self._effects.append(Send(target, {"op": "fwd", "id": iid, "req": fwd.request}))
+
+    def _coordinate_write(
+        self, origin: Origin, req: PutRequest, raw: dict, now: float, may_forward: bool
+    ) -> None:
+        preference, live = self._live_replicas(req.key, now)
+        level = req.level or self.settings.write_level
+        need = required(level, len(preference))
+        if self.name not in preference:
+            if not may_forward:
+                raise Unavailable(
+                    "ring changed while the request was forwarded; retry", required=need, alive=0
+                )
+            self._forward(origin, raw, req.op, req.level, live, now)
+            return
+        if len(live) < need:
+            raise Unavailable(
+                f"{level} needs {need} of {len(preference)} replicas, {len(live)} alive",
+                required=need,
+                alive=len(live),
+            )
+        local = self.store.get(req.key) or EMPTY
+        state, _ = update(local, self.settings.actor, req.context, req.value, now + self.settings.wall_offset)
+        if len(state.siblings) > self.settings.limits.max_siblings:
+            raise TooLarge(
+                f"key has {len(state.siblings) - 1} siblings (limit {self.settings.limits.max_siblings}); "
+                "get it and put with its context to resolve them",
+                limit=self.settings.limits.max_siblings,
+            )
+        self.store.put(req.key, state)
+        quorum = WriteQuorum(live, need, now + self.settings.request_timeout)
+        quorum.on_ack(self.name)
+        write = _Write(origin, req.op, level, now, quorum)
+        if quorum.outcome() is Outcome.OK:
+            self._finish(origin, req.op, level, now, now, ok(origin.rid))
+            iid = 0  # decided already: replica acks need no bookkeeping
+        else:
+            iid = self._track(write, quorum.deadline)
+        wire = state_to_wire(state)
+        for node in live:
+            if node != self.name:
+                self._effects.append(Send(node, {"op": "rput", "id": iid, "key": req.key, "state": wire}))
+
+    def _coordinate_read(
+        self, origin: Origin, req: GetRequest, raw: dict, now: float, may_forward: bool
+    ) -> None:
+        preference, live = self._live_replicas(req.key, now)
+        level = req.level or self.settings.read_level
+        need = required(level, len(preference))
+        if self.name not in preference:
+            if not may_forward:
+                raise Unavailable(
+                    "ring changed while the request was forwarded; retry", required=need, alive=0
+                )
+            self._forward(origin, raw, "get", req.level, live, now)
+            return
+        if len(live) < need:
+            raise Unavailable(
+                f"{level} needs {need} of {len(preference)} replicas, {len(live)} alive",
+                required=need,
+                alive=len(live),
+            )
+        quorum = ReadQuorum(live, need, now + self.settings.request_timeout)
+        quorum.on_state(self.name, self.store.get(req.key) or EMPTY)
+        read = _Read(origin, level, req.key, now, quorum)
+        iid = self._track(read, quorum.deadline)
+        for node in live:
+            if node != self.name:
+                self._effects.append(Send(node, {"op": "rget", "id": iid, "key": req.key}))
+        self._advance_read(iid, read, now)
+
+    def _advance_read(self, iid: int, read: _Read, now: float) -> None:
+        quorum = read.quorum
+        outcome = quorum.outcome()
+        if not read.replied and outcome is not Outcome.PENDING:
+            read.replied = True
+            if outcome is Outcome.OK:
+                self._finish(read.origin, "get", read.level, read.started, now, _read_reply(quorum.merged()))
+            else:
+                err = Unavailable(
+                    f"{read.level} needs {quorum.required} replicas, "
+                    f"{len(quorum.states)} answered and the rest failed",
+                    required=quorum.required,
+                    alive=len(quorum.states),
+                )
+                self._finish(read.origin, "get", read.level, read.started, now, err.to_wire())
+        if quorum.complete:
+            self._pending.pop(iid, None)
+            self._repair(read)
+
+    def _repair(self, read: _Read) -> None:
+        merged, stale = read.quorum.stale_replicas()
+        if not stale:
+            return
+        self.stats.read_repairs += len(stale)
+        for node in stale:
+            if node == self.name:
+                self._merge_local(read.key, merged)
+            else:
+                self._effects.append(
+                    Send(node, {"op": "repair", "key": read.key, "state": state_to_wire(merged)})
+                )
+
+    def _expire(self, iid: int, pending: _Write | _Read | _Forward, now: float) -> None:
+        if isinstance(pending, _Write):
+            q = pending.quorum
+            if q.on_deadline() is Outcome.TIMEOUT:
+                err = Timeout(required=q.required, acknowledged=len(q.acked))
+                self._finish(pending.origin, pending.op, pending.level, pending.started, now, err.to_wire())
+        elif isinstance(pending, _Read):
+            q = pending.quorum
+            if not pending.replied:
+                pending.replied = True
+                err = Timeout(required=q.required, acknowledged=len(q.states))
+                self._finish(pending.origin, "get", pending.level, pending.started, now, err.to_wire())
+            self._repair(pending)
+        else:
+            err = Timeout(
+                f"forwarded request got no answer from a replica within {self.settings.request_timeout}s"
+            )
+            self._finish(pending.origin, pending.op, pending.level, pending.started, now, err.to_wire())
+
+    # ------------------------------------------------------------------------------------------ peers
+
+    def on_peer(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        op = msg.get("op")
+        try:
+            if op == "rput" or op == "repair":
+                self._merge_local(_bytes(msg.get("key")), state_from_wire(msg.get("state")))
+                if op == "rput":
+                    self._effects.append(Reply(peer.encode(), {"op": "rput_ok", "id": msg.get("id")}))
+            elif op == "rget":
+                state = self.store.get(_bytes(msg.get("key"))) or EMPTY
+                reply = {"op": "rget_ok", "id": msg.get("id"), "state": state_to_wire(state)}
+                self._effects.append(Reply(peer.encode(), reply))
+            elif op == "fwd":
+                self._on_forwarded(peer, msg, now)
+            elif op in ("rput_ok", "rget_ok", "rerr", "fwd_reply"):
+                self._on_peer_reply(peer, msg, now)
+            else:
+                raise InvalidRequest(f"unknown peer op {op!r}")
+        except (ValueError, ZkvError) as exc:
+            self.stats.bad_messages += 1
+            log.warning("bad %s message from %s: %s", op, peer, exc)
+            if op in ("rput", "rget") and type(msg.get("id")) is int:
+                reply = {"op": "rerr", "id": msg["id"], "error": "invalid_request", "message": str(exc)}
+                self._effects.append(Reply(peer.encode(), reply))
+
+    def _merge_local(self, key: bytes, incoming: KeyState) -> None:
+        local = self.store.get(key)
+        merged = incoming if local is None else merge(local, incoming)
+        if merged != local:
+            self.store.put(key, merged)
+
+    def _on_forwarded(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        fid = msg.get("id")
+        raw = msg.get("req")
+        if type(fid) is not int or not isinstance(raw, dict):
+            raise InvalidRequest("malformed fwd")
+        try:
+            request = parse_request(raw, self.settings.limits)
+        except ZkvError as exc:
+            reply = {"id": request_id(raw), **exc.to_wire()}
+            self._effects.append(Reply(peer.encode(), {"op": "fwd_reply", "id": fid, "reply": reply}))
+            return
+        self._handle(Origin(peer.encode(), request.id, fid), request, raw, now, may_forward=False)
+
+    def _on_peer_reply(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        iid = msg.get("id")
+        pending = self._pending.get(iid) if type(iid) is int else None
+        if pending is None:
+            return  # late answer to a request already decided
+        op = msg["op"]
+        if isinstance(pending, _Write):
+            q = pending.quorum
+            outcome = q.on_ack(peer) if op == "rput_ok" else q.on_failure(peer, str(msg.get("error")))
+            self._decide_write(iid, pending, outcome, now)
+        elif isinstance(pending, _Read):
+            if op == "rget_ok":
+                pending.quorum.on_state(peer, state_from_wire(msg.get("state")))
+            else:
+                pending.quorum.on_failure(peer, str(msg.get("error")))
+            self._advance_read(iid, pending, now)
+        elif op == "fwd_reply":
+            reply = msg.get("reply")
+            if isinstance(reply, dict):
+                del self._pending[iid]
+                self._finish(pending.origin, pending.op, pending.level, pending.started, now, dict(reply))
+
+    def _decide_write(self, iid: int, write: _Write, outcome: Outcome, now: float) -> None:
+        if outcome is Outcome.PENDING:
+            return
+        del self._pending[iid]
+        q = write.quorum
+        if outcome is Outcome.OK:
+            msg = ok(write.origin.rid)
+        else:
+            msg = Unavailable(
+                f"{write.level} needs {q.required} replicas, {len(q.acked)} acknowledged and "
+                f"{len(q.failed)} could not be reached (the write may be visible on those that acknowledged)",
+                required=q.required,
+                alive=len(q.targets) - len(q.failed),
+                acknowledged=len(q.acked),
+            ).to_wire()
+        self._finish(write.origin, write.op, write.level, write.started, now, msg)
+
+    def on_send_failed(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        """The runtime could not hand ``msg`` to ``peer`` (no connection): that replica failed."""
+        iid = msg.get("id")
+        pending = self._pending.get(iid) if type(iid) is int else None
+        if pending is None:
+            return
+        if isinstance(pending, _Write):
+            self._decide_write(iid, pending, pending.quorum.on_failure(peer, "unreachable"), now)
+        elif isinstance(pending, _Read):
+            pending.quorum.on_failure(peer, "unreachable")
+            self._advance_read(iid, pending, now)
+        elif pending.candidates:
+            self._send_forward(iid, pending)
+        else:
+            del self._pending[iid]
+            err = Unavailable("no replica of the key could be reached", required=1, alive=0)
+            self._finish(pending.origin, pending.op, pending.level, pending.started, now, err.to_wire())
+
+    # ------------------------------------------------------------------------------------------ info
+
+    def _answer_info(self, origin: Origin, req: InfoRequest, now: float) -> None:
+        if req.op == "ping":
+            body = ok(req.id, node=self.name, generation=self.settings.generation)
+        elif req.op == "nodes":
+            body = ok(req.id, node=self.name, nodes=self.nodes_view(now))
+        elif req.op == "ring":
+            body = ok(req.id, **self.ring_view())
+        elif req.op == "status":
+            body = ok(req.id, **self.status_view(now))
+        elif req.op == "local_get":
+            state = self.store.get(req.args["key"]) or EMPTY
+            body = ok(req.id, node=self.name, state=state_to_wire(state))
+        else:
+            raise InvalidRequest(f"{req.op!r} is not served by this node")
+        self._finish(origin, req.op, None, now, now, body)
+
+    def nodes_view(self, now: float) -> list[dict[str, Any]]:
+        share = self.ring.ownership()
+        out = []
+        for view in self.membership.view(now, len(self.store)):
+            row = asdict(view)
+            row["vnodes"] = self.settings.vnodes
+            row["ownership"] = share.get(view.name, 0.0)
+            out.append(row)
+        return out
+
+    def ring_view(self) -> dict[str, Any]:
+        tokens = self.ring.tokens()
+        return {
+            "replication_factor": self.ring.replication_factor,
+            "vnodes": self.settings.vnodes,
+            "read_consistency": self.settings.read_level,
+            "write_consistency": self.settings.write_level,
+            "request_timeout": self.settings.request_timeout,
+            "members": [
+                {"name": n, "address": self.settings.members[n][0], "tokens": tokens[n]}
+                for n in self.ring.members
+            ],
+        }
+
+    def status_view(self, now: float) -> dict[str, Any]:
+        stats = self.stats
+        return {
+            "node": self.name,
+            "generation": self.settings.generation,
+            "uptime_s": now - self.started,
+            "keys": len(self.store),
+            "storage": asdict(self.store.statistics()),
+            "requests": dict(stats.requests),
+            "errors": dict(stats.errors),
+            "latency": {op: asdict(s) for op, s in stats.latency().items()},
+            "forwarded": stats.forwarded,
+            "read_repairs": stats.read_repairs,
+            "bad_messages": stats.bad_messages,
+            "in_flight": len(self._pending),
+            "peers_up": sum(1 for n in self.membership.peers() if self.membership.is_up(n, now)),
+            "peers": len(self.membership.peers()),
+            **self.status_extra,
+        }
+
+
+def _read_reply(state: KeyState) -> dict[str, Any]:
+    live = [s for s in state.siblings if s.value is not None]
+    return ok(
+        0,
+        values=[s.value for s in live],
+        timestamps=[s.timestamp for s in live],
+        ctx=state.context() if state.clock else None,
+    )
+
+
+def _bytes(value: Any) -> bytes:
+    if not isinstance(value, bytes):
+        raise InvalidRequest("key must be bytes")
+    return value

@@ -1,0 +1,126 @@
+"""Quorum bookkeeping for one client request: who answered, when the request is decided, what to repair.
+
+Theory of operation
+-------------------
+The coordinator opens a :class:`WriteQuorum` or :class:`ReadQuorum` per client request with the replicas it
+sent to, the number it needs (W or R) and a deadline. Each replica answer or failure goes in; the object
+says when the request is *decided* (enough answers: success; too many failures: unavailable; the deadline:
+timeout). A decided request may stay open until every replica answered (or the deadline) so that a read
+can repair the replicas that were behind.
+
+Pure: it counts; the coordinator in :mod:`zkv.core.nodecore` sends and replies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from zkv.core.versions import EMPTY, KeyState, merge_all
+
+
+def required(level: str, n: int) -> int:
+    """Replicas that must answer at a consistency level for a key held by ``n`` replicas."""
+    if level == "one":
+        return 1
+    if level == "quorum":
+        return n // 2 + 1
+    if level == "all":
+        return n
+    raise ValueError(f"unknown consistency level {level!r}")
+
+
+class Outcome(Enum):
+    PENDING = "pending"
+    OK = "ok"
+    UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"
+
+
+@dataclass(slots=True)
+class WriteQuorum:
+    """Acknowledgements of one write."""
+
+    targets: tuple[str, ...]
+    required: int
+    deadline: float
+    acked: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.targets) - len(self.acked) - len(self.failed)
+
+    def on_ack(self, node: str) -> Outcome:
+        if node in self.targets and node not in self.failed:
+            self.acked.add(node)
+        return self.outcome()
+
+    def on_failure(self, node: str, code: str) -> Outcome:
+        if node in self.targets and node not in self.acked:
+            self.failed[node] = code
+        return self.outcome()
+
+    def outcome(self) -> Outcome:
+        if len(self.acked) >= self.required:
+            return Outcome.OK
+        if len(self.acked) + self.outstanding < self.required:
+            return Outcome.UNAVAILABLE
+        return Outcome.PENDING
+
+    def on_deadline(self) -> Outcome:
+        outcome = self.outcome()
+        return Outcome.TIMEOUT if outcome is Outcome.PENDING else outcome
+
+    @property
+    def complete(self) -> bool:
+        return self.outstanding == 0
+
+
+@dataclass(slots=True)
+class ReadQuorum:
+    """Replica states gathered for one read; the merge is the answer and the yardstick for repair."""
+
+    targets: tuple[str, ...]
+    required: int
+    deadline: float
+    states: dict[str, KeyState] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.targets) - len(self.states) - len(self.failed)
+
+    def on_state(self, node: str, state: KeyState) -> Outcome:
+        if node in self.targets and node not in self.failed:
+            self.states[node] = state
+        return self.outcome()
+
+    def on_failure(self, node: str, code: str) -> Outcome:
+        if node in self.targets and node not in self.states:
+            self.failed[node] = code
+        return self.outcome()
+
+    def outcome(self) -> Outcome:
+        if len(self.states) >= self.required:
+            return Outcome.OK
+        if len(self.states) + self.outstanding < self.required:
+            return Outcome.UNAVAILABLE
+        return Outcome.PENDING
+
+    def on_deadline(self) -> Outcome:
+        outcome = self.outcome()
+        return Outcome.TIMEOUT if outcome is Outcome.PENDING else outcome
+
+    @property
+    def complete(self) -> bool:
+        return self.outstanding == 0
+
+    def merged(self) -> KeyState:
+        return merge_all(self.states.values()) if self.states else EMPTY
+
+    def stale_replicas(self) -> tuple[KeyState, list[str]]:
+        """The merged state and the replicas that answered with less than it (read repair targets)."""
+        merged = self.merged()
+        stale = [node for node, state in self.states.items() if state != merged]
+        return merged, stale

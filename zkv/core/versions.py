@@ -1,0 +1,286 @@
+"""Versions of one key: dotted siblings under a causal context.
+
+Theory of operation
+-------------------
+A replica keeps, for every key, a :class:`KeyState`: a set of *siblings* and a *clock*.
+
+* Each sibling is a value (or a tombstone) tagged with a **dot** ``(actor, counter)``: the unique event that
+  wrote it. Only the coordinator named ``actor`` mints dots of that actor, one counter after another, so a
+  dot names exactly one write, forever.
+* The **clock** is a version vector ``{actor: counter}`` summarising every dot this replica has *seen* for
+  the key, including dots of siblings that were later superseded. Invariant: every sibling's dot is
+  covered by the clock.
+
+A put carries the *context* the client read (a clock). The coordinator removes the siblings whose dots the
+context covers (the client saw them, so the new value supersedes them), keeps the others (concurrent
+writes the client did not see survive as siblings), and adds the new value under a fresh dot. Because the
+dot is fresh, two puts with the same context, through the same coordinator or not, both survive: the
+failure of plain per-node vector clocks that DESIGN.md warns about cannot happen.
+
+Two replica states merge (:func:`merge`) by keeping a sibling when both hold it, or when the other side has
+not seen its dot yet; a sibling one side holds and the other has seen but dropped was superseded. This is
+the join of a dot store with a causal context (the optimised OR-set / DVVSet construction): commutative,
+associative and idempotent, so replicas converge whatever order states arrive in, and read repair,
+anti-entropy and handoff all reduce to "send your state, merge it".
+
+Tombstones are siblings whose value is ``None``; they carry dots like any write, so a delete supersedes
+exactly what its context saw and never resurrects it.
+
+Everything here is pure: time arrives as an argument (``timestamp`` orders siblings newest first for the
+user; it never decides causality).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+import msgpack
+
+Clock = dict[str, int]
+Dot = tuple[str, int]
+
+MAX_CONTEXT_BYTES = 8192
+MAX_CONTEXT_ENTRIES = 256
+
+
+class Order(Enum):
+    """How two clocks relate."""
+
+    EQUAL = "equal"
+    BEFORE = "before"
+    AFTER = "after"
+    CONCURRENT = "concurrent"
+
+
+@dataclass(frozen=True, slots=True)
+class Sibling:
+    """One version of a key: a value (``None`` for a tombstone) written by the event ``dot``."""
+
+    actor: str
+    counter: int
+    timestamp: float
+    value: bytes | None
+
+    @property
+    def dot(self) -> Dot:
+        return (self.actor, self.counter)
+
+    @property
+    def is_tombstone(self) -> bool:
+        return self.value is None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """What one replica holds for one key: its siblings, newest first, and the clock of all it has seen."""
+
+    siblings: tuple[Sibling, ...]
+    clock: Mapping[str, int]
+
+    @property
+    def values(self) -> list[bytes]:
+        """Live sibling values, newest first; empty when the key is missing or deleted."""
+        return [s.value for s in self.siblings if s.value is not None]
+
+    @property
+    def is_deleted(self) -> bool:
+        return bool(self.siblings) and all(s.is_tombstone for s in self.siblings)
+
+    def dots(self) -> frozenset[Dot]:
+        return frozenset(s.dot for s in self.siblings)
+
+    def context(self) -> bytes:
+        """The opaque causal context a client hands back on its next put or delete."""
+        return encode_context(self.clock)
+
+
+EMPTY = KeyState((), {})
+
+
+# ---------------------------------------------------------------------------------------------- clocks
+
+
+def covers(clock: Mapping[str, int], dot: Dot) -> bool:
+    """Has a replica with ``clock`` seen the write ``dot``?"""
+    return clock.get(dot[0], 0) >= dot[1]
+
+
+def join(a: Mapping[str, int], b: Mapping[str, int]) -> Clock:
+    """The least clock that has seen everything either has (entry-wise max)."""
+    out = dict(a)
+    for actor, counter in b.items():
+        if counter > out.get(actor, 0):
+            out[actor] = counter
+    return out
+
+
+def compare(a: Mapping[str, int], b: Mapping[str, int]) -> Order:
+    """The causal order of two clocks: a partial order, so two clocks may be concurrent."""
+    a_bigger = b_bigger = False
+    for actor in a.keys() | b.keys():
+        x, y = a.get(actor, 0), b.get(actor, 0)
+        if x > y:
+            a_bigger = True
+        elif y > x:
+            b_bigger = True
+    if a_bigger and b_bigger:
+        return Order.CONCURRENT
+    if a_bigger:
+        return Order.AFTER
+    if b_bigger:
+        return Order.BEFORE
+    return Order.EQUAL
+
+
+def descends(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
+    """Has ``a`` seen everything ``b`` has?"""
+    return all(a.get(actor, 0) >= counter for actor, counter in b.items())
+
+
+# ---------------------------------------------------------------------------------------------- states
+
+
+def _ordered(siblings: Iterable[Sibling]) -> tuple[Sibling, ...]:
+    """Newest first; ties broken by dot so every replica lists siblings in the same order."""
+    return tuple(sorted(siblings, key=lambda s: (-s.timestamp, s.actor, -s.counter)))
+
+
+def _normal(clock: Mapping[str, int]) -> Clock:
+    return {actor: counter for actor, counter in clock.items() if counter > 0}
+
+
+def merge(a: KeyState, b: KeyState) -> KeyState:
+    """Join two replica states of the same key (commutative, associative, idempotent)."""
+    if a is b:
+        return a
+    b_dots = b.dots()
+    a_dots = a.dots()
+    kept = [s for s in a.siblings if s.dot in b_dots or not covers(b.clock, s.dot)]
+    kept += [s for s in b.siblings if s.dot not in a_dots and not covers(a.clock, s.dot)]
+    return KeyState(_ordered(kept), join(a.clock, b.clock))
+
+
+def merge_all(states: Iterable[KeyState]) -> KeyState:
+    out = EMPTY
+    for state in states:
+        out = merge(out, state)
+    return out
+
+
+def update(
+    state: KeyState,
+    actor: str,
+    context: Mapping[str, int],
+    value: bytes | None,
+    timestamp: float,
+) -> tuple[KeyState, Sibling]:
+    """Apply a put (or, with ``value=None``, a delete) coordinated by ``actor``.
+
+    Siblings the client's ``context`` saw are superseded; the others stay as siblings of the new value. The
+    new dot counts on from everything ``actor`` minted for this key that this replica has seen: the
+    coordinator is a replica holding all of its own dots, so the dot is fresh.
+    """
+    counter = max(state.clock.get(actor, 0), context.get(actor, 0)) + 1
+    new = Sibling(actor, counter, timestamp, value)
+    kept = [s for s in state.siblings if not covers(context, s.dot)]
+    clock = join(state.clock, context)
+    clock[actor] = counter
+    return KeyState(_ordered([new, *kept]), clock), new
+
+
+def supersedes(a: KeyState, b: KeyState) -> bool:
+    """Would merging ``b`` into ``a`` change nothing? (``a`` already holds or replaced all of ``b``)."""
+    return merge(a, b) == a
+
+
+def prune(state: KeyState, departed: Iterable[str] = (), max_entries: int = MAX_CONTEXT_ENTRIES) -> KeyState:
+    """Drop clock entries, deterministically, to keep clocks bounded.
+
+    Only entries no sibling's dot depends on are removed: first those of actors that left the cluster,
+    then (past ``max_entries``) those with the lowest counters, ties by name. Pruning only ever makes the
+    clock claim *less* than it saw, which can at worst bring back a superseded sibling (a false conflict),
+    never hide a write.
+    """
+    needed = {s.actor for s in state.siblings}
+    gone = set(departed)
+    clock = {a: c for a, c in state.clock.items() if a in needed or a not in gone}
+    if len(clock) > max_entries:
+        removable = sorted((c, a) for a, c in clock.items() if a not in needed)
+        for _, actor in removable[: len(clock) - max_entries]:
+            del clock[actor]
+    if clock == state.clock:
+        return state
+    return KeyState(state.siblings, clock)
+
+
+# ---------------------------------------------------------------------------------------------- encoding
+
+
+def encode_context(clock: Mapping[str, int]) -> bytes:
+    """Contexts are opaque to clients: msgpack of the clock, sorted so equal clocks give equal bytes."""
+    return msgpack.packb(sorted(_normal(clock).items()), use_bin_type=True)
+
+
+def decode_context(data: bytes | None) -> Clock:
+    """Parse a client context; raises ``ValueError`` with a readable reason when it is not one of ours."""
+    if not data:
+        return {}
+    if len(data) > MAX_CONTEXT_BYTES:
+        raise ValueError(f"context is {len(data)} bytes, more than {MAX_CONTEXT_BYTES}")
+    try:
+        items = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:
+        raise ValueError(f"context is not a zkv context ({exc.__class__.__name__})") from None
+    if not isinstance(items, list) or len(items) > MAX_CONTEXT_ENTRIES:
+        raise ValueError("context is not a zkv context")
+    clock: Clock = {}
+    for item in items:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or type(item[1]) is not int
+            or not 0 < item[1] < 2**63
+        ):
+            raise ValueError("context is not a zkv context")
+        clock[item[0]] = item[1]
+    return clock
+
+
+def state_to_wire(state: KeyState) -> list:
+    """A state as msgpack-able lists: ``[[[actor, counter, ts, value], ...], [[actor, counter], ...]]``."""
+    return [
+        [[s.actor, s.counter, s.timestamp, s.value] for s in state.siblings],
+        [[a, c] for a, c in state.clock.items()],
+    ]
+
+
+def state_from_wire(obj: object) -> KeyState:
+    """Inverse of :func:`state_to_wire`; raises ``ValueError`` on anything malformed."""
+    try:
+        raw_siblings, raw_clock = obj  # type: ignore[misc]
+        clock = {str(a): int(c) for a, c in raw_clock}
+        siblings = []
+        for actor, counter, ts, value in raw_siblings:
+            if not isinstance(actor, str) or type(counter) is not int or counter <= 0:
+                raise ValueError("bad dot")
+            if value is not None and not isinstance(value, bytes):
+                raise ValueError("bad value")
+            siblings.append(Sibling(actor, counter, float(ts), value))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"malformed key state: {exc}") from None
+    for s in siblings:
+        if not covers(clock, s.dot):
+            raise ValueError("malformed key state: a sibling's dot is not in the clock")
+    return KeyState(_ordered(siblings), clock)
+
+
+def pack_state(state: KeyState) -> bytes:
+    """Bytes for storage engines."""
+    return msgpack.packb(state_to_wire(state), use_bin_type=True)
+
+
+def unpack_state(data: bytes) -> KeyState:
+    return state_from_wire(msgpack.unpackb(data, raw=False, use_list=True))

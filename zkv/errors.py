@@ -1,0 +1,131 @@
+"""One exception hierarchy for everything zkv raises, each class tied to a wire error code.
+
+Behaviour is data (after aiokafka): every error carries its wire ``code`` and whether retrying the same
+request may succeed (``retriable``). A reply with ``ok: false`` names a code; :func:`for_code` turns it
+back into the matching class on the client, so callers catch ``zkv.errors.Unavailable`` and not strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ZkvError(Exception):
+    """Base of every zkv error. ``code`` is the wire code; ``details`` holds the reply's extra fields."""
+
+    code: ClassVar[str] = "internal"
+    retriable: ClassVar[bool] = False
+
+    def __init__(self, message: str = "", **details: Any) -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+        self.details = details
+
+    def to_wire(self) -> dict[str, Any]:
+        """The error as the fields of a failed reply."""
+        return {"ok": False, "error": self.code, "message": self.message, **self.details}
+
+
+class Unavailable(ZkvError):
+    """Fewer replicas are reachable than the consistency level needs; nothing was attempted."""
+
+    code = "unavailable"
+    retriable = True
+
+    def __init__(self, message: str = "", required: int = 0, alive: int = 0, **details: Any) -> None:
+        if not message:
+            message = f"needs {required} replicas, {alive} alive"
+        super().__init__(message, required=required, alive=alive, **details)
+        self.required = required
+        self.alive = alive
+
+
+class Timeout(ZkvError):
+    """Not enough replicas answered before the deadline; a write may still have landed on some."""
+
+    code = "timeout"
+    retriable = True
+
+    def __init__(self, message: str = "", required: int = 0, acknowledged: int = 0, **details: Any) -> None:
+        if not message:
+            message = f"needs {required} replicas, {acknowledged} answered in time"
+        super().__init__(message, required=required, acknowledged=acknowledged, **details)
+        self.required = required
+        self.acknowledged = acknowledged
+
+
+class InvalidRequest(ZkvError):
+    """The request is well-formed msgpack but asks for something invalid (bad level, bad key type...)."""
+
+    code = "invalid_request"
+
+
+class TooLarge(InvalidRequest):
+    """A key, value, context or message is over its configured limit."""
+
+    code = "too_large"
+
+
+class ProtocolError(ZkvError):
+    """The bytes are not a zkv message at all (not msgpack, not a map, unknown op)."""
+
+    code = "protocol_error"
+
+
+class Overloaded(ZkvError):
+    """The node refused the request to protect itself; back off and retry."""
+
+    code = "overloaded"
+    retriable = True
+
+
+class NoNodeAvailable(ZkvError):
+    """The client could reach none of the nodes it knows (client-side; never on the wire)."""
+
+    code = "no_node_available"
+    retriable = True
+
+
+class ConfigError(ZkvError):
+    """A cluster.toml problem; the message names the key and what is wrong with it."""
+
+    code = "config_error"
+
+
+class InternalError(ZkvError):
+    """A bug in zkv: the node caught it, logged it, and kept serving."""
+
+    code = "internal"
+
+
+_BY_CODE: dict[str, type[ZkvError]] = {
+    cls.code: cls
+    for cls in (
+        Unavailable,
+        Timeout,
+        InvalidRequest,
+        TooLarge,
+        ProtocolError,
+        Overloaded,
+        NoNodeAvailable,
+        ConfigError,
+        InternalError,
+    )
+}
+
+
+def for_code(code: str) -> type[ZkvError]:
+    """The exception class for a wire code; unknown codes map to the base class."""
+    return _BY_CODE.get(code, ZkvError)
+
+
+def from_reply(reply: dict[str, Any]) -> ZkvError:
+    """Rebuild the exception a failed reply describes."""
+    code = str(reply.get("error", "internal"))
+    message = str(reply.get("message", code))
+    details = {k: v for k, v in reply.items() if k not in ("ok", "error", "message", "id", "op")}
+    cls = for_code(code)
+    try:
+        return cls(message, **details)
+    except TypeError:
+        return cls(message)

@@ -1,0 +1,292 @@
+"""The event loop of one zkv node: ZeroMQ sockets in, core calls, effects out.
+
+One thread, one ``zmq.Poller`` (DESIGN.md §3a): each turn drains every ready socket without blocking,
+hands every message to the core, runs the core's timers, flushes the store once (group commit) and only
+then sends what the core queued, batching everything bound for one destination into one message. No
+decision is made here beyond the fault filter; the core decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections import defaultdict
+from typing import Any
+
+import zmq
+
+from zkv.config import ClusterConfig
+from zkv.core.effects import Publish, Reply, Send
+from zkv.core.nodecore import NodeCore, NodeSettings
+from zkv.errors import InvalidRequest, ProtocolError
+from zkv.node.faults import FaultFilter
+from zkv.protocol import MAX_BATCH, Limits, pack, request_id, unpack_frame
+from zkv.storage import open_store
+
+log = logging.getLogger(__name__)
+
+DRAIN_LIMIT = 1000  # messages taken from one socket per turn, so one busy peer cannot starve the rest
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+HWM = 20000
+MAX_POLL_MS = 200  # wake at least this often to notice a stop request
+
+
+def _b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if not n:
+            return out
+
+
+class NodeRuntime:
+    """Binds and connects the sockets of node ``name`` of ``config`` and runs its loop."""
+
+    def __init__(self, config: ClusterConfig, name: str) -> None:
+        self.config = config
+        self.spec = config.node(name)
+        self.name = name
+        self.peers = {n.name: n for n in config.nodes if n.name != name}
+        self._peer_routes = {p.encode(): p for p in self.peers}
+        self.faults = FaultFilter()
+        self._stopping = False
+        self.ctx = zmq.Context()
+        self.ctx.setsockopt(zmq.LINGER, 0)
+        self.router = self._socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        self.pub = self._socket(zmq.PUB)
+        try:
+            self.router.bind(self.spec.address)
+            self.pub.bind(self.spec.gossip)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise OSError(
+                f"{name}: cannot listen on {self.spec.address} / {self.spec.gossip}: {exc}"
+            ) from None
+        self.dealers: dict[str, zmq.Socket] = {}
+        self.sub = self._socket(zmq.SUB)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sub.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        for peer in self.peers.values():
+            dealer = self._socket(zmq.DEALER)
+            dealer.setsockopt(zmq.IDENTITY, name.encode())
+            dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue for a peer that is not connected
+            dealer.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+            dealer.connect(peer.address)
+            self.dealers[peer.name] = dealer
+            self.sub.connect(peer.gossip)
+        self._dealer_peer = {sock: peer for peer, sock in self.dealers.items()}
+        self.store = open_store(config.engine, self.spec.data_dir, config.fsync)
+        generation = int(time.time() * 1000)
+        now = time.monotonic()
+        settings = NodeSettings(
+            name=name,
+            # a fresh actor per incarnation: the memory engine forgets the dots it minted
+            actor=f"{name}~{_b36(generation)}",
+            members={n.name: (n.address, n.gossip) for n in config.nodes},
+            replication_factor=config.replication_factor,
+            vnodes=config.vnodes,
+            read_level=config.read_consistency,
+            write_level=config.write_consistency,
+            request_timeout=config.request_timeout_ms / 1000,
+            heartbeat_interval=config.heartbeat_interval_ms / 1000,
+            failure_timeout=config.failure_timeout_ms / 1000,
+            generation=generation,
+            wall_offset=time.time() - now,
+            limits=Limits(config.max_key_bytes, config.max_value_bytes, config.max_siblings),
+        )
+        self.core = NodeCore(settings, self.store, now)
+        self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
+
+    def _socket(self, kind: int) -> zmq.Socket:
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, HWM)
+        sock.setsockopt(zmq.RCVHWM, HWM)
+        return sock
+
+    # ------------------------------------------------------------------------------------------ loop
+
+    def stop(self, *_: Any) -> None:
+        self._stopping = True
+
+    def run(self) -> None:
+        """Serve until :meth:`stop` (SIGTERM / SIGINT when run by the CLI)."""
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.sub, zmq.POLLIN)
+        for dealer in self.dealers.values():
+            poller.register(dealer, zmq.POLLIN)
+        log.info("serving on %s (gossip %s), pid %d", self.spec.address, self.spec.gossip, os.getpid())
+        core = self.core
+        while not self._stopping:
+            wait_ms = (core.next_wakeup() - time.monotonic()) * 1000
+            ready = poller.poll(max(0, min(MAX_POLL_MS, wait_ms)))
+            now = time.monotonic()
+            for sock, _ in ready:
+                if sock is self.router:
+                    self._drain_router(now)
+                elif sock is self.sub:
+                    self._drain_sub(now)
+                else:
+                    self._drain_dealer(sock, now)
+            core.on_tick(now)
+            self._carry_out(now)
+        log.info("stopping")
+        self.close()
+
+    def close(self) -> None:
+        store = getattr(self, "store", None)
+        if store is not None:
+            store.flush()
+            store.close()
+        self.ctx.destroy(linger=0)
+
+    # ------------------------------------------------------------------------------------------ input
+
+    def _drain_router(self, now: float) -> None:
+        for _ in range(DRAIN_LIMIT):
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                if frames:
+                    self._reply_error(
+                        frames[0], None, ProtocolError("expected exactly one frame per message")
+                    )
+                continue
+            route, payload = frames
+            peer = self._peer_routes.get(route)
+            try:
+                messages = unpack_frame(payload)
+            except ProtocolError as exc:
+                self.core.stats.bad_messages += 1
+                if peer is None:
+                    self._reply_error(route, None, exc)
+                continue
+            if peer is not None:
+                if self.faults.active and self.faults.drops_in(peer):
+                    continue
+                for msg in messages:
+                    self.core.on_peer(peer, msg, now)
+            else:
+                for msg in messages:
+                    if msg.get("op") == "faults":
+                        self._on_faults(route, msg)
+                    else:
+                        self.core.on_client(route, msg, now)
+
+    def _drain_dealer(self, sock: zmq.Socket, now: float) -> None:
+        peer = self._dealer_peer[sock]
+        for _ in range(DRAIN_LIMIT):
+            try:
+                payload = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if self.faults.active and self.faults.drops_in(peer):
+                continue
+            try:
+                messages = unpack_frame(payload)
+            except ProtocolError as exc:
+                log.warning("bad reply from %s: %s", peer, exc)
+                continue
+            for msg in messages:
+                self.core.on_peer(peer, msg, now)
+
+    def _drain_sub(self, now: float) -> None:
+        for _ in range(DRAIN_LIMIT):
+            try:
+                payload = self.sub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                messages = unpack_frame(payload)
+            except ProtocolError:
+                continue
+            for msg in messages:
+                sender = msg.get("node")
+                if self.faults.active and isinstance(sender, str) and self.faults.drops_in(sender):
+                    continue
+                self.core.on_heartbeat(msg, now)
+
+    def _on_faults(self, route: bytes, msg: dict[str, Any]) -> None:
+        """The admin request that sets the fault filter: runtime business, since it filters sockets."""
+        rid = request_id(msg)
+        if any(k in msg for k in ("drop_in", "drop_out")):
+            try:
+                self.faults.configure(msg, set(self.peers))
+            except ValueError as exc:
+                self._reply_error(route, rid, InvalidRequest(str(exc)))
+                return
+            log.warning("fault filter now %s", self.faults.describe())
+        self._send_reply(route, [{"id": rid, "ok": True, "node": self.name, **self.faults.describe()}])
+
+    # ------------------------------------------------------------------------------------------ output
+
+    def _carry_out(self, now: float) -> None:
+        """Flush the store (group commit), then send everything the core queued, one batch per destination."""
+        effects = self.core.take_effects()
+        if not effects:
+            return
+        self.store.flush()
+        for _ in range(4):  # send failures may queue replies (unavailable); give those a pass too
+            sends: dict[str, list[dict]] = defaultdict(list)
+            replies: dict[bytes, list[dict]] = defaultdict(list)
+            for effect in effects:
+                if isinstance(effect, Send):
+                    sends[effect.node].append(effect.msg)
+                elif isinstance(effect, Reply):
+                    replies[effect.route].append(effect.msg)
+                elif isinstance(effect, Publish):
+                    self.pub.send(pack(effect.msg), zmq.NOBLOCK)
+            for route, msgs in replies.items():
+                self._send_reply(route, msgs)
+            for peer, msgs in sends.items():
+                self._send_peer(peer, msgs, now)
+            effects = self.core.take_effects()
+            if not effects:
+                return
+
+    def _send_peer(self, peer: str, msgs: list[dict], now: float) -> None:
+        if self.faults.active and self.faults.drops_out(peer):
+            return
+        dealer = self.dealers[peer]
+        for start in range(0, len(msgs), MAX_BATCH):
+            chunk = msgs[start : start + MAX_BATCH]
+            try:
+                dealer.send(pack(chunk if len(chunk) > 1 else chunk[0]), zmq.NOBLOCK)
+            except zmq.Again:
+                for msg in chunk:
+                    self.core.on_send_failed(peer, msg, now)
+
+    def _send_reply(self, route: bytes, msgs: list[dict]) -> None:
+        peer = self._peer_routes.get(route)
+        if peer is not None and self.faults.active and self.faults.drops_out(peer):
+            return
+        for start in range(0, len(msgs), MAX_BATCH):
+            chunk = msgs[start : start + MAX_BATCH]
+            try:
+                self.router.send_multipart([route, pack(chunk if len(chunk) > 1 else chunk[0])], zmq.NOBLOCK)
+            except zmq.ZMQError as exc:  # Again (queue full) or EHOSTUNREACH (the client is gone)
+                log.debug("reply to %r dropped: %s", route, exc)
+                return
+
+    def _reply_error(self, route: bytes, rid: int | None, exc: Exception) -> None:
+        body = exc.to_wire() if hasattr(exc, "to_wire") else {"ok": False, "error": "internal"}
+        self._send_reply(route, [{"id": rid, **body}])
+
+
+def serve(config: ClusterConfig, name: str) -> int:
+    """Run one node until SIGTERM/SIGINT; the exit status for the CLI."""
+    runtime = NodeRuntime(config, name)
+    signal.signal(signal.SIGTERM, runtime.stop)
+    signal.signal(signal.SIGINT, runtime.stop)
+    runtime.run()
+    return 0

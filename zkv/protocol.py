@@ -1,0 +1,180 @@
+"""The wire protocol: msgpack frames, message validation and the typed requests the core acts on.
+
+A ZeroMQ message carries one msgpack *frame*: either one message (a map) or a batch (an array of maps);
+nodes batch everything bound for one peer in one loop turn. Every message has an ``op``; requests carry an
+integer ``id`` that the reply echoes. Replies are ``{"id", "ok": true, ...}`` or
+``{"id", "ok": false, "error": CODE, "message": TEXT, ...details}`` (codes in :mod:`zkv.errors`).
+
+Client requests are validated here into frozen dataclasses before the core sees them; a request that fails
+validation gets an ``invalid_request`` / ``too_large`` / ``protocol_error`` reply and changes nothing.
+docs/protocol.md describes every message.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from zkv.core.versions import Clock, decode_context
+from zkv.errors import InvalidRequest, ProtocolError, TooLarge
+
+LEVELS = ("one", "quorum", "all")
+MAX_BATCH = 1024
+MAX_ID = 2**63 - 1
+
+#: requests a client may send to any node
+CLIENT_OPS = frozenset({"put", "get", "delete", "ping", "nodes", "status", "ring", "local_get", "faults"})
+#: requests only a peer node may send (they arrive on the ROUTER from a known node identity)
+PEER_OPS = frozenset({"rput", "rget", "repair", "fwd"})
+#: replies a peer sends back to a node's DEALER
+PEER_REPLY_OPS = frozenset({"rput_ok", "rget_ok", "rerr", "fwd_reply"})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Sizes past which a request is refused with ``too_large``."""
+
+    max_key_bytes: int = 1024
+    max_value_bytes: int = 1024 * 1024
+    max_siblings: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PutRequest:
+    id: int
+    key: bytes
+    value: bytes | None  # None: a delete (tombstone)
+    level: str | None
+    context: Clock
+
+    @property
+    def op(self) -> str:
+        return "put" if self.value is not None else "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class GetRequest:
+    id: int
+    key: bytes
+    level: str | None
+    op: str = "get"
+
+
+@dataclass(frozen=True, slots=True)
+class InfoRequest:
+    """Requests answered by the contacted node alone: ping, nodes, status, ring, local_get, faults."""
+
+    id: int
+    op: str
+    args: dict[str, Any]
+
+
+Request = PutRequest | GetRequest | InfoRequest
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack_frame(payload: bytes) -> list[dict[str, Any]]:
+    """Decode one ZeroMQ frame into its messages; raises :class:`ProtocolError` on anything else."""
+    try:
+        obj = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=True)
+    except Exception as exc:
+        raise ProtocolError(f"frame is not msgpack ({exc.__class__.__name__})") from None
+    if isinstance(obj, dict):
+        return [obj]
+    if isinstance(obj, list):
+        if len(obj) > MAX_BATCH:
+            raise ProtocolError(f"batch of {len(obj)} messages, more than {MAX_BATCH}")
+        if not all(isinstance(m, dict) for m in obj):
+            raise ProtocolError("a batch must hold only maps")
+        return obj
+    raise ProtocolError("a frame must be a map or an array of maps")
+
+
+def request_id(msg: dict[str, Any]) -> int | None:
+    """The id to echo in an error reply, when the message has a usable one."""
+    rid = msg.get("id")
+    return rid if type(rid) is int and 0 <= rid <= MAX_ID else None
+
+
+def _key(msg: dict[str, Any], limits: Limits) -> bytes:
+    key = msg.get("key")
+    if isinstance(key, str):
+        key = key.encode()
+    if not isinstance(key, bytes):
+        raise InvalidRequest("key must be bytes or a string")
+    if not key:
+        raise InvalidRequest("key must not be empty")
+    if len(key) > limits.max_key_bytes:
+        raise TooLarge(
+            f"key is {len(key)} bytes, the limit is {limits.max_key_bytes}", limit=limits.max_key_bytes
+        )
+    return key
+
+
+def _level(msg: dict[str, Any]) -> str | None:
+    level = msg.get("cl")
+    if level is None:
+        return None
+    if level not in LEVELS:
+        raise InvalidRequest(f"unknown consistency level {level!r}; use one, quorum or all")
+    return level
+
+
+def _context(msg: dict[str, Any]) -> Clock:
+    ctx = msg.get("ctx")
+    if ctx is None:
+        return {}
+    if not isinstance(ctx, bytes):
+        raise InvalidRequest("ctx must be bytes (the context a get returned)")
+    try:
+        return decode_context(ctx)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def parse_request(msg: dict[str, Any], limits: Limits) -> Request:
+    """Validate a client request; raises a :class:`zkv.errors.ZkvError` naming what is wrong."""
+    op = msg.get("op")
+    if not isinstance(op, str):
+        raise ProtocolError("message has no op")
+    rid = msg.get("id")
+    if type(rid) is not int or not 0 <= rid <= MAX_ID:
+        raise ProtocolError("request id must be a non-negative integer")
+    if op == "put" or op == "delete":
+        value = None
+        if op == "put":
+            value = msg.get("value")
+            if isinstance(value, str):
+                value = value.encode()
+            if not isinstance(value, bytes):
+                raise InvalidRequest("value must be bytes or a string")
+            if len(value) > limits.max_value_bytes:
+                raise TooLarge(
+                    f"value is {len(value)} bytes, the limit is {limits.max_value_bytes}",
+                    limit=limits.max_value_bytes,
+                )
+        return PutRequest(rid, _key(msg, limits), value, _level(msg), _context(msg))
+    if op == "get":
+        return GetRequest(rid, _key(msg, limits), _level(msg))
+    if op in CLIENT_OPS:
+        args = {k: v for k, v in msg.items() if k not in ("op", "id")}
+        if op == "local_get":
+            args["key"] = _key(msg, limits)
+        return InfoRequest(rid, op, args)
+    if op in PEER_OPS or op in PEER_REPLY_OPS:
+        raise ProtocolError(f"op {op!r} is for nodes only")
+    raise ProtocolError(f"unknown op {op!r}")
+
+
+def ok(rid: int, **fields: Any) -> dict[str, Any]:
+    return {"id": rid, "ok": True, **fields}
+
+
+def finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
