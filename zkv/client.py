@@ -9,6 +9,10 @@ availability over exactly-once.
 
 Many requests can be in flight on one client (:meth:`Client.put_many`, :meth:`Client.get_many`): every
 request carries an id and the reply echoes it. A client is not thread-safe; use one per thread.
+
+``Client(..., pinned=True)`` sends every request to its seed addresses in order instead: the node it
+reaches coordinates (forwarding to a replica when it holds none), which is what ``switch`` in the shell and
+tests of forwarding want.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from zkv.errors import NoNodeAvailable, Timeout, ZkvError, from_reply
 from zkv.protocol import LEVELS, pack, unpack_frame
 
 Data = str | bytes
+
+CONNECT_PATIENCE_S = 1.0  # how long a connection that is not up yet may take before the next node is tried
+UNREACHABLE_BACKOFF_S = 2.0  # how long a node that refused a connection goes to the back of the line
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +144,7 @@ class Client:
         addresses: Sequence[str] | str,
         consistency: str | None = None,
         timeout: float | None = None,
+        pinned: bool = False,
     ) -> None:
         if isinstance(addresses, str):
             addresses = [addresses]
@@ -145,6 +153,7 @@ class Client:
         if consistency is not None and consistency not in LEVELS:
             raise ValueError(f"unknown consistency level {consistency!r}; use one, quorum or all")
         self.seeds = list(addresses)
+        self.pinned = pinned  # send every request to the seeds, in order, instead of routing by the ring
         self.consistency = consistency
         self._timeout = timeout
         self._ctx = zmq.Context()
@@ -153,6 +162,7 @@ class Client:
         self._poller = zmq.Poller()
         self._ids = itertools.count(1)
         self._ring: RingInfo | None = None
+        self._unreachable_until: dict[str, float] = {}
 
     @classmethod
     def from_config(cls, path: str | Path = "cluster.toml", **kwargs: Any) -> Client:
@@ -282,6 +292,8 @@ class Client:
     def _candidates(self, key: bytes | None) -> list[str]:
         """Where to send: the key's preference list first, then every other known node."""
         known = list(dict.fromkeys(self.seeds))
+        if self.pinned:
+            return known
         if self._ring is None and key is not None:
             with contextlib.suppress(ZkvError):
                 self.ring()
@@ -290,7 +302,12 @@ class Client:
         addresses = self._ring.addresses
         preferred = [addresses[n] for n in self._ring.preference_list(key)] if key is not None else []
         rest = [a for a in list(addresses.values()) + known if a not in preferred]
-        return list(dict.fromkeys(preferred + rest))
+        ordered = list(dict.fromkeys(preferred + rest))
+        if self._unreachable_until:
+            # nodes that recently refused a connection go last, so a dead node costs nothing per request
+            now = time.monotonic()
+            ordered.sort(key=lambda a: self._unreachable_until.get(a, 0.0) > now)
+        return ordered
 
     def _call_keyed(self, msg: dict) -> dict:
         return self._call(msg, self._candidates(msg["key"]))
@@ -324,29 +341,31 @@ class Client:
             address = job.candidates.pop(0)
             sock = self._socket(address)
             rid = next(self._ids)
+            payload = pack({**job.msg, "id": rid})
             try:
-                sock.send(pack({**job.msg, "id": rid}), zmq.NOBLOCK)
+                sock.send(payload, zmq.NOBLOCK)
             except zmq.Again:
-                # just connected sockets need a moment; a node that is down never accepts
-                if not self._wait_connected(sock, now):
+                # not connected: a fresh socket may just need a moment, a node that is down never accepts
+                if not self._wait_connected(address, sock):
+                    self._unreachable_until[address] = time.monotonic() + UNREACHABLE_BACKOFF_S
                     continue
-                try:
-                    sock.send(pack({**job.msg, "id": rid}), zmq.NOBLOCK)
-                except zmq.Again:
-                    continue
+                sock.send(payload, zmq.NOBLOCK)
+            self._unreachable_until.pop(address, None)
             by_id[rid] = job
-            job.deadline = now + self.timeout
+            job.deadline = time.monotonic() + self.timeout
             return
         job.done = True
         job.result = job.last_error or NoNodeAvailable("no zkv node answered; is the cluster running?")
 
-    def _wait_connected(self, sock: zmq.Socket, now: float) -> bool:
-        """A fresh connection completes in well under a second on a live node; wait that long at most."""
-        deadline = now + min(1.0, self.timeout)
-        while time.monotonic() < deadline:
-            if sock.poll(20, zmq.POLLOUT):
+    def _wait_connected(self, address: str, sock: zmq.Socket) -> bool:
+        """Give a connection that is not up yet a short while (less for a node that just failed us)."""
+        patience = CONNECT_PATIENCE_S if address not in self._unreachable_until else 0.05
+        deadline = time.monotonic() + min(patience, self.timeout)
+        while True:
+            if sock.poll(10, zmq.POLLOUT):
                 return True
-        return False
+            if time.monotonic() >= deadline:
+                return False
 
     def _run_jobs(self, jobs: list[_Job]) -> list[Any]:
         by_id: dict[int, _Job] = {}

@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 Every node publishes a heartbeat each ``heartbeat_interval`` (name, generation, counter, a few load
 figures). :class:`Membership` records when each peer's heartbeat last *arrived* (local ``now``, never the
-sender's clock) and calls a peer down once nothing arrived for ``failure_timeout``. A heartbeat with a
+sender's clock) and calls a peer down once nothing arrived for ``failure_timeout``, or at once when the
+runtime reports that the request connection to it dropped (``on_connection``). A heartbeat with a
 higher generation means the peer restarted. At start every peer gets one ``failure_timeout`` of grace
 (counted as heard at start) so the first requests are not refused before the first heartbeats land.
 
@@ -34,6 +35,7 @@ class PeerState:
     heartbeat: int = 0
     last_heard: float = 0.0
     keys: int = -1  # as the peer last reported; -1 unknown
+    connected: bool | None = None  # the runtime's word on the request connection; None: not told
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,21 @@ class Membership:
         if name == self.me:
             return True
         peer = self._peers.get(name)
-        return peer is not None and now - peer.last_heard <= self.failure_timeout
+        return (
+            peer is not None
+            and peer.connected is not False
+            and now - peer.last_heard <= self.failure_timeout
+        )
+
+    def on_connection(self, name: str, connected: bool) -> None:
+        """The runtime saw the request connection to ``name`` come up or drop.
+
+        A dropped connection makes the peer down at once (a crashed process closes its sockets), which
+        lets a request fail fast with ``unavailable`` instead of waiting for heartbeats to stop.
+        """
+        peer = self._peers.get(name)
+        if peer is not None and name != self.me:
+            peer.connected = connected
 
     def on_heartbeat(self, msg: dict[str, Any], now: float) -> bool:
         """Record a heartbeat; returns True when the peer restarted (higher generation)."""

@@ -146,6 +146,11 @@ class NodeCore:
         if self.membership.heartbeat_due(now):
             self._effects.append(Publish(self.membership.make_heartbeat(now, len(self.store))))
 
+    def on_connection(self, peer: str, connected: bool, now: float) -> None:
+        """The runtime's word that the request connection to ``peer`` came up or dropped."""
+        log.info("connection to %s %s", peer, "up" if connected else "lost")
+        self.membership.on_connection(peer, connected)
+
     def on_heartbeat(self, msg: dict[str, Any], now: float) -> None:
         if self.membership.on_heartbeat(msg, now):
             log.info("%s restarted (generation %s)", msg.get("node"), msg.get("gen"))

@@ -16,6 +16,7 @@ from collections import defaultdict
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from zkv.config import ClusterConfig
 from zkv.core.effects import Publish, Reply, Send
@@ -82,6 +83,11 @@ class NodeRuntime:
             self.dealers[peer.name] = dealer
             self.sub.connect(peer.gossip)
         self._dealer_peer = {sock: peer for peer, sock in self.dealers.items()}
+        # connection events tell the core at once when a peer's process is gone (or back)
+        self._monitors = {
+            dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED): peer
+            for peer, dealer in self.dealers.items()
+        }
         self.store = open_store(config.engine, self.spec.data_dir, config.fsync)
         generation = int(time.time() * 1000)
         now = time.monotonic()
@@ -103,6 +109,8 @@ class NodeRuntime:
         )
         self.core = NodeCore(settings, self.store, now)
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
+        for peer in self.peers:
+            self.core.on_connection(peer, False, now)
 
     def _socket(self, kind: int) -> zmq.Socket:
         sock = self.ctx.socket(kind)
@@ -123,6 +131,8 @@ class NodeRuntime:
         poller.register(self.sub, zmq.POLLIN)
         for dealer in self.dealers.values():
             poller.register(dealer, zmq.POLLIN)
+        for monitor in self._monitors:
+            poller.register(monitor, zmq.POLLIN)
         log.info("serving on %s (gossip %s), pid %d", self.spec.address, self.spec.gossip, os.getpid())
         core = self.core
         while not self._stopping:
@@ -134,6 +144,8 @@ class NodeRuntime:
                     self._drain_router(now)
                 elif sock is self.sub:
                     self._drain_sub(now)
+                elif sock in self._monitors:
+                    self._drain_monitor(sock, now)
                 else:
                     self._drain_dealer(sock, now)
             core.on_tick(now)
@@ -142,6 +154,8 @@ class NodeRuntime:
         self.close()
 
     def close(self) -> None:
+        for dealer in getattr(self, "dealers", {}).values():
+            dealer.disable_monitor()
         store = getattr(self, "store", None)
         if store is not None:
             store.flush()
@@ -199,6 +213,18 @@ class NodeRuntime:
                 continue
             for msg in messages:
                 self.core.on_peer(peer, msg, now)
+
+    def _drain_monitor(self, sock: zmq.Socket, now: float) -> None:
+        peer = self._monitors[sock]
+        while True:
+            try:
+                event = recv_monitor_message(sock, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.core.on_connection(peer, True, now)
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                self.core.on_connection(peer, False, now)
 
     def _drain_sub(self, now: float) -> None:
         for _ in range(DRAIN_LIMIT):

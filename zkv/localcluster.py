@@ -1,0 +1,192 @@
+"""A throwaway cluster of real ``zkv-node`` processes on free loopback ports.
+
+Tests, tools/bench.py and the fault tools use it to run real clusters: it writes a cluster.toml into a work
+folder, starts one process per node (``python -m zkv.cli --node NAME``), waits until every node serves and
+sees its peers, and on :meth:`LocalCluster.close` ends every process it started, by PID, reporting any
+that had to be killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from zkv.client import Client
+from zkv.errors import ZkvError
+
+START_TIMEOUT_S = 20.0
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out on 127.0.0.1 (held open together so they are distinct)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; after ``timeout`` fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except (ZkvError, AssertionError) as exc:
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_exc!r})" if last_exc else ""
+            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+class LocalCluster:
+    """``nodes`` real node processes described by a generated cluster.toml in ``workdir``."""
+
+    def __init__(self, workdir: Path, nodes: int = 3, **cluster: Any) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.names = [f"n{i + 1}" for i in range(nodes)]
+        ports = free_ports(2 * nodes)
+        self.addresses = {n: f"tcp://127.0.0.1:{ports[2 * i]}" for i, n in enumerate(self.names)}
+        self.gossip = {n: f"tcp://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(self.names)}
+        settings = {
+            "name": "test",
+            "replication_factor": min(3, nodes),
+            "heartbeat_interval_ms": 100,
+            "failure_timeout_ms": 1000,
+            **cluster,
+        }
+        lines = ["[cluster]"] + [f"{k} = {_toml_value(v)}" for k, v in settings.items()]
+        for n in self.names:
+            lines += [
+                "",
+                "[[node]]",
+                f'name = "{n}"',
+                f'address = "{self.addresses[n]}"',
+                f'gossip = "{self.gossip[n]}"',
+                f'data_dir = "data/{n}"',
+            ]
+        self.config_path = self.workdir / "cluster.toml"
+        self.config_path.write_text("\n".join(lines) + "\n")
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._logs: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------------------ processes
+
+    def start(self, *names: str, wait: bool = True) -> LocalCluster:
+        for name in names or self.names:
+            if name in self.procs and self.procs[name].poll() is None:
+                raise RuntimeError(f"{name} is already running")
+            log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed in close()
+            self._logs[name] = log
+            cmd = [sys.executable, "-m", "zkv.cli", "--config", str(self.config_path), "--node", name]
+            self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        if wait:
+            self.wait_ready(*(names or self.names))
+        return self
+
+    def wait_ready(self, *names: str, timeout: float = START_TIMEOUT_S) -> None:
+        """The named nodes are running, and every running node serves and sees every running node up."""
+        for name in names:
+            self._check_alive(name)
+        running = {n for n, p in self.procs.items() if p.poll() is None}
+        with Client(list(self.addresses.values()), timeout=1.0) as client:
+            for name in sorted(running):
+
+                def sees_all_up(name: str = name) -> bool:
+                    self._check_alive(name)
+                    up = {n.name for n in client.nodes(self.addresses[name]) if n.status == "up"}
+                    return running <= up
+
+                wait_until(sees_all_up, timeout, f"{name} to serve and see {sorted(running)} up")
+
+    def _check_alive(self, name: str) -> None:
+        proc = self.procs[name]
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with status {proc.returncode}; log:\n{self.log(name)[-3000:]}")
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: the node dies mid-whatever, as in a crash."""
+        proc = self.procs[name]
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def stop(self, name: str) -> int:
+        """SIGTERM and wait: a clean stop; returns the exit status."""
+        proc = self.procs[name]
+        proc.terminate()
+        return proc.wait(timeout=10)
+
+    def pause(self, name: str) -> None:
+        os.kill(self.pid(name), signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        os.kill(self.pid(name), signal.SIGCONT)
+
+    def restart(self, name: str) -> None:
+        if self.procs[name].poll() is None:
+            self.kill(name)
+        self.start(name)
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def close(self) -> list[str]:
+        """End every process this cluster started; the names of those that had to be killed."""
+        killed = []
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGCONT)
+                proc.terminate()
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                killed.append(name)
+        for log in self._logs.values():
+            log.close()
+        return killed
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------ clients
+
+    def client(self, *names: str, **kwargs: Any) -> Client:
+        """A client seeded with the named nodes (default: all)."""
+        return Client([self.addresses[n] for n in names or self.names], **kwargs)
