@@ -78,7 +78,7 @@ class LocalCluster:
             "name": "test",
             "replication_factor": min(3, nodes),
             "heartbeat_interval_ms": 100,
-            "failure_timeout_ms": 1000,
+            "failure_timeout_ms": 2000,
             **cluster,
         }
         lines = ["[cluster]"] + [f"{k} = {_toml_value(v)}" for k, v in settings.items()]

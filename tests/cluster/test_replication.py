@@ -126,7 +126,10 @@ def test_two_writers_same_context_via_different_coordinators(cluster3: LocalClus
     with cluster3.client() as c:
         c.put("reg", "v0")
         ctx = c.get("reg").context
-    with Client([cluster3.addresses["n1"]], pinned=True) as a, Client([cluster3.addresses["n2"]], pinned=True) as b:
+    with (
+        Client([cluster3.addresses["n1"]], pinned=True) as a,
+        Client([cluster3.addresses["n2"]], pinned=True) as b,
+    ):
         a.put("reg", "from-a", context=ctx)
         b.put("reg", "from-b", context=ctx)
         result = a.get("reg", consistency="all")
@@ -145,7 +148,9 @@ def test_delete_while_replica_cut_off_does_not_resurrect(cluster3: LocalCluster)
         heal(cluster3)
         # through n3 itself (its own copy is stale), at every level: still deleted
         with Client([cluster3.addresses["n3"]], pinned=True) as n3:
-            wait_until(lambda: n3.get("doomed", consistency="all").values == [], 5, "n3 to see the peers again")
+            wait_until(
+                lambda: n3.get("doomed", consistency="all").values == [], 5, "n3 to see the peers again"
+            )
             for level in LEVELS:
                 assert n3.get("doomed", consistency=level).values == [] or level == "one"
         # read repair then spreads the tombstone to n3

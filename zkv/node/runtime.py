@@ -74,20 +74,20 @@ class NodeRuntime:
         self.sub = self._socket(zmq.SUB)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         self.sub.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        # connection events tell the core at once when a peer's process is gone (or back); the monitor
+        # is attached before connect() so the first handshake cannot slip past it
+        self._monitors: dict[zmq.Socket, str] = {}
         for peer in self.peers.values():
             dealer = self._socket(zmq.DEALER)
             dealer.setsockopt(zmq.IDENTITY, name.encode())
             dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue for a peer that is not connected
             dealer.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+            monitor = dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+            self._monitors[monitor] = peer.name
             dealer.connect(peer.address)
             self.dealers[peer.name] = dealer
             self.sub.connect(peer.gossip)
         self._dealer_peer = {sock: peer for peer, sock in self.dealers.items()}
-        # connection events tell the core at once when a peer's process is gone (or back)
-        self._monitors = {
-            dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED): peer
-            for peer, dealer in self.dealers.items()
-        }
         self.store = open_store(config.engine, self.spec.data_dir, config.fsync)
         generation = int(time.time() * 1000)
         now = time.monotonic()
