@@ -153,8 +153,12 @@ def _normal(clock: Mapping[str, int]) -> Clock:
 
 def merge(a: KeyState, b: KeyState) -> KeyState:
     """Join two replica states of the same key (commutative, associative, idempotent)."""
-    if a is b:
+    if a is b or not b.clock:
         return a
+    if not a.clock:
+        return b
+    if a.clock == b.clock and a.siblings == b.siblings:
+        return a  # replicas in sync: the common case of every read
     b_dots = b.dots()
     a_dots = a.dots()
     kept = [s for s in a.siblings if s.dot in b_dots or not covers(b.clock, s.dot)]
