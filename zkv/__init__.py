@@ -1,28 +1,36 @@
-"""zkv: a leaderless, replicated key-value store in the Dynamo family, on ZeroMQ."""
+"""zkv: a leaderless, replicated key-value store in the Dynamo family, on ZeroMQ.
 
-from zkv.client import Client, GetResult, NodeInfo, ReplicaState, StoredVersion
-from zkv.errors import (
-    InvalidRequest,
-    NoNodeAvailable,
-    ProtocolError,
-    Timeout,
-    TooLarge,
-    Unavailable,
-    ZkvError,
-)
+The client and error names are loaded on first use, so ``import zkv.core`` stays free of pyzmq (the core
+is sans-I/O) while ``from zkv import Client`` works as usual.
+"""
 
-__all__ = [
-    "Client",
-    "GetResult",
-    "InvalidRequest",
-    "NoNodeAvailable",
-    "NodeInfo",
-    "ProtocolError",
-    "ReplicaState",
-    "StoredVersion",
-    "Timeout",
-    "TooLarge",
-    "Unavailable",
-    "ZkvError",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Client": "zkv.client",
+    "GetResult": "zkv.client",
+    "NodeInfo": "zkv.client",
+    "ReplicaState": "zkv.client",
+    "StoredVersion": "zkv.client",
+    "ZkvError": "zkv.errors",
+    "Unavailable": "zkv.errors",
+    "Timeout": "zkv.errors",
+    "InvalidRequest": "zkv.errors",
+    "TooLarge": "zkv.errors",
+    "ProtocolError": "zkv.errors",
+    "NoNodeAvailable": "zkv.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zkv' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -80,9 +80,7 @@ class Membership:
             return True
         peer = self._peers.get(name)
         return (
-            peer is not None
-            and peer.connected is not False
-            and now - peer.last_heard <= self.failure_timeout
+            peer is not None and peer.connected is not False and now - peer.last_heard <= self.failure_timeout
         )
 
     def on_connection(self, name: str, connected: bool) -> None:

@@ -34,7 +34,15 @@ from zkv.core.membership import Membership
 from zkv.core.quorum import Outcome, ReadQuorum, WriteQuorum, required
 from zkv.core.ring import Ring
 from zkv.core.stats import RequestStats
-from zkv.core.versions import EMPTY, KeyState, merge, state_from_wire, state_to_wire, update
+from zkv.core.versions import (
+    EMPTY,
+    MAX_CONTEXT_ENTRIES,
+    KeyState,
+    merge,
+    state_from_wire,
+    state_to_wire,
+    update,
+)
 from zkv.errors import InvalidRequest, Overloaded, Timeout, TooLarge, Unavailable, ZkvError
 from zkv.protocol import GetRequest, InfoRequest, Limits, PutRequest, Request, ok, parse_request, request_id
 
@@ -246,7 +254,17 @@ class NodeCore:
                 alive=len(live),
             )
         local = self.store.get(req.key) or EMPTY
-        state, _ = update(local, self.settings.actor, req.context, req.value, now + self.settings.wall_offset)
+        context = self._known_actors(req.context)
+        try:
+            state, _ = update(local, self.settings.actor, context, req.value, now + self.settings.wall_offset)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+        if len(state.clock) > MAX_CONTEXT_ENTRIES:
+            raise TooLarge(
+                f"the key's causal context would have {len(state.clock)} entries "
+                f"(limit {MAX_CONTEXT_ENTRIES})",
+                limit=MAX_CONTEXT_ENTRIES,
+            )
         if len(state.siblings) > self.settings.limits.max_siblings:
             raise TooLarge(
                 f"key has {len(state.siblings) - 1} siblings (limit {self.settings.limits.max_siblings}); "
@@ -266,6 +284,16 @@ class NodeCore:
         for node in live:
             if node != self.name:
                 self._effects.append(Send(node, {"op": "rput", "id": iid, "key": req.key, "state": wire}))
+
+    def _known_actors(self, context: dict[str, int]) -> dict[str, int]:
+        """Drop context entries of actors that are no node of this cluster (forged, or a node long gone).
+
+        Claiming less than the client saw is safe: at worst a superseded sibling stays (a false conflict).
+        """
+        members = self.settings.members
+        if all(actor.partition("~")[0] in members for actor in context):
+            return context
+        return {a: c for a, c in context.items() if a.partition("~")[0] in members}
 
     def _coordinate_read(
         self, origin: Origin, req: GetRequest, raw: dict, now: float, may_forward: bool

@@ -51,7 +51,7 @@ class Ring:
         points = sorted((token, node) for node, toks in tokens.items() for token in toks)
         self._tokens = [t for t, _ in points]
         self._owners = [n for _, n in points]
-        self._members = tuple(sorted(tokens))
+        self._members = tuple(sorted({n for _, n in points}))  # a node with no tokens owns nothing
         self.replication_factor = min(replication_factor, len(self._members))
         self._cache: dict[bytes, tuple[str, ...]] = {}
 
@@ -123,7 +123,7 @@ class Ring:
             return share
         for i in range(count):
             # keys in (token[i-1], token[i]] start their walk at token i
-            width = (self._tokens[i] - self._tokens[i - 1]) % RING_SIZE or RING_SIZE
+            width = _width(self._tokens, i)
             replicas: list[str] = []
             j = i
             while len(replicas) < self.replication_factor:
@@ -140,9 +140,16 @@ class Ring:
         share = dict.fromkeys(self._members, 0.0)
         count = len(self._tokens)
         for i in range(count):
-            width = (self._tokens[i] - self._tokens[i - 1]) % RING_SIZE or RING_SIZE
+            width = _width(self._tokens, i)
             share[self._owners[i]] += width / RING_SIZE
         return share
+
+
+def _width(tokens: list[int], i: int) -> int:
+    """Size of the range ending at token ``i``; the whole ring when there is a single token."""
+    if len(tokens) == 1:
+        return RING_SIZE
+    return (tokens[i] - tokens[i - 1]) % RING_SIZE
 
 
 def moved_keys(before: Ring, after: Ring, keys: Sequence[bytes]) -> list[bytes]:

@@ -32,6 +32,7 @@ user; it never decides causality).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -43,6 +44,9 @@ Dot = tuple[str, int]
 
 MAX_CONTEXT_BYTES = 8192
 MAX_CONTEXT_ENTRIES = 256
+MAX_STATE_SIBLINGS = 10_000
+MAX_ACTOR_CHARS = 128
+MAX_COUNTER = 2**62  # far beyond any real count, and leaves room to add one without overflowing int64
 
 
 class Order(Enum):
@@ -187,6 +191,8 @@ def update(
     coordinator is a replica holding all of its own dots, so the dot is fresh.
     """
     counter = max(state.clock.get(actor, 0), context.get(actor, 0)) + 1
+    if counter > MAX_COUNTER:
+        raise ValueError("the context claims more writes than any node can have made")
     new = Sibling(actor, counter, timestamp, value)
     kept = [s for s in state.siblings if not covers(context, s.dot)]
     clock = join(state.clock, context)
@@ -245,12 +251,20 @@ def decode_context(data: bytes | None) -> Clock:
             not isinstance(item, list)
             or len(item) != 2
             or not isinstance(item[0], str)
-            or type(item[1]) is not int
-            or not 0 < item[1] < 2**63
+            or not _counter_ok(item[1])
+            or item[0] in clock
         ):
             raise ValueError("context is not a zkv context")
         clock[item[0]] = item[1]
     return clock
+
+
+def _counter_ok(counter: object) -> bool:
+    return type(counter) is int and 0 < counter <= MAX_COUNTER
+
+
+def _actor_ok(actor: object) -> bool:
+    return isinstance(actor, str) and 0 < len(actor) <= MAX_ACTOR_CHARS
 
 
 def state_to_wire(state: KeyState) -> list:
@@ -262,22 +276,42 @@ def state_to_wire(state: KeyState) -> list:
 
 
 def state_from_wire(obj: object) -> KeyState:
-    """Inverse of :func:`state_to_wire`; raises ``ValueError`` on anything malformed."""
-    try:
-        raw_siblings, raw_clock = obj  # type: ignore[misc]
-        clock = {str(a): int(c) for a, c in raw_clock}
-        siblings = []
-        for actor, counter, ts, value in raw_siblings:
-            if not isinstance(actor, str) or type(counter) is not int or counter <= 0:
-                raise ValueError("bad dot")
-            if value is not None and not isinstance(value, bytes):
-                raise ValueError("bad value")
-            siblings.append(Sibling(actor, counter, float(ts), value))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"malformed key state: {exc}") from None
-    for s in siblings:
-        if not covers(clock, s.dot):
+    """Inverse of :func:`state_to_wire`; raises ``ValueError`` on anything malformed.
+
+    States come from peers and disk, so nothing is trusted: every field is type- and range-checked, and
+    the invariants (distinct dots, every dot covered by the clock) are verified.
+    """
+    if not isinstance(obj, list | tuple) or len(obj) != 2:
+        raise ValueError("malformed key state: not a [siblings, clock] pair")
+    raw_siblings, raw_clock = obj
+    if not isinstance(raw_clock, list | tuple) or not isinstance(raw_siblings, list | tuple):
+        raise ValueError("malformed key state: siblings and clock must be arrays")
+    if len(raw_clock) > MAX_CONTEXT_ENTRIES or len(raw_siblings) > MAX_STATE_SIBLINGS:
+        raise ValueError("malformed key state: too many entries")
+    clock: Clock = {}
+    for entry in raw_clock:
+        if not isinstance(entry, list | tuple) or len(entry) != 2:
+            raise ValueError("malformed key state: bad clock entry")
+        actor, counter = entry
+        if not _actor_ok(actor) or not _counter_ok(counter) or actor in clock:
+            raise ValueError("malformed key state: bad clock entry")
+        clock[actor] = counter
+    siblings = []
+    dots: set[Dot] = set()
+    for entry in raw_siblings:
+        if not isinstance(entry, list | tuple) or len(entry) != 4:
+            raise ValueError("malformed key state: bad sibling")
+        actor, counter, ts, value = entry
+        if not _actor_ok(actor) or not _counter_ok(counter) or (actor, counter) in dots:
+            raise ValueError("malformed key state: bad or repeated dot")
+        if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+            raise ValueError("malformed key state: bad timestamp")
+        if value is not None and not isinstance(value, bytes):
+            raise ValueError("malformed key state: bad value")
+        if clock.get(actor, 0) < counter:
             raise ValueError("malformed key state: a sibling's dot is not in the clock")
+        dots.add((actor, counter))
+        siblings.append(Sibling(actor, counter, float(ts), value))
     return KeyState(_ordered(siblings), clock)
 
 

@@ -21,7 +21,7 @@ from zmq.utils.monitor import recv_monitor_message
 from zkv.config import ClusterConfig
 from zkv.core.effects import Publish, Reply, Send
 from zkv.core.nodecore import NodeCore, NodeSettings
-from zkv.errors import InvalidRequest, ProtocolError
+from zkv.errors import InternalError, InvalidRequest, ProtocolError
 from zkv.node.faults import FaultFilter
 from zkv.protocol import MAX_BATCH, Limits, pack, request_id, unpack_frame
 from zkv.storage import open_store
@@ -189,13 +189,15 @@ class NodeRuntime:
                 if self.faults.active and self.faults.drops_in(peer):
                     continue
                 for msg in messages:
-                    self.core.on_peer(peer, msg, now)
+                    self._guard(self.core.on_peer, peer, msg, now)
             else:
                 for msg in messages:
                     if msg.get("op") == "faults":
                         self._on_faults(route, msg)
-                    else:
-                        self.core.on_client(route, msg, now)
+                    elif not self._guard(self.core.on_client, route, msg, now):
+                        self._reply_error(
+                            route, request_id(msg), InternalError("the node hit a bug; see its log")
+                        )
 
     def _drain_dealer(self, sock: zmq.Socket, now: float) -> None:
         peer = self._dealer_peer[sock]
@@ -212,7 +214,17 @@ class NodeRuntime:
                 log.warning("bad reply from %s: %s", peer, exc)
                 continue
             for msg in messages:
-                self.core.on_peer(peer, msg, now)
+                self._guard(self.core.on_peer, peer, msg, now)
+
+    def _guard(self, handler: Any, *args: Any) -> bool:
+        """Run one core handler; a bug in it is logged and counted, and the node keeps serving."""
+        try:
+            handler(*args)
+            return True
+        except Exception:
+            log.exception("bug while handling a message; the node keeps serving")
+            self.core.stats.errors["internal"] += 1
+            return False
 
     def _drain_monitor(self, sock: zmq.Socket, now: float) -> None:
         peer = self._monitors[sock]
@@ -240,7 +252,7 @@ class NodeRuntime:
                 sender = msg.get("node")
                 if self.faults.active and isinstance(sender, str) and self.faults.drops_in(sender):
                     continue
-                self.core.on_heartbeat(msg, now)
+                self._guard(self.core.on_heartbeat, msg, now)
 
     def _on_faults(self, route: bytes, msg: dict[str, Any]) -> None:
         """The admin request that sets the fault filter: runtime business, since it filters sockets."""
