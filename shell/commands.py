@@ -1,0 +1,241 @@
+"""The command table: names, arguments, help texts, and parsing a typed line into an :class:`Invocation`.
+
+Everything the shell knows about its commands' *syntax* lives here as data, so ``help``, tab completion
+and the parser all read the same table and cannot disagree. Executing a command is
+:mod:`zkv_shell.session`'s job.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from dataclasses import dataclass
+
+LEVELS = ("one", "quorum", "all")
+
+
+class UsageError(Exception):
+    """The line is not a valid command; ``code`` and ``hint`` feed the one-line error the user sees."""
+
+    def __init__(self, code: str, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command's syntax: ``args`` names each position's kind (key, value, level, node, command), and the
+    first ``required`` of them must be given."""
+
+    name: str
+    args: tuple[str, ...]
+    required: int
+    summary: str
+    help: str
+    usage: str
+
+    @property
+    def max_args(self) -> int:
+        return len(self.args)
+
+
+def _cmd(name: str, usage: str, args: tuple[str, ...], required: int, summary: str, help: str) -> Command:
+    return Command(name, args, required, summary, help.strip(), usage)
+
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        _cmd(
+            "put",
+            "put KEY VALUE [one|quorum|all]",
+            ("key", "value", "level"),
+            2,
+            "store a value",
+            """
+Store VALUE under KEY, acknowledged by as many replicas as the level asks (default: the session's
+consistency). Quote values with spaces or special characters shell-style: put greeting "hello world".
+
+Context: if you ran `get KEY` earlier in this shell, the put sends that get's context, so the new value
+replaces exactly the versions the get showed you. That is how you resolve siblings: `get KEY`, look at
+them, then `put KEY MERGED`. A put without a get first is concurrent with whatever the key holds and may
+leave siblings next to it.
+""",
+        ),
+        _cmd(
+            "get",
+            "get KEY [one|quorum|all]",
+            ("key", "level"),
+            1,
+            "read a key (all siblings)",
+            """
+Read KEY from as many replicas as the level asks (default: the session's consistency). When concurrent
+writes left several versions (siblings), each is printed numbered, newest first; resolve them with a
+`put KEY VALUE` (or `delete KEY`) right after, which sends this get's context.
+""",
+        ),
+        _cmd(
+            "delete",
+            "delete KEY [one|quorum|all]",
+            ("key", "level"),
+            1,
+            "delete a key",
+            """
+Delete KEY (replicas keep a tombstone). After a `get KEY` in this shell the delete sends that get's
+context and removes exactly the versions it showed; without one, versions written concurrently survive.
+""",
+        ),
+        _cmd(
+            "switch",
+            "switch NODE|ADDRESS",
+            ("node",),
+            1,
+            "make another node the coordinator",
+            """
+Send the following commands to NODE (a name such as n2, or an address tcp://HOST:PORT). That node
+coordinates them; for a key it holds no replica of, it forwards the request to one that does.
+""",
+        ),
+        _cmd(
+            "nodes",
+            "nodes",
+            (),
+            0,
+            "the cluster as the connected node sees it",
+            """
+Every node as the connected node sees it: address, status (up/down), age of its last heartbeat, vnodes,
+the share of the key space it holds a replica of, and how many keys it stores. The connected node is
+marked with *. Like `nodetool status`.
+""",
+        ),
+        _cmd(
+            "status",
+            "status [NODE]",
+            ("node",),
+            0,
+            "one node's statistics",
+            """
+Statistics of NODE (default: the connected node): uptime, keys, requests by operation and consistency
+level, p50/p99 latency, errors by code, storage engine and size, and any other counters it reports.
+""",
+        ),
+        _cmd(
+            "consistency",
+            "consistency [one|quorum|all]",
+            ("level",),
+            0,
+            "show or set the session's default level",
+            """
+With no argument, show the consistency level used by put/get/delete that name none. With one, set it:
+one (fastest, one replica), quorum (a majority of the key's replicas) or all (every replica).
+""",
+        ),
+        _cmd(
+            "where",
+            "where KEY",
+            ("key",),
+            1,
+            "the key's preference list and coordinator",
+            """
+The nodes that hold KEY (its preference list, primaries first, then fallbacks standing in for down
+primaries), whether each is up, and which node coordinates a request for KEY sent from this shell.
+""",
+        ),
+        _cmd(
+            "replicas",
+            "replicas KEY",
+            ("key",),
+            1,
+            "each replica's versions of the key",
+            """
+Ask every replica of KEY directly (no read repair) what it stores, and show the versions side by side:
+held, superseded (the replica saw a newer write) or missing (it never saw it). Replicas that disagree
+are marked; read repair or a later write brings them together.
+""",
+        ),
+        _cmd(
+            "help",
+            "help [COMMAND]",
+            ("command",),
+            0,
+            "list commands, or explain one",
+            "List the commands, or explain COMMAND.",
+        ),
+        _cmd("quit", "quit", (), 0, "leave the shell (also exit, Ctrl-D)", "Leave the shell (Ctrl-D too)."),
+        _cmd("exit", "exit", (), 0, "leave the shell", "Leave the shell (Ctrl-D too)."),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    command: Command
+    args: list[str]
+
+    @property
+    def name(self) -> str:
+        return self.command.name
+
+
+def nearest(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
+    """The closest choice to a mistyped word, if any is close enough to be a useful suggestion."""
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def split(line: str) -> list[str]:
+    """Shell-style words; an unclosed quote is a usage error, not an exception."""
+    try:
+        return shlex.split(line, comments=False, posix=True)
+    except ValueError as exc:  # "No closing quotation"
+        raise UsageError("syntax", f"{str(exc).lower()} in {line.strip()!r}", "close the quote") from None
+
+
+def check_level(word: str) -> str:
+    if word in LEVELS:
+        return word
+    guess = nearest(word, LEVELS)
+    did_you_mean = f"did you mean '{guess}'? " if guess else ""
+    raise UsageError(
+        "bad_level",
+        f"unknown consistency level {word!r}",
+        f'{did_you_mean}use one, quorum or all (quote values with spaces: put k "a b")',
+    )
+
+
+def parse(line: str) -> Invocation | None:
+    """The invocation a line asks for; None for a blank line or a comment; UsageError when it is wrong."""
+    words = split(line)
+    if not words or words[0].startswith("#"):
+        return None
+    name, args = words[0].lower(), words[1:]
+    command = COMMANDS.get(name)
+    if command is None:
+        guess = nearest(name, list(COMMANDS))
+        hint = f"did you mean '{guess}'? " if guess else ""
+        raise UsageError(
+            "unknown_command", f"unknown command {words[0]!r}", hint + "type 'help' for the list"
+        )
+    if not command.required <= len(args) <= command.max_args:
+        raise UsageError("usage", f"{command.name} takes {_count(command)}", f"usage: {command.usage}")
+    for kind, arg in zip(command.args, args, strict=False):
+        if kind == "level":
+            check_level(arg.lower())
+        elif kind == "command" and arg.lower() not in COMMANDS:
+            guess = nearest(arg.lower(), list(COMMANDS))
+            hint = f"did you mean '{guess}'? " if guess else ""
+            raise UsageError("unknown_command", f"no command {arg!r}", hint + "type 'help' for the list")
+        elif kind == "key" and not arg:
+            raise UsageError("usage", "the key must not be empty", f"usage: {command.usage}")
+    args = [a.lower() if k in ("level", "command") else a for k, a in zip(command.args, args, strict=False)]
+    return Invocation(command, args)
+
+
+def _count(command: Command) -> str:
+    if command.max_args == 0:
+        return "no arguments"
+    if command.required == command.max_args:
+        return f"{command.required} argument{'s' if command.required > 1 else ''}"
+    return f"{command.required} to {command.max_args} arguments"

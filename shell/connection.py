@@ -1,0 +1,49 @@
+"""The shell's link to the cluster: a client pinned to one coordinator, and node name <-> address lookup.
+
+``switch NODE`` promises that the following commands are coordinated by that node, so the shell uses a
+pinned :class:`zkv.Client` (``pinned=True``): every request goes to the connected node, and a node that
+holds no replica of a key forwards the request inside the cluster, so the semantics stay Dynamo's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zkv.client import Client
+from zkv.errors import ZkvError
+
+PROBE_TIMEOUT_S = 0.5  # a live node answers a ping on loopback in milliseconds
+
+
+class PinnedClient(Client):
+    """A :class:`Client` that sends every request to one node, the session's coordinator."""
+
+    def __init__(self, address: str, timeout: float | None = None) -> None:
+        super().__init__([address], timeout=timeout, pinned=True)
+
+    def pin(self, address: str) -> None:
+        """Make ``address`` the coordinator of every following request (sockets to others stay open)."""
+        self.seeds = [address]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A node the shell can talk to: its name (``?`` until it told us) and its ROUTER address."""
+
+    name: str
+    address: str
+
+
+def probe(client: Client, address: str) -> str | None:
+    """The name of the node answering at ``address``, or None when nothing answers."""
+    try:
+        reply = client.ping(address)
+    except ZkvError:
+        return None
+    return str(reply.get("node", "?"))
+
+
+def probe_all(addresses: dict[str, str]) -> dict[str, bool]:
+    """Which of the named nodes answer a ping right now (down nodes cost PROBE_TIMEOUT_S each)."""
+    with Client(list(addresses.values()), timeout=PROBE_TIMEOUT_S) as client:
+        return {name: probe(client, address) is not None for name, address in addresses.items()}

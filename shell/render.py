@@ -1,0 +1,377 @@
+"""How results look: rich tables and colour on a terminal, plain text when piped, JSON lines for ``-o json``.
+
+Values come from users and may hold anything, so they are always wrapped in :class:`rich.text.Text` (never
+interpreted as markup), and bytes that are not printable UTF-8 are shown escaped like a Python bytes
+literal. Rich drops colour by itself when the console is not a terminal; we also drop table borders
+then, so the output is easy to ``grep`` and ``cut``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import IO, Any
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from zkv_shell.commands import COMMANDS
+from zkv_shell.results import (
+    Failure,
+    Help,
+    Message,
+    Nodes,
+    Quit,
+    Read,
+    Replicas,
+    Result,
+    Status,
+    Where,
+    Written,
+)
+
+_STATUS_STYLE = {"up": "green", "down": "red"}
+
+#: status fields rendered in their own place; anything else a node reports is listed under "other"
+_STATUS_SHOWN = {
+    "id",
+    "ok",
+    "node",
+    "address",
+    "gossip",
+    "pid",
+    "generation",
+    "uptime_s",
+    "keys",
+    "storage",
+    "requests",
+    "errors",
+    "latency",
+    "forwarded",
+    "read_repairs",
+    "bad_messages",
+    "in_flight",
+    "peers_up",
+    "peers",
+}
+
+
+def make_console(file: IO[str] | None = None, force_terminal: bool | None = None) -> Console:
+    """A console that never treats values as markup or highlights numbers on its own."""
+    console = Console(file=file, force_terminal=force_terminal, highlight=False, emoji=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 120)  # piped output: don't wrap tables at 80 columns
+    return console
+
+
+def show_bytes(data: bytes) -> str:
+    """Printable UTF-8 as itself; text with control characters escaped; other bytes as ``b'\\x00'``."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return repr(data)
+    return text if text.isprintable() else repr(text)
+
+
+def ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    return duration(seconds)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    shown = [f"{n}{unit}" for n, unit in parts if n] or ["0s"]
+    return " ".join(shown[:2])
+
+
+def size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+def when(timestamp: float, now: float | None = None) -> str:
+    """A write's local wall-clock time to the millisecond; the date only when it is not today."""
+    local = time.localtime(timestamp)
+    today = time.localtime(time.time() if now is None else now)[:3] == local[:3]
+    return (
+        time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M:%S", local)
+        + f".{int(timestamp * 1000) % 1000:03d}"
+    )
+
+
+class Renderer:
+    """Shows results on ``out``; failures go to ``err`` (stderr when scripting, the same console when not)."""
+
+    def __init__(self, out: Console, err: Console | None = None, json_mode: bool = False) -> None:
+        self.out = out
+        self.err = err or out
+        self.json_mode = json_mode
+        self._box = box.SIMPLE if out.is_terminal else None
+        self._by_type: dict[type, Callable[[Any], RenderableType | None]] = {
+            Message: lambda r: Text(r.text),
+            Help: self._help,
+            Written: self._written,
+            Read: self._read,
+            Nodes: self._nodes,
+            Status: self._status,
+            Where: self._where,
+            Replicas: self._replicas,
+            Quit: lambda r: None,
+        }
+
+    def render(self, result: Result) -> None:
+        if self.json_mode:
+            if not isinstance(result, Quit):
+                self.out.file.write(json.dumps(result.to_dict(), default=str) + "\n")
+                self.out.file.flush()
+            return
+        if isinstance(result, Failure):
+            self.err.print(failure_line(result), soft_wrap=True)  # one line, however long
+            return
+        renderable = self._by_type[type(result)](result)
+        if renderable is not None:
+            self.out.print(renderable)
+
+    def _table(self, *columns: str, title: str | None = None, caption: str | None = None) -> Table:
+        table = Table(
+            box=self._box,
+            title=title,
+            caption=caption,
+            title_justify="left",
+            caption_justify="left",
+            show_edge=False,
+            pad_edge=False,
+        )
+        for name in columns:
+            table.add_column(name)
+        return table
+
+    @staticmethod
+    def _row(table: Table, *cells: str | RenderableType) -> None:
+        """Add a row whose plain strings are shown as they are (``[one|all]`` is not rich markup)."""
+        table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells))
+
+    # ------------------------------------------------------------------------------------------ data
+
+    def _written(self, r: Written) -> Text:
+        text = Text("OK", style="green")
+        if r.with_context and r.resolved > 1:
+            text.append(f"  (replaced the {r.resolved} siblings your get showed)", style="dim")
+        return text
+
+    def _read(self, r: Read) -> RenderableType:
+        if not r.found:
+            return Text("(not found)", style="dim")
+        if len(r.values) == 1:
+            return Text(show_bytes(r.values[0]))
+        lines = [Text(f"{len(r.values)} siblings (concurrent writes), newest first:", style="yellow")]
+        stamps = list(r.timestamps) + [None] * (len(r.values) - len(r.timestamps))
+        shown = [show_bytes(v) for v in r.values]
+        width = min(40, max(len(v) for v in shown))  # line the timestamps up unless a value is long
+        for i, (value, ts) in enumerate(zip(shown, stamps, strict=True), 1):
+            line = Text(f"  {i}) ")
+            line.append(value.ljust(width))
+            if ts is not None:
+                line.append(f"   written {when(ts)}", style="dim")
+            lines.append(line)
+        key = show_bytes(r.key)
+        lines.append(
+            Text(
+                f"resolve: put {key} VALUE (or delete {key}) now — this shell sends this get's context, "
+                "so the write replaces all of them",
+                style="cyan",
+            )
+        )
+        return Group(*lines)
+
+    # ------------------------------------------------------------------------------------------ nodes
+
+    def _nodes(self, r: Nodes) -> RenderableType:
+        counts = Counter(row.status for row in r.rows)
+        caption = ", ".join(
+            [f"{counts.pop('up', 0)} up", f"{counts.pop('down', 0)} down"]
+            + [f"{n} {status}" for status, n in sorted(counts.items())]
+        )
+        table = self._table(
+            " ",
+            "node",
+            "address",
+            "status",
+            "heartbeat",
+            "vnodes",
+            "owns",
+            "keys",
+            title=f"cluster as {r.seen_by} sees it",
+            caption=caption,
+        )
+        for row in r.rows:
+            self._row(
+                table,
+                "*" if row.name == r.seen_by else "",
+                row.name,
+                row.address,
+                Text(row.status, style=_STATUS_STYLE.get(row.status, "yellow")),  # joining, leaving
+                ago(row.heartbeat_age),
+                str(row.vnodes),
+                f"{row.ownership * 100:.1f}%",
+                "?" if row.keys < 0 else str(row.keys),
+            )
+        return table
+
+    def _status(self, r: Status) -> RenderableType:
+        s = r.stats
+        parts: list[RenderableType] = []
+        head = Text(r.node, style="bold")
+        head.append(f"  {s.get('address', '')}  pid {s.get('pid', '?')}  up {duration(s.get('uptime_s', 0))}")
+        parts.append(head)
+        storage = s.get("storage") or {}
+        engine, used = storage.get("engine", "?"), size(storage.get("bytes", 0))
+        flushes, keys = storage.get("flushes", 0), s.get("keys", "?")
+        peers = f"{s.get('peers_up', '?')}/{s.get('peers', '?')}"
+        parts.append(Text(f"keys {keys}   storage {engine}, {used} ({flushes} flushes)   peers up {peers}"))
+        parts.append(
+            Text(
+                f"in flight {s.get('in_flight', 0)}   forwarded {s.get('forwarded', 0)}   "
+                f"read repairs {s.get('read_repairs', 0)}   bad messages {s.get('bad_messages', 0)}"
+            )
+        )
+        requests = s.get("requests") or {}
+        if requests:
+            table = self._table("op", "level", "requests", title="requests")
+            for name, count in sorted(requests.items()):
+                op, _, level = name.partition("/")
+                self._row(table, op, level or "-", str(count))
+            parts.append(table)
+        latency = s.get("latency") or {}
+        if latency:
+            table = self._table("op", "samples", "p50", "p99", "max", title="latency (recent)")
+            for op, lat in sorted(latency.items()):
+                self._row(
+                    table,
+                    op,
+                    str(lat.get("count", 0)),
+                    f"{lat.get('p50_ms', 0):.2f} ms",
+                    f"{lat.get('p99_ms', 0):.2f} ms",
+                    f"{lat.get('max_ms', 0):.2f} ms",
+                )
+            parts.append(table)
+        errors = s.get("errors") or {}
+        if errors:
+            table = self._table("code", "count", title="errors")
+            for code, count in sorted(errors.items()):
+                self._row(table, Text(code, style="red"), str(count))
+            parts.append(table)
+        else:
+            parts.append(Text("errors: none", style="dim"))
+        other = {k: v for k, v in s.items() if k not in _STATUS_SHOWN}
+        for key, value in sorted(other.items()):
+            parts.append(Text(f"{key.replace('_', ' ')}: {value}"))
+        return Group(*parts)
+
+    # ------------------------------------------------------------------------------------------ keys
+
+    def _where(self, r: Where) -> RenderableType:
+        table = self._table(
+            "#", "node", "address", "role", "status", title=f"where {show_bytes(r.key)} lives"
+        )
+        for i, p in enumerate(r.placements, 1):
+            self._row(
+                table,
+                str(i),
+                p.node,
+                p.address,
+                p.role,
+                Text("up" if p.up else "down", style="green" if p.up else "red"),
+            )
+        if r.coordinator is None:
+            line = Text("coordinator: none — no replica of this key is up", style="red")
+        elif r.coordinator == r.connected:
+            line = Text(f"coordinator: {r.coordinator} (the connected node, a replica of this key)")
+        else:
+            line = Text(f"coordinator: {r.coordinator} ({r.connected} holds no replica and forwards to it)")
+        return Group(table, line)
+
+    def _replicas(self, r: Replicas) -> RenderableType:
+        table = self._table("version", "dot", "written", *r.nodes, title=f"replicas of {show_bytes(r.key)}")
+        styles = {"held": "green", "superseded": "dim", "missing": "red"}
+        for i, v in enumerate(r.versions):
+            value = Text("(tombstone)", style="dim") if v.value is None else Text(show_bytes(v.value))
+            cells: list[RenderableType] = []
+            for node in r.nodes:
+                if node in r.errors:
+                    cells.append(Text("?", style="red"))
+                else:
+                    state = r.cells[node][i]
+                    cells.append(Text(state, style=styles[state]))
+            self._row(table, value, f"{v.actor}:{v.counter}", when(v.timestamp), *cells)
+        if not r.versions:
+            self._row(table, Text("(no versions)", style="dim"), "", "", *["" for _ in r.nodes])
+        self._row(
+            table,
+            Text("clock", style="dim"),
+            "",
+            "",
+            *[Text("unreachable", style="red") if n in r.errors else _clock(r.clocks[n]) for n in r.nodes],
+        )
+        lines: list[RenderableType] = [table]
+        for node, error in r.errors.items():
+            lines.append(Text(f"{node}: {error}", style="red"))
+        if r.diverged:
+            lines.append(
+                Text(
+                    "replicas diverge: read repair (a get) or the next write brings them together",
+                    style="yellow",
+                )
+            )
+        else:
+            reachable = len(r.nodes) - len(r.errors)
+            lines.append(Text(f"replicas agree ({reachable} of {len(r.nodes)} answered)", style="green"))
+        return Group(*lines)
+
+    # ------------------------------------------------------------------------------------------ help
+
+    def _help(self, r: Help) -> RenderableType:
+        if r.topic is not None:
+            command = COMMANDS[r.topic]
+            return Group(Text(f"usage: {command.usage}", style="bold"), Text(command.help))
+        table = self._table("command", "what it does")
+        for command in COMMANDS.values():
+            if command.name != "exit":
+                self._row(table, command.usage, command.summary)
+        tips = Text(
+            "'help CMD' explains one · Tab completes commands, keys, nodes and levels · "
+            "Ctrl-R searches history · Ctrl-D leaves",
+            style="dim",
+        )
+        return Group(table, tips)
+
+
+def failure_line(f: Failure) -> Text:
+    """The one red line every error becomes: ``code: message — hint``."""
+    text = Text(f"{f.code}: {f.message}", style="bold red")
+    if f.hint:
+        text.append(f" — {f.hint}", style="red")
+    return text
+
+
+def _clock(clock: dict[str, int]) -> str:
+    return ", ".join(f"{a}:{c}" for a, c in sorted(clock.items())) or "{}"
+
+
+def stdout_console() -> Console:
+    return make_console(sys.stdout)

@@ -1,0 +1,282 @@
+"""What a command produced, as data: the session returns these, :mod:`zkv_shell.render` decides the looks.
+
+Each result knows whether it counts as a failure (for the exit status of scripts) and how to turn itself
+into plain JSON-able data for ``-o json``; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def json_bytes(data: bytes | None) -> Any:
+    """Text stays text in JSON; bytes that are not UTF-8 become ``{"base64": ...}``; None stays null."""
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Base of every result: the command that produced it."""
+
+    command: str
+
+    @property
+    def ok(self) -> bool:
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"command": self.command, "ok": self.ok}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure(Result):
+    """A command that did not do what was asked: a code, what happened, and what to do about it."""
+
+    code: str = "internal"
+    message: str = ""
+    hint: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "ok": False,
+            "error": self.code,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Quit(Result):
+    """The user asked to leave."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message(Result):
+    """A short confirmation or fact (``switch``, ``consistency``)."""
+
+    text: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"command": self.command, "ok": True, "message": self.text, **self.data}
+
+
+@dataclass(frozen=True, slots=True)
+class Help(Result):
+    """``help`` (topic None: the list of commands) or ``help CMD``."""
+
+    topic: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        from zkv_shell.commands import COMMANDS
+
+        names = [self.topic] if self.topic else list(COMMANDS)
+        return {
+            "command": "help",
+            "ok": True,
+            "commands": {n: {"usage": COMMANDS[n].usage, "help": COMMANDS[n].help} for n in names},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Written(Result):
+    """A put or delete the cluster acknowledged; ``resolved`` counts the versions its context replaced."""
+
+    key: bytes = b""
+    level: str | None = None
+    node: str = ""
+    with_context: bool = False
+    resolved: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "ok": True,
+            "key": json_bytes(self.key),
+            "level": self.level,
+            "coordinator": self.node,
+            "context": self.with_context,
+            "resolved": self.resolved,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Result):
+    """A get: every sibling, newest first (empty when the key is missing)."""
+
+    key: bytes = b""
+    values: tuple[bytes, ...] = ()
+    timestamps: tuple[float, ...] = ()
+    level: str | None = None
+
+    @property
+    def found(self) -> bool:
+        return bool(self.values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "ok": True,
+            "key": json_bytes(self.key),
+            "found": self.found,
+            "values": [json_bytes(v) for v in self.values],
+            "timestamps": list(self.timestamps),
+            "siblings": len(self.values),
+            "level": self.level,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    name: str
+    address: str
+    status: str
+    heartbeat_age: float | None
+    vnodes: int
+    ownership: float  # share of the key space it holds a replica of (0..1)
+    keys: int  # -1: not reported yet
+
+
+@dataclass(frozen=True, slots=True)
+class Nodes(Result):
+    """``nodes``: the cluster as ``seen_by`` sees it."""
+
+    seen_by: str = ""
+    rows: tuple[NodeRow, ...] = ()
+
+    @property
+    def up(self) -> int:
+        return sum(1 for r in self.rows if r.status == "up")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": "nodes",
+            "ok": True,
+            "seen_by": self.seen_by,
+            "up": self.up,
+            "down": len(self.rows) - self.up,
+            "nodes": [
+                {
+                    "name": r.name,
+                    "address": r.address,
+                    "status": r.status,
+                    "heartbeat_age": r.heartbeat_age,
+                    "vnodes": r.vnodes,
+                    "ownership": r.ownership,
+                    "keys": None if r.keys < 0 else r.keys,
+                }
+                for r in self.rows
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Result):
+    """``status``: one node's statistics, as the node reported them."""
+
+    node: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        stats = {k: v for k, v in self.stats.items() if k not in ("id", "ok")}
+        return {"command": "status", "ok": True, "node": self.node, "stats": stats}
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    node: str
+    address: str
+    role: str  # primary | fallback
+    up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Where(Result):
+    """``where``: the key's preference list and who coordinates a request for it from this shell."""
+
+    key: bytes = b""
+    placements: tuple[Placement, ...] = ()
+    coordinator: str | None = None
+    connected: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": "where",
+            "ok": True,
+            "key": json_bytes(self.key),
+            "coordinator": self.coordinator,
+            "connected": self.connected,
+            "placements": [
+                {"node": p.node, "address": p.address, "role": p.role, "up": p.up} for p in self.placements
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One version some replica holds, identified by the write (dot) that made it."""
+
+    value: bytes | None  # None: a tombstone
+    actor: str
+    counter: int
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class Replicas(Result):
+    """``replicas``: for each version of the key, what each replica knows of it.
+
+    ``cells[node][i]`` is ``held`` (the replica stores version i), ``superseded`` (it saw version i and
+    a newer write replaced it) or ``missing`` (it never saw it); ``errors`` names unreachable replicas.
+    """
+
+    key: bytes = b""
+    nodes: tuple[str, ...] = ()
+    versions: tuple[Version, ...] = ()
+    cells: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    clocks: dict[str, dict[str, int]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def diverged(self) -> bool:
+        """The reachable replicas do not all hold the same versions under the same clock."""
+        seen = [(self.cells[n], tuple(sorted(self.clocks[n].items()))) for n in self.nodes if n in self.cells]
+        return len(set(seen)) > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": "replicas",
+            "ok": True,
+            "key": json_bytes(self.key),
+            "diverged": self.diverged,
+            "replicas": {
+                n: {"error": self.errors[n]}
+                if n in self.errors
+                else {
+                    "clock": self.clocks[n],
+                    "versions": [
+                        {
+                            "value": json_bytes(v.value),
+                            "tombstone": v.value is None,
+                            "dot": [v.actor, v.counter],
+                            "timestamp": v.timestamp,
+                            "state": c,
+                        }
+                        for v, c in zip(self.versions, self.cells[n], strict=True)
+                    ],
+                }
+                for n in self.nodes
+            },
+        }

@@ -1,0 +1,315 @@
+"""One shell session: its coordinator, its consistency level, the contexts of its gets — and the commands.
+
+:meth:`Session.run` takes a typed line and returns a :class:`~zkv_shell.results.Result`; it never prints
+and never raises, so the interactive loop, ``-c`` and piped stdin all behave the same and can be tested
+without a terminal. Every exception is turned into a one-line :class:`~zkv_shell.results.Failure` at
+the command boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from zkv_shell.commands import UsageError, check_level, nearest, parse, split
+from zkv_shell.connection import Endpoint, PinnedClient, probe
+from zkv_shell.health import Link
+from zkv_shell.hints import explain
+from zkv_shell.results import (
+    Failure,
+    Help,
+    Message,
+    NodeRow,
+    Nodes,
+    Placement,
+    Quit,
+    Read,
+    Replicas,
+    Result,
+    Status,
+    Version,
+    Where,
+    Written,
+)
+
+from zkv.client import ReplicaState
+from zkv.errors import NoNodeAvailable, ZkvError
+
+#: commands that talk to the connected node; their outcome tells whether it answers
+_NETWORK = frozenset({"put", "get", "delete", "nodes", "status", "where"})
+
+
+class Session:
+    """The state a shell keeps between commands, and the code that carries commands out."""
+
+    def __init__(
+        self,
+        client: PinnedClient,
+        node: Endpoint,
+        known: dict[str, str] | None = None,
+        level: str | None = None,
+        link: Link | None = None,
+    ) -> None:
+        self.client = client
+        self.node = node
+        self.known: dict[str, str] = dict(known or {})  # node name -> address
+        self.level = level  # None: each request uses the cluster's configured default
+        self.cluster_default: str | None = None  # the cluster's default level, once learnt
+        self.link = link or Link(connected=True)
+        self.contexts: dict[bytes, tuple[bytes, int]] = {}  # key -> (context of its last get, versions seen)
+        self.keys: dict[str, None] = {}  # keys used in this session, for completion (ordered set)
+        self._handlers: dict[str, Callable[[list[str]], Result]] = {
+            "put": self._put,
+            "get": self._get,
+            "delete": self._delete,
+            "switch": self._switch,
+            "nodes": self._nodes,
+            "status": self._status,
+            "consistency": self._consistency,
+            "where": self._where,
+            "replicas": self._replicas,
+            "help": lambda args: Help("help", args[0] if args else None),
+            "quit": lambda args: Quit("quit"),
+            "exit": lambda args: Quit("exit"),
+        }
+
+    @classmethod
+    def connect(
+        cls,
+        address: str,
+        name: str | None = None,
+        known: dict[str, str] | None = None,
+        level: str | None = None,
+    ) -> Session:
+        """A session coordinated by the node at ``address``; it learns the node's name and the ring now."""
+        client = PinnedClient(address)
+        answered = probe(client, address)
+        session = cls(
+            client,
+            Endpoint(answered or name or address, address),
+            known,
+            level,
+            Link(connected=answered is not None),
+        )
+        if answered is not None:
+            session.learn()
+        return session
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ------------------------------------------------------------------------------------------ state
+
+    @property
+    def level_label(self) -> str:
+        """The level put/get/delete use when they name none, as the prompt shows it."""
+        return self.level or self.cluster_default or "default"
+
+    @property
+    def node_names(self) -> list[str]:
+        return sorted(self.known)
+
+    def learn(self) -> None:
+        """Learn every node's name and address and the cluster's default level from the connected node."""
+        try:
+            ring = self.client.ring(refresh=True)
+        except ZkvError:
+            return
+        self.known.update(ring.addresses)
+        if ring.read_consistency == ring.write_consistency:
+            self.cluster_default = ring.read_consistency
+
+    # ------------------------------------------------------------------------------------------ running
+
+    def run(self, line: str) -> Result | None:
+        """Carry out one typed line; None for a blank line or comment. Never raises."""
+        try:
+            invocation = parse(line)
+        except UsageError as exc:
+            return Failure(_first_word(line), exc.code, exc.message, exc.hint)
+        if invocation is None:
+            return None
+        return self.execute(invocation.name, invocation.args)
+
+    def execute(self, name: str, args: list[str]) -> Result:
+        """Run an already parsed command, turning every exception into a Failure."""
+        try:
+            result = self._handlers[name](args)
+        except UsageError as exc:
+            return Failure(name, exc.code, exc.message, exc.hint)
+        except (Exception, KeyboardInterrupt) as exc:  # the command boundary: no traceback ever escapes
+            if isinstance(exc, NoNodeAvailable):
+                self.link.mark(False)
+            others = [n for n in self.node_names if n != self.node.name]
+            return explain(name, exc, self.node.name, self.node.address, others)
+        if name in _NETWORK and not (name == "status" and args):  # status NODE asks another node
+            self.link.mark(True)
+            if self.cluster_default is None:  # started while the node was down: learn what we missed
+                self.learn()
+        return result
+
+    def _remember(self, key: str) -> bytes:
+        self.keys.pop(key, None)
+        self.keys[key] = None
+        return key.encode()
+
+    def _level(self, args: list[str], index: int) -> str | None:
+        return check_level(args[index]) if len(args) > index else self.level
+
+    # ------------------------------------------------------------------------------------------ data
+
+    def _put(self, args: list[str]) -> Result:
+        key = self._remember(args[0])
+        return self._write("put", key, args[1].encode(), self._level(args, 2))
+
+    def _delete(self, args: list[str]) -> Result:
+        key = self._remember(args[0])
+        return self._write("delete", key, None, self._level(args, 1))
+
+    def _write(self, op: str, key: bytes, value: bytes | None, level: str | None) -> Result:
+        """A put or delete that sends the context of this shell's last get of the key, if any."""
+        context, seen = self.contexts.get(key, (None, 0))
+        if value is None:
+            self.client.delete(key, level, context=context)
+        else:
+            self.client.put(key, value, level, context=context)
+        self.contexts.pop(key, None)  # used up: a second write with it would be concurrent with the first
+        return Written(op, key, level or self.level_label, self.node.name, context is not None, seen)
+
+    def _get(self, args: list[str]) -> Result:
+        key = self._remember(args[0])
+        level = self._level(args, 1)
+        result = self.client.get(key, level)
+        if result.context is not None:
+            self.contexts[key] = (result.context, len(result.values))
+        else:
+            self.contexts.pop(key, None)
+        return Read("get", key, tuple(result.values), tuple(result.timestamps), level or self.level_label)
+
+    # ------------------------------------------------------------------------------------------ nodes
+
+    def _resolve(self, target: str) -> str:
+        """The address of a node name (or an address as is); UsageError naming the known nodes."""
+        if "://" in target:
+            return target
+        if target not in self.known:
+            self.learn()
+        if target in self.known:
+            return self.known[target]
+        guess = nearest(target, self.node_names)
+        did_you_mean = f"did you mean '{guess}'? " if guess else ""
+        names = ", ".join(self.node_names) or "none known yet"
+        raise UsageError("unknown_node", f"no node named {target!r}", f"{did_you_mean}nodes: {names}")
+
+    def _switch(self, args: list[str]) -> Result:
+        address = self._resolve(args[0])
+        name = probe(self.client, address)
+        if name is None:
+            label = args[0] if "://" not in args[0] else address
+            return Failure(
+                "switch",
+                "node_down",
+                f"{label} ({address}) is not answering",
+                f"staying on {self.node.name}; 'nodes' shows which nodes are up",
+            )
+        self.client.pin(address)
+        self.node = Endpoint(name, address)
+        self.known.setdefault(name, address)
+        self.link.mark(True)
+        self.learn()
+        return Message("switch", f"now connected to {name} ({address})", {"node": name, "address": address})
+
+    def _nodes(self, args: list[str]) -> Result:
+        rows = tuple(
+            NodeRow(n.name, n.address, n.status, n.heartbeat_age, n.vnodes, n.ownership, n.keys)
+            for n in self.client.nodes()
+        )
+        self.known.update({r.name: r.address for r in rows})
+        return Nodes("nodes", self.node.name, rows)
+
+    def _status(self, args: list[str]) -> Result:
+        if not args:
+            return Status("status", self.node.name, self.client.status())
+        address = self._resolve(args[0])
+        try:
+            stats = self.client.status(address)
+        except NoNodeAvailable:
+            return Failure(
+                "status",
+                "node_down",
+                f"{args[0]} ({address}) is not answering",
+                "'nodes' shows which nodes are up",
+            )
+        return Status("status", str(stats.get("node", args[0])), stats)
+
+    def _consistency(self, args: list[str]) -> Result:
+        if args:
+            self.level = check_level(args[0])
+            return Message("consistency", f"consistency set to {self.level}", {"level": self.level})
+        if self.level is None:
+            text = f"consistency is the cluster's default ({self.cluster_default or 'set in cluster.toml'})"
+        else:
+            text = f"consistency is {self.level}"
+        return Message("consistency", text, {"level": self.level_label})
+
+    # ------------------------------------------------------------------------------------------ keys
+
+    def _where(self, args: list[str]) -> Result:
+        key = self._remember(args[0])
+        info = self.client.ring(refresh=True)
+        up = {n.name for n in self.client.nodes() if n.status == "up"}
+        preference = info.preference_list(key)
+        placements = [Placement(n, info.addresses.get(n, "?"), "primary", n in up) for n in preference]
+        placements += [
+            Placement(p.node, info.addresses.get(p.node, "?"), "fallback", True)
+            for p in info.ring.placements(key, lambda n: n in up)
+            if p.role == "fallback"
+        ]
+        if self.node.name in preference:
+            coordinator: str | None = self.node.name
+        else:
+            coordinator = next((n for n in preference if n in up), None)
+        return Where("where", key, tuple(placements), coordinator, self.node.name)
+
+    def _replicas(self, args: list[str]) -> Result:
+        key = self._remember(args[0])
+        states = self.client.replicas(key)
+        return replica_view(key, states)
+
+
+def replica_view(key: bytes, states: dict[str, ReplicaState | ZkvError]) -> Replicas:
+    """Line up what each replica stores: every version any replica holds, and each replica's view of it."""
+    found: dict[tuple[str, int], Version] = {}
+    for state in states.values():
+        if isinstance(state, ReplicaState):
+            for v in state.versions:
+                found.setdefault((v.actor, v.counter), Version(v.value, v.actor, v.counter, v.timestamp))
+    versions = tuple(sorted(found.values(), key=lambda v: (-v.timestamp, v.actor, v.counter)))
+    cells: dict[str, tuple[str, ...]] = {}
+    clocks: dict[str, dict[str, int]] = {}
+    errors: dict[str, str] = {}
+    for node, state in states.items():
+        if isinstance(state, NoNodeAvailable):
+            errors[node] = "not answering"
+            continue
+        if isinstance(state, ZkvError):
+            errors[node] = f"{state.code}: {state.message}"
+            continue
+        held = {(v.actor, v.counter) for v in state.versions}
+        cells[node] = tuple(
+            "held"
+            if (v.actor, v.counter) in held
+            else "superseded"
+            if state.clock.get(v.actor, 0) >= v.counter
+            else "missing"
+            for v in versions
+        )
+        clocks[node] = dict(state.clock)
+    return Replicas("replicas", key, tuple(states), versions, cells, clocks, errors)
+
+
+def _first_word(line: str) -> str:
+    try:
+        words = split(line)
+    except UsageError:
+        words = line.split()
+    return words[0] if words else ""
