@@ -76,6 +76,7 @@ class NodeInfo:
     vnodes: int
     ownership: float
     gossip: str = ""
+    phi: float = 0.0  # the asked node's suspicion of this one (phi-accrual); down past the threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,20 @@ class Client:
         reply = self._call({"op": "nodes"}, [address] if address else None)
         fields = NodeInfo.__dataclass_fields__
         return [NodeInfo(**{k: v for k, v in row.items() if k in fields}) for row in reply["nodes"]]
+
+    def views(self) -> dict[str, dict[str, NodeInfo] | ZkvError]:
+        """Every node's view of the cluster, side by side: asked of each node directly, in parallel."""
+        members = self.nodes()
+        jobs = [_Job({"op": "nodes"}, [m.address]) for m in members]
+        fields = NodeInfo.__dataclass_fields__
+        out: dict[str, dict[str, NodeInfo] | ZkvError] = {}
+        for member, reply in zip(members, self._run_jobs(jobs), strict=True):
+            if isinstance(reply, ZkvError):
+                out[member.name] = reply
+            else:
+                rows = [NodeInfo(**{k: v for k, v in row.items() if k in fields}) for row in reply["nodes"]]
+                out[member.name] = {row.name: row for row in rows}
+        return out
 
     def status(self, node: str | None = None) -> dict[str, Any]:
         """A node's statistics (``node`` is a name or an address; default: any reachable node)."""

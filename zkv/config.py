@@ -63,6 +63,12 @@ class ClusterConfig:
     max_key_bytes: int = 1024
     max_value_bytes: int = 1048576
     max_siblings: int = 100
+    phi_threshold: int = 8  # phi-accrual suspicion level past which a silent peer is down
+    handoff_interval_ms: int = 1000  # how often hints are offered to their owners
+    max_hints: int = 100000  # hints kept per node, over all targets
+    max_hint_bytes: int = 268435456  # bytes of hints kept per node
+    max_hint_age_s: int = 10800  # hints older than this are dropped (anti-entropy repairs instead)
+    anti_entropy_interval_ms: int = 10000  # how often a node compares Merkle trees with one peer
     path: Path | None = None  # the file it was loaded from
 
     def node(self, name: str) -> NodeSpec:
@@ -90,6 +96,12 @@ _INT_KEYS = (
     "max_key_bytes",
     "max_value_bytes",
     "max_siblings",
+    "phi_threshold",
+    "handoff_interval_ms",
+    "max_hints",
+    "max_hint_bytes",
+    "max_hint_age_s",
+    "anti_entropy_interval_ms",
 )
 _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "read_consistency": (LEVELS, "a consistency level"),

@@ -32,7 +32,7 @@ from typing import Any
 from zkv.core.effects import Effect, Publish, Reply, Send
 from zkv.core.membership import Membership
 from zkv.core.quorum import Outcome, ReadQuorum, WriteQuorum, required
-from zkv.core.ring import Ring
+from zkv.core.ring import Ring, node_tokens
 from zkv.core.stats import RequestStats
 from zkv.core.versions import (
     EMPTY,
@@ -65,6 +65,7 @@ class NodeSettings:
     request_timeout: float = 2.0
     heartbeat_interval: float = 0.5
     failure_timeout: float = 3.0
+    phi_threshold: float = 8.0
     generation: int = 1
     wall_offset: float = 0.0  # wall clock minus ``now``: timestamps siblings for display order only
     limits: Limits = Limits()
@@ -117,7 +118,6 @@ class NodeCore:
         self.name = settings.name
         self.store = store
         self.started = now
-        self.ring = Ring.from_nodes(settings.members, settings.vnodes, settings.replication_factor)
         self.membership = Membership(
             settings.name,
             settings.members,
@@ -125,7 +125,10 @@ class NodeCore:
             settings.heartbeat_interval,
             settings.failure_timeout,
             now,
+            phi_threshold=settings.phi_threshold,
+            vnodes=settings.vnodes,
         )
+        self.ring = self._build_ring()
         self.stats = RequestStats()
         self._effects: list[Effect] = []
         self._ids = itertools.count(1)
@@ -162,6 +165,15 @@ class NodeCore:
     def on_heartbeat(self, msg: dict[str, Any], now: float) -> None:
         if self.membership.on_heartbeat(msg, now):
             log.info("%s restarted (generation %s)", msg.get("node"), msg.get("gen"))
+        if self.membership.take_changed():
+            self.ring = self._build_ring()
+
+    def _build_ring(self) -> Ring:
+        """The ring of the members that own tokens; tokens are a pure function of name and vnodes."""
+        return Ring(
+            {name: node_tokens(name, vnodes) for name, vnodes in self.membership.ring_members().items()},
+            self.settings.replication_factor,
+        )
 
     # ------------------------------------------------------------------------------------------ clients
 
@@ -290,10 +302,10 @@ class NodeCore:
 
         Claiming less than the client saw is safe: at worst a superseded sibling stays (a false conflict).
         """
-        members = self.settings.members
-        if all(actor.partition("~")[0] in members for actor in context):
+        known = self.membership.member
+        if all(known(actor.partition("~")[0]) for actor in context):
             return context
-        return {a: c for a, c in context.items() if a.partition("~")[0] in members}
+        return {a: c for a, c in context.items() if known(a.partition("~")[0])}
 
     def _coordinate_read(
         self, origin: Origin, req: GetRequest, raw: dict, now: float, may_forward: bool
@@ -499,7 +511,8 @@ class NodeCore:
         out = []
         for view in self.membership.view(now, len(self.store)):
             row = asdict(view)
-            row["vnodes"] = self.settings.vnodes
+            member = self.membership.member(view.name)
+            row["vnodes"] = member.vnodes if member else self.settings.vnodes
             row["ownership"] = share.get(view.name, 0.0)
             out.append(row)
         return out
@@ -513,7 +526,7 @@ class NodeCore:
             "write_consistency": self.settings.write_level,
             "request_timeout": self.settings.request_timeout,
             "members": [
-                {"name": n, "address": self.settings.members[n][0], "tokens": tokens[n]}
+                {"name": n, "address": self.membership.member(n).address, "tokens": tokens[n]}
                 for n in self.ring.members
             ],
         }

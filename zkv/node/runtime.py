@@ -103,6 +103,7 @@ class NodeRuntime:
             request_timeout=config.request_timeout_ms / 1000,
             heartbeat_interval=config.heartbeat_interval_ms / 1000,
             failure_timeout=config.failure_timeout_ms / 1000,
+            phi_threshold=float(config.phi_threshold),
             generation=generation,
             wall_offset=time.time() - now,
             limits=Limits(config.max_key_bytes, config.max_value_bytes, config.max_siblings),

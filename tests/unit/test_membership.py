@@ -1,0 +1,124 @@
+"""Gossip views and the phi-accrual failure detector, driven with simulated time."""
+
+from __future__ import annotations
+
+import math
+
+from zkv.core.membership import DOWN, JOINING, LEAVING, NORMAL, UP, Membership
+
+MEMBERS = {f"n{i}": (f"tcp://127.0.0.1:{7000 + i}", f"tcp://127.0.0.1:{8000 + i}") for i in (1, 2, 3)}
+INTERVAL = 0.1
+
+
+def make(me: str, now: float = 0.0, generation: int = 1, **kw) -> Membership:
+    return Membership(me, MEMBERS, generation, INTERVAL, failure_timeout=5.0, now=now, **kw)
+
+
+def beat(sender: Membership, receiver: Membership, now: float, keys: int = 0) -> bool:
+    return receiver.on_heartbeat(sender.make_heartbeat(now, keys), now)
+
+
+def test_peer_stays_up_with_regular_heartbeats_and_goes_down_when_they_stop() -> None:
+    a, b = make("n1"), make("n2")
+    now = 0.0
+    for _ in range(50):
+        now += INTERVAL
+        beat(b, a, now)
+        assert a.is_up("n2", now)
+    # silence: phi climbs; down well before the hard failure_timeout
+    down_at = None
+    t = now
+    while t < now + 5.0:
+        t += 0.01
+        if not a.is_up("n2", t):
+            down_at = t - now
+            break
+    assert down_at is not None and INTERVAL < down_at < 1.0
+    assert a.phi("n2", now + down_at) >= 8.0
+    beat(b, a, now + down_at + 0.01)
+    assert a.is_up("n2", now + down_at + 0.01)
+
+
+def test_phi_grows_with_silence_and_is_finite() -> None:
+    a, b = make("n1"), make("n2")
+    for i in range(1, 30):
+        beat(b, a, i * INTERVAL)
+    last = 29 * INTERVAL
+    phis = [a.phi("n2", last + d) for d in (0.05, 0.3, 0.6, 1.0, 100.0)]
+    assert phis == sorted(phis)
+    assert all(math.isfinite(p) for p in phis)
+
+
+def test_jittery_peer_tolerated_longer_than_a_regular_one() -> None:
+    regular, jittery = make("n1"), make("n1")
+    b1, b2 = make("n2"), make("n2")
+    t1 = t2 = 0.0
+    for i in range(60):
+        t1 += INTERVAL
+        beat(b1, regular, t1)
+        t2 += INTERVAL * (0.3 if i % 2 else 1.7)
+        beat(b2, jittery, t2)
+    silence = 0.8
+    assert regular.phi("n2", t1 + silence) > jittery.phi("n2", t2 + silence)
+
+
+def test_dropped_connection_means_down_at_once() -> None:
+    a = make("n1")
+    assert a.is_up("n2", 0.01)
+    a.on_connection("n2", False)
+    assert not a.is_up("n2", 0.01)
+    a.on_connection("n2", True)
+    assert a.is_up("n2", 0.01)
+
+
+def test_restart_is_detected_by_a_higher_generation() -> None:
+    a, b = make("n1"), make("n2", generation=100)
+    assert not beat(b, a, 0.1)
+    restarted = make("n2", generation=200)
+    assert beat(restarted, a, 0.2)
+    assert a.member("n2").generation == 200
+    # an old heartbeat of the previous incarnation is ignored
+    assert not a.on_heartbeat({"op": "hb", "node": "n2", "gen": 100, "hb": 99, "view": []}, 0.3)
+    assert a.member("n2").generation == 200
+
+
+def test_views_merge_by_generation_and_version() -> None:
+    a, b, c = make("n1"), make("n2"), make("n3")
+    c.set_status(LEAVING)
+    beat(c, b, 0.1)  # b hears c leaving
+    beat(b, a, 0.2)  # a hears it from b's view, not from c
+    assert a.status_of("n3") == LEAVING
+    stale = [["n3", MEMBERS["n3"][0], MEMBERS["n3"][1], 1, 0, NORMAL, 64]]
+    a.merge_view(stale)  # older news does not undo newer
+    assert a.status_of("n3") == LEAVING
+    assert set(a.ring_members()) == {"n1", "n2", "n3"}  # leaving members still own tokens
+
+
+def test_a_member_learned_through_gossip_joins_the_view() -> None:
+    a = make("n1")
+    learned = a.merge_view([["n4", "tcp://127.0.0.1:7004", "tcp://127.0.0.1:8004", 5, 1, JOINING, 64]])
+    assert learned == ["n4"]
+    assert a.status_of("n4") == JOINING
+    assert "n4" not in a.ring_members()
+    assert not a.is_up("n4", 0.0)  # never heard directly
+    view = {v.name: v for v in a.view(0.0, 0)}
+    assert view["n4"].status == JOINING and view["n4"].heartbeat_age is None
+
+
+def test_malformed_gossip_is_ignored() -> None:
+    a = make("n1")
+    before = [m.to_wire() for m in a.members()]
+    a.merge_view([None, [1, 2, 3], ["n2", "x", "y", -1, 0, NORMAL, 64], ["n2", "x", "y", 9, 9, "zombie", 64]])
+    assert [m.to_wire() for m in a.members()] == before
+    assert not a.on_heartbeat({"op": "hb", "node": "n2", "gen": "x", "hb": 1}, 0.1)
+
+
+def test_view_reports_status_and_liveness() -> None:
+    a, b = make("n1"), make("n2")
+    beat(b, a, 0.1, keys=42)
+    view = {v.name: v for v in a.view(0.15, my_keys=7)}
+    assert view["n1"].status == UP and view["n1"].keys == 7
+    assert view["n2"].status == UP and view["n2"].keys == 42
+    assert abs(view["n2"].heartbeat_age - 0.05) < 1e-9
+    a.on_connection("n3", False)
+    assert {v.name: v.status for v in a.view(0.15, 0)}["n3"] == DOWN
