@@ -317,12 +317,7 @@ class Client:
         addresses = self._ring.addresses
         preferred = [addresses[n] for n in self._ring.preference_list(key)] if key is not None else []
         rest = [a for a in list(addresses.values()) + known if a not in preferred]
-        ordered = list(dict.fromkeys(preferred + rest))
-        if self._unreachable_until:
-            # nodes that recently refused a connection go last, so a dead node costs nothing per request
-            now = time.monotonic()
-            ordered.sort(key=lambda a: self._unreachable_until.get(a, 0.0) > now)
-        return ordered
+        return list(dict.fromkeys(preferred + rest))
 
     def _call_keyed(self, msg: dict) -> dict:
         return self._call(msg, self._candidates(msg["key"]))
@@ -352,6 +347,10 @@ class Client:
 
     def _dispatch(self, job: _Job, by_id: dict[int, _Job], now: float) -> None:
         """Send ``job`` to its next candidate; mark it failed when none is left."""
+        if self._unreachable_until:
+            # nodes that recently refused a connection go last, so a dead node costs nothing per request
+            now = time.monotonic()
+            job.candidates.sort(key=lambda a: self._unreachable_until.get(a, 0.0) > now)
         while job.candidates:
             address = job.candidates.pop(0)
             sock = self._socket(address)

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from zkv.core.effects import Effect, Publish, Reply, Send
+from zkv.core.handoff import Handoff, Hints
 from zkv.core.membership import Membership
 from zkv.core.quorum import Outcome, ReadQuorum, WriteQuorum, required
 from zkv.core.ring import Ring, node_tokens
@@ -66,6 +67,7 @@ class NodeSettings:
     heartbeat_interval: float = 0.5
     failure_timeout: float = 3.0
     phi_threshold: float = 8.0
+    handoff_interval: float = 1.0
     generation: int = 1
     wall_offset: float = 0.0  # wall clock minus ``now``: timestamps siblings for display order only
     limits: Limits = Limits()
@@ -113,10 +115,14 @@ class _Forward:
 class NodeCore:
     """One node's state machine. Not thread-safe: the runtime drives it from one loop."""
 
-    def __init__(self, settings: NodeSettings, store: Any, now: float) -> None:
+    def __init__(self, settings: NodeSettings, store: Any, now: float, hints: Hints | None = None) -> None:
         self.settings = settings
         self.name = settings.name
         self.store = store
+        # without a hint store there is no sloppy quorum: writes count only live primaries
+        self.handoff = (
+            Handoff(hints, settings.handoff_interval, settings.request_timeout) if hints is not None else None
+        )
         self.started = now
         self.membership = Membership(
             settings.name,
@@ -144,6 +150,8 @@ class NodeCore:
 
     def next_wakeup(self) -> float:
         wake = self.membership.next_wakeup()
+        if self.handoff is not None:
+            wake = min(wake, self.handoff.next_wakeup())
         if self._deadlines:
             wake = min(wake, self._deadlines[0][0])
         return wake
@@ -156,6 +164,9 @@ class NodeCore:
                 self._expire(iid, pending, now)
         if self.membership.heartbeat_due(now):
             self._effects.append(Publish(self.membership.make_heartbeat(now, len(self.store))))
+        if self.handoff is not None:
+            for target, msg in self.handoff.offers(now, lambda n: self.membership.is_up(n, now), self._ids):
+                self._effects.append(Send(target, msg))
 
     def on_connection(self, peer: str, connected: bool, now: float) -> None:
         """The runtime's word that the request connection to ``peer`` came up or dropped."""
@@ -259,11 +270,12 @@ class NodeCore:
                 )
             self._forward(origin, raw, req.op, req.level, live, now)
             return
-        if len(live) < need:
+        fallbacks = self._fallbacks(req.key, preference, live, level, now)
+        if len(live) + len(fallbacks) < need:
             raise Unavailable(
                 f"{level} needs {need} of {len(preference)} replicas, {len(live)} alive",
                 required=need,
-                alive=len(live),
+                alive=len(live) + len(fallbacks),
             )
         local = self.store.get(req.key) or EMPTY
         context = self._known_actors(req.context)
@@ -284,7 +296,7 @@ class NodeCore:
                 limit=self.settings.limits.max_siblings,
             )
         self.store.put(req.key, state)
-        quorum = WriteQuorum(live, need, now + self.settings.request_timeout)
+        quorum = WriteQuorum(live + tuple(fallbacks), need, now + self.settings.request_timeout)
         quorum.on_ack(self.name)
         write = _Write(origin, req.op, level, now, quorum)
         if quorum.outcome() is Outcome.OK:
@@ -296,6 +308,31 @@ class NodeCore:
         for node in live:
             if node != self.name:
                 self._effects.append(Send(node, {"op": "rput", "id": iid, "key": req.key, "state": wire}))
+        for node, owner in fallbacks.items():
+            msg = {"op": "rput", "id": iid, "key": req.key, "state": wire, "hint": owner}
+            self._effects.append(Send(node, msg))
+        if self.handoff is not None:
+            # a down primary with no fallback to stand in for it: the coordinator keeps the hint itself
+            # (as Cassandra does); it does not count toward W, but the owner gets the write when back
+            covered = set(fallbacks.values())
+            for owner in preference:
+                if owner not in live and owner not in covered:
+                    self.handoff.keep(owner, req.key, state)
+
+    def _fallbacks(
+        self, key: bytes, preference: tuple[str, ...], live: tuple[str, ...], level: str, now: float
+    ) -> dict[str, str]:
+        """Sloppy quorum: an up fallback node for each down primary, as ``{fallback: owner}``.
+
+        Hinted writes count toward ``one`` and ``quorum``; ``all`` promises every primary holds the
+        write, so it takes none.
+        """
+        if self.handoff is None or level == "all" or len(live) == len(preference):
+            return {}
+        down = [node for node in preference if node not in live]
+        placed = [p.node for p in self.ring.placements(key, lambda n: self.membership.is_up(n, now))]
+        spare = [node for node in placed if node not in preference]
+        return dict(zip(spare, down, strict=False))
 
     def _known_actors(self, context: dict[str, int]) -> dict[str, int]:
         """Drop context entries of actors that are no node of this cluster (forged, or a node long gone).
@@ -391,10 +428,17 @@ class NodeCore:
     def on_peer(self, peer: str, msg: dict[str, Any], now: float) -> None:
         op = msg.get("op")
         try:
-            if op == "rput" or op == "repair":
+            if op == "rput" and "hint" in msg:
+                self._keep_hint(peer, msg)
+            elif op == "rput" or op == "repair":
                 self._merge_local(_bytes(msg.get("key")), state_from_wire(msg.get("state")))
                 if op == "rput":
                     self._effects.append(Reply(peer.encode(), {"op": "rput_ok", "id": msg.get("id")}))
+            elif op == "handoff":
+                self._take_handoff(peer, msg)
+            elif op == "handoff_ok":
+                if self.handoff is not None and self.handoff.owns(msg.get("id")):
+                    self.handoff.on_delivered(msg["id"], now)
             elif op == "rget":
                 state = self.store.get(_bytes(msg.get("key"))) or EMPTY
                 reply = {"op": "rget_ok", "id": msg.get("id"), "state": state_to_wire(state)}
@@ -411,6 +455,28 @@ class NodeCore:
             if op in ("rput", "rget") and type(msg.get("id")) is int:
                 reply = {"op": "rerr", "id": msg["id"], "error": "invalid_request", "message": str(exc)}
                 self._effects.append(Reply(peer.encode(), reply))
+
+    def _keep_hint(self, peer: str, msg: dict[str, Any]) -> None:
+        """Be a fallback: keep the write for its down owner and acknowledge it."""
+        owner = msg.get("hint")
+        if self.handoff is None:
+            raise InvalidRequest("this node keeps no hints")
+        if not isinstance(owner, str) or self.membership.member(owner) is None or owner == self.name:
+            raise InvalidRequest(f"hint for unknown node {owner!r}")
+        self.handoff.keep(owner, _bytes(msg.get("key")), state_from_wire(msg.get("state")))
+        self._effects.append(Reply(peer.encode(), {"op": "rput_ok", "id": msg.get("id")}))
+
+    def _take_handoff(self, peer: str, msg: dict[str, Any]) -> None:
+        """Be the owner coming back: merge the hinted states, acknowledge after the turn's flush."""
+        items = msg.get("items")
+        if not isinstance(items, list):
+            raise InvalidRequest("handoff without items")
+        for item in items:
+            if not isinstance(item, list) or len(item) != 2:
+                raise InvalidRequest("malformed handoff item")
+            self._merge_local(_bytes(item[0]), state_from_wire(item[1]))
+        self.stats.hints_received += len(items)
+        self._effects.append(Reply(peer.encode(), {"op": "handoff_ok", "id": msg.get("id")}))
 
     def _merge_local(self, key: bytes, incoming: KeyState) -> None:
         local = self.store.get(key)
@@ -473,6 +539,9 @@ class NodeCore:
     def on_send_failed(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """The runtime could not hand ``msg`` to ``peer`` (no connection): that replica failed."""
         iid = msg.get("id")
+        if msg.get("op") == "handoff" and self.handoff is not None:
+            self.handoff.on_failed(iid)
+            return
         pending = self._pending.get(iid) if type(iid) is int else None
         if pending is None:
             return
@@ -546,6 +615,8 @@ class NodeCore:
             "read_repairs": stats.read_repairs,
             "bad_messages": stats.bad_messages,
             "in_flight": len(self._pending),
+            "hints": self.handoff.statistics() if self.handoff is not None else None,
+            "hints_received": stats.hints_received,
             "peers_up": sum(1 for n in self.membership.peers() if self.membership.is_up(n, now)),
             "peers": len(self.membership.peers()),
             **self.status_extra,

@@ -35,6 +35,7 @@ class RequestStats:
         self.errors: Counter[str] = Counter()  # by wire code
         self.forwarded = 0
         self.read_repairs = 0
+        self.hints_received = 0
         self.bad_messages = 0
         self._latency: dict[str, deque[float]] = {}
 

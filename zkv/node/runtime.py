@@ -25,6 +25,7 @@ from zkv.errors import InternalError, InvalidRequest, ProtocolError
 from zkv.node.faults import FaultFilter
 from zkv.protocol import MAX_BATCH, Limits, pack, request_id, unpack_frame
 from zkv.storage import open_store
+from zkv.storage.hints import open_hints
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class NodeRuntime:
             self.sub.connect(peer.gossip)
         self._dealer_peer = {sock: peer for peer, sock in self.dealers.items()}
         self.store = open_store(config.engine, self.spec.data_dir, config.fsync)
+        self.hints = open_hints(config.engine, self.spec.data_dir, config.fsync, config.fsync_interval_ms)
         generation = int(time.time() * 1000)
         now = time.monotonic()
         settings = NodeSettings(
@@ -104,11 +106,12 @@ class NodeRuntime:
             heartbeat_interval=config.heartbeat_interval_ms / 1000,
             failure_timeout=config.failure_timeout_ms / 1000,
             phi_threshold=float(config.phi_threshold),
+            handoff_interval=config.handoff_interval_ms / 1000,
             generation=generation,
             wall_offset=time.time() - now,
             limits=Limits(config.max_key_bytes, config.max_value_bytes, config.max_siblings),
         )
-        self.core = NodeCore(settings, self.store, now)
+        self.core = NodeCore(settings, self.store, now, hints=self.hints)
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
         for peer in self.peers:
             self.core.on_connection(peer, False, now)
@@ -157,10 +160,10 @@ class NodeRuntime:
     def close(self) -> None:
         for dealer in getattr(self, "dealers", {}).values():
             dealer.disable_monitor()
-        store = getattr(self, "store", None)
-        if store is not None:
-            store.flush()
-            store.close()
+        for store in (getattr(self, "store", None), getattr(self, "hints", None)):
+            if store is not None:
+                store.flush()
+                store.close()
         self.ctx.destroy(linger=0)
 
     # ------------------------------------------------------------------------------------------ input
@@ -275,6 +278,7 @@ class NodeRuntime:
         if not effects:
             return
         self.store.flush()
+        self.hints.flush()
         for _ in range(4):  # send failures may queue replies (unavailable); give those a pass too
             sends: dict[str, list[dict]] = defaultdict(list)
             replies: dict[bytes, list[dict]] = defaultdict(list)

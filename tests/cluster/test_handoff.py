@@ -1,0 +1,75 @@
+"""Sloppy quorum and hinted handoff on real processes."""
+
+from __future__ import annotations
+
+import time
+
+from zkv.localcluster import LocalCluster, wait_until
+
+DELIVERY_BOUND_S = 15.0
+
+
+def pending_hints(cluster: LocalCluster, names: list[str]) -> int:
+    with cluster.client(timeout=1.0) as c:
+        return sum(sum(c.status(n)["hints"]["pending"].values()) for n in names)
+
+
+def holds_all(cluster: LocalCluster, node: str, keys: list[str]) -> bool:
+    with cluster.client(timeout=1.0) as c:
+        for k in keys:
+            replica = c.replicas(k)[node]
+            if isinstance(replica, Exception) or replica.values != [f"v-{k}".encode()]:
+                return False
+    return True
+
+
+def test_writes_while_a_replica_is_down_reach_it_when_it_returns(make_cluster) -> None:
+    cluster: LocalCluster = make_cluster(3, handoff_interval_ms=200)
+    keys = [f"k{i}" for i in range(500)]
+    cluster.kill("n3")
+    with cluster.client("n1", "n2") as c:
+        wait_until(lambda: c.nodes()[2].status == "down", 5, "n3 to be seen down")
+        errors = c.put_many([(k, f"v-{k}") for k in keys], consistency="quorum")
+        assert errors == [None] * len(keys)
+        assert pending_hints(cluster, ["n1", "n2"]) == len(keys)
+    cluster.start("n3")
+    started = time.monotonic()
+    wait_until(
+        lambda: pending_hints(cluster, ["n1", "n2"]) == 0, DELIVERY_BOUND_S, "every hint to be delivered"
+    )
+    assert holds_all(cluster, "n3", keys)
+    assert time.monotonic() - started < DELIVERY_BOUND_S
+    with cluster.client() as c:
+        assert c.status("n3")["hints_received"] == len(keys)
+
+
+def test_fallback_nodes_stand_in_for_a_down_primary(make_cluster) -> None:
+    cluster: LocalCluster = make_cluster(5, handoff_interval_ms=200)
+    with cluster.client() as c:
+        keys = [f"k{i}" for i in range(400)]
+        mine = [k for k in keys if "n5" in c.ring().preference_list(k)]
+        assert mine
+        cluster.kill("n5")
+        wait_until(
+            lambda: all(c.nodes(cluster.addresses[n])[4].status == "down" for n in ["n1", "n2", "n3", "n4"]),
+            5,
+            "everyone to see n5 down",
+        )
+        # `all` still needs every primary; `quorum` and `one` take a fallback's hint
+        assert c.put_many([(k, f"v-{k}") for k in mine], consistency="quorum") == [None] * len(mine)
+        fallbacks_hold = sum(c.status(n)["hints"]["pending"].get("n5", 0) for n in ["n1", "n2", "n3", "n4"])
+        assert fallbacks_hold >= len(mine)
+        # the fallbacks kept the writes as hints, not as their own data
+        for k in mine[:20]:
+            owners = c.ring().preference_list(k)
+            outsiders = [n for n in ["n1", "n2", "n3", "n4"] if n not in owners]
+            for n in outsiders:
+                state = c._call({"op": "local_get", "key": k.encode()}, [cluster.addresses[n]])["state"]
+                assert state[0] == []
+    cluster.start("n5")
+    wait_until(
+        lambda: pending_hints(cluster, cluster.names) == 0,
+        DELIVERY_BOUND_S,
+        "the fallbacks to hand off to n5",
+    )
+    assert holds_all(cluster, "n5", mine)

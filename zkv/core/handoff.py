@@ -1,0 +1,112 @@
+"""Hinted handoff: keep writes meant for a down node, and hand them over when it is back.
+
+Theory of operation
+-------------------
+When a primary replica of a key is down, the coordinator sends the write to a fallback node with a
+``hint`` naming the owner (sloppy quorum, DESIGN.md §4). The fallback keeps the state in its hint store
+(durable with the log engine) instead of its own data, and acknowledges. Every ``interval`` this module
+offers each owner that is up again a batch of its hints (``handoff`` message); the owner merges them like
+any replica write and answers ``handoff_ok`` once they are flushed, and only then are the hints removed.
+One batch per owner is in flight at a time; a lost batch is offered again (merging is idempotent, so a
+duplicate delivery is harmless).
+
+Pure: the hint store is injected (``zkv.storage.hints``), time arrives as ``now``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from zkv.core.versions import KeyState, state_to_wire
+
+BATCH = 256  # hints per handoff message
+
+
+class Hints(Protocol):
+    def add(self, target: str, key: bytes, state: KeyState) -> int: ...
+
+    def pending(self, target: str) -> Any: ...
+
+    def remove(self, target: str, hint_ids: list[int]) -> None: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def bytes(self) -> int: ...
+
+
+@dataclass(slots=True)
+class Offer:
+    """A batch of hints on its way to their owner."""
+
+    target: str
+    hint_ids: list[int]
+    deadline: float
+
+
+class Handoff:
+    """Hints kept for down owners and their delivery schedule."""
+
+    def __init__(self, hints: Hints, interval: float, timeout: float) -> None:
+        self.hints = hints
+        self.interval = interval
+        self.timeout = timeout
+        self._next = 0.0
+        self._in_flight: dict[int, Offer] = {}  # offer id -> offer
+        self.delivered = 0
+
+    def keep(self, target: str, key: bytes, state: KeyState) -> None:
+        """Store a hinted write (raises ValueError when a single hint is over the store's bound)."""
+        self.hints.add(target, key, state)
+
+    def next_wakeup(self) -> float:
+        return self._next if self.hints.counts() else float("inf")
+
+    def offers(
+        self, now: float, is_up: Callable[[str], bool], ids: itertools.count
+    ) -> list[tuple[str, dict]]:
+        """Batches to send now, as ``(owner, message)``; at most one per owner in flight."""
+        for oid, offer in list(self._in_flight.items()):
+            if offer.deadline <= now:
+                del self._in_flight[oid]  # lost: offered again below
+        if now < self._next:
+            return []
+        self._next = now + self.interval
+        busy = {offer.target for offer in self._in_flight.values()}
+        out = []
+        for target, count in self.hints.counts().items():
+            if not count or target in busy or not is_up(target):
+                continue
+            batch = list(itertools.islice(self.hints.pending(target), BATCH))
+            if not batch:
+                continue
+            oid = next(ids)
+            self._in_flight[oid] = Offer(target, [hint_id for hint_id, _, _ in batch], now + self.timeout)
+            items = [[key, state_to_wire(state)] for _, key, state in batch]
+            out.append((target, {"op": "handoff", "id": oid, "items": items}))
+        return out
+
+    def owns(self, offer_id: Any) -> bool:
+        return offer_id in self._in_flight
+
+    def on_delivered(self, offer_id: int, now: float) -> None:
+        """The owner merged and flushed the batch: forget those hints, and offer the next batch soon."""
+        offer = self._in_flight.pop(offer_id, None)
+        if offer is None:
+            return
+        self.hints.remove(offer.target, offer.hint_ids)
+        self.delivered += len(offer.hint_ids)
+        self._next = now  # keep draining while the owner is up
+
+    def on_failed(self, offer_id: int) -> None:
+        self._in_flight.pop(offer_id, None)
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "pending": {t: c for t, c in self.hints.counts().items() if c},
+            "bytes": self.hints.bytes(),
+            "delivered": self.delivered,
+            "in_flight": len(self._in_flight),
+        }
