@@ -40,8 +40,12 @@ def test_sigkill_is_detected_and_a_restart_comes_back_with_a_higher_generation(
     assert took < DETECTION_BOUND_S
     cluster3.start("n3")
     wait_status(cluster3, ["n1", "n2"], "n3", "up", 10)
-    assert generation(cluster3, "n1", "n3") > before
-    assert generation(cluster3, "n2", "n3") > before
+    for observer in ("n1", "n2"):
+        wait_until(
+            lambda o=observer: generation(cluster3, o, "n3") > before,
+            5,
+            f"{observer} to see n3's new generation",
+        )
     assert statuses(cluster3, "n3") == {"n1": "up", "n2": "up", "n3": "up"}
 
 
