@@ -29,6 +29,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from zkv.core.antientropy import AntiEntropy
 from zkv.core.effects import Effect, Publish, Reply, Send
 from zkv.core.handoff import Handoff, Hints
 from zkv.core.membership import Membership
@@ -68,6 +69,7 @@ class NodeSettings:
     failure_timeout: float = 3.0
     phi_threshold: float = 8.0
     handoff_interval: float = 1.0
+    anti_entropy_interval: float = 10.0
     generation: int = 1
     wall_offset: float = 0.0  # wall clock minus ``now``: timestamps siblings for display order only
     limits: Limits = Limits()
@@ -135,6 +137,9 @@ class NodeCore:
             vnodes=settings.vnodes,
         )
         self.ring = self._build_ring()
+        self.aae = AntiEntropy(settings.name, settings.anti_entropy_interval, settings.request_timeout, now)
+        # keys already on disk get their digests in slices, between requests (see on_tick)
+        self._unindexed = iter(list(store.keys())) if len(store) else None
         self.stats = RequestStats()
         self._effects: list[Effect] = []
         self._ids = itertools.count(1)
@@ -152,6 +157,7 @@ class NodeCore:
         wake = self.membership.next_wakeup()
         if self.handoff is not None:
             wake = min(wake, self.handoff.next_wakeup())
+        wake = min(wake, self.aae.next_wakeup())
         if self._deadlines:
             wake = min(wake, self._deadlines[0][0])
         return wake
@@ -167,6 +173,25 @@ class NodeCore:
         if self.handoff is not None:
             for target, msg in self.handoff.offers(now, lambda n: self.membership.is_up(n, now), self._ids):
                 self._effects.append(Send(target, msg))
+        if self._unindexed is not None:
+            self._index_some()
+        else:
+            up = [p for p in self.ring.members if p != self.name and self.membership.is_up(p, now)]
+            started = self.aae.start(now, up, self._ids)
+            if started is not None:
+                self._effects.append(Send(*started))
+
+    def _index_some(self, count: int = 2000) -> None:
+        """Digest a slice of the keys found in the store at start (anti-entropy waits until all are)."""
+        assert self._unindexed is not None
+        done = 0
+        for key in itertools.islice(self._unindexed, count):
+            done += 1
+            state = self.store.get(key)
+            if state is not None:
+                self.aae.on_change(key, state, self.ring)
+        if done < count:
+            self._unindexed = None
 
     def on_connection(self, peer: str, connected: bool, now: float) -> None:
         """The runtime's word that the request connection to ``peer`` came up or dropped."""
@@ -178,6 +203,7 @@ class NodeCore:
             log.info("%s restarted (generation %s)", msg.get("node"), msg.get("gen"))
         if self.membership.take_changed():
             self.ring = self._build_ring()
+            self.aae.rebuild(self.ring)
 
     def _build_ring(self) -> Ring:
         """The ring of the members that own tokens; tokens are a pure function of name and vnodes."""
@@ -295,7 +321,7 @@ class NodeCore:
                 "get it and put with its context to resolve them",
                 limit=self.settings.limits.max_siblings,
             )
-        self.store.put(req.key, state)
+        self._put_local(req.key, state)
         quorum = WriteQuorum(live + tuple(fallbacks), need, now + self.settings.request_timeout)
         quorum.on_ack(self.name)
         write = _Write(origin, req.op, level, now, quorum)
@@ -436,6 +462,16 @@ class NodeCore:
                     self._effects.append(Reply(peer.encode(), {"op": "rput_ok", "id": msg.get("id")}))
             elif op == "handoff":
                 self._take_handoff(peer, msg)
+            elif op == "aae_tree":
+                self._effects.append(Reply(peer.encode(), self.aae.on_tree(peer, msg, self.ring)))
+            elif op == "aae_tree_ok":
+                for out in self.aae.on_tree_ok(peer, msg, self.ring, self.store.get, now):
+                    self._effects.append(Send(peer, out))
+            elif op == "aae_keys":
+                self._effects.append(Reply(peer.encode(), self.aae.on_keys(msg, self.store.get)))
+            elif op in ("aae_push", "aae_keys_ok"):
+                for key, state in self.aae.received(msg):
+                    self._merge_local(key, state)
             elif op == "handoff_ok":
                 if self.handoff is not None and self.handoff.owns(msg.get("id")):
                     self.handoff.on_delivered(msg["id"], now)
@@ -478,11 +514,16 @@ class NodeCore:
         self.stats.hints_received += len(items)
         self._effects.append(Reply(peer.encode(), {"op": "handoff_ok", "id": msg.get("id")}))
 
+    def _put_local(self, key: bytes, state: KeyState) -> None:
+        """Every write to this replica goes here, so the Merkle leaves stay current."""
+        self.store.put(key, state)
+        self.aae.on_change(key, state, self.ring)
+
     def _merge_local(self, key: bytes, incoming: KeyState) -> None:
         local = self.store.get(key)
         merged = incoming if local is None else merge(local, incoming)
         if merged != local:
-            self.store.put(key, merged)
+            self._put_local(key, merged)
 
     def _on_forwarded(self, peer: str, msg: dict[str, Any], now: float) -> None:
         fid = msg.get("id")
@@ -541,6 +582,9 @@ class NodeCore:
         iid = msg.get("id")
         if msg.get("op") == "handoff" and self.handoff is not None:
             self.handoff.on_failed(iid)
+            return
+        if msg.get("op") == "aae_tree":
+            self.aae.on_failed(iid)
             return
         pending = self._pending.get(iid) if type(iid) is int else None
         if pending is None:
@@ -617,6 +661,7 @@ class NodeCore:
             "in_flight": len(self._pending),
             "hints": self.handoff.statistics() if self.handoff is not None else None,
             "hints_received": stats.hints_received,
+            "anti_entropy": {**self.aae.statistics(), "indexing": self._unindexed is not None},
             "peers_up": sum(1 for n in self.membership.peers() if self.membership.is_up(n, now)),
             "peers": len(self.membership.peers()),
             **self.status_extra,

@@ -107,6 +107,7 @@ class NodeRuntime:
             failure_timeout=config.failure_timeout_ms / 1000,
             phi_threshold=float(config.phi_threshold),
             handoff_interval=config.handoff_interval_ms / 1000,
+            anti_entropy_interval=config.anti_entropy_interval_ms / 1000,
             generation=generation,
             wall_offset=time.time() - now,
             limits=Limits(config.max_key_bytes, config.max_value_bytes, config.max_siblings),
