@@ -76,6 +76,7 @@ def test_supervisor_runs_every_node_reports_a_crash_and_stops_all(tmp_path: Path
     try:
         with Client(list(cluster.addresses.values()), timeout=1.0) as client:
             for address in cluster.addresses.values():
+
                 def all_up(a: str = address) -> bool:
                     return all(n.status == "up" for n in client.nodes(a))
 

@@ -15,13 +15,34 @@ from typing import Protocol
 
 from zkv.core.versions import KeyState
 
+FSYNC_POLICIES = ("always", "interval", "never")
+ENGINES = ("memory", "log")
+
 
 @dataclass(frozen=True, slots=True)
 class StoreStats:
+    """What a store holds and has done; the log engine fills every field, the memory engine the first four."""
+
     engine: str
     keys: int
-    bytes: int
-    flushes: int
+    bytes: int  # encoded size of the live key states
+    flushes: int  # flushes that wrote something
+    fsyncs: int = 0
+    segments: int = 0
+    disk_bytes: int = 0  # segment bytes on disk (live + dead)
+    dead_bytes: int = 0  # superseded or damaged bytes that compaction will reclaim
+    deleted_keys: int = 0  # keys removed with delete(), whose delete records are still kept
+    corrupt_records: int = 0  # damaged records found (skipped, never returned; anti-entropy repairs)
+    compactions: int = 0
+    compacting: bool = False
+    cache_bytes: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    values_read: int = 0  # values read from segment files (cache misses that went to disk)
+    recovery_s: float = 0.0  # time the last open took to rebuild the key directory
+    recovery_index_entries: int = 0  # records the last open learnt from index files
+    recovery_scanned_records: int = 0  # records the last open had to read from segment data
+    recovery_torn_bytes: int = 0  # bytes of a torn tail cut by the last open
 
 
 class Store(Protocol):
@@ -35,18 +56,57 @@ class Store(Protocol):
 
     def __len__(self) -> int: ...
 
+    def delete(self, key: bytes) -> None:
+        """Remove ``key`` for good (purging a tombstone once every replica holds it; the core decides)."""
+
     def flush(self) -> None:
         """Make every put so far durable under the engine's fsync policy (a no-op in memory)."""
+
+    def needs_flush(self) -> bool:
+        """Must the runtime keep calling :meth:`flush` (buffered or not-yet-fsynced writes remain)?"""
+
+    def compact_step(self, budget_s: float = 0.005) -> bool:
+        """Do a slice of background work (compaction); True while more remains."""
+
+    def load_meta(self) -> dict:
+        """The node metadata saved last (``{}`` if none)."""
+
+    def save_meta(self, meta: dict) -> None:
+        """Replace the node metadata, atomically and durably."""
 
     def close(self) -> None: ...
 
     def statistics(self) -> StoreStats: ...
 
 
-def open_store(engine: str, data_dir: Path | None = None, fsync: str = "always") -> Store:
-    """The engine named in cluster.toml."""
+def open_store(
+    engine: str,
+    data_dir: Path | str | None = None,
+    fsync: str = "always",
+    fsync_interval_ms: int = 100,
+    cache_bytes: int | None = None,
+    segment_bytes: int | None = None,
+    compaction_threshold: float | None = None,
+) -> Store:
+    """The engine named in cluster.toml; ``None`` settings take the engine's defaults."""
     if engine == "memory":
         from zkv.storage.memory import MemoryStore
 
         return MemoryStore()
-    raise ValueError(f"storage engine {engine!r} is not available (engines: memory)")
+    if engine == "log":
+        from zkv.storage.log import LogStore
+
+        if data_dir is None:
+            raise ValueError("the log engine needs a data_dir")
+        options = {
+            "cache_bytes": cache_bytes,
+            "segment_bytes": segment_bytes,
+            "compaction_threshold": compaction_threshold,
+        }
+        return LogStore(
+            data_dir,
+            fsync=fsync,
+            fsync_interval_ms=fsync_interval_ms,
+            **{k: v for k, v in options.items() if v is not None},
+        )
+    raise ValueError(f"storage engine {engine!r} is not available (engines: {', '.join(ENGINES)})")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
-from zkv.core.versions import KeyState
+from zkv.core.versions import KeyState, pack_state
 from zkv.storage.base import StoreStats
+from zkv.storage.records import digest
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self._data: dict[bytes, KeyState] = {}
         self._bytes = 0
+        self._meta: dict = {}
 
     def get(self, key: bytes) -> KeyState | None:
         return self._data.get(key)
@@ -23,14 +26,39 @@ class MemoryStore:
         self._data[key] = state
         self._bytes += _size(key, state)
 
+    def delete(self, key: bytes) -> None:
+        old = self._data.pop(key, None)
+        if old is not None:
+            self._bytes -= _size(key, old)
+
+    def digest(self, key: bytes) -> int | None:
+        """The same 64-bit state summary the log engine keeps (computed here on demand)."""
+        state = self._data.get(key)
+        return None if state is None else digest(pack_state(state))
+
     def keys(self) -> Iterator[bytes]:
         return iter(list(self._data))
 
     def __len__(self) -> int:
         return len(self._data)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
     def flush(self) -> None:
         return None
+
+    def needs_flush(self) -> bool:
+        return False
+
+    def compact_step(self, budget_s: float = 0.005) -> bool:
+        return False
+
+    def load_meta(self) -> dict:
+        return copy.deepcopy(self._meta)
+
+    def save_meta(self, meta: dict) -> None:
+        self._meta = copy.deepcopy(meta)
 
     def close(self) -> None:
         self._data.clear()

@@ -18,7 +18,7 @@ match is ~2^-80 per byte offset). Records carry no offset, so compaction copies 
 
 Index file (one per closed segment, ``NNNNNNNN.idx``): what recovery needs without reading a value::
 
-    b"ZKIDX\\x01\\n\\0"  covered_size Q  count Q  { entry 29s (little-endian int)  klen H  key } * count  crc I
+    magic 8s  covered_size Q  count Q  { entry 29s (little-endian int)  klen H  key } * count  crc I
 
 ``covered_size`` is how many bytes of the segment the index describes; recovery scans only beyond it.
 An *entry* is one int packing a key's location and version summary (see :func:`entry`), which is also what
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import mmap
 import os
 import struct
 import zlib
@@ -147,21 +148,22 @@ class Damage(NamedTuple):
     torn: bool
 
 
-def scan(buf: bytes | memoryview, start: int, end: int, find=None) -> Iterator[Record | Damage]:
+def scan(buf: bytes | bytearray | mmap.mmap, start: int, end: int) -> Iterator[Record | Damage]:
     """Every valid record of ``buf[start:end]`` in order, and a :class:`Damage` for each stretch between.
 
     A damaged stretch followed by a valid record is corruption in the middle (skip it, count it); one that
     runs to ``end`` is a torn tail (the write that was under way when the process died): cut it.
-    ``find`` is ``buf.find`` when ``buf`` is a memoryview over something that has one (an mmap).
     """
-    finder = find if find is not None else buf.find
+    finder = buf.find
     pos = start
     while pos < end:
         size = record_size_at(buf, pos, end)
         if size:
             _m, kind, _f, klen, _v, seq, _b, _h = HEADER.unpack_from(buf, pos)
             body = pos + HEADER_BYTES
-            yield Record(pos, size, kind, seq, bytes(buf[body : body + klen]), bytes(buf[body + klen : pos + size]))
+            yield Record(
+                pos, size, kind, seq, bytes(buf[body : body + klen]), bytes(buf[body + klen : pos + size])
+            )
             pos += size
             continue
         bad = pos
@@ -223,17 +225,23 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``, all or nothing across a crash: tmp file, fsync, rename, fsync dir."""
+def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Replace ``path`` with ``data``, all or nothing across a crash: tmp file, fsync, rename, fsync dir.
+
+    ``durable=False`` skips both fsyncs, for files that are only a shortcut and carry their own CRC (index
+    files): after a power cut such a file may be missing or fail its CRC, never hold wrong data.
+    """
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         write_all(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
