@@ -67,7 +67,6 @@ class ClusterConfig:
     handoff_interval_ms: int = 1000  # how often hints are offered to their owners
     max_hints: int = 100000  # hints kept per node, over all targets
     max_hint_bytes: int = 268435456  # bytes of hints kept per node
-    max_hint_age_s: int = 10800  # hints older than this are dropped (anti-entropy repairs instead)
     anti_entropy_interval_ms: int = 10000  # how often a node compares Merkle trees with one peer
     path: Path | None = None  # the file it was loaded from
 
@@ -100,7 +99,6 @@ _INT_KEYS = (
     "handoff_interval_ms",
     "max_hints",
     "max_hint_bytes",
-    "max_hint_age_s",
     "anti_entropy_interval_ms",
 )
 _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
