@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="zkv-node",
         description="Run zkv nodes: every node of the config (supervised), or one with --node.",
         epilog="Logs go to stderr, one line per event, prefixed with the node name. "
-        "Exit status: 0 after a clean stop, 1 when a node failed, 2 for a bad config or bad arguments.",
+        "Exit status: 0 after a clean stop, 1 when a node failed, 2 for a bad config or bad arguments. "
+        "'zkv-node leave --config FILE --node NAME' makes a running node hand its data over and leave.",
     )
     parser.add_argument(
         "--config",
@@ -37,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="cluster file (default: $ZKV_CONFIG or ./cluster.toml); see docs/configuration.md",
     )
     parser.add_argument("--node", metavar="NAME", help="run only this node of the file, in this process")
+    parser.add_argument(
+        "--join",
+        metavar="ADDRESS",
+        nargs="?",
+        const="",
+        help="with --node: join a running cluster (through the node at ADDRESS, or the other nodes of the "
+        "file): stream the ranges this node will own, then serve them",
+    )
     parser.add_argument(
         "--log-level",
         default="info",
@@ -47,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["leave"]:
+        return _leave(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.join is not None and not args.node:
+        print("zkv-node: --join needs --node NAME (one node joins at a time)", file=sys.stderr)
+        return 2
     try:
         config = load_config(args.config)
         if args.node:
@@ -56,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zkv-node: {exc}", file=sys.stderr)
         return 2
     if args.node:
-        return _run_one(config, args.node, args.log_level)
+        return _run_one(config, args.node, args.log_level, args.join)
     return _supervise(config, Path(args.config), args.log_level)
 
 
@@ -68,12 +83,12 @@ def _setup_logging(prefix: str, level: str) -> None:
     )
 
 
-def _run_one(config: ClusterConfig, name: str, level: str) -> int:
+def _run_one(config: ClusterConfig, name: str, level: str, join: str | None = None) -> int:
     _setup_logging(name, level)
     from zkv.node.runtime import serve
 
     try:
-        return serve(config, name)
+        return serve(config, name, join)
     except OSError as exc:
         logging.getLogger("zkv").error("%s", exc)
         return 1
@@ -120,6 +135,49 @@ def _supervise(config: ClusterConfig, path: Path, level: str) -> int:
             proc.wait()
     log.info("all nodes stopped")
     return 1 if failed and not stopping else 0
+
+
+def _leave(argv: list[str]) -> int:
+    """``zkv-node leave``: ask a node to hand its ranges over and leave; wait until it is removed."""
+    parser = argparse.ArgumentParser(
+        prog="zkv-node leave",
+        description="Decommission a node: it streams every key it holds to the nodes that replicate the key "
+        "without it, then stops. The cluster keeps serving throughout.",
+    )
+    parser.add_argument("--config", metavar="FILE", default=os.environ.get("ZKV_CONFIG", DEFAULT_CONFIG))
+    parser.add_argument("--node", metavar="NAME", required=True, help="the node that leaves")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for it (default 600)")
+    args = parser.parse_args(argv)
+    from zkv.client import Client
+    from zkv.errors import ZkvError
+
+    try:
+        config = load_config(args.config)
+        address = config.node(args.node).address
+    except ConfigError as exc:
+        print(f"zkv-node: {exc}", file=sys.stderr)
+        return 2
+    others = [n.address for n in config.nodes if n.name != args.node]
+    with Client([address], timeout=5.0) as client:
+        try:
+            reply = client.leave(address)
+        except ZkvError as exc:
+            print(f"zkv-node leave: {args.node} did not take the request: {exc}", file=sys.stderr)
+            return 1
+        print(f"{args.node} is {reply['status']}; handing its data over...", file=sys.stderr)
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            for other in others:
+                try:
+                    view = {n.name: n.status for n in client.nodes(other)}
+                except ZkvError:
+                    continue
+                if view.get(args.node) == "removed":
+                    print(f"{args.node} left the cluster", file=sys.stderr)
+                    return 0
+            time.sleep(0.5)
+    print(f"zkv-node leave: {args.node} had not left after {args.timeout:.0f}s", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

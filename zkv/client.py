@@ -36,6 +36,7 @@ from zkv.protocol import LEVELS, pack, unpack_frame
 
 Data = str | bytes
 
+RING_TTL_S = 5.0  # how long a learned ring is trusted before it is asked for again (joins, leaves)
 CONNECT_PATIENCE_S = 1.0  # how long a connection that is not up yet may take before the next node is tried
 UNREACHABLE_BACKOFF_S = 2.0  # how long a node that refused a connection goes to the back of the line
 
@@ -163,6 +164,7 @@ class Client:
         self._poller = zmq.Poller()
         self._ids = itertools.count(1)
         self._ring: RingInfo | None = None
+        self._ring_at = 0.0
         self._unreachable_until: dict[str, float] = {}
 
     @classmethod
@@ -248,6 +250,7 @@ class Client:
     def ring(self, refresh: bool = False) -> RingInfo:
         if self._ring is None or refresh:
             reply = self._call({"op": "ring"}, None)
+            self._ring_at = time.monotonic()
             members = reply["members"]
             self._ring = RingInfo(
                 replication_factor=reply["replication_factor"],
@@ -276,6 +279,10 @@ class Client:
                 versions = [StoredVersion(s.value, s.actor, s.counter, s.timestamp) for s in state.siblings]
                 out[name] = ReplicaState(versions, dict(state.clock))
         return out
+
+    def leave(self, node: str) -> dict[str, Any]:
+        """Ask ``node`` (a name or address) to hand its data to the remaining nodes and leave the cluster."""
+        return self._call({"op": "leave"}, [self._resolve(node)])
 
     def faults(self, node: str, **rules: Any) -> dict[str, Any]:
         """Show or set (``drop_in=[...]``, ``drop_out=[...]``) a node's fault filter."""
@@ -309,9 +316,9 @@ class Client:
         known = list(dict.fromkeys(self.seeds))
         if self.pinned:
             return known
-        if self._ring is None and key is not None:
+        if key is not None and (self._ring is None or time.monotonic() - self._ring_at > RING_TTL_S):
             with contextlib.suppress(ZkvError):
-                self.ring()
+                self.ring(refresh=True)
         if self._ring is None:
             return known
         addresses = self._ring.addresses

@@ -67,7 +67,9 @@ def _toml_value(value: Any) -> str:
 class LocalCluster:
     """``nodes`` real node processes described by a generated cluster.toml in ``workdir``."""
 
-    def __init__(self, workdir: Path, nodes: int = 3, **cluster: Any) -> None:
+    def __init__(self, workdir: Path, nodes: int = 3, initial: int | None = None, **cluster: Any) -> None:
+        """``initial``: how many of the nodes form the cluster at first; the others are started with
+        ``--join`` later (they get a file listing every node, the first ones a file listing only them)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.names = [f"n{i + 1}" for i in range(nodes)]
@@ -81,8 +83,17 @@ class LocalCluster:
             "failure_timeout_ms": 2000,
             **cluster,
         }
+        self.initial = self.names[: initial or nodes]
+        self.config_path = self.workdir / "cluster.toml"
+        self.config_path.write_text(self._config_text(settings, self.names))
+        self.initial_config_path = self.workdir / "cluster-initial.toml"
+        self.initial_config_path.write_text(self._config_text(settings, self.initial))
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._logs: dict[str, Any] = {}
+
+    def _config_text(self, settings: dict[str, Any], names: list[str]) -> str:
         lines = ["[cluster]"] + [f"{k} = {_toml_value(v)}" for k, v in settings.items()]
-        for n in self.names:
+        for n in names:
             lines += [
                 "",
                 "[[node]]",
@@ -91,23 +102,33 @@ class LocalCluster:
                 f'gossip = "{self.gossip[n]}"',
                 f'data_dir = "data/{n}"',
             ]
-        self.config_path = self.workdir / "cluster.toml"
-        self.config_path.write_text("\n".join(lines) + "\n")
-        self.procs: dict[str, subprocess.Popen] = {}
-        self._logs: dict[str, Any] = {}
+        return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------------------------------ processes
 
     def start(self, *names: str, wait: bool = True) -> LocalCluster:
-        for name in names or self.names:
+        """Start nodes (default: the initial ones); a node beyond the initial ones joins with --join."""
+        for name in names or self.initial:
             if name in self.procs and self.procs[name].poll() is None:
                 raise RuntimeError(f"{name} is already running")
             log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed in close()
             self._logs[name] = log
-            cmd = [sys.executable, "-m", "zkv.cli", "--config", str(self.config_path), "--node", name]
+            if name in self.initial:
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "zkv.cli",
+                    "--config",
+                    str(self.initial_config_path),
+                    "--node",
+                    name,
+                ]
+            else:
+                cmd = [sys.executable, "-m", "zkv.cli", "--config", str(self.config_path), "--node", name]
+                cmd += ["--join", self.addresses[self.initial[0]]]
             self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         if wait:
-            self.wait_ready(*(names or self.names))
+            self.wait_ready(*(names or self.initial))
         return self
 
     def wait_ready(self, *names: str, timeout: float = START_TIMEOUT_S) -> None:

@@ -26,12 +26,27 @@ MAX_BATCH = 1024
 MAX_ID = 2**63 - 1
 
 #: requests a client may send to any node
-CLIENT_OPS = frozenset({"put", "get", "delete", "ping", "nodes", "status", "ring", "local_get", "faults"})
+CLIENT_OPS = frozenset(
+    {"put", "get", "delete", "ping", "nodes", "status", "ring", "local_get", "faults", "leave"}
+)
 #: requests only a peer node may send (they arrive on the ROUTER from a known node identity)
-PEER_OPS = frozenset({"rput", "rget", "repair", "fwd", "handoff", "aae_tree", "aae_keys", "aae_push"})
+PEER_OPS = frozenset(
+    {"rput", "rget", "repair", "fwd", "handoff", "aae_tree", "aae_keys", "aae_push", "stream", "stream_push"}
+)
 #: replies a peer sends back to a node's DEALER
 PEER_REPLY_OPS = frozenset(
-    {"rput_ok", "rget_ok", "rerr", "fwd_reply", "handoff_ok", "aae_tree_ok", "aae_keys_ok"}
+    {
+        "rput_ok",
+        "rget_ok",
+        "rerr",
+        "fwd_reply",
+        "handoff_ok",
+        "aae_tree_ok",
+        "aae_keys_ok",
+        "stream_ok",
+        "stream_push_ok",
+        "join_ok",
+    }
 )
 
 

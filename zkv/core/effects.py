@@ -29,4 +29,18 @@ class Publish:
     msg: dict[str, Any]
 
 
-Effect = Send | Reply | Publish
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """A member learned through gossip or a join: open the request and gossip connections to it."""
+
+    node: str
+    address: str
+    gossip: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """This node has left the cluster: stop serving."""
+
+
+Effect = Send | Reply | Publish | Connect | Stop

@@ -135,6 +135,7 @@ class Membership:
         self._counter = 0
         self._next_heartbeat = now
         self._changed = True  # ring members may differ from what the caller last saw
+        self._learned: list[str] = []  # members heard of through gossip, not yet connected to
 
     # ------------------------------------------------------------------------------------------ liveness
 
@@ -206,6 +207,7 @@ class Membership:
                 self._members[member.name] = member
                 self._detectors[member.name] = Detector(last_heard=-math.inf)
                 learned.append(member.name)
+                self._learned.append(member.name)
                 self._changed = True
             elif (member.generation, member.version) > (known.generation, known.version):
                 if member.status != known.status or member.vnodes != known.vnodes:
@@ -260,6 +262,19 @@ class Membership:
     def ring_members(self) -> dict[str, int]:
         """Name -> vnodes of the members that own tokens (normal and leaving ones)."""
         return {n: m.vnodes or self.vnodes for n, m in self._members.items() if m.status in RING_STATUSES}
+
+    def take_learned(self) -> list[Member]:
+        """Members learned through gossip since the last call (the runtime must connect to them)."""
+        learned, self._learned = self._learned, []
+        return [self._members[name] for name in learned]
+
+    def future_ring_members(self) -> dict[str, int]:
+        """The ring once joins and leaves in progress complete: normal and joining members."""
+        return {n: m.vnodes or self.vnodes for n, m in self._members.items() if m.status in (NORMAL, JOINING)}
+
+    def heartbeat_now(self) -> None:
+        """Publish at the next tick (a status change should not wait a whole interval)."""
+        self._next_heartbeat = -math.inf
 
     def take_changed(self) -> bool:
         """Did the ring members or statuses change since the last call?"""

@@ -30,12 +30,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from zkv.core.antientropy import AntiEntropy
-from zkv.core.effects import Effect, Publish, Reply, Send
+from zkv.core.effects import Connect, Effect, Publish, Reply, Send, Stop
 from zkv.core.handoff import Handoff, Hints
-from zkv.core.membership import Membership
+from zkv.core.membership import JOINING, LEAVING, NORMAL, REMOVED, Membership
 from zkv.core.quorum import Outcome, ReadQuorum, WriteQuorum, required
 from zkv.core.ring import Ring, node_tokens
 from zkv.core.stats import RequestStats
+from zkv.core.transfer import JoinStream, LeaveStream, StreamSource, decode_items
 from zkv.core.versions import (
     EMPTY,
     MAX_CONTEXT_ENTRIES,
@@ -70,6 +71,7 @@ class NodeSettings:
     phi_threshold: float = 8.0
     handoff_interval: float = 1.0
     anti_entropy_interval: float = 10.0
+    joining: bool = False  # start as a joining member: stream the ranges it will own before serving them
     generation: int = 1
     wall_offset: float = 0.0  # wall clock minus ``now``: timestamps siblings for display order only
     limits: Limits = Limits()
@@ -135,8 +137,15 @@ class NodeCore:
             now,
             phi_threshold=settings.phi_threshold,
             vnodes=settings.vnodes,
+            status=JOINING if settings.joining else NORMAL,
         )
         self.ring = self._build_ring()
+        self.future_ring = self._build_ring(future=True)
+        self.source = StreamSource()
+        self.join_stream: JoinStream | None = None
+        self._join_after: float | None = None
+        self.leave_stream: LeaveStream | None = None
+        self._stop_at: float | None = None
         self.aae = AntiEntropy(settings.name, settings.anti_entropy_interval, settings.request_timeout, now)
         # keys already on disk get their digests in slices, between requests (see on_tick)
         self._unindexed = iter(list(store.keys())) if len(store) else None
@@ -173,13 +182,99 @@ class NodeCore:
         if self.handoff is not None:
             for target, msg in self.handoff.offers(now, lambda n: self.membership.is_up(n, now), self._ids):
                 self._effects.append(Send(target, msg))
+        self._advance_transfers(now)
         if self._unindexed is not None:
             self._index_some()
-        else:
+        elif self.membership.status_of(self.name) == NORMAL:
             up = [p for p in self.ring.members if p != self.name and self.membership.is_up(p, now)]
             started = self.aae.start(now, up, self._ids)
             if started is not None:
                 self._effects.append(Send(*started))
+
+    # ------------------------------------------------------------------------------------------ join/leave
+
+    def on_join(self, route: bytes, msg: dict[str, Any], now: float) -> None:
+        """A node announces that it joins: take it into the view (joining) and answer with the view."""
+        entry = msg.get("member")
+        learned = self.membership.merge_view([entry]) if isinstance(entry, list) else []
+        if not learned and not (isinstance(entry, list) and entry and self.membership.member(entry[0])):
+            self._effects.append(Reply(route, {"op": "join_ok", "id": msg.get("id"), "ok": False}))
+            return
+        self._membership_changed()
+        view = [m.to_wire() for m in self.membership.members()]
+        self._effects.append(Reply(route, {"op": "join_ok", "id": msg.get("id"), "ok": True, "view": view}))
+
+    def on_join_ok(self, msg: dict[str, Any], now: float) -> None:
+        """A seed took us in: learn the cluster, and stream once every node had time to hear we join."""
+        view = msg.get("view")
+        if not msg.get("ok") or not isinstance(view, list):
+            return
+        self.membership.merge_view(view)
+        self._membership_changed()
+        if self.membership.status_of(self.name) == JOINING and self._join_after is None:
+            self._join_after = now + 5 * self.settings.heartbeat_interval
+
+    def announcement(self) -> dict[str, Any]:
+        """What a joining node sends its seeds."""
+        return {"op": "join", "id": 0, "member": self.membership.member(self.name).to_wire()}
+
+    @property
+    def joined(self) -> bool:
+        return self._join_after is not None or self.membership.status_of(self.name) != JOINING
+
+    def _start_leaving(self) -> None:
+        if self.membership.status_of(self.name) != NORMAL:
+            return
+        self.membership.set_status(LEAVING)
+        self.membership.heartbeat_now()
+        self._membership_changed()
+        self.leave_stream = LeaveStream(sorted(self.store.keys()), self.settings.request_timeout)
+        log.warning("leaving the cluster: handing %d keys to their new owners", len(self.leave_stream.keys))
+
+    def _advance_transfers(self, now: float) -> None:
+        status = self.membership.status_of(self.name)
+        is_up = lambda n: self.membership.is_up(n, now)  # noqa: E731
+        if status == JOINING and self._join_after is not None and now >= self._join_after:
+            if self.join_stream is None:
+                sources = [n for n in self.ring.members if n != self.name]
+                self.join_stream = JoinStream(sources, self.settings.request_timeout)
+                log.info("joining: streaming the ranges this node will own from %s", ", ".join(sources))
+            for source, msg in self.join_stream.requests(now, is_up, self._ids):
+                self._effects.append(Send(source, msg))
+            if self.join_stream.complete:
+                log.info("joined: %d keys streamed; now serving", self.join_stream.keys_received)
+                self.membership.set_status(NORMAL)
+                self.membership.heartbeat_now()
+                self._membership_changed()
+        if status == LEAVING and self.leave_stream is not None:
+            pushes = self.leave_stream.pushes(now, self.ring, self.future_ring, self.store.get, self._ids)
+            for target, msg in pushes:
+                self._effects.append(Send(target, msg))
+            if self.leave_stream.complete:
+                log.warning("left: %d keys handed over; stopping", self.leave_stream.keys_sent)
+                self.membership.set_status(REMOVED)
+                self.membership.heartbeat_now()
+                self._membership_changed()
+                self._stop_at = now + 5 * self.settings.heartbeat_interval
+        if self._stop_at is not None and now >= self._stop_at:
+            self._effects.append(Stop())
+            self._stop_at = None
+
+    def _on_transfer(self, peer: str, op: str, msg: dict[str, Any], now: float) -> None:
+        if op == "stream":
+            reply = self.source.on_stream(peer, msg, self.store.keys, self.store.get, self.future_ring)
+            self._effects.append(Reply(peer.encode(), reply))
+        elif op == "stream_ok":
+            if self.join_stream is not None and self.join_stream.owns(msg.get("id")):
+                for key, state in self.join_stream.on_stream_ok(peer, msg):
+                    self._merge_local(key, state)
+        elif op == "stream_push":
+            for key, state in decode_items(msg):
+                self._merge_local(key, state)
+            self.stats.keys_streamed_in += len(msg["items"])
+            self._effects.append(Reply(peer.encode(), {"op": "stream_push_ok", "id": msg.get("id")}))
+        elif op == "stream_push_ok" and self.leave_stream and self.leave_stream.owns(msg.get("id")):
+            self.leave_stream.on_push_ok(msg["id"])
 
     def _index_some(self, count: int = 2000) -> None:
         """Digest a slice of the keys found in the store at start (anti-entropy waits until all are)."""
@@ -201,14 +296,26 @@ class NodeCore:
     def on_heartbeat(self, msg: dict[str, Any], now: float) -> None:
         if self.membership.on_heartbeat(msg, now):
             log.info("%s restarted (generation %s)", msg.get("node"), msg.get("gen"))
+        self._membership_changed()
+
+    def _membership_changed(self) -> None:
+        """Connect to members learned of, and rebuild the rings when who owns tokens changed."""
+        for member in self.membership.take_learned():
+            log.info("learned of %s (%s) at %s", member.name, member.status, member.address)
+            self._effects.append(Connect(member.name, member.address, member.gossip))
         if self.membership.take_changed():
             self.ring = self._build_ring()
+            self.future_ring = self._build_ring(future=True)
             self.aae.rebuild(self.ring)
 
-    def _build_ring(self) -> Ring:
-        """The ring of the members that own tokens; tokens are a pure function of name and vnodes."""
+    def _build_ring(self, future: bool = False) -> Ring:
+        """The ring of the members that own tokens (``future``: as it will be once joins and leaves end).
+
+        Tokens are a pure function of a member's name and vnodes, so every node builds the same ring.
+        """
+        members = self.membership.future_ring_members() if future else self.membership.ring_members()
         return Ring(
-            {name: node_tokens(name, vnodes) for name, vnodes in self.membership.ring_members().items()},
+            {name: node_tokens(name, vnodes) for name, vnodes in members.items()},
             self.settings.replication_factor,
         )
 
@@ -337,6 +444,10 @@ class NodeCore:
         for node, owner in fallbacks.items():
             msg = {"op": "rput", "id": iid, "key": req.key, "state": wire, "hint": owner}
             self._effects.append(Send(node, msg))
+        for node in self.future_ring.preference_list(req.key):
+            # a join or leave in progress: the key's future replicas get the write too (not counted in W)
+            if node not in preference and node not in fallbacks and self.membership.is_up(node, now):
+                self._effects.append(Send(node, {"op": "rput", "id": iid, "key": req.key, "state": wire}))
         if self.handoff is not None:
             # a down primary with no fallback to stand in for it: the coordinator keeps the hint itself
             # (as Cassandra does); it does not count toward W, but the owner gets the write when back
@@ -469,6 +580,8 @@ class NodeCore:
                     self._effects.append(Send(peer, out))
             elif op == "aae_keys":
                 self._effects.append(Reply(peer.encode(), self.aae.on_keys(msg, self.store.get)))
+            elif op in ("stream", "stream_ok", "stream_push", "stream_push_ok"):
+                self._on_transfer(peer, op, msg, now)
             elif op in ("aae_push", "aae_keys_ok"):
                 for key, state in self.aae.received(msg):
                     self._merge_local(key, state)
@@ -586,6 +699,12 @@ class NodeCore:
         if msg.get("op") == "aae_tree":
             self.aae.on_failed(iid)
             return
+        if msg.get("op") == "stream" and self.join_stream is not None:
+            self.join_stream.on_failed(iid)
+            return
+        if msg.get("op") == "stream_push" and self.leave_stream is not None:
+            self.leave_stream.on_failed(iid)
+            return
         pending = self._pending.get(iid) if type(iid) is int else None
         if pending is None:
             return
@@ -612,6 +731,9 @@ class NodeCore:
             body = ok(req.id, **self.ring_view())
         elif req.op == "status":
             body = ok(req.id, **self.status_view(now))
+        elif req.op == "leave":
+            self._start_leaving()
+            body = ok(req.id, node=self.name, status=self.membership.status_of(self.name))
         elif req.op == "local_get":
             state = self.store.get(req.args["key"]) or EMPTY
             body = ok(req.id, node=self.name, state=state_to_wire(state))
@@ -662,10 +784,35 @@ class NodeCore:
             "hints": self.handoff.statistics() if self.handoff is not None else None,
             "hints_received": stats.hints_received,
             "anti_entropy": {**self.aae.statistics(), "indexing": self._unindexed is not None},
+            "member_status": self.membership.status_of(self.name),
+            "transfer": self._transfer_view(),
             "peers_up": sum(1 for n in self.membership.peers() if self.membership.is_up(n, now)),
             "peers": len(self.membership.peers()),
             **self.status_extra,
         }
+
+    def _transfer_view(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "keys_served": self.source.keys_sent,
+            "keys_pushed_in": self.stats.keys_streamed_in,
+        }
+        if self.join_stream is not None:
+            j = self.join_stream
+            out["join"] = {
+                "sources": j.sources,
+                "done": sorted(j.done),
+                "keys_received": j.keys_received,
+                "retries": j.retries,
+            }
+        if self.leave_stream is not None:
+            ls = self.leave_stream
+            out["leave"] = {
+                "keys": len(ls.keys),
+                "position": ls.position,
+                "keys_sent": ls.keys_sent,
+                "retries": ls.retries,
+            }
+        return out
 
 
 def _read_reply(state: KeyState) -> dict[str, Any]:

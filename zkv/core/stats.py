@@ -36,6 +36,7 @@ class RequestStats:
         self.forwarded = 0
         self.read_repairs = 0
         self.hints_received = 0
+        self.keys_streamed_in = 0
         self.bad_messages = 0
         self._latency: dict[str, deque[float]] = {}
 

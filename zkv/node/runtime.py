@@ -8,6 +8,7 @@ decision is made here beyond the fault filter; the core decides.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from zkv.config import ClusterConfig
-from zkv.core.effects import Publish, Reply, Send
+from zkv.core.effects import Connect, Publish, Reply, Send, Stop
 from zkv.core.nodecore import NodeCore, NodeSettings
 from zkv.errors import InternalError, InvalidRequest, ProtocolError
 from zkv.node.faults import FaultFilter
@@ -48,12 +49,11 @@ def _b36(n: int) -> str:
 class NodeRuntime:
     """Binds and connects the sockets of node ``name`` of ``config`` and runs its loop."""
 
-    def __init__(self, config: ClusterConfig, name: str) -> None:
+    def __init__(self, config: ClusterConfig, name: str, join: str | None = None) -> None:
         self.config = config
         self.spec = config.node(name)
         self.name = name
-        self.peers = {n.name: n for n in config.nodes if n.name != name}
-        self._peer_routes = {p.encode(): p for p in self.peers}
+        self._peer_routes: dict[bytes, str] = {}
         self.faults = FaultFilter()
         self._stopping = False
         self.ctx = zmq.Context()
@@ -71,24 +71,28 @@ class NodeRuntime:
             raise OSError(
                 f"{name}: cannot listen on {self.spec.address} / {self.spec.gossip}: {exc}"
             ) from None
+        self.poller = zmq.Poller()
+        self.poller.register(self.router, zmq.POLLIN)
         self.dealers: dict[str, zmq.Socket] = {}
+        self._dealer_peer: dict[zmq.Socket, str] = {}
+        self._monitors: dict[zmq.Socket, str] = {}
         self.sub = self._socket(zmq.SUB)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         self.sub.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        # connection events tell the core at once when a peer's process is gone (or back); the monitor
-        # is attached before connect() so the first handshake cannot slip past it
-        self._monitors: dict[zmq.Socket, str] = {}
-        for peer in self.peers.values():
-            dealer = self._socket(zmq.DEALER)
-            dealer.setsockopt(zmq.IDENTITY, name.encode())
-            dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue for a peer that is not connected
-            dealer.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-            monitor = dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
-            self._monitors[monitor] = peer.name
-            dealer.connect(peer.address)
-            self.dealers[peer.name] = dealer
-            self.sub.connect(peer.gossip)
-        self._dealer_peer = {sock: peer for peer, sock in self.dealers.items()}
+        self.poller.register(self.sub, zmq.POLLIN)
+        for peer in config.nodes:
+            self._connect_peer(peer.name, peer.address, peer.gossip)
+        # a joining node announces itself to its seeds on sockets of their own (see _announce)
+        self._seeds: dict[zmq.Socket, str] = {}
+        if join is not None:
+            seeds = [join] if join else [n.address for n in config.nodes if n.name != name]
+            for address in seeds:
+                seed = self._socket(zmq.DEALER)
+                seed.setsockopt(zmq.IDENTITY, f"join~{name}".encode())
+                seed.connect(address)
+                self._seeds[seed] = address
+                self.poller.register(seed, zmq.POLLIN)
+        self._next_announce = 0.0
         self.store = open_store(config.engine, self.spec.data_dir, config.fsync)
         self.hints = open_hints(config.engine, self.spec.data_dir, config.fsync, config.fsync_interval_ms)
         generation = int(time.time() * 1000)
@@ -108,14 +112,35 @@ class NodeRuntime:
             phi_threshold=float(config.phi_threshold),
             handoff_interval=config.handoff_interval_ms / 1000,
             anti_entropy_interval=config.anti_entropy_interval_ms / 1000,
+            joining=join is not None,
             generation=generation,
             wall_offset=time.time() - now,
             limits=Limits(config.max_key_bytes, config.max_value_bytes, config.max_siblings),
         )
         self.core = NodeCore(settings, self.store, now, hints=self.hints)
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
-        for peer in self.peers:
+        for peer in self.dealers:
             self.core.on_connection(peer, False, now)
+
+    def _connect_peer(self, peer: str, address: str, gossip: str) -> None:
+        """Open the request (DEALER) and gossip (SUB) connections to a member, once."""
+        if peer == self.name or peer in self.dealers:
+            return
+        dealer = self._socket(zmq.DEALER)
+        dealer.setsockopt(zmq.IDENTITY, self.name.encode())
+        dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue for a peer that is not connected
+        dealer.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        # connection events tell the core at once when a peer's process is gone (or back); the monitor
+        # is attached before connect() so the first handshake cannot slip past it
+        monitor = dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+        self._monitors[monitor] = peer
+        dealer.connect(address)
+        self.sub.connect(gossip)
+        self.dealers[peer] = dealer
+        self._dealer_peer[dealer] = peer
+        self._peer_routes[peer.encode()] = peer
+        self.poller.register(dealer, zmq.POLLIN)
+        self.poller.register(monitor, zmq.POLLIN)
 
     def _socket(self, kind: int) -> zmq.Socket:
         sock = self.ctx.socket(kind)
@@ -131,13 +156,7 @@ class NodeRuntime:
 
     def run(self) -> None:
         """Serve until :meth:`stop` (SIGTERM / SIGINT when run by the CLI)."""
-        poller = zmq.Poller()
-        poller.register(self.router, zmq.POLLIN)
-        poller.register(self.sub, zmq.POLLIN)
-        for dealer in self.dealers.values():
-            poller.register(dealer, zmq.POLLIN)
-        for monitor in self._monitors:
-            poller.register(monitor, zmq.POLLIN)
+        poller = self.poller
         log.info("serving on %s (gossip %s), pid %d", self.spec.address, self.spec.gossip, os.getpid())
         core = self.core
         while not self._stopping:
@@ -151,8 +170,12 @@ class NodeRuntime:
                     self._drain_sub(now)
                 elif sock in self._monitors:
                     self._drain_monitor(sock, now)
+                elif sock in self._seeds:
+                    self._drain_seed(sock, now)
                 else:
                     self._drain_dealer(sock, now)
+            if self._seeds:
+                self._announce(now)
             core.on_tick(now)
             self._carry_out(now)
         log.info("stopping")
@@ -199,10 +222,38 @@ class NodeRuntime:
                 for msg in messages:
                     if msg.get("op") == "faults":
                         self._on_faults(route, msg)
+                    elif msg.get("op") == "join" and route.startswith(b"join~"):
+                        self._guard(self.core.on_join, route, msg, now)
                     elif not self._guard(self.core.on_client, route, msg, now):
                         self._reply_error(
                             route, request_id(msg), InternalError("the node hit a bug; see its log")
                         )
+
+    def _announce(self, now: float) -> None:
+        """Until a seed took this joining node in, tell every seed about it once a second."""
+        if self.core.joined:
+            for seed in list(self._seeds):
+                self.poller.unregister(seed)
+                seed.close(linger=0)
+            self._seeds.clear()
+            return
+        if now < self._next_announce:
+            return
+        self._next_announce = now + 1.0
+        for seed in self._seeds:
+            with contextlib.suppress(zmq.Again):
+                seed.send(pack(self.core.announcement()), zmq.NOBLOCK)
+
+    def _drain_seed(self, sock: zmq.Socket, now: float) -> None:
+        while True:
+            try:
+                payload = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            with contextlib.suppress(ProtocolError):
+                for msg in unpack_frame(payload):
+                    if msg.get("op") == "join_ok":
+                        self._guard(self.core.on_join_ok, msg, now)
 
     def _drain_dealer(self, sock: zmq.Socket, now: float) -> None:
         peer = self._dealer_peer[sock]
@@ -264,7 +315,7 @@ class NodeRuntime:
         rid = request_id(msg)
         if any(k in msg for k in ("drop_in", "drop_out")):
             try:
-                self.faults.configure(msg, set(self.peers))
+                self.faults.configure(msg, set(self.dealers))
             except ValueError as exc:
                 self._reply_error(route, rid, InvalidRequest(str(exc)))
                 return
@@ -290,6 +341,10 @@ class NodeRuntime:
                     replies[effect.route].append(effect.msg)
                 elif isinstance(effect, Publish):
                     self.pub.send(pack(effect.msg), zmq.NOBLOCK)
+                elif isinstance(effect, Connect):
+                    self._connect_peer(effect.node, effect.address, effect.gossip)
+                elif isinstance(effect, Stop):
+                    self._stopping = True
             for route, msgs in replies.items():
                 self._send_reply(route, msgs)
             for peer, msgs in sends.items():
@@ -327,9 +382,13 @@ class NodeRuntime:
         self._send_reply(route, [{"id": rid, **body}])
 
 
-def serve(config: ClusterConfig, name: str) -> int:
-    """Run one node until SIGTERM/SIGINT; the exit status for the CLI."""
-    runtime = NodeRuntime(config, name)
+def serve(config: ClusterConfig, name: str, join: str | None = None) -> int:
+    """Run one node until SIGTERM/SIGINT (or until it left the cluster); the exit status for the CLI.
+
+    ``join``: None for a member of the cluster.toml cluster; "" to join through the other nodes of the
+    file; an address to join through that node.
+    """
+    runtime = NodeRuntime(config, name, join)
     signal.signal(signal.SIGTERM, runtime.stop)
     signal.signal(signal.SIGINT, runtime.stop)
     runtime.run()

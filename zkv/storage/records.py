@@ -153,19 +153,27 @@ def scan(buf: bytes | bytearray | mmap.mmap, start: int, end: int) -> Iterator[R
 
     A damaged stretch followed by a valid record is corruption in the middle (skip it, count it); one that
     runs to ``end`` is a torn tail (the write that was under way when the process died): cut it.
+    (The checks of :func:`record_size_at`, inlined: recovery time is spent here.)
     """
-    finder = buf.find
+    finder, unpack, crc32 = buf.find, HEADER.unpack_from, zlib.crc32
     pos = start
     while pos < end:
-        size = record_size_at(buf, pos, end)
-        if size:
-            _m, kind, _f, klen, _v, seq, _b, _h = HEADER.unpack_from(buf, pos)
+        if end - pos >= HEADER_BYTES:
+            magic, kind, _f, klen, vlen, seq, bcrc, hcrc = unpack(buf, pos)
             body = pos + HEADER_BYTES
-            yield Record(
-                pos, size, kind, seq, bytes(buf[body : body + klen]), bytes(buf[body + klen : pos + size])
-            )
-            pos += size
-            continue
+            stop = body + klen + vlen
+            if (
+                magic == MAGIC
+                and kind in KINDS
+                and stop <= end
+                and crc32(buf[pos : pos + _HCRC_SPAN]) == hcrc
+                and crc32(buf[body:stop]) == bcrc
+            ):
+                yield Record(
+                    pos, stop - pos, kind, seq, bytes(buf[body : body + klen]), bytes(buf[body + klen : stop])
+                )
+                pos = stop
+                continue
         bad = pos
         pos = finder(MAGIC, pos + 1, end)
         while pos != -1 and not record_size_at(buf, pos, end):

@@ -1,0 +1,226 @@
+"""Range transfers for join and leave: resumable, checksummed batches of key states.
+
+Theory of operation
+-------------------
+**Join.** A node that joins announces itself as ``joining``; the others keep it out of the ring but send
+it every write for a key it *will* replicate (its pending ranges). It pulls, from every ring member, the
+keys it will replicate: ``stream`` {after, limit} asks a member for the next batch in key order after the
+cursor ``after``; the member answers ``stream_ok`` {items, next, crc} from a sorted snapshot of its keys.
+A batch whose CRC does not match is asked again; a lost one is asked again after the deadline; the
+cursor makes every pull resumable. When every member said ``next = nil`` the node turns ``normal`` and
+the ring takes it in. Pulling from every member rather than one replica per range costs more bytes but
+hands the joining node the merge of all replicas.
+
+**Leave.** A leaving node keeps serving while it pushes every key it holds to the nodes that replicate
+the key once it is gone (``stream_push`` {items, crc} → ``stream_push_ok``), one batch at a time, then
+turns ``removed`` and stops. Meanwhile coordinators send writes to those future owners too.
+
+Pure: rings, stores and time are arguments; this module returns messages.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from zkv.core.ring import Ring
+from zkv.core.versions import KeyState, state_from_wire, state_to_wire
+
+BATCH_KEYS = 500
+SCAN_KEYS = 5000  # keys a source looks at per stream request, so one request never stalls its loop
+
+
+def checksum(items: list) -> int:
+    return zlib.crc32(msgpack.packb(items, use_bin_type=True))
+
+
+def decode_items(msg: dict[str, Any]) -> list[tuple[bytes, KeyState]]:
+    """The checked items of a ``stream_ok`` / ``stream_push``; ValueError when malformed or corrupt."""
+    items = msg.get("items")
+    if not isinstance(items, list) or checksum(items) != msg.get("crc"):
+        raise ValueError("transfer batch failed its checksum")
+    out = []
+    for item in items:
+        if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], bytes):
+            raise ValueError("malformed transfer item")
+        out.append((item[0], state_from_wire(item[1])))
+    return out
+
+
+class StreamSource:
+    """Serves ``stream`` requests of joining nodes from sorted key snapshots."""
+
+    def __init__(self) -> None:
+        self._snapshots: dict[str, list[bytes]] = {}
+        self.keys_sent = 0
+
+    def on_stream(
+        self,
+        requester: str,
+        msg: dict[str, Any],
+        keys: Callable[[], Iterable[bytes]],
+        local: Callable[[bytes], KeyState | None],
+        future_ring: Ring,
+    ) -> dict[str, Any]:
+        after = msg.get("after")
+        if after is not None and not isinstance(after, bytes):
+            raise ValueError("stream cursor must be bytes or nil")
+        snapshot = self._snapshots.get(requester)
+        if snapshot is None or after is None:
+            snapshot = self._snapshots[requester] = sorted(keys())
+        start = 0 if after is None else bisect.bisect_right(snapshot, after)
+        items: list[list[Any]] = []
+        end = start
+        while end < len(snapshot) and end - start < SCAN_KEYS and len(items) < BATCH_KEYS:
+            key = snapshot[end]
+            end += 1
+            if requester in future_ring.preference_list(key):
+                state = local(key)
+                if state is not None:
+                    items.append([key, state_to_wire(state)])
+        done = end >= len(snapshot)
+        if done:
+            del self._snapshots[requester]
+        self.keys_sent += len(items)
+        return {
+            "op": "stream_ok",
+            "id": msg.get("id"),
+            "items": items,
+            "crc": checksum(items),
+            "next": None if done else snapshot[end - 1],
+        }
+
+
+@dataclass(slots=True)
+class JoinStream:
+    """The joining node's pulls: one cursor per source, one request in flight per source."""
+
+    sources: list[str]
+    timeout: float
+    cursors: dict[str, bytes | None] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)
+    in_flight: dict[int, tuple[str, float]] = field(default_factory=dict)
+    keys_received: int = 0
+    retries: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return set(self.sources) <= self.done
+
+    def requests(
+        self, now: float, is_up: Callable[[str], bool], ids: itertools.count
+    ) -> list[tuple[str, dict]]:
+        for rid, (_, deadline) in list(self.in_flight.items()):
+            if deadline <= now:
+                del self.in_flight[rid]
+                self.retries += 1
+        busy = {source for source, _ in self.in_flight.values()}
+        out = []
+        for source in self.sources:
+            if source in self.done or source in busy or not is_up(source):
+                continue
+            rid = next(ids)
+            self.in_flight[rid] = (source, now + self.timeout)
+            out.append(
+                (source, {"op": "stream", "id": rid, "after": self.cursors.get(source), "limit": BATCH_KEYS})
+            )
+        return out
+
+    def owns(self, rid: Any) -> bool:
+        return rid in self.in_flight
+
+    def on_stream_ok(self, source: str, msg: dict[str, Any]) -> list[tuple[bytes, KeyState]]:
+        """The batch's states (to merge); advances the cursor. A corrupt batch is dropped and asked again."""
+        self.in_flight.pop(msg.get("id"), None)  # type: ignore[arg-type]
+        try:
+            items = decode_items(msg)
+        except ValueError:
+            self.retries += 1
+            return []
+        nxt = msg.get("next")
+        if nxt is None:
+            self.done.add(source)
+        elif isinstance(nxt, bytes):
+            self.cursors[source] = nxt
+        self.keys_received += len(items)
+        return items
+
+    def on_failed(self, rid: Any) -> None:
+        if self.in_flight.pop(rid, None) is not None:
+            self.retries += 1
+
+
+@dataclass(slots=True)
+class LeaveStream:
+    """The leaving node's pushes: batches of keys to their future owners, one batch in flight."""
+
+    keys: list[bytes]
+    timeout: float
+    position: int = 0
+    batch_end: int = 0
+    waiting: dict[int, str] = field(default_factory=dict)  # push id -> target
+    deadline: float = 0.0
+    keys_sent: int = 0
+    retries: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.position >= len(self.keys) and not self.waiting
+
+    def pushes(
+        self,
+        now: float,
+        ring: Ring,
+        future_ring: Ring,
+        local: Callable[[bytes], KeyState | None],
+        ids: itertools.count,
+    ) -> list[tuple[str, dict]]:
+        """The next batch's pushes (or the current batch again once its deadline passed)."""
+        if self.waiting:
+            if now < self.deadline:
+                return []
+            self.waiting.clear()  # lost or refused: push the same batch again
+            self.retries += 1
+        for _ in range(20):  # batches with nothing to move are skipped, a bounded number per call
+            if self.position >= len(self.keys):
+                return []
+            self.batch_end = min(len(self.keys), self.position + BATCH_KEYS)
+            by_target: dict[str, list[list[Any]]] = {}
+            for key in self.keys[self.position : self.batch_end]:
+                state = local(key)
+                if state is None:
+                    continue
+                current = ring.preference_list(key)
+                for target in future_ring.preference_list(key):
+                    if target not in current:
+                        by_target.setdefault(target, []).append([key, state_to_wire(state)])
+            if not by_target:
+                self.position = self.batch_end
+                continue
+            out = []
+            for target, items in by_target.items():
+                pid = next(ids)
+                self.waiting[pid] = target
+                self.keys_sent += len(items)
+                out.append((target, {"op": "stream_push", "id": pid, "items": items, "crc": checksum(items)}))
+            self.deadline = now + self.timeout
+            return out
+        return []
+
+    def owns(self, pid: Any) -> bool:
+        return pid in self.waiting
+
+    def on_push_ok(self, pid: int) -> None:
+        self.waiting.pop(pid, None)
+        if not self.waiting:
+            self.position = self.batch_end
+
+    def on_failed(self, pid: Any) -> None:
+        if pid in self.waiting:
+            self.deadline = 0.0  # retry the batch on the next tick

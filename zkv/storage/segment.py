@@ -1,0 +1,90 @@
+"""One append-only segment file of the log engine, with the bytes appended but not yet written.
+
+A segment is written only at its end. Appends go to ``buf`` first (the group-commit buffer); ``write_out``
+hands them to the OS and ``sync`` makes them durable. Reads see both: an offset past what the file holds
+is served from ``buf``, so a value put in this loop turn reads back before the flush.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from zkv.storage.records import pread_exact, write_all
+
+SEGMENT_SUFFIX = ".log"
+INDEX_SUFFIX = ".idx"
+
+
+def segment_name(seg_id: int) -> str:
+    return f"{seg_id:08d}{SEGMENT_SUFFIX}"
+
+
+class Segment:
+    """An append-only file (``NNNNNNNN.log`` in a store's directory), open for reading and appending."""
+
+    def __init__(self, path: Path, seg_id: int = 0) -> None:
+        self.id = seg_id
+        self.path = path
+        self.index_path = self.path.with_suffix(INDEX_SUFFIX)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        self.written = os.fstat(self.fd).st_size  # bytes in the file
+        self.buf = bytearray()  # bytes appended after ``written``, not yet handed to the OS
+        self.unsynced = False  # written to the OS since the last fsync
+        self.dead = 0  # bytes of superseded or damaged records
+        self.min_seq = 1 << 64  # the oldest record here (decides when a delete record may be dropped)
+        self.tomb_bytes = 0  # bytes of delete records that are their key's newest record
+        self.max_delete_seq = 0  # the newest delete record here, live or dead
+        self.index = bytearray()  # index items of every record, while the segment is being written
+        self.count = 0  # records in ``index``
+        self.indexed = False  # an index file on disk covers the whole segment
+
+    @property
+    def size(self) -> int:
+        return self.written + len(self.buf)
+
+    def append(self, data: bytes) -> int:
+        """Queue ``data`` at the end; returns its offset."""
+        offset = self.written + len(self.buf)
+        self.buf += data
+        return offset
+
+    def read(self, offset: int, size: int) -> bytes:
+        if offset >= self.written:
+            start = offset - self.written
+            return bytes(self.buf[start : start + size])
+        return pread_exact(self.fd, size, offset)
+
+    def write_out(self) -> None:
+        """Hand the buffered bytes to the OS; on failure (disk full) the file is cut back to what it was."""
+        if not self.buf:
+            return
+        try:
+            write_all(self.fd, self.buf)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.written)
+            raise
+        self.written += len(self.buf)
+        self.buf.clear()
+        self.unsynced = True
+
+    def sync(self) -> None:
+        os.fdatasync(self.fd)
+        self.unsynced = False
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self.fd, size)
+        self.written = size
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def remove(self) -> None:
+        self.close()
+        for path in (self.path, self.index_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
