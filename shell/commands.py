@@ -111,6 +111,18 @@ marked with *. Like `nodetool status`.
 """,
         ),
         _cmd(
+            "decommission",
+            "decommission NODE",
+            ("node",),
+            1,
+            "make a node hand its data over and leave",
+            """
+Ask NODE to leave the cluster, like `nodetool decommission`: it streams every key it holds to the nodes
+that replicate the key without it, then stops. The cluster keeps serving meanwhile; `nodes` shows it as
+leaving, then removed. (`zkv-node leave --config FILE --node NAME` does the same from a terminal.)
+""",
+        ),
+        _cmd(
             "status",
             "status [NODE]",
             ("node",),

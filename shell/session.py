@@ -64,6 +64,7 @@ class Session:
             "switch": self._switch,
             "nodes": self._nodes,
             "status": self._status,
+            "decommission": self._decommission,
             "consistency": self._consistency,
             "where": self._where,
             "replicas": self._replicas,
@@ -225,6 +226,18 @@ class Session:
         )
         self.known.update({r.name: r.address for r in rows})
         return Nodes("nodes", self.node.name, rows)
+
+    def _decommission(self, args: list[str]) -> Result:
+        address = self._resolve(args[0])
+        reply = self.client.leave(address)
+        name = str(reply.get("node", args[0]))
+        status = reply.get("status")
+        return Message(
+            "decommission",
+            f"{name} is {status}: it hands its data to the remaining nodes, then stops "
+            "('nodes' shows progress)",
+            {"node": name, "status": status},
+        )
 
     def _status(self, args: list[str]) -> Result:
         if not args:

@@ -97,3 +97,27 @@ def test_join_and_leave_under_load(make_cluster) -> None:
     # retriable error, and the writer's next write of the key succeeded
     assert all(f.split(":")[0] in ("unavailable", "timeout", "no_node_available") for f in history.failures)
     assert len(history.failures) <= 20, history.failures
+
+
+def test_shell_decommission_and_cli_leave(make_cluster) -> None:
+    import subprocess
+    import sys
+
+    cluster: LocalCluster = make_cluster(4)
+    with cluster.client() as c:
+        assert c.put_many([(f"d{i}", "v") for i in range(200)], consistency="all") == [None] * 200
+    shell = [sys.executable, "-m", "zkv_shell.main", "--config", str(cluster.config_path)]
+    out = subprocess.run([*shell, "-c", "decommission n4"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "n4 is leaving" in out.stdout
+    wait_until(lambda: cluster.procs["n4"].poll() is not None, 60, "n4 to leave")
+    leave = [sys.executable, "-m", "zkv.cli", "leave", "--config", str(cluster.config_path), "--node", "n3"]
+    done = subprocess.run(leave, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "n3 left the cluster" in done.stderr
+    with Client([cluster.addresses["n1"], cluster.addresses["n2"]]) as c:
+        assert set(c.ring(refresh=True).addresses) == {"n1", "n2"}
+        for i in range(200):
+            replicas = c.replicas(f"d{i}")
+            assert set(replicas) == {"n1", "n2"}  # N=3 but two nodes left: both hold every key
+            assert all(r.values == [b"v"] for r in replicas.values())
