@@ -26,17 +26,18 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from zkv.core.antientropy import AntiEntropy
-from zkv.core.effects import Connect, Effect, Publish, Reply, Send, Stop
+from zkv.core.effects import Connect, Effect, Publish, Reply, Send
 from zkv.core.handoff import Handoff, Hints
-from zkv.core.membership import JOINING, LEAVING, NORMAL, REMOVED, Membership
+from zkv.core.membership import JOINING, NORMAL, Membership
 from zkv.core.quorum import Outcome, ReadQuorum, WriteQuorum, required
+from zkv.core.rebalance import RebalanceMixin
 from zkv.core.ring import Ring, node_tokens
 from zkv.core.stats import RequestStats
-from zkv.core.transfer import JoinStream, LeaveStream, StreamSource, decode_items
+from zkv.core.transfer import JoinStream, LeaveStream, StreamSource
 from zkv.core.versions import (
     EMPTY,
     MAX_CONTEXT_ENTRIES,
@@ -46,6 +47,7 @@ from zkv.core.versions import (
     state_to_wire,
     update,
 )
+from zkv.core.views import ViewsMixin
 from zkv.errors import InvalidRequest, Overloaded, Timeout, TooLarge, Unavailable, ZkvError
 from zkv.protocol import GetRequest, InfoRequest, Limits, PutRequest, Request, ok, parse_request, request_id
 
@@ -116,7 +118,7 @@ class _Forward:
     deadline: float
 
 
-class NodeCore:
+class NodeCore(RebalanceMixin, ViewsMixin):
     """One node's state machine. Not thread-safe: the runtime drives it from one loop."""
 
     def __init__(self, settings: NodeSettings, store: Any, now: float, hints: Hints | None = None) -> None:
@@ -190,91 +192,6 @@ class NodeCore:
             started = self.aae.start(now, up, self._ids)
             if started is not None:
                 self._effects.append(Send(*started))
-
-    # ------------------------------------------------------------------------------------------ join/leave
-
-    def on_join(self, route: bytes, msg: dict[str, Any], now: float) -> None:
-        """A node announces that it joins: take it into the view (joining) and answer with the view."""
-        entry = msg.get("member")
-        learned = self.membership.merge_view([entry]) if isinstance(entry, list) else []
-        if not learned and not (isinstance(entry, list) and entry and self.membership.member(entry[0])):
-            self._effects.append(Reply(route, {"op": "join_ok", "id": msg.get("id"), "ok": False}))
-            return
-        self._membership_changed()
-        view = [m.to_wire() for m in self.membership.members()]
-        self._effects.append(Reply(route, {"op": "join_ok", "id": msg.get("id"), "ok": True, "view": view}))
-
-    def on_join_ok(self, msg: dict[str, Any], now: float) -> None:
-        """A seed took us in: learn the cluster, and stream once every node had time to hear we join."""
-        view = msg.get("view")
-        if not msg.get("ok") or not isinstance(view, list):
-            return
-        self.membership.merge_view(view)
-        self._membership_changed()
-        if self.membership.status_of(self.name) == JOINING and self._join_after is None:
-            self._join_after = now + 5 * self.settings.heartbeat_interval
-
-    def announcement(self) -> dict[str, Any]:
-        """What a joining node sends its seeds."""
-        return {"op": "join", "id": 0, "member": self.membership.member(self.name).to_wire()}
-
-    @property
-    def joined(self) -> bool:
-        return self._join_after is not None or self.membership.status_of(self.name) != JOINING
-
-    def _start_leaving(self) -> None:
-        if self.membership.status_of(self.name) != NORMAL:
-            return
-        self.membership.set_status(LEAVING)
-        self.membership.heartbeat_now()
-        self._membership_changed()
-        self.leave_stream = LeaveStream(sorted(self.store.keys()), self.settings.request_timeout)
-        log.warning("leaving the cluster: handing %d keys to their new owners", len(self.leave_stream.keys))
-
-    def _advance_transfers(self, now: float) -> None:
-        status = self.membership.status_of(self.name)
-        is_up = lambda n: self.membership.is_up(n, now)  # noqa: E731
-        if status == JOINING and self._join_after is not None and now >= self._join_after:
-            if self.join_stream is None:
-                sources = [n for n in self.ring.members if n != self.name]
-                self.join_stream = JoinStream(sources, self.settings.request_timeout)
-                log.info("joining: streaming the ranges this node will own from %s", ", ".join(sources))
-            for source, msg in self.join_stream.requests(now, is_up, self._ids):
-                self._effects.append(Send(source, msg))
-            if self.join_stream.complete:
-                log.info("joined: %d keys streamed; now serving", self.join_stream.keys_received)
-                self.membership.set_status(NORMAL)
-                self.membership.heartbeat_now()
-                self._membership_changed()
-        if status == LEAVING and self.leave_stream is not None:
-            pushes = self.leave_stream.pushes(now, self.ring, self.future_ring, self.store.get, self._ids)
-            for target, msg in pushes:
-                self._effects.append(Send(target, msg))
-            if self.leave_stream.complete:
-                log.warning("left: %d keys handed over; stopping", self.leave_stream.keys_sent)
-                self.membership.set_status(REMOVED)
-                self.membership.heartbeat_now()
-                self._membership_changed()
-                self._stop_at = now + 5 * self.settings.heartbeat_interval
-        if self._stop_at is not None and now >= self._stop_at:
-            self._effects.append(Stop())
-            self._stop_at = None
-
-    def _on_transfer(self, peer: str, op: str, msg: dict[str, Any], now: float) -> None:
-        if op == "stream":
-            reply = self.source.on_stream(peer, msg, self.store.keys, self.store.get, self.future_ring)
-            self._effects.append(Reply(peer.encode(), reply))
-        elif op == "stream_ok":
-            if self.join_stream is not None and self.join_stream.owns(msg.get("id")):
-                for key, state in self.join_stream.on_stream_ok(peer, msg):
-                    self._merge_local(key, state)
-        elif op == "stream_push":
-            for key, state in decode_items(msg):
-                self._merge_local(key, state)
-            self.stats.keys_streamed_in += len(msg["items"])
-            self._effects.append(Reply(peer.encode(), {"op": "stream_push_ok", "id": msg.get("id")}))
-        elif op == "stream_push_ok" and self.leave_stream and self.leave_stream.owns(msg.get("id")):
-            self.leave_stream.on_push_ok(msg["id"])
 
     def _index_some(self, count: int = 2000) -> None:
         """Digest a slice of the keys found in the store at start (anti-entropy waits until all are)."""
@@ -740,79 +657,6 @@ class NodeCore:
         else:
             raise InvalidRequest(f"{req.op!r} is not served by this node")
         self._finish(origin, req.op, None, now, now, body)
-
-    def nodes_view(self, now: float) -> list[dict[str, Any]]:
-        share = self.ring.ownership()
-        out = []
-        for view in self.membership.view(now, len(self.store)):
-            row = asdict(view)
-            member = self.membership.member(view.name)
-            row["vnodes"] = member.vnodes if member else self.settings.vnodes
-            row["ownership"] = share.get(view.name, 0.0)
-            out.append(row)
-        return out
-
-    def ring_view(self) -> dict[str, Any]:
-        tokens = self.ring.tokens()
-        return {
-            "replication_factor": self.ring.replication_factor,
-            "vnodes": self.settings.vnodes,
-            "read_consistency": self.settings.read_level,
-            "write_consistency": self.settings.write_level,
-            "request_timeout": self.settings.request_timeout,
-            "members": [
-                {"name": n, "address": self.membership.member(n).address, "tokens": tokens[n]}
-                for n in self.ring.members
-            ],
-        }
-
-    def status_view(self, now: float) -> dict[str, Any]:
-        stats = self.stats
-        return {
-            "node": self.name,
-            "generation": self.settings.generation,
-            "uptime_s": now - self.started,
-            "keys": len(self.store),
-            "storage": asdict(self.store.statistics()),
-            "requests": dict(stats.requests),
-            "errors": dict(stats.errors),
-            "latency": {op: asdict(s) for op, s in stats.latency().items()},
-            "forwarded": stats.forwarded,
-            "read_repairs": stats.read_repairs,
-            "bad_messages": stats.bad_messages,
-            "in_flight": len(self._pending),
-            "hints": self.handoff.statistics() if self.handoff is not None else None,
-            "hints_received": stats.hints_received,
-            "anti_entropy": {**self.aae.statistics(), "indexing": self._unindexed is not None},
-            "member_status": self.membership.status_of(self.name),
-            "transfer": self._transfer_view(),
-            "peers_up": sum(1 for n in self.membership.peers() if self.membership.is_up(n, now)),
-            "peers": len(self.membership.peers()),
-            **self.status_extra,
-        }
-
-    def _transfer_view(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "keys_served": self.source.keys_sent,
-            "keys_pushed_in": self.stats.keys_streamed_in,
-        }
-        if self.join_stream is not None:
-            j = self.join_stream
-            out["join"] = {
-                "sources": j.sources,
-                "done": sorted(j.done),
-                "keys_received": j.keys_received,
-                "retries": j.retries,
-            }
-        if self.leave_stream is not None:
-            ls = self.leave_stream
-            out["leave"] = {
-                "keys": len(ls.keys),
-                "position": ls.position,
-                "keys_sent": ls.keys_sent,
-                "retries": ls.retries,
-            }
-        return out
 
 
 def _read_reply(state: KeyState) -> dict[str, Any]:
