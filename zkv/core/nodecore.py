@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,7 @@ from zkv.protocol import GetRequest, InfoRequest, Limits, PutRequest, Request, o
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 20000
+READ_REPAIR_CHANCE = 0.1  # share of `one` reads that also ask the other replicas, to repair them
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +123,16 @@ class _Forward:
 class NodeCore(RebalanceMixin, ViewsMixin):
     """One node's state machine. Not thread-safe: the runtime drives it from one loop."""
 
-    def __init__(self, settings: NodeSettings, store: Any, now: float, hints: Hints | None = None) -> None:
+    def __init__(
+        self,
+        settings: NodeSettings,
+        store: Any,
+        now: float,
+        hints: Hints | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.settings = settings
+        self.rng = rng if rng is not None else random.Random(settings.name)  # all the core's randomness
         self.name = settings.name
         self.store = store
         # without a hint store there is no sloppy quorum: writes count only live primaries
@@ -169,8 +179,11 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         if self.handoff is not None:
             wake = min(wake, self.handoff.next_wakeup())
         wake = min(wake, self.aae.next_wakeup())
-        if self._deadlines:
-            wake = min(wake, self._deadlines[0][0])
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1] not in self._pending:
+            heapq.heappop(deadlines)  # answered long ago: no reason to wake for it
+        if deadlines:
+            wake = min(wake, deadlines[0][0])
         return wake
 
     def on_tick(self, now: float) -> None:
@@ -417,11 +430,16 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 required=need,
                 alive=len(live),
             )
-        quorum = ReadQuorum(live, need, now + self.settings.request_timeout)
+        asked = live
+        if need == 1 and self.rng.random() >= READ_REPAIR_CHANCE:
+            # `one` from a replica: its own copy is the answer; only a sample of reads also asks the
+            # others, for read repair (anti-entropy covers the rest), as Cassandra's read_repair_chance
+            asked = (self.name,)
+        quorum = ReadQuorum(asked, need, now + self.settings.request_timeout)
         quorum.on_state(self.name, self.store.get(req.key) or EMPTY)
         read = _Read(origin, level, req.key, now, quorum)
         iid = self._track(read, quorum.deadline)
-        for node in live:
+        for node in asked:
             if node != self.name:
                 self._effects.append(Send(node, {"op": "rget", "id": iid, "key": req.key}))
         self._advance_read(iid, read, now)

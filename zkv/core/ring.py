@@ -43,7 +43,7 @@ class Placement:
 class Ring:
     """Immutable token ring; build a new one when membership changes."""
 
-    __slots__ = ("replication_factor", "_tokens", "_owners", "_members", "_cache")
+    __slots__ = ("replication_factor", "_tokens", "_owners", "_members", "_by_token")
 
     def __init__(self, tokens: Mapping[str, Iterable[int]], replication_factor: int) -> None:
         if replication_factor < 1:
@@ -53,7 +53,8 @@ class Ring:
         self._owners = [n for _, n in points]
         self._members = tuple(sorted({n for _, n in points}))  # a node with no tokens owns nothing
         self.replication_factor = min(replication_factor, len(self._members))
-        self._cache: dict[bytes, tuple[str, ...]] = {}
+        # the preference list of every range, computed once: a lookup is a hash, a bisect and an index
+        self._by_token = [self._walk_from(i) for i in range(len(self._tokens))]
 
     @classmethod
     def from_nodes(cls, names: Iterable[str], vnodes: int, replication_factor: int) -> Ring:
@@ -84,21 +85,23 @@ class Ring:
                 if len(seen) == len(self._members):
                     return
 
+    def _walk_from(self, start: int) -> tuple[str, ...]:
+        out: list[str] = []
+        count = len(self._tokens)
+        for i in range(count):
+            node = self._owners[(start + i) % count]
+            if node not in out:
+                out.append(node)
+                if len(out) == self.replication_factor:
+                    break
+        return tuple(out)
+
     def preference_list(self, key: bytes) -> tuple[str, ...]:
         """The N distinct nodes that hold ``key``, the first one the key's natural coordinator."""
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        out: list[str] = []
-        for node in self.walk(key):
-            out.append(node)
-            if len(out) == self.replication_factor:
-                break
-        result = tuple(out)
-        if len(self._cache) > 65536:
-            self._cache.clear()
-        self._cache[key] = result
-        return result
+        if not self._tokens:
+            return ()
+        index = bisect.bisect_left(self._tokens, hash64(key))
+        return self._by_token[index % len(self._tokens)]
 
     def placements(self, key: bytes, is_up: Callable[[str], bool]) -> list[Placement]:
         """Sloppy-quorum targets: the up primaries, plus one up fallback for every down primary."""

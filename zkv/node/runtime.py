@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
+import random
 import signal
 import time
 from collections import defaultdict
@@ -117,7 +119,7 @@ class NodeRuntime:
             wall_offset=time.time() - now,
             limits=Limits(config.max_key_bytes, config.max_value_bytes, config.max_siblings),
         )
-        self.core = NodeCore(settings, self.store, now, hints=self.hints)
+        self.core = NodeCore(settings, self.store, now, hints=self.hints, rng=random.Random())
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
         for peer in self.dealers:
             self.core.on_connection(peer, False, now)
@@ -160,8 +162,9 @@ class NodeRuntime:
         log.info("serving on %s (gossip %s), pid %d", self.spec.address, self.spec.gossip, os.getpid())
         core = self.core
         while not self._stopping:
-            wait_ms = (core.next_wakeup() - time.monotonic()) * 1000
-            ready = poller.poll(max(0, min(MAX_POLL_MS, wait_ms)))
+            # round up: pyzmq truncates a fraction of a millisecond to 0, which would spin the loop
+            delay_ms = min(MAX_POLL_MS, max(0.0, (core.next_wakeup() - time.monotonic()) * 1000))
+            ready = poller.poll(math.ceil(delay_ms))
             now = time.monotonic()
             for sock, _ in ready:
                 if sock is self.router:

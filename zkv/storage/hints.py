@@ -135,24 +135,30 @@ class HintStore:
         return hint_id
 
     def pending(self, target: str) -> Iterator[tuple[int, bytes, KeyState]]:
-        """``(hint_id, key, state)`` of every hint for ``target``, oldest first."""
+        """``(hint_id, key, state)`` of every hint for ``target``, oldest first.
+
+        Lazy: take a batch (``itertools.islice``) before calling :meth:`add` or :meth:`remove` again.
+        """
         queue = self._queues.get(target)
         if queue is None:
             return
-        for hint_id, (offset, size) in list(queue.live.items()):
-            if hint_id not in queue.live:
-                continue
-            rec = decode(queue.file.read(offset, size))
-            state = None
-            if rec is not None and rec.kind == HINT and rec.seq == hint_id:
-                with contextlib.suppress(Exception):
-                    state = unpack_state(rec.value)
-            if state is None:
-                self._stats["corrupt_records"] += 1
-                log.warning("hint %d for %s is damaged; dropped", hint_id, target)
-                self.remove(target, [hint_id])
-                continue
-            yield hint_id, rec.key, state
+        damaged = []
+        try:
+            for hint_id, (offset, size) in queue.live.items():
+                rec = decode(queue.file.read(offset, size))
+                state = None
+                if rec is not None and rec.kind == HINT and rec.seq == hint_id:
+                    with contextlib.suppress(Exception):
+                        state = unpack_state(rec.value)
+                if state is None:
+                    damaged.append(hint_id)
+                    continue
+                yield hint_id, rec.key, state
+        finally:
+            if damaged:
+                self._stats["corrupt_records"] += len(damaged)
+                log.warning("%d hints for %s are damaged; dropped", len(damaged), target)
+                self.remove(target, damaged)
 
     def remove(self, target: str, hint_ids: list[int] | tuple[int, ...]) -> None:
         """Forget delivered hints (unknown ids are ignored)."""

@@ -44,12 +44,14 @@ from pathlib import Path
 
 import msgpack
 
+from zkv.core.merkle import state_digest
 from zkv.core.versions import KeyState, pack_state, unpack_state
 from zkv.storage.background import BackgroundIO, sync_all
 from zkv.storage.base import FSYNC_POLICIES, StoreStats
 from zkv.storage.cache import CACHE_ENTRY_OVERHEAD_BYTES, ValueCache
 from zkv.storage.records import (
     DELETE,
+    DIGEST_VERSION,
     LOCATION_MASK,
     MAX_SEGMENT_ID,
     PUT,
@@ -57,11 +59,11 @@ from zkv.storage.records import (
     Record,
     decode,
     decode_index,
-    digest,
     encode,
     encode_index,
     entry,
     entry_deleted,
+    entry_digest,
     entry_offset,
     entry_segment,
     entry_seq,
@@ -174,9 +176,12 @@ class LogStore:
         return state
 
     def digest(self, key: bytes) -> int | None:
-        """The 64-bit summary of ``key``'s stored state, from memory (for Merkle trees); None if absent."""
+        """``zkv.core.merkle.state_digest`` of ``key``'s stored state, from memory; None if absent.
+
+        Anti-entropy can build its Merkle leaves from this without reading a single value.
+        """
         e = self._dir.get(key)
-        return None if e is None else (e >> 96) & ((1 << 64) - 1)
+        return None if e is None else entry_digest(e)
 
     def keys(self) -> Iterator[bytes]:
         return iter(list(self._dir))
@@ -190,11 +195,11 @@ class LogStore:
     # ------------------------------------------------------------------------------------------ writes
 
     def put(self, key: bytes, state: KeyState) -> None:
-        packed = pack_state(state)
+        summary = state_digest(key, state)
         self._seq += 1
-        record = encode(PUT, self._seq, key, packed)
+        record = encode(PUT, self._seq, key, pack_state(state), summary, DIGEST_VERSION)
         seg = self._active
-        e = entry(len(record), seg.append(record), seg.id, digest(packed), self._seq)
+        e = entry(len(record), seg.append(record), seg.id, summary, self._seq)
         self._supersede(key)
         self._dir[key] = e
         self._live_bytes += len(record)
@@ -481,8 +486,8 @@ class LogStore:
             return parsed[2]
         log.warning("index of segment %d is missing or damaged; scanning it", seg.id)
         items = bytearray()
-        for rec in self._scan_segment(seg, 0):
-            items += index_item(self._entry_of(seg, rec), rec.key)
+        for e, key in self._entries(seg, 0):
+            items += index_item(e, key)
         return items
 
     def _abandon_compaction(self, closing: bool) -> None:
@@ -526,12 +531,14 @@ class LogStore:
                 del self._segments[seg.id]
                 seg.remove()
             elif not seg.indexed:
+                seg.unsynced = True  # what the last process wrote may not be on disk yet: sync, then index
                 self._close_segment(seg)
         if last is not None and last.written < self.segment_bytes:
             self._active = last
             last.indexed = False
         else:
             if last is not None and not last.indexed:
+                last.unsynced = True
                 self._close_segment(last)
             self._active = self._new_segment()
         self._recovery_s = time.perf_counter() - started
@@ -570,21 +577,37 @@ class LogStore:
         self._apply_all(seg, self._scanned_items(seg, covered))
 
     def _scanned_items(self, seg: Segment, start: int) -> Iterator[tuple[int, bytes]]:
-        """``(entry, key)`` of each valid record of ``seg`` from ``start``, noted in its index as well."""
-        index, seg_bits, scanned = seg.index, seg.id << 72, 0
-        for rec in self._scan_segment(seg, start):
-            if rec.kind == PUT:
-                e = rec.size | rec.offset << 32 | seg_bits | digest(rec.value) << 96 | rec.seq << 160
-            elif rec.kind == DELETE:
-                e = rec.size | rec.offset << 32 | seg_bits | rec.seq << 160 | 1 << 224
-            else:  # a hint record has no business here: skip it like damage
-                seg.dead += rec.size
-                continue
-            index += index_item(e, rec.key)
+        """:meth:`_entries` of ``seg`` from ``start``, noted in its in-memory index as they pass."""
+        index, scanned = seg.index, 0
+        for e, key in self._entries(seg, start):
+            index += index_item(e, key)
             scanned += 1
-            yield e, rec.key
+            yield e, key
         seg.count += scanned
         self._counters["recovery_scanned_records"] += scanned
+
+    def _entries(self, seg: Segment, start: int) -> Iterator[tuple[int, bytes]]:
+        """``(entry, key)`` of each valid record of ``seg`` from ``start``, read from the segment itself."""
+        seg_bits = seg.id << 72
+        for rec in self._scan_segment(seg, start):
+            if rec.kind == PUT:
+                summary = rec.digest if rec.flags == DIGEST_VERSION else self._summary_of(rec)
+                if summary:
+                    yield rec.size | rec.offset << 32 | seg_bits | summary << 96 | rec.seq << 160, rec.key
+                else:
+                    seg.dead += rec.size
+            elif rec.kind == DELETE:
+                yield rec.size | rec.offset << 32 | seg_bits | rec.seq << 160 | 1 << 224, rec.key
+            else:  # a hint record has no business here: skip it like damage
+                seg.dead += rec.size
+
+    def _summary_of(self, rec: Record) -> int:
+        """The digest of a put written under another digest version (0, counted, if it is no state)."""
+        try:
+            return state_digest(rec.key, unpack_state(rec.value))
+        except Exception:  # noqa: BLE001 - CRC-valid bytes that are still no state: damaged
+            self._counters["corrupt_records"] += 1
+            return 0
 
     def _scan_segment(self, seg: Segment, start: int) -> Iterator[Record]:
         """The valid records of ``seg`` from ``start``: damage in the middle is counted, a torn tail cut."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 
-from zkv.core.versions import KeyState, pack_state
+from zkv.core.merkle import state_digest
+from zkv.core.versions import KeyState
 from zkv.storage.base import StoreStats
-from zkv.storage.records import digest
 
 
 class MemoryStore:
@@ -32,9 +32,9 @@ class MemoryStore:
             self._bytes -= _size(key, old)
 
     def digest(self, key: bytes) -> int | None:
-        """The same 64-bit state summary the log engine keeps (computed here on demand)."""
+        """``zkv.core.merkle.state_digest`` of the state, as the log engine keeps it (computed on demand)."""
         state = self._data.get(key)
-        return None if state is None else digest(pack_state(state))
+        return None if state is None else state_digest(key, state)
 
     def keys(self) -> Iterator[bytes]:
         return iter(list(self._data))

@@ -8,8 +8,9 @@ Record (every write, in segment and hint files), big-endian::
     klen   H   key length
     vlen   I   value length (the packed KeyState; 0 for a delete)
     seq    Q   store-wide sequence number: the newest record of a key wins, wherever it sits
+    digest Q   a put's version summary (``zkv.core.merkle.state_digest``; flags = DIGEST_VERSION), else 0
     bcrc   I   CRC32 of key + value
-    hcrc   I   CRC32 of the 22 header bytes before it
+    hcrc   I   CRC32 of the 30 header bytes before it
     key, value
 
 The header has its own CRC so that a damaged length is caught before it is believed; a scanner that meets
@@ -34,14 +35,14 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
-from hashlib import blake2b
 from pathlib import Path
 from typing import NamedTuple
 
 MAGIC = b"\xb7K"
-HEADER = struct.Struct(">2sBBHIQII")
-HEADER_BYTES = HEADER.size  # 26
+HEADER = struct.Struct(">2sBBHIQQII")
+HEADER_BYTES = HEADER.size  # 34
 _HCRC_SPAN = HEADER_BYTES - 4
+DIGEST_VERSION = 1  # in a put's flags: its digest is state_digest as of this version
 MAX_KEY_BYTES = 0xFFFF
 
 PUT, DELETE, HINT, HINT_DONE = 1, 2, 3, 4
@@ -92,19 +93,14 @@ def relocate(e: int, segment: int, offset: int) -> int:
     return (e & ~(((1 << 64) - 1) << 32)) | offset << 32 | segment << 72
 
 
-def digest(value: bytes | memoryview) -> int:
-    """The 64-bit version summary of a packed state (Merkle leaves can use it without reading the value)."""
-    return int.from_bytes(blake2b(value, digest_size=8).digest(), "little")
-
-
 # ---------------------------------------------------------------------------------------------- records
 
 
-def encode(kind: int, seq: int, key: bytes, value: bytes = b"") -> bytes:
+def encode(kind: int, seq: int, key: bytes, value: bytes = b"", digest: int = 0, flags: int = 0) -> bytes:
     if len(key) > MAX_KEY_BYTES:
         raise ValueError(f"key is {len(key)} bytes; the log engine stores keys up to {MAX_KEY_BYTES}")
     body = key + value
-    head = struct.pack(">2sBBHIQI", MAGIC, kind, 0, len(key), len(value), seq, zlib.crc32(body))
+    head = struct.pack(">2sBBHIQQI", MAGIC, kind, flags, len(key), len(value), seq, digest, zlib.crc32(body))
     return head + struct.pack(">I", zlib.crc32(head)) + body
 
 
@@ -115,13 +111,15 @@ class Record(NamedTuple):
     seq: int
     key: bytes
     value: bytes
+    flags: int = 0
+    digest: int = 0
 
 
 def record_size_at(buf: bytes | memoryview, pos: int, end: int) -> int:
     """The size of the valid record at ``pos`` (header and body CRCs hold, fits before ``end``), else 0."""
     if end - pos < HEADER_BYTES:
         return 0
-    magic, kind, _flags, klen, vlen, _seq, bcrc, hcrc = HEADER.unpack_from(buf, pos)
+    magic, kind, _flags, klen, vlen, _seq, _digest, bcrc, hcrc = HEADER.unpack_from(buf, pos)
     if magic != MAGIC or kind not in KINDS or zlib.crc32(buf[pos : pos + _HCRC_SPAN]) != hcrc:
         return 0
     size = HEADER_BYTES + klen + vlen
@@ -135,9 +133,9 @@ def decode(data: bytes | memoryview, offset: int = 0) -> Record | None:
     size = record_size_at(data, 0, len(data))
     if size != len(data):
         return None
-    _m, kind, _f, klen, vlen, seq, _b, _h = HEADER.unpack_from(data, 0)
+    _m, kind, flags, klen, vlen, seq, dig, _b, _h = HEADER.unpack_from(data, 0)
     key = bytes(data[HEADER_BYTES : HEADER_BYTES + klen])
-    return Record(offset, size, kind, seq, key, bytes(data[HEADER_BYTES + klen : size]))
+    return Record(offset, size, kind, seq, key, bytes(data[HEADER_BYTES + klen : size]), flags, dig)
 
 
 class Damage(NamedTuple):
@@ -159,7 +157,7 @@ def scan(buf: bytes | bytearray | mmap.mmap, start: int, end: int) -> Iterator[R
     pos = start
     while pos < end:
         if end - pos >= HEADER_BYTES:
-            magic, kind, _f, klen, vlen, seq, bcrc, hcrc = unpack(buf, pos)
+            magic, kind, flags, klen, vlen, seq, dig, bcrc, hcrc = unpack(buf, pos)
             body = pos + HEADER_BYTES
             stop = body + klen + vlen
             if (
@@ -169,9 +167,8 @@ def scan(buf: bytes | bytearray | mmap.mmap, start: int, end: int) -> Iterator[R
                 and crc32(buf[pos : pos + _HCRC_SPAN]) == hcrc
                 and crc32(buf[body:stop]) == bcrc
             ):
-                yield Record(
-                    pos, stop - pos, kind, seq, bytes(buf[body : body + klen]), bytes(buf[body + klen : stop])
-                )
+                key, value = bytes(buf[body : body + klen]), bytes(buf[body + klen : stop])
+                yield Record(pos, stop - pos, kind, seq, key, value, flags, dig)
                 pos = stop
                 continue
         bad = pos
