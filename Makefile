@@ -18,7 +18,7 @@ run: $(STAMP)
 
 ## install and run the whole test suite (what CI runs)
 test: $(STAMP)
-	$(BIN)/ruff check zkv shell tests scripts
+	$(BIN)/ruff check zkv shell tests scripts tools
 	$(BIN)/python -m pytest -q
 
 ## only start the cluster, in the foreground (Ctrl-C stops it)
@@ -26,8 +26,8 @@ cluster: $(STAMP)
 	$(BIN)/zkv-node --config cluster.toml
 
 lint: $(STAMP)
-	$(BIN)/ruff check zkv shell tests scripts
-	$(BIN)/ruff format --check zkv shell tests scripts
+	$(BIN)/ruff check zkv shell tests scripts tools
+	$(BIN)/ruff format --check zkv shell tests scripts tools
 
 clean:
 	rm -rf $(VENV) data build *.egg-info
