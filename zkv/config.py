@@ -57,7 +57,7 @@ class ClusterConfig:
     request_timeout_ms: int = 2000
     heartbeat_interval_ms: int = 500
     failure_timeout_ms: int = 3000  # a peer not heard from for this long is considered down
-    engine: str = "memory"
+    engine: str = "log"
     fsync: str = "always"
     fsync_interval_ms: int = 100
     max_key_bytes: int = 1024
@@ -68,6 +68,9 @@ class ClusterConfig:
     max_hints: int = 100000  # hints kept per node, over all targets
     max_hint_bytes: int = 268435456  # bytes of hints kept per node
     anti_entropy_interval_ms: int = 10000  # how often a node compares Merkle trees with one peer
+    cache_bytes: int = 33554432  # log engine: hot values kept in memory
+    segment_bytes: int = 67108864  # log engine: a segment file is closed at this size
+    compaction_threshold: float = 0.5  # log engine: compact a segment once this share of it is dead
     path: Path | None = None  # the file it was loaded from
 
     def node(self, name: str) -> NodeSpec:
@@ -100,6 +103,8 @@ _INT_KEYS = (
     "max_hints",
     "max_hint_bytes",
     "anti_entropy_interval_ms",
+    "cache_bytes",
+    "segment_bytes",
 )
 _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "read_consistency": (LEVELS, "a consistency level"),
@@ -107,7 +112,7 @@ _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "engine": (ENGINES, "a storage engine"),
     "fsync": (FSYNC_POLICIES, "an fsync policy"),
 }
-_CLUSTER_KEYS = ("name", *_INT_KEYS, *_CHOICE_KEYS)
+_CLUSTER_KEYS = ("name", *_INT_KEYS, *_CHOICE_KEYS, "compaction_threshold")
 _NODE_KEYS = ("name", "address", "gossip", "data_dir")
 _NODE_REQUIRED = ("name", "address", "gossip")
 
@@ -208,6 +213,15 @@ def _parse_cluster(cluster: dict[str, Any], fail: _Fail) -> dict[str, Any]:
         settings[key] = value
     if settings["vnodes"] > MAX_VNODES:
         raise fail(f"[cluster] vnodes = {settings['vnodes']} is out of range (1..{MAX_VNODES})")
+
+    threshold = cluster.get(
+        "compaction_threshold", ClusterConfig.__dataclass_fields__["compaction_threshold"].default
+    )
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
+        raise fail(f"[cluster] compaction_threshold = {_show(threshold)} must be a number in (0, 1]")
+    settings["compaction_threshold"] = float(threshold)
+    if settings["segment_bytes"] < 4096:
+        raise fail(f"[cluster] segment_bytes = {settings['segment_bytes']} must be at least 4096")
 
     for key, (choices, what) in _CHOICE_KEYS.items():
         value = cluster.get(key, ClusterConfig.__dataclass_fields__[key].default)

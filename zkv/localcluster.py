@@ -81,6 +81,7 @@ class LocalCluster:
             "replication_factor": min(3, nodes),
             "heartbeat_interval_ms": 100,
             "failure_timeout_ms": 2000,
+            "engine": "memory",  # tests that need disk say engine="log"; a restart here starts empty
             **cluster,
         }
         self.initial = self.names[: initial or nodes]

@@ -76,7 +76,7 @@ def test_root_cluster_toml_is_a_ready_three_node_cluster() -> None:
     assert config.vnodes == 64
     assert (config.read_consistency, config.write_consistency) == ("quorum", "quorum")
     assert config.request_timeout_ms == 2000
-    assert config.engine == "memory"
+    assert (config.engine, config.fsync) == ("log", "always")
     assert config.path == REPO_ROOT / "cluster.toml"
     for i, node in enumerate(config.nodes, start=1):
         assert node.address == f"tcp://127.0.0.1:7{i}01"

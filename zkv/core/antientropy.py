@@ -73,7 +73,10 @@ class AntiEntropy:
 
     def on_change(self, key: bytes, state: KeyState, ring: Ring) -> None:
         """A local write: keep the digest and every affected peer's leaf current (O(N))."""
-        new = state_digest(key, state)
+        self.on_digest(key, state_digest(key, state), ring)
+
+    def on_digest(self, key: bytes, new: int, ring: Ring) -> None:
+        """As :meth:`on_change`, from a digest the store already knows (no value read from disk)."""
         old = self._digests.get(key, 0)
         if old == new:
             return

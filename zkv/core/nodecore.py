@@ -210,11 +210,16 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         """Digest a slice of the keys found in the store at start (anti-entropy waits until all are)."""
         assert self._unindexed is not None
         done = 0
+        known_digest = getattr(self.store, "digest", None)
         for key in itertools.islice(self._unindexed, count):
             done += 1
-            state = self.store.get(key)
-            if state is not None:
-                self.aae.on_change(key, state, self.ring)
+            digest = known_digest(key) if known_digest is not None else None
+            if digest is not None:
+                self.aae.on_digest(key, digest, self.ring)
+            else:
+                state = self.store.get(key)
+                if state is not None:
+                    self.aae.on_change(key, state, self.ring)
         if done < count:
             self._unindexed = None
 

@@ -36,6 +36,7 @@ DRAIN_LIMIT = 1000  # messages taken from one socket per turn, so one busy peer 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 HWM = 20000
 MAX_POLL_MS = 200  # wake at least this often to notice a stop request
+COMPACTION_SLICE_S = 0.004
 
 
 def _b36(n: int) -> str:
@@ -95,14 +96,21 @@ class NodeRuntime:
                 self._seeds[seed] = address
                 self.poller.register(seed, zmq.POLLIN)
         self._next_announce = 0.0
-        self.store = open_store(config.engine, self.spec.data_dir, config.fsync)
+        self.store = open_store(
+            config.engine,
+            self.spec.data_dir,
+            config.fsync,
+            config.fsync_interval_ms,
+            cache_bytes=config.cache_bytes,
+            segment_bytes=config.segment_bytes,
+            compaction_threshold=config.compaction_threshold,
+        )
         self.hints = open_hints(config.engine, self.spec.data_dir, config.fsync, config.fsync_interval_ms)
-        generation = int(time.time() * 1000)
+        generation, actor = self._incarnation(config)
         now = time.monotonic()
         settings = NodeSettings(
             name=name,
-            # a fresh actor per incarnation: the memory engine forgets the dots it minted
-            actor=f"{name}~{_b36(generation)}",
+            actor=actor,
             members={n.name: (n.address, n.gossip) for n in config.nodes},
             replication_factor=config.replication_factor,
             vnodes=config.vnodes,
@@ -123,6 +131,21 @@ class NodeRuntime:
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
         for peer in self.dealers:
             self.core.on_connection(peer, False, now)
+
+    def _incarnation(self, config: ClusterConfig) -> tuple[int, str]:
+        """This start's generation (always higher than the last) and the actor id it mints dots under.
+
+        The actor id must never mint a dot twice. It is kept across restarts only when every dot it
+        minted is on disk before it left the node (``fsync = "always"``: the runtime flushes before it
+        sends); a wiped data dir, the memory engine or a laxer fsync policy get a fresh actor id.
+        """
+        meta = self.store.load_meta()
+        generation = max(int(time.time() * 1000), int(meta.get("generation", 0)) + 1)
+        actor = meta.get("actor")
+        if not isinstance(actor, str) or config.engine != "log" or config.fsync != "always":
+            actor = f"{self.name}~{_b36(generation)}"
+        self.store.save_meta({**meta, "generation": generation, "actor": actor})
+        return generation, actor
 
     def _connect_peer(self, peer: str, address: str, gossip: str) -> None:
         """Open the request (DEALER) and gossip (SUB) connections to a member, once."""
@@ -161,9 +184,15 @@ class NodeRuntime:
         poller = self.poller
         log.info("serving on %s (gossip %s), pid %d", self.spec.address, self.spec.gossip, os.getpid())
         core = self.core
+        compacting = False
+        next_compaction = 0.0
         while not self._stopping:
             # round up: pyzmq truncates a fraction of a millisecond to 0, which would spin the loop
             delay_ms = min(MAX_POLL_MS, max(0.0, (core.next_wakeup() - time.monotonic()) * 1000))
+            if compacting:
+                delay_ms = 0
+            elif self.store.needs_flush() or self.hints.needs_flush():
+                delay_ms = min(delay_ms, self.config.fsync_interval_ms)
             ready = poller.poll(math.ceil(delay_ms))
             now = time.monotonic()
             for sock, _ in ready:
@@ -181,6 +210,15 @@ class NodeRuntime:
                 self._announce(now)
             core.on_tick(now)
             self._carry_out(now)
+            if self.store.needs_flush() or self.hints.needs_flush():
+                self.store.flush()  # the interval policy's timer: an idle node must still fsync
+                self.hints.flush()
+            # compaction in small slices: whenever idle, and a short one every 50 ms under load
+            if not ready:
+                compacting = self.store.compact_step(COMPACTION_SLICE_S)
+            elif now >= next_compaction:
+                compacting = self.store.compact_step(COMPACTION_SLICE_S / 2)
+                next_compaction = now + 0.05
         log.info("stopping")
         self.close()
 
