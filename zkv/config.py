@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zkv.core.quorum import required
 from zkv.errors import ConfigError
 
 LEVELS = ("one", "quorum", "all")
@@ -121,13 +122,9 @@ def quorum_size(level: str, n: int) -> int:
     """How many of ``n`` replicas must answer for ``level``; one shared rule so R + W > N holds everywhere."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"replica count must be a positive integer, got {n!r}")
-    if level == "one":
-        return 1
-    if level == "quorum":
-        return n // 2 + 1
-    if level == "all":
-        return n
-    raise ValueError(f"{level!r} is not a consistency level ({', '.join(LEVELS)})")
+    if level not in LEVELS:
+        raise ValueError(f"{level!r} is not a consistency level ({', '.join(LEVELS)})")
+    return required(level, n)
 
 
 def load_config(path: str | Path) -> ClusterConfig:

@@ -31,7 +31,8 @@ from typing import Any
 
 from zkv.core.merkle import LEAVES, MerkleTree, leaf_of, pack_leaves, state_digest, unpack_leaves
 from zkv.core.ring import Ring
-from zkv.core.versions import KeyState, state_from_wire, state_to_wire
+from zkv.core.transfer import parse_items
+from zkv.core.versions import KeyState, state_to_wire
 
 MAX_KEYS_PER_ROUND = 2000
 FOLLOW_UP_S = 0.02  # pause between rounds while replicas still differ: leaves room for client requests
@@ -202,14 +203,7 @@ class AntiEntropy:
 
     def received(self, msg: dict[str, Any]) -> list[tuple[bytes, KeyState]]:
         """The states carried by ``aae_push`` or ``aae_keys_ok``, validated."""
-        items = msg.get("items")
-        if not isinstance(items, list):
-            raise ValueError("anti-entropy message without items")
-        out = []
-        for item in items:
-            if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], bytes):
-                raise ValueError("malformed anti-entropy item")
-            out.append((item[0], state_from_wire(item[1])))
+        out = parse_items(msg.get("items"))
         self.keys_received += len(out)
         return out
 

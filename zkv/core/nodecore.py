@@ -320,6 +320,26 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         iid = self._track(fwd, deadline)
         self._send_forward(iid, fwd)
 
+    def _forwarded(
+        self,
+        origin: Origin,
+        raw: dict,
+        op: str,
+        level: str | None,
+        preference: tuple[str, ...],
+        live: tuple[str, ...],
+        need: int,
+        now: float,
+        may_forward: bool,
+    ) -> bool:
+        """Hand the request to a replica when this node holds none; True when it did."""
+        if self.name in preference:
+            return False
+        if not may_forward:
+            raise Unavailable("ring changed while the request was forwarded; retry", required=need, alive=0)
+        self._forward(origin, raw, op, level, live, now)
+        return True
+
     def _send_forward(self, iid: int, fwd: _Forward) -> None:
         target = fwd.candidates.pop(0)
         self.stats.forwarded += 1
@@ -331,12 +351,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         preference, live = self._live_replicas(req.key, now)
         level = req.level or self.settings.write_level
         need = required(level, len(preference))
-        if self.name not in preference:
-            if not may_forward:
-                raise Unavailable(
-                    "ring changed while the request was forwarded; retry", required=need, alive=0
-                )
-            self._forward(origin, raw, req.op, req.level, live, now)
+        if self._forwarded(origin, raw, req.op, req.level, preference, live, need, now, may_forward):
             return
         fallbacks = self._fallbacks(req.key, preference, live, level, now)
         if len(live) + len(fallbacks) < need:
@@ -422,12 +437,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         preference, live = self._live_replicas(req.key, now)
         level = req.level or self.settings.read_level
         need = required(level, len(preference))
-        if self.name not in preference:
-            if not may_forward:
-                raise Unavailable(
-                    "ring changed while the request was forwarded; retry", required=need, alive=0
-                )
-            self._forward(origin, raw, "get", req.level, live, now)
+        if self._forwarded(origin, raw, "get", req.level, preference, live, need, now, may_forward):
             return
         if len(live) < need:
             raise Unavailable(

@@ -13,6 +13,7 @@ Pure: it counts; the coordinator in :mod:`zkv.core.nodecore` sends and replies.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -38,33 +39,31 @@ class Outcome(Enum):
 
 
 @dataclass(slots=True)
-class WriteQuorum:
-    """Acknowledgements of one write."""
+class _Quorum:
+    """What writes and reads count alike: answers, failures, the deadline."""
 
     targets: tuple[str, ...]
     required: int
     deadline: float
-    acked: set[str] = field(default_factory=set)
     failed: dict[str, str] = field(default_factory=dict)
+
+    def _answers(self) -> Collection[str]:
+        raise NotImplementedError
 
     @property
     def outstanding(self) -> int:
-        return len(self.targets) - len(self.acked) - len(self.failed)
-
-    def on_ack(self, node: str) -> Outcome:
-        if node in self.targets and node not in self.failed:
-            self.acked.add(node)
-        return self.outcome()
+        return len(self.targets) - len(self._answers()) - len(self.failed)
 
     def on_failure(self, node: str, code: str) -> Outcome:
-        if node in self.targets and node not in self.acked:
+        if node in self.targets and node not in self._answers():
             self.failed[node] = code
         return self.outcome()
 
     def outcome(self) -> Outcome:
-        if len(self.acked) >= self.required:
+        answered = len(self._answers())
+        if answered >= self.required:
             return Outcome.OK
-        if len(self.acked) + self.outstanding < self.required:
+        if answered + self.outstanding < self.required:
             return Outcome.UNAVAILABLE
         return Outcome.PENDING
 
@@ -78,43 +77,33 @@ class WriteQuorum:
 
 
 @dataclass(slots=True)
-class ReadQuorum:
+class WriteQuorum(_Quorum):
+    """Acknowledgements of one write."""
+
+    acked: set[str] = field(default_factory=set)
+
+    def _answers(self) -> Collection[str]:
+        return self.acked
+
+    def on_ack(self, node: str) -> Outcome:
+        if node in self.targets and node not in self.failed:
+            self.acked.add(node)
+        return self.outcome()
+
+
+@dataclass(slots=True)
+class ReadQuorum(_Quorum):
     """Replica states gathered for one read; the merge is the answer and the yardstick for repair."""
 
-    targets: tuple[str, ...]
-    required: int
-    deadline: float
     states: dict[str, KeyState] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def outstanding(self) -> int:
-        return len(self.targets) - len(self.states) - len(self.failed)
+    def _answers(self) -> Collection[str]:
+        return self.states
 
     def on_state(self, node: str, state: KeyState) -> Outcome:
         if node in self.targets and node not in self.failed:
             self.states[node] = state
         return self.outcome()
-
-    def on_failure(self, node: str, code: str) -> Outcome:
-        if node in self.targets and node not in self.states:
-            self.failed[node] = code
-        return self.outcome()
-
-    def outcome(self) -> Outcome:
-        if len(self.states) >= self.required:
-            return Outcome.OK
-        if len(self.states) + self.outstanding < self.required:
-            return Outcome.UNAVAILABLE
-        return Outcome.PENDING
-
-    def on_deadline(self) -> Outcome:
-        outcome = self.outcome()
-        return Outcome.TIMEOUT if outcome is Outcome.PENDING else outcome
-
-    @property
-    def complete(self) -> bool:
-        return self.outstanding == 0
 
     def merged(self) -> KeyState:
         return merge_all(self.states.values()) if self.states else EMPTY

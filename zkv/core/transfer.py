@@ -45,10 +45,17 @@ def decode_items(msg: dict[str, Any]) -> list[tuple[bytes, KeyState]]:
     items = msg.get("items")
     if not isinstance(items, list) or checksum(items) != msg.get("crc"):
         raise ValueError("transfer batch failed its checksum")
+    return parse_items(items)
+
+
+def parse_items(items: Any) -> list[tuple[bytes, KeyState]]:
+    """``[[key, state], ...]`` from a peer (transfers, anti-entropy), every state validated."""
+    if not isinstance(items, list):
+        raise ValueError("expected a list of [key, state] items")
     out = []
     for item in items:
         if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], bytes):
-            raise ValueError("malformed transfer item")
+            raise ValueError("malformed [key, state] item")
         out.append((item[0], state_from_wire(item[1])))
     return out
 
