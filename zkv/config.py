@@ -68,6 +68,7 @@ class ClusterConfig:
     handoff_interval_ms: int = 1000  # how often hints are offered to their owners
     max_hints: int = 100000  # hints kept per node, over all targets
     max_hint_bytes: int = 268435456  # bytes of hints kept per node
+    max_hint_window_s: int = 10800  # no hints for a node down longer than this; its hints are dropped
     anti_entropy_interval_ms: int = 10000  # how often a node compares Merkle trees with one peer
     cache_bytes: int = 33554432  # log engine: hot values kept in memory
     segment_bytes: int = 67108864  # log engine: a segment file is closed at this size
@@ -103,6 +104,7 @@ _INT_KEYS = (
     "handoff_interval_ms",
     "max_hints",
     "max_hint_bytes",
+    "max_hint_window_s",
     "anti_entropy_interval_ms",
     "cache_bytes",
     "segment_bytes",

@@ -73,3 +73,18 @@ def test_fallback_nodes_stand_in_for_a_down_primary(make_cluster) -> None:
         "the fallbacks to hand off to n5",
     )
     assert holds_all(cluster, "n5", mine)
+
+
+def test_no_hints_for_a_node_down_longer_than_the_hint_window(make_cluster) -> None:
+    cluster: LocalCluster = make_cluster(3, handoff_interval_ms=200, max_hint_window_s=2)
+    cluster.kill("n3")
+    with cluster.client("n1", "n2") as c:
+        wait_until(lambda: c.nodes()[2].status == "down", 5, "n3 to be seen down")
+        assert c.put_many([(f"early{i}", "v") for i in range(50)], consistency="quorum") == [None] * 50
+        assert pending_hints(cluster, ["n1", "n2"]) == 50
+        # past the window the kept hints are dropped and no new ones are taken
+        wait_until(lambda: pending_hints(cluster, ["n1", "n2"]) == 0, 10, "the hints past the window to go")
+        assert c.put_many([(f"late{i}", "v") for i in range(50)], consistency="quorum") == [None] * 50
+        assert pending_hints(cluster, ["n1", "n2"]) == 0
+        dropped = sum(c.status(n)["hints"]["dropped"] for n in ["n1", "n2"])
+        assert dropped == 50

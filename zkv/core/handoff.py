@@ -56,6 +56,7 @@ class Handoff:
         self._next = 0.0
         self._in_flight: dict[int, Offer] = {}  # offer id -> offer
         self.delivered = 0
+        self.dropped = 0
 
     def keep(self, target: str, key: bytes, state: KeyState) -> None:
         """Store a hinted write (raises ValueError when a single hint is over the store's bound)."""
@@ -88,6 +89,15 @@ class Handoff:
             out.append((target, {"op": "handoff", "id": oid, "items": items}))
         return out
 
+    def targets(self) -> list[str]:
+        return [t for t, c in self.hints.counts().items() if c]
+
+    def drop(self, target: str) -> None:
+        """Forget every hint for ``target`` (down past the hint window: anti-entropy will repair it)."""
+        ids = [hint_id for hint_id, _, _ in self.hints.pending(target)]
+        self.hints.remove(target, ids)
+        self.dropped += len(ids)
+
     def owns(self, offer_id: Any) -> bool:
         return offer_id in self._in_flight
 
@@ -108,5 +118,6 @@ class Handoff:
             "pending": {t: c for t, c in self.hints.counts().items() if c},
             "bytes": self.hints.bytes(),
             "delivered": self.delivered,
+            "dropped": self.dropped,
             "in_flight": len(self._in_flight),
         }

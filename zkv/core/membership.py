@@ -154,6 +154,13 @@ class Membership:
             return True
         return detector.phi(now, self.heartbeat_interval) < self.phi_threshold
 
+    def silence(self, name: str, now: float) -> float:
+        """Seconds since ``name`` was last heard (0 for this node; infinite for one never heard of)."""
+        if name == self.me:
+            return 0.0
+        detector = self._detectors.get(name)
+        return math.inf if detector is None else max(0.0, now - detector.last_heard)
+
     def phi(self, name: str, now: float) -> float:
         detector = self._detectors.get(name)
         return 0.0 if detector is None else detector.phi(now, self.heartbeat_interval)

@@ -74,6 +74,7 @@ class NodeSettings:
     failure_timeout: float = 3.0
     phi_threshold: float = 8.0
     handoff_interval: float = 1.0
+    max_hint_window: float = 10800.0  # hints only for owners down less than this (Cassandra's hint window)
     anti_entropy_interval: float = 10.0
     joining: bool = False  # start as a joining member: stream the ranges it will own before serving them
     generation: int = 1
@@ -197,6 +198,10 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         if self.handoff is not None:
             for target, msg in self.handoff.offers(now, lambda n: self.membership.is_up(n, now), self._ids):
                 self._effects.append(Send(target, msg))
+            for target in self.handoff.targets():
+                if not self._hints_wanted(target, now):
+                    log.warning("dropping the hints for %s: down longer than the hint window", target)
+                    self.handoff.drop(target)
         self._advance_transfers(now)
         if self._unindexed is not None:
             self._index_some()
@@ -403,8 +408,12 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             # (as Cassandra does); it does not count toward W, but the owner gets the write when back
             covered = set(fallbacks.values())
             for owner in preference:
-                if owner not in live and owner not in covered:
+                if owner not in live and owner not in covered and self._hints_wanted(owner, now):
                     self.handoff.keep(owner, req.key, state)
+
+    def _hints_wanted(self, owner: str, now: float) -> bool:
+        """Hints are kept only for an owner down less than the hint window; past it, anti-entropy repairs."""
+        return self.membership.silence(owner, now) <= self.settings.max_hint_window
 
     def _fallbacks(
         self, key: bytes, preference: tuple[str, ...], live: tuple[str, ...], level: str, now: float
@@ -416,7 +425,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         """
         if self.handoff is None or level == "all" or len(live) == len(preference):
             return {}
-        down = [node for node in preference if node not in live]
+        down = [node for node in preference if node not in live and self._hints_wanted(node, now)]
         placed = [p.node for p in self.ring.placements(key, lambda n: self.membership.is_up(n, now))]
         spare = [node for node in placed if node not in preference]
         return dict(zip(spare, down, strict=False))

@@ -105,7 +105,14 @@ class NodeRuntime:
             segment_bytes=config.segment_bytes,
             compaction_threshold=config.compaction_threshold,
         )
-        self.hints = open_hints(config.engine, self.spec.data_dir, config.fsync, config.fsync_interval_ms)
+        self.hints = open_hints(
+            config.engine,
+            self.spec.data_dir,
+            config.fsync,
+            config.fsync_interval_ms,
+            max_hints=config.max_hints,
+            max_bytes=config.max_hint_bytes,
+        )
         generation, actor = self._incarnation(config)
         now = time.monotonic()
         settings = NodeSettings(
@@ -121,6 +128,7 @@ class NodeRuntime:
             failure_timeout=config.failure_timeout_ms / 1000,
             phi_threshold=float(config.phi_threshold),
             handoff_interval=config.handoff_interval_ms / 1000,
+            max_hint_window=float(config.max_hint_window_s),
             anti_entropy_interval=config.anti_entropy_interval_ms / 1000,
             joining=join is not None,
             generation=generation,

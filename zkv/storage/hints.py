@@ -355,11 +355,22 @@ class MemoryHintStore:
 
 
 def open_hints(
-    engine: str, data_dir: Path | str | None = None, fsync: str = "always", fsync_interval_ms: int = 100
+    engine: str,
+    data_dir: Path | str | None = None,
+    fsync: str = "always",
+    fsync_interval_ms: int = 100,
+    max_hints: int = DEFAULT_MAX_HINTS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> HintStore | MemoryHintStore:
     """The hint store that goes with a storage engine: ``data_dir/hints/`` for the log engine."""
     if engine == "log":
         if data_dir is None:
             raise ValueError("the log engine needs a data_dir")
-        return HintStore(Path(data_dir) / "hints", fsync=fsync, fsync_interval_ms=fsync_interval_ms)
-    return MemoryHintStore()
+        return HintStore(
+            Path(data_dir) / "hints",
+            fsync=fsync,
+            fsync_interval_ms=fsync_interval_ms,
+            max_hints=max_hints,
+            max_bytes=max_bytes,
+        )
+    return MemoryHintStore(max_hints=max_hints, max_bytes=max_bytes)
