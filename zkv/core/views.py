@@ -43,6 +43,7 @@ class ViewsMixin:
         return {
             "node": self.name,
             "generation": self.settings.generation,
+            "actor": self.settings.actor,
             "uptime_s": now - self.started,
             "keys": len(self.store),
             "storage": asdict(self.store.statistics()),

@@ -143,16 +143,17 @@ class NodeRuntime:
     def _incarnation(self, config: ClusterConfig) -> tuple[int, str]:
         """This start's generation (always higher than the last) and the actor id it mints dots under.
 
-        The actor id must never mint a dot twice. It is kept across restarts only when every dot it
-        minted is on disk before it left the node (``fsync = "always"``: the runtime flushes before it
-        sends); a wiped data dir, the memory engine or a laxer fsync policy get a fresh actor id.
+        An actor id must never mint a dot twice, so it is kept across a restart only when the node
+        stopped cleanly (every dot it minted is then on its disk); after a crash, a wiped data dir or with
+        the memory engine the node takes a fresh one. A dot that left in a replica write just before a
+        crash, and never reached this disk, can then not be minted again for another write.
         """
         meta = self.store.load_meta()
         generation = max(int(time.time() * 1000), int(meta.get("generation", 0)) + 1)
         actor = meta.get("actor")
-        if not isinstance(actor, str) or config.engine != "log" or config.fsync != "always":
+        if not isinstance(actor, str) or config.engine != "log" or meta.get("clean_stop") is not True:
             actor = f"{self.name}~{_b36(generation)}"
-        self.store.save_meta({**meta, "generation": generation, "actor": actor})
+        self.store.save_meta({**meta, "generation": generation, "actor": actor, "clean_stop": False})
         return generation, actor
 
     def _connect_peer(self, peer: str, address: str, gossip: str) -> None:
@@ -233,10 +234,15 @@ class NodeRuntime:
     def close(self) -> None:
         for dealer in getattr(self, "dealers", {}).values():
             dealer.disable_monitor()
-        for store in (getattr(self, "store", None), getattr(self, "hints", None)):
-            if store is not None:
-                store.flush()
-                store.close()
+        store, hints = getattr(self, "store", None), getattr(self, "hints", None)
+        if store is not None and hints is not None and getattr(self, "core", None) is not None:
+            store.flush()
+            hints.flush()
+            store.save_meta({**store.load_meta(), "clean_stop": True})  # everything minted is on disk
+        for each in (store, hints):
+            if each is not None:
+                each.flush()
+                each.close()
         self.ctx.destroy(linger=0)
 
     # ------------------------------------------------------------------------------------------ input
@@ -374,12 +380,17 @@ class NodeRuntime:
     # ------------------------------------------------------------------------------------------ output
 
     def _carry_out(self, now: float) -> None:
-        """Flush the store (group commit), then send everything the core queued, one batch per destination."""
+        """Send what the core queued, one batch per destination: requests to peers at once, then flush
+        the store (group commit), then every reply and acknowledgement.
+
+        Requests carry no promise, so they need not wait for this node's fsync: a replica write leaves
+        while the local one is being synced. A dot they carry that this disk then loses in a crash is
+        never minted again, because a node that did not stop cleanly takes a new actor id
+        (:meth:`_incarnation`).
+        """
         effects = self.core.take_effects()
         if not effects:
             return
-        self.store.flush()
-        self.hints.flush()
         for _ in range(4):  # send failures may queue replies (unavailable); give those a pass too
             sends: dict[str, list[dict]] = defaultdict(list)
             replies: dict[bytes, list[dict]] = defaultdict(list)
@@ -394,10 +405,12 @@ class NodeRuntime:
                     self._connect_peer(effect.node, effect.address, effect.gossip)
                 elif isinstance(effect, Stop):
                     self._stopping = True
-            for route, msgs in replies.items():
-                self._send_reply(route, msgs)
             for peer, msgs in sends.items():
                 self._send_peer(peer, msgs, now)
+            self.store.flush()
+            self.hints.flush()
+            for route, msgs in replies.items():
+                self._send_reply(route, msgs)
             effects = self.core.take_effects()
             if not effects:
                 return
