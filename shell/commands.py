@@ -111,6 +111,17 @@ marked with *. Like `nodetool status`.
 """,
         ),
         _cmd(
+            "views",
+            "views",
+            (),
+            0,
+            "every node's view of the cluster, side by side",
+            """
+Ask every node how it sees every other one and show the answers side by side: one row per node, one
+column per node asked. Disagreement shows a partition or a node that is slow to notice a failure.
+""",
+        ),
+        _cmd(
             "decommission",
             "decommission NODE",
             ("node",),

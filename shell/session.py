@@ -65,6 +65,7 @@ class Session:
             "nodes": self._nodes,
             "status": self._status,
             "decommission": self._decommission,
+            "views": self._views,
             "consistency": self._consistency,
             "where": self._where,
             "replicas": self._replicas,
@@ -226,6 +227,25 @@ class Session:
         )
         self.known.update({r.name: r.address for r in rows})
         return Nodes("nodes", self.node.name, rows)
+
+    def _views(self, args: list[str]) -> Result:
+        views = self.client.views()
+        observers = sorted(views)
+        members = sorted({m for v in views.values() if isinstance(v, dict) for m in v} | set(observers))
+        width = max([len(m) for m in members] + [8]) + 2
+        lines = ["node".ljust(width) + "".join(f"as {o} sees it".ljust(18) for o in observers)]
+        data: dict[str, dict[str, str]] = {}
+        for member in members:
+            row = []
+            for observer in observers:
+                view = views[observer]
+                cell = view[member].status if isinstance(view, dict) and member in view else "?"
+                if not isinstance(view, dict):
+                    cell = "(no answer)"
+                row.append(cell.ljust(18))
+                data.setdefault(observer, {})[member] = cell
+            lines.append(member.ljust(width) + "".join(row))
+        return Message("views", "\n".join(lines), {"views": data})
 
     def _decommission(self, args: list[str]) -> Result:
         address = self._resolve(args[0])

@@ -70,3 +70,20 @@ def test_every_view_side_by_side(cluster3: LocalCluster) -> None:
     assert set(views) == {"n1", "n2", "n3"}
     assert not isinstance(views["n1"], dict)  # n1 is dead: its entry is the error met asking it
     assert {n: v.status for n, v in views["n2"].items()} == {"n1": "down", "n2": "up", "n3": "up"}
+
+
+def test_shell_views_shows_every_node_side_by_side(cluster3: LocalCluster) -> None:
+    import subprocess
+    import sys
+
+    cluster3.kill("n3")
+    with cluster3.client("n1", "n2") as c:
+        wait_until(
+            lambda: all(v["n3"].status == "down" for v in [c.views()["n1"], c.views()["n2"]]), 5, "n3 down"
+        )
+    shell = [sys.executable, "-m", "zkv_shell.main", "--config", str(cluster3.config_path), "-c", "views"]
+    out = subprocess.run(shell, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()[1:] if line.strip()}
+    assert rows["n3"][:2] == ["down", "down"]  # as n1 and n2 see it
+    assert "(no" in rows["n1"][2]  # n3 itself cannot answer
