@@ -1,0 +1,55 @@
+"""The fault-test checker has teeth: each kind of violation in a crafted history is caught."""
+
+from __future__ import annotations
+
+from zkv.history import FAIL, OK, UNKNOWN, Op, check_registers, check_sets
+
+
+def op(seq: int, kind: str, key: str, value: str | None, outcome: str = OK, saw: tuple[str, ...] = ()) -> Op:
+    return Op("c1", seq, kind, key, value, outcome, float(seq), float(seq) + 0.1, saw)
+
+
+def test_sets_clean_history_passes() -> None:
+    ops = [op(1, "add", "s", "a"), op(2, "add", "s", "b"), op(3, "add", "s", "c", UNKNOWN)]
+    report = check_sets(ops, {"s": {"a", "b"}})
+    assert report.ok and report.acknowledged == 2
+
+
+def test_sets_lost_and_phantom_elements_are_caught() -> None:
+    ops = [op(1, "add", "s", "a"), op(2, "add", "s", "b"), op(3, "add", "s", "x", FAIL)]
+    report = check_sets(ops, {"s": {"a", "zz"}})
+    assert report.lost == ["s: acknowledged element b is gone"]
+    assert report.phantom == ["s: element zz was never added"]
+
+
+def test_registers_clean_history_with_siblings_of_unseen_values_passes() -> None:
+    ops = [
+        op(1, "write", "r", "v1"),
+        op(2, "write", "r", "v2", saw=("v1",)),
+        op(3, "write", "r", "v3"),  # a read that missed v2 (sloppy quorum): v2 may stay as a sibling
+    ]
+    assert check_registers(ops, {"r": {"v2", "v3"}}).ok
+
+
+def test_registers_lost_write_is_caught() -> None:
+    ops = [op(1, "write", "r", "v1"), op(2, "write", "r", "v2", saw=("v1",))]
+    report = check_registers(ops, {"r": {"v1"}})
+    assert report.lost and "v2" in report.lost[0]
+    assert report.resurrected == ["r: v1 came back after an acknowledged operation replaced it"]
+
+
+def test_registers_resurrection_after_delete_is_caught() -> None:
+    ops = [op(1, "write", "r", "v1"), op(2, "delete", "r", None, saw=("v1",))]
+    assert check_registers(ops, {"r": set()}).ok
+    assert check_registers(ops, {"r": {"v1"}}).resurrected
+
+
+def test_registers_unknown_later_op_excuses_a_missing_value() -> None:
+    ops = [op(1, "write", "r", "v1"), op(2, "delete", "r", None, UNKNOWN, saw=("v1",))]
+    assert check_registers(ops, {"r": set()}).ok  # the delete may have landed
+    assert check_registers(ops, {"r": {"v1"}}).ok  # or not
+
+
+def test_registers_phantom_is_caught() -> None:
+    ops = [op(1, "write", "r", "v1"), op(2, "write", "r", "v9", FAIL)]
+    assert check_registers(ops, {"r": {"v1", "v9"}}).phantom == ["r: value v9 was never written"]

@@ -1,0 +1,51 @@
+"""Run Jepsen-style fault schedules against real 5-node clusters and check every history.
+
+    python tools/chaos.py --schedules 50 --seconds 30          # soak
+    python tools/chaos.py --seed 1234 --schedules 1            # replay one schedule
+
+Prints one summary line; a failing schedule prints its seed (replay it with --seed) and what broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from zkv.chaos import describe_failure, run_schedule, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--schedules", type=int, default=5, help="how many fault schedules (default 5)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="workload time per schedule (default 30)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the first schedule; the next add 1")
+    parser.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
+    args = parser.parse_args(argv)
+    results = []
+    failed = False
+    for i in range(args.schedules):
+        seed = args.seed + i
+        with tempfile.TemporaryDirectory(prefix=f"zkv-chaos-{seed}-") as workdir:
+            result = run_schedule(Path(workdir), seed, args.seconds, clients=args.clients)
+        results.append(result)
+        status = "ok" if result.report.ok and not result.diverged else "FAILED"
+        print(
+            f"seed {seed}: {status} ops={result.report.ops} faults={dict(result.faults)} "
+            f"converged in {result.converge_s:.2f}s",
+            file=sys.stderr,
+        )
+        if status != "ok":
+            failed = True
+            print(json.dumps(describe_failure(result), indent=2), file=sys.stderr)
+            print(f"replay with: python tools/chaos.py --seed {seed} --schedules 1", file=sys.stderr)
+    print(summary(results))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Operation histories of fault tests and the checker that judges them (shared with the simulator).
+
+Every client operation is recorded as invoked, then ``ok`` (acknowledged), ``fail`` (a definite error:
+nothing was written) or ``unknown`` (a timeout or lost connection: it may or may not have landed). After
+the faults are healed and the cluster is quiet, the final state of every key is read and checked:
+
+* **sets** — clients add unique elements to shared keys by get-then-put, merging siblings by union, so a
+  later write always contains what it read. Every acknowledged element must be in the final set (no
+  lost write); every element in it must have been added by someone (no phantom).
+* **registers** — each client owns its keys and writes or deletes them by get-then-put, one operation
+  at a time. The final values must be exactly what the last acknowledged operation left (its value, or
+  nothing after a delete), give or take operations whose outcome is unknown that came after it; a value
+  written before an acknowledged delete must not come back (no resurrection), and no value may appear
+  that nobody wrote (no phantom).
+
+Pure: no clocks, sockets or disk; times are whatever the recorder passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+OK = "ok"
+FAIL = "fail"
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One client operation: ``kind`` is ``add`` (sets), ``write`` or ``delete`` (registers)."""
+
+    client: str
+    seq: int
+    kind: str
+    key: str
+    value: str | None
+    outcome: str
+    invoked: float
+    completed: float
+    saw: tuple[str, ...] = ()  # the values the get before it returned: what its context superseded
+
+
+@dataclass(slots=True)
+class Report:
+    ops: int = 0
+    acknowledged: int = 0
+    lost: list[str] = field(default_factory=list)
+    phantom: list[str] = field(default_factory=list)
+    resurrected: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.phantom or self.resurrected)
+
+    def merge(self, other: Report) -> None:
+        self.ops += other.ops
+        self.acknowledged += other.acknowledged
+        self.lost += other.lost
+        self.phantom += other.phantom
+        self.resurrected += other.resurrected
+
+
+def check_sets(ops: Iterable[Op], final: Mapping[str, set[str]]) -> Report:
+    """Judge a set workload: ``final`` maps each key to the union of its siblings' elements."""
+    report = Report()
+    attempted: dict[str, set[str]] = {}
+    for op in ops:
+        if op.kind != "add" or op.value is None:
+            continue
+        report.ops += 1
+        attempted.setdefault(op.key, set()).add(op.value)
+        if op.outcome == OK:
+            report.acknowledged += 1
+            if op.value not in final.get(op.key, set()):
+                report.lost.append(f"{op.key}: acknowledged element {op.value} is gone")
+    for key, elements in final.items():
+        for element in sorted(elements - attempted.get(key, set())):
+            report.phantom.append(f"{key}: element {element} was never added")
+    return report
+
+
+def check_registers(ops: Iterable[Op], final: Mapping[str, set[str]]) -> Report:
+    """Judge a register workload: ``final`` maps each key to its set of live values (siblings).
+
+    A write or delete supersedes exactly the values its preceding get returned (``saw``), so: a value an
+    acknowledged operation saw must be gone (else it was resurrected); an acknowledged write's value must
+    still be there unless a later operation that may have landed saw it (else it was lost); and every
+    value must have been written by someone (else it is a phantom). Values nobody saw may survive as
+    siblings: a sloppy quorum can hide a write from a later read, and that is concurrency, not loss.
+    """
+    report = Report()
+    by_key: dict[str, list[Op]] = {}
+    for op in ops:
+        if op.kind in ("write", "delete"):
+            by_key.setdefault(op.key, []).append(op)
+    for key in set(by_key) | set(final):
+        history = sorted(by_key.get(key, []), key=lambda o: o.seq)
+        values = final.get(key, set())
+        report.ops += len(history)
+        written = {o.value for o in history if o.kind == "write" and o.outcome != FAIL}
+        for value in sorted(values - written):
+            report.phantom.append(f"{key}: value {value} was never written")
+        superseded = {v for o in history if o.outcome == OK for v in o.saw}
+        for value in sorted(values & superseded):
+            report.resurrected.append(f"{key}: {value} came back after an acknowledged operation replaced it")
+        for i, op in enumerate(history):
+            if op.outcome != OK:
+                continue
+            report.acknowledged += 1
+            if op.kind != "write" or op.value in values:
+                continue
+            replaced = any(op.value in later.saw for later in history[i + 1 :] if later.outcome != FAIL)
+            if not replaced:
+                report.lost.append(f"{key}: acknowledged write {op.value} is gone (final {sorted(values)})")
+    return report
