@@ -31,7 +31,12 @@ def test_isolate_and_heal(cluster3: LocalCluster) -> None:
     wait_until(lambda: sees(cluster3, "n1", "n3", "down"), 5, "n1 to lose n3")
     wait_until(lambda: sees(cluster3, "n3", "n1", "down"), 5, "n3 to lose n1")
     with Client([cluster3.addresses["n1"]], pinned=True) as n1:
-        n1.put("k", "v", consistency="quorum")
+
+        def majority_writes() -> bool:
+            n1.put("k", "v", consistency="quorum")  # a Timeout under a loaded machine is retried
+            return True
+
+        wait_until(majority_writes, 10, "a quorum write on the majority side")
     with Client([cluster3.addresses["n3"]], pinned=True) as n3, pytest.raises(Unavailable):
         n3.put("k", "w", consistency="quorum")
     shown = partition(cluster3, "show").stdout
