@@ -10,6 +10,7 @@ paused node (which cannot answer) can still be resumed.
     python tools/partition.py --config cluster.toml isolate n3
     python tools/partition.py --config cluster.toml oneway n1 n2
     python tools/partition.py --config cluster.toml drop n1 n2 20%
+    python tools/partition.py --config cluster.toml delay n1 n2 50ms
     python tools/partition.py --config cluster.toml heal
     python tools/partition.py --config cluster.toml kill|pause|resume|restart n3
     python tools/partition.py --config cluster.toml show
@@ -61,25 +62,27 @@ class Cluster:
 
     # ------------------------------------------------------------------------------------------ links
 
-    def rules(self, name: str) -> dict[str, float]:
-        return dict(self.client.faults(self.addresses[name]).get("drop_in", {}))
+    def rules(self, name: str, kind: str = "drop_in") -> dict[str, float]:
+        return dict(self.client.faults(self.addresses[name]).get(kind, {}))
 
-    def set_rules(self, name: str, drop_in: dict[str, float]) -> None:
-        self.client.faults(self.addresses[name], drop_in=drop_in, drop_out={})
+    def set_rules(self, name: str, drop_in: dict[str, float], delay_in: dict[str, float]) -> None:
+        self.client.faults(self.addresses[name], drop_in=drop_in, drop_out={}, delay_in=delay_in)
 
-    def cut(self, senders: list[str], receivers: list[str], probability: float = 1.0) -> None:
-        """Drop what each sender sends to each receiver (installed on the receivers)."""
+    def cut(
+        self, senders: list[str], receivers: list[str], value: float = 1.0, kind: str = "drop_in"
+    ) -> None:
+        """Drop (or delay) what each sender sends to each receiver: installed on the receivers."""
         for receiver in receivers:
-            rules = self.rules(receiver)
+            rules = {k: self.rules(receiver, k) for k in ("drop_in", "delay_in")}
             for sender in senders:
                 if sender != receiver:
-                    rules[sender] = probability
-            self.set_rules(receiver, rules)
+                    rules[kind][sender] = value
+            self.set_rules(receiver, rules["drop_in"], rules["delay_in"])
 
     def heal(self) -> None:
         for name in self.names:
             with contextlib.suppress(ZkvError):  # a node that is down has no faults to clear
-                self.set_rules(name, {})
+                self.set_rules(name, {}, {})
 
     # ------------------------------------------------------------------------------------------ processes
 
@@ -126,11 +129,15 @@ class Cluster:
             except ZkvError:
                 lines.append(f"{name}: not answering")
                 continue
-            if not rules:
+            delays = self.rules(name, "delay_in")
+            if not rules and not delays:
                 lines.append(f"{name}: receives from everyone")
-            else:
+            if rules:
                 cuts = ", ".join(f"{peer} {p:.0%}" if p < 1 else peer for peer, p in sorted(rules.items()))
                 lines.append(f"{name}: drops what arrives from {cuts}")
+            if delays:
+                held = ", ".join(f"{peer} by {s * 1000:g} ms" for peer, s in sorted(delays.items()))
+                lines.append(f"{name}: delays what arrives from {held}")
         return lines
 
 
@@ -185,6 +192,18 @@ def execute(cluster: Cluster, words: list[str]) -> str:
             raise Refused("a percentage is between 0% and 100%")
         cluster.cut([args[0]], [args[1]], percent / 100)
         return f"dropping {percent:g}% of what {args[0]} sends to {args[1]}"
+    if command == "delay":
+        if len(args) != 3 or not args[2].endswith("ms"):
+            raise Refused("delay takes two nodes and milliseconds: delay n1 n2 50ms")
+        cluster.check(args[0], args[1])
+        try:
+            ms = float(args[2][:-2])
+        except ValueError:
+            raise Refused(f"not a duration: {args[2]}") from None
+        if not 0 <= ms <= 10_000:
+            raise Refused("a delay is between 0ms and 10000ms")
+        cluster.cut([args[0]], [args[1]], ms / 1000, kind="delay_in")
+        return f"delaying what {args[0]} sends to {args[1]} by {ms:g} ms"
     if command == "heal":
         cluster.heal()
         return "healed: every link carries everything again"
@@ -241,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="partition.py",
         description="Inject faults into a running zkv cluster. Commands: split A,B / C,D | isolate N | "
-        "oneway FROM TO | drop FROM TO P% | heal | kill N | pause N | resume N | restart N | show | "
+        "oneway FROM TO | drop FROM TO P% | delay FROM TO MSms | heal | kill N | pause N | resume N | "
+        "restart N | show | "
         'run SCENARIO.toml (steps: [[step]] at = SECONDS, do = "COMMAND").',
         epilog="Exit status: 0 done, 1 the cluster refused or is unreachable, "
         "2 a bad command (nothing changed).",

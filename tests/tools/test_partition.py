@@ -72,3 +72,19 @@ def test_oneway_drop_pause_resume_and_a_scenario(cluster3: LocalCluster, tmp_pat
         "[  0.00s] cut {n1} off from {n2,n3}",
         "[  0.50s] healed: every link carries everything again",
     ]
+
+
+def test_delay_slows_one_direction(cluster3: LocalCluster) -> None:
+    import time
+
+    out = partition(cluster3, "delay", "n2", "n1", "300ms")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "delaying what n2 sends to n1 by 300 ms"
+    assert "n1: delays what arrives from n2 by 300 ms" in partition(cluster3, "show").stdout
+    with Client([cluster3.addresses["n1"]], pinned=True) as n1:
+        key = next(f"k{i}" for i in range(100) if n1.ring().preference_list(f"k{i}")[0] == "n1")
+        started = time.monotonic()
+        n1.put(key, "v", consistency="all")  # n2's acknowledgement reaches n1 300 ms late
+        assert time.monotonic() - started >= 0.3
+    assert partition(cluster3, "heal").returncode == 0
+    assert partition(cluster3, "show").stdout.count("receives from everyone") == 3

@@ -17,6 +17,7 @@ from typing import Any
 class FaultFilter:
     drop_in: dict[str, float] = field(default_factory=dict)  # peer -> probability of dropping
     drop_out: dict[str, float] = field(default_factory=dict)
+    delay_in: dict[str, float] = field(default_factory=dict)  # peer -> seconds added to what arrives from it
     rng: random.Random = field(default_factory=random.Random)
 
     def drops_in(self, peer: str) -> bool:
@@ -27,30 +28,43 @@ class FaultFilter:
         p = self.drop_out.get(peer)
         return p is not None and (p >= 1.0 or self.rng.random() < p)
 
+    def delay(self, peer: str) -> float:
+        return self.delay_in.get(peer, 0.0)
+
     @property
     def active(self) -> bool:
-        return bool(self.drop_in or self.drop_out)
+        return bool(self.drop_in or self.drop_out or self.delay_in)
 
     def configure(self, args: dict[str, Any], members: set[str]) -> None:
         """Replace the rules from a ``faults`` request; raises ValueError naming a bad field."""
         new_in = _rules(args.get("drop_in", {}), members, "drop_in")
         new_out = _rules(args.get("drop_out", {}), members, "drop_out")
-        self.drop_in, self.drop_out = new_in, new_out
+        new_delay = _rules(args.get("delay_in", {}), members, "delay_in", upper=MAX_DELAY_S, what="delay (s)")
+        self.drop_in, self.drop_out, self.delay_in = new_in, new_out, new_delay
 
     def describe(self) -> dict[str, Any]:
-        return {"drop_in": dict(self.drop_in), "drop_out": dict(self.drop_out)}
+        return {
+            "drop_in": dict(self.drop_in),
+            "drop_out": dict(self.drop_out),
+            "delay_in": dict(self.delay_in),
+        }
 
 
-def _rules(value: Any, members: set[str], name: str) -> dict[str, float]:
-    if isinstance(value, list):
+MAX_DELAY_S = 10.0
+
+
+def _rules(
+    value: Any, members: set[str], name: str, upper: float = 1.0, what: str = "probability"
+) -> dict[str, float]:
+    if isinstance(value, list) and upper == 1.0:
         value = dict.fromkeys(value, 1.0)
     if not isinstance(value, dict):
-        raise ValueError(f"{name} must be a list of node names or a map of node name to drop probability")
+        raise ValueError(f"{name} must be a map of node name to {what}")
     out = {}
     for peer, p in value.items():
         if peer not in members:
             raise ValueError(f"{name}: no node named {peer!r}")
-        if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"{name}: probability for {peer} must be between 0 and 1")
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= upper:
+            raise ValueError(f"{name}: {what} for {peer} must be between 0 and {upper:g}")
         out[peer] = float(p)
     return out

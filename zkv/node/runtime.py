@@ -9,6 +9,8 @@ decision is made here beyond the fault filter; the core decides.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
 import math
 import os
@@ -58,6 +60,8 @@ class NodeRuntime:
         self.name = name
         self._peer_routes: dict[bytes, str] = {}
         self.faults = FaultFilter()
+        self._delayed: list[tuple[float, int, Any, tuple]] = []  # messages held by a delay_in fault
+        self._delay_seq = itertools.count()
         self._stopping = False
         self.ctx = zmq.Context()
         self.ctx.setsockopt(zmq.LINGER, 0)
@@ -197,7 +201,10 @@ class NodeRuntime:
         next_compaction = 0.0
         while not self._stopping:
             # round up: pyzmq truncates a fraction of a millisecond to 0, which would spin the loop
-            delay_ms = min(MAX_POLL_MS, max(0.0, (core.next_wakeup() - time.monotonic()) * 1000))
+            wake = core.next_wakeup()
+            if self._delayed:
+                wake = min(wake, self._delayed[0][0])
+            delay_ms = min(MAX_POLL_MS, max(0.0, (wake - time.monotonic()) * 1000))
             if compacting:
                 delay_ms = 0
             elif self.store.needs_flush() or self.hints.needs_flush():
@@ -217,6 +224,8 @@ class NodeRuntime:
                     self._drain_dealer(sock, now)
             if self._seeds:
                 self._announce(now)
+            if self._delayed:
+                self._release_delayed(now)
             core.on_tick(now)
             self._carry_out(now)
             if self.store.needs_flush() or self.hints.needs_flush():
@@ -272,7 +281,8 @@ class NodeRuntime:
                 if self.faults.active and self.faults.drops_in(peer):
                     continue
                 for msg in messages:
-                    self._guard(self.core.on_peer, peer, msg, now)
+                    if not self._held(peer, self.core.on_peer, (peer, msg), now):
+                        self._guard(self.core.on_peer, peer, msg, now)
             else:
                 for msg in messages:
                     if msg.get("op") == "faults":
@@ -325,7 +335,21 @@ class NodeRuntime:
                 log.warning("bad reply from %s: %s", peer, exc)
                 continue
             for msg in messages:
-                self._guard(self.core.on_peer, peer, msg, now)
+                if not self._held(peer, self.core.on_peer, (peer, msg), now):
+                    self._guard(self.core.on_peer, peer, msg, now)
+
+    def _held(self, peer: str, handler: Any, args: tuple, now: float) -> bool:
+        """A ``delay_in`` fault: keep what arrived from ``peer`` and hand it to the core later."""
+        delay = self.faults.delay(peer) if self.faults.active else 0.0
+        if delay <= 0:
+            return False
+        heapq.heappush(self._delayed, (now + delay, next(self._delay_seq), handler, args))
+        return True
+
+    def _release_delayed(self, now: float) -> None:
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, handler, args = heapq.heappop(self._delayed)
+            self._guard(handler, *args, now)
 
     def _guard(self, handler: Any, *args: Any) -> bool:
         """Run one core handler; a bug in it is logged and counted, and the node keeps serving."""
@@ -361,14 +385,17 @@ class NodeRuntime:
                 continue
             for msg in messages:
                 sender = msg.get("node")
-                if self.faults.active and isinstance(sender, str) and self.faults.drops_in(sender):
+                faulty = self.faults.active and isinstance(sender, str)
+                if faulty and (
+                    self.faults.drops_in(sender) or self._held(sender, self.core.on_heartbeat, (msg,), now)
+                ):
                     continue
                 self._guard(self.core.on_heartbeat, msg, now)
 
     def _on_faults(self, route: bytes, msg: dict[str, Any]) -> None:
         """The admin request that sets the fault filter: runtime business, since it filters sockets."""
         rid = request_id(msg)
-        if any(k in msg for k in ("drop_in", "drop_out")):
+        if any(k in msg for k in ("drop_in", "drop_out", "delay_in")):
             try:
                 self.faults.configure(msg, set(self.dealers))
             except ValueError as exc:
