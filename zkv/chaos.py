@@ -66,7 +66,8 @@ def client_worker(task: tuple[str, list[str], float, int]) -> list[Op]:
                     outcome = OK
                 except ZkvError as exc:
                     outcome = _outcome(exc)
-                ops.append(Op(name, seq, "add", key, element, outcome, started, time.monotonic()))
+                saw = tuple(v.decode() for v in read.values)
+                ops.append(Op(name, seq, "add", key, element, outcome, started, time.monotonic(), saw))
             else:
                 key = f"reg-{name}-{rng.randrange(REGISTER_KEYS)}"
                 try:
@@ -203,15 +204,17 @@ def run_schedule(
         keys += [f"reg-c{c}-{i}" for c in range(clients) for i in range(REGISTER_KEYS)]
         result.converge_s, result.diverged = _converge(cluster, keys)
         final_sets: dict[str, set[str]] = {}
+        final_siblings: dict[str, set[str]] = {}
         final_registers: dict[str, set[str]] = {}
         with cluster.client(timeout=3.0) as c:
             for key in keys:
                 values = c.get(key, consistency="all").values
                 if key.startswith("set"):
                     final_sets[key] = set().union(*(json.loads(v) for v in values)) if values else set()
+                    final_siblings[key] = {v.decode() for v in values}
                 else:
                     final_registers[key] = {v.decode() for v in values}
-        result.report.merge(check_sets(ops, final_sets))
+        result.report.merge(check_sets(ops, final_sets, final_siblings))
         result.report.merge(check_registers(ops, final_registers))
     finally:
         cluster.close()

@@ -6,7 +6,8 @@ the faults are healed and the cluster is quiet, the final state of every key is 
 
 * **sets** — clients add unique elements to shared keys by get-then-put, merging siblings by union, so a
   later write always contains what it read. Every acknowledged element must be in the final set (no
-  lost write); every element in it must have been added by someone (no phantom).
+  lost write); every element in it must have been added by someone (no phantom); and the final
+  siblings must form an antichain: none may be a version an acknowledged write saw and replaced.
 * **registers** — each client owns its keys and writes or deletes them by get-then-put, one operation
   at a time. The final values must be exactly what the last acknowledged operation left (its value, or
   nothing after a delete), give or take operations whose outcome is unknown that came after it; a value
@@ -61,15 +62,24 @@ class Report:
         self.resurrected += other.resurrected
 
 
-def check_sets(ops: Iterable[Op], final: Mapping[str, set[str]]) -> Report:
-    """Judge a set workload: ``final`` maps each key to the union of its siblings' elements."""
+def check_sets(
+    ops: Iterable[Op], final: Mapping[str, set[str]], siblings: Mapping[str, set[str]] | None = None
+) -> Report:
+    """Judge a set workload: ``final`` maps each key to the union of its siblings' elements.
+
+    With ``siblings`` (each key's final sibling values, as written), also check that they form an
+    antichain: no sibling may be one that an acknowledged write saw and replaced (counted as resurrected).
+    """
     report = Report()
     attempted: dict[str, set[str]] = {}
+    superseded: dict[str, set[str]] = {}
     for op in ops:
         if op.kind != "add" or op.value is None:
             continue
         report.ops += 1
         attempted.setdefault(op.key, set()).add(op.value)
+        if op.outcome == OK:
+            superseded.setdefault(op.key, set()).update(op.saw)
         if op.outcome == OK:
             report.acknowledged += 1
             if op.value not in final.get(op.key, set()):
@@ -77,6 +87,9 @@ def check_sets(ops: Iterable[Op], final: Mapping[str, set[str]]) -> Report:
     for key, elements in final.items():
         for element in sorted(elements - attempted.get(key, set())):
             report.phantom.append(f"{key}: element {element} was never added")
+    for key, values in (siblings or {}).items():
+        for value in sorted(values & superseded.get(key, set())):
+            report.resurrected.append(f"{key}: sibling {value} was replaced by an acknowledged write")
     return report
 
 

@@ -53,3 +53,11 @@ def test_registers_unknown_later_op_excuses_a_missing_value() -> None:
 def test_registers_phantom_is_caught() -> None:
     ops = [op(1, "write", "r", "v1"), op(2, "write", "r", "v9", FAIL)]
     assert check_registers(ops, {"r": {"v1", "v9"}}).phantom == ["r: value v9 was never written"]
+
+
+def test_sets_dominated_sibling_is_caught() -> None:
+    ops = [op(1, "add", "s", "a"), op(2, "add", "s", "b", saw=('["a"]',))]
+    final = {"s": {"a", "b"}}
+    assert check_sets(ops, final, {"s": {'["a", "b"]'}}).ok
+    report = check_sets(ops, final, {"s": {'["a"]', '["a", "b"]'}})
+    assert report.resurrected == ['s: sibling ["a"] was replaced by an acknowledged write']
