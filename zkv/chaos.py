@@ -1,15 +1,15 @@
 """Jepsen-style fault schedules against a real cluster: workloads, seeded faults, quiescence, a verdict.
 
 One schedule: start a 5-node cluster (log engine, fsync always), run client processes with the set and
-register workloads (:mod:`zkv.history`), play a seeded random schedule of faults — partitions of several
-shapes, kills with restart, pauses, lossy links — heal everything, wait until every replica of every key
-holds the same versions (convergence, timed), read every key, and check the history. The same seed gives
-the same fault schedule (the interleaving with real processes still varies).
+register workloads (:mod:`zkv.workload`, shared with the simulator), play a seeded random schedule of
+faults — partitions of several shapes, kills with restart, pauses, lossy links — heal everything, wait
+until every replica of every key holds the same versions (convergence, timed), read every key, and check
+the history (:mod:`zkv.history`). The same seed gives the same fault schedule (the interleaving with real
+processes still varies; :mod:`zkv.sim` replays whole runs exactly).
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import random
 import time
@@ -19,12 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from zkv.client import Client, ReplicaState
-from zkv.errors import InvalidRequest, ZkvError
-from zkv.history import FAIL, OK, UNKNOWN, Op, Report, check_registers, check_sets
+from zkv.errors import ZkvError
+from zkv.history import Op, Report
 from zkv.localcluster import LocalCluster
-
-SET_KEYS = 8
-REGISTER_KEYS = 4  # per client
+from zkv.workload import Call, check_final, client_steps, drive, workload_keys
 
 
 @dataclass(slots=True)
@@ -36,57 +34,23 @@ class ScheduleResult:
     converge_s: float = 0.0
 
 
-def _outcome(exc: ZkvError) -> str:
-    # only a request refused for what it is (bad input) certainly wrote nothing; an `unavailable` can
-    # come after the coordinator's own write, a timeout after any number of replicas took it
-    return FAIL if isinstance(exc, InvalidRequest) else UNKNOWN
-
-
 def client_worker(task: tuple[str, list[str], float, int]) -> list[Op]:
-    """One client process: alternate set adds and register writes/deletes until the time is up."""
+    """One client process: the shared workload (:mod:`zkv.workload`) with a real client, until time is up."""
     name, addresses, seconds, seed = task
-    rng = random.Random(seed)
     ops: list[Op] = []
-    seq = 0
     with Client(addresses, timeout=2.5) as client:
         end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            seq += 1
-            level = "quorum" if rng.random() < 0.7 else "one"
-            started = time.monotonic()
-            if rng.random() < 0.5:
-                key, element = f"set{rng.randrange(SET_KEYS)}", f"{name}-{seq}"
-                try:
-                    read = client.get(key, consistency=level)
-                except ZkvError:
-                    continue
-                current = set().union(*(json.loads(v) for v in read.values)) if read.values else set()
-                try:
-                    client.put(key, json.dumps(sorted(current | {element})), consistency=level, context=read)
-                    outcome = OK
-                except ZkvError as exc:
-                    outcome = _outcome(exc)
-                saw = tuple(v.decode() for v in read.values)
-                ops.append(Op(name, seq, "add", key, element, outcome, started, time.monotonic(), saw))
-            else:
-                key = f"reg-{name}-{rng.randrange(REGISTER_KEYS)}"
-                try:
-                    read = client.get(key, consistency=level)
-                except ZkvError:
-                    continue
-                saw = tuple(v.decode() for v in read.values)
-                delete = rng.random() < 0.15
-                value = None if delete else f"{name}-{seq}"
-                try:
-                    if delete:
-                        client.delete(key, consistency=level, context=read)
-                    else:
-                        client.put(key, value, consistency=level, context=read)  # type: ignore[arg-type]
-                    outcome = OK
-                except ZkvError as exc:
-                    outcome = _outcome(exc)
-                kind = "delete" if delete else "write"
-                ops.append(Op(name, seq, kind, key, value, outcome, started, time.monotonic(), saw))
+
+        def perform(call: Call) -> Any:
+            if call.op == "get":
+                return client.get(call.key, consistency=call.level)
+            if call.op == "delete":
+                return client.delete(call.key, consistency=call.level, context=call.context)
+            assert call.value is not None
+            return client.put(call.key, call.value, consistency=call.level, context=call.context)
+
+        steps = client_steps(name, random.Random(seed), time.monotonic, lambda: time.monotonic() < end, ops)
+        drive(steps, perform)
     return ops
 
 
@@ -200,22 +164,11 @@ def run_schedule(
             histories = pending.get(timeout=seconds + 120)
         ops = [op for history in histories for op in history]
         result.faults = player.counts
-        keys = [f"set{i}" for i in range(SET_KEYS)]
-        keys += [f"reg-c{c}-{i}" for c in range(clients) for i in range(REGISTER_KEYS)]
+        keys = workload_keys(f"c{i}" for i in range(clients))
         result.converge_s, result.diverged = _converge(cluster, keys)
-        final_sets: dict[str, set[str]] = {}
-        final_siblings: dict[str, set[str]] = {}
-        final_registers: dict[str, set[str]] = {}
         with cluster.client(timeout=3.0) as c:
-            for key in keys:
-                values = c.get(key, consistency="all").values
-                if key.startswith("set"):
-                    final_sets[key] = set().union(*(json.loads(v) for v in values)) if values else set()
-                    final_siblings[key] = {v.decode() for v in values}
-                else:
-                    final_registers[key] = {v.decode() for v in values}
-        result.report.merge(check_sets(ops, final_sets, final_siblings))
-        result.report.merge(check_registers(ops, final_registers))
+            final = {key: c.get(key, consistency="all").values for key in keys}
+        result.report.merge(check_final(ops, final))
     finally:
         cluster.close()
     return result

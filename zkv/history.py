@@ -40,6 +40,7 @@ class Op:
     invoked: float
     completed: float
     saw: tuple[str, ...] = ()  # the values the get before it returned: what its context superseded
+    level: str = ""  # the consistency level it was written at (how many disk losses it must survive)
 
 
 @dataclass(slots=True)

@@ -116,7 +116,14 @@ class AntiEntropy:
         for eid, exchange in list(self._in_flight.items()):
             if exchange.deadline <= now:
                 del self._in_flight[eid]
-        if now < self._next or self._in_flight or not up_peers:
+        if now < self._next:
+            return None
+        if self._in_flight or not up_peers:
+            # nothing can start now: wake when the exchange in flight expires, or look for a peer again
+            # soon. Leaving ``_next`` in the past would make next_wakeup() say "now" on every turn, and
+            # the runtime's loop spin (found by the simulator: an isolated node busy-looped)
+            retry = now + min(self.interval, 1.0)
+            self._next = min([e.deadline for e in self._in_flight.values()] + [retry])
             return None
         if self._follow_up in up_peers:
             peer = self._follow_up

@@ -205,7 +205,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self._advance_transfers(now)
         if self._unindexed is not None:
             self._index_some()
-        elif self.membership.status_of(self.name) == NORMAL:
+        elif self.membership.status_of(self.name) == NORMAL and now >= self.aae.next_wakeup():
+            # only when an exchange is due: asking every member's detector on every turn is O(members)
             up = [p for p in self.ring.members if p != self.name and self.membership.is_up(p, now)]
             started = self.aae.start(now, up, self._ids)
             if started is not None:

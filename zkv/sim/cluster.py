@@ -1,0 +1,447 @@
+"""N real node cores on simulated disks, driven the way :mod:`zkv.node.runtime` drives one.
+
+Theory of operation
+-------------------
+Each :class:`SimNode` is one node process: a real :class:`zkv.core.nodecore.NodeCore`, a
+:class:`~zkv.sim.storage.SimStore` and :class:`~zkv.sim.storage.SimHints` on its :class:`Disk`, the set of
+peers it holds request connections to (DEALERs) and the publishers it subscribes to (SUB). A **turn** is
+what one pass of the runtime's loop does: hand the core what arrived (one frame, possibly a batch), call
+``on_tick``, then carry out the effects exactly in the runtime's order: peer requests leave first, one
+frame per peer; then the store and the hints are flushed (group commit); then replies and
+acknowledgements leave. Publishes go to every subscriber, ``Connect`` opens connections, ``Stop`` is a
+clean stop. After the turn the node sleeps until the core's next wakeup, but no longer than the
+runtime's poll cap.
+
+Connections follow ZeroMQ's behaviour as the runtime configures it: a send to a peer whose connection is
+down (``ZMQ_IMMEDIATE``) fails at once and the core hears ``on_send_failed``; a crashed process drops its
+connections, so its peers hear ``on_connection(False)`` a moment later and ``True`` once it is back and
+has reconnected; frames in flight on a connection that broke are lost. A partition does not break
+connections (the fault filter drops silently). A paused process (SIGSTOP) keeps its connections: what is
+sent to it waits, and it neither answers nor heartbeats until resumed.
+
+A **crash** drops the process between turns, or (``torn``) inside its next turn after the peer requests
+left and before the flush: the most unforgiving instant the runtime has. A restart opens new engines on
+the same disk, takes a new incarnation by :func:`zkv.core.incarnation.incarnation`, and connects anew.
+
+Any exception a core handler raises is a bug: it is recorded (the runtime would log it and go on).
+"""
+
+from __future__ import annotations
+
+import random
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from zkv.core.effects import Connect, Publish, Reply, Send, Stop
+from zkv.core.incarnation import incarnation
+from zkv.core.nodecore import NodeCore, NodeSettings
+from zkv.protocol import MAX_BATCH, pack, unpack_frame
+from zkv.sim.network import Network, Scheduler
+from zkv.sim.storage import Disk, SimHints, SimStore
+
+MAX_POLL_S = 0.2  # the runtime wakes at least this often (MAX_POLL_MS)
+MIN_SLEEP_S = 0.001  # the runtime rounds a poll timeout up to whole milliseconds
+CONNECT_DELAY_S = (0.001, 0.01)  # a handshake after a connect
+RECONNECT_DELAY_S = (0.05, 0.15)  # ZeroMQ's reconnect interval (100 ms) when a peer comes back
+DISCONNECT_DELAY_S = (0.0005, 0.005)  # a peer noticing that a process died
+ANNOUNCE_INTERVAL_S = 1.0  # a joining node tells its seeds again this often until taken in
+TORN_CRASH_GRACE_S = 0.1  # a torn crash waits this long for a turn to tear, then crashes anyway
+
+
+def address(name: str) -> tuple[str, str]:
+    return f"sim://{name}", f"sim://{name}/gossip"
+
+
+@dataclass(slots=True)
+class SimNode:
+    """One node process and what outlives it."""
+
+    name: str
+    settings: NodeSettings  # generation and actor are filled in at each start
+    disk: Disk
+    rng: random.Random
+    core: NodeCore | None = None
+    alive: bool = False
+    life: int = 0  # increments at every start: frames and timers of an earlier life are void
+    paused_until: float = 0.0
+    timer_at: float = float("inf")
+    dealers: dict[str, None] = field(default_factory=dict)  # peers with a request connection (ordered)
+    connected: dict[str, bool] = field(default_factory=dict)  # whether that connection is up
+    seeds: list[str] = field(default_factory=list)  # a joining node's seeds, until taken in
+    next_announce: float = 0.0
+    torn_crash: bool = False
+    clean_stops: int = 0
+    starts: int = 0
+
+
+@dataclass(slots=True)
+class Bug:
+    """An exception a core handler raised, with where and when."""
+
+    node: str
+    at: float
+    handler: str
+    error: str
+
+
+class SimCluster:
+    """The nodes of one simulation, wired through a :class:`Network`."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        network: Network,
+        rng: random.Random,
+        names: list[str],
+        on_client_reply: Callable[[str, bytes], None] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.scheduler = scheduler
+        self.network = network
+        self.rng = rng
+        self.settings = settings
+        self.nodes: dict[str, SimNode] = {}
+        self.members = {name: address(name) for name in names}
+        self.subscribers: dict[str, dict[str, None]] = {}  # publisher -> nodes subscribed to it
+        self.bugs: list[Bug] = []
+        self.counts: dict[str, int] = {"turns": 0, "busy_wakeups": 0}
+        self.on_client_reply = on_client_reply
+        self.wall_ms = 1_700_000_000_000  # the simulated wall clock at time 0 (generations come from it)
+        for name in names:
+            self.add(name, dict(self.members))
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    def add(self, name: str, members: dict[str, tuple[str, str]], joining: bool = False) -> SimNode:
+        """A node with its own disk and seeded core randomness (not started)."""
+        settings = NodeSettings(name=name, actor=name, members=members, joining=joining, **self.settings)
+        node = SimNode(name, settings, Disk(), random.Random(self.rng.getrandbits(64)))
+        self.nodes[name] = node
+        return node
+
+    def start(self, name: str, seeds: list[str] | None = None) -> None:
+        """Start (or restart) a node process on its disk: a new incarnation, fresh connections."""
+        node = self.nodes[name]
+        assert not node.alive, f"{name} is already running"
+        now = self.scheduler.now
+        node.life += 1
+        node.starts += 1
+        node.alive = True
+        node.paused_until = 0.0
+        node.timer_at = float("inf")
+        node.torn_crash = False
+        store, hints = SimStore(node.disk), SimHints(node.disk)
+        wall_ms = self.wall_ms + int(now * 1000)
+        generation, actor, meta = incarnation(name, store.load_meta(), wall_ms, durable=True)
+        store.save_meta(meta)
+        joining = node.settings.joining and node.starts == 1
+        settings = replace(node.settings, generation=generation, actor=actor, joining=joining)
+        node.core = NodeCore(settings, store, now, hints=hints, rng=random.Random(node.rng.getrandbits(64)))
+        node.dealers = {}
+        node.connected = {}
+        for peer in settings.members:
+            self._open(node, peer)
+        node.seeds = list(seeds) if seeds and joining else []
+        node.next_announce = now
+        self.scheduler.record("start", name, generation, actor)
+        self._turn(node, [])
+        # peers that hold a connection to this node reconnect once it listens again
+        for other in self.nodes.values():
+            if other.alive and name in other.dealers:
+                self._later_connection(other, name, True, RECONNECT_DELAY_S)
+
+    def crash(self, name: str, torn: bool = False) -> None:
+        """Kill the process: between turns, or (``torn``) inside its next turn, before the flush."""
+        node = self.nodes[name]
+        if not node.alive:
+            return
+        if torn and node.paused_until <= self.scheduler.now:
+            node.torn_crash = True
+            self.scheduler.after(TORN_CRASH_GRACE_S, self._crash_if_torn, node, node.life)
+            return
+        self._die(node, clean=False)
+
+    def _crash_if_torn(self, node: SimNode, life: int) -> None:
+        if node.life == life and node.alive and node.torn_crash:
+            self._die(node, clean=False)
+
+    def _die(self, node: SimNode, clean: bool) -> None:
+        core = node.core
+        assert core is not None
+        store, hints = core.store, core.handoff.hints if core.handoff else None
+        if clean:
+            store.flush()
+            if hints is not None:
+                hints.flush()
+            store.save_meta({**store.load_meta(), "clean_stop": True})
+            node.clean_stops += 1
+        else:
+            store.crash()
+        node.alive = False
+        node.torn_crash = False
+        node.core = None
+        self.scheduler.record("stop" if clean else "crash", node.name)
+        for other in self.nodes.values():
+            if other.alive and node.name in other.dealers:
+                self._later_connection(other, node.name, False, DISCONNECT_DELAY_S)
+
+    def stop(self, name: str) -> None:
+        """A clean stop (SIGTERM): flush, mark the metadata clean, close."""
+        node = self.nodes[name]
+        if node.alive:
+            self._die(node, clean=True)
+
+    def pause(self, name: str, seconds: float) -> None:
+        """SIGSTOP for ``seconds``: nothing is handled, nothing is sent; connections stay up."""
+        node = self.nodes[name]
+        if node.alive:
+            node.paused_until = max(node.paused_until, self.scheduler.now + seconds)
+            self.scheduler.record("pause", name, seconds)
+
+    def wipe(self, name: str) -> None:
+        """Crash the node and replace its disk with an empty one (it comes back knowing nothing)."""
+        self.crash(self.nodes[name].name)
+        self.nodes[name].disk.wipe()
+
+    def join(self, name: str, seeds: list[str]) -> None:
+        """A new node joins through ``seeds`` (it knows the cluster file's members plus itself)."""
+        members = {**self.members, name: address(name)}
+        self.add(name, members, joining=True)
+        self.start(name, seeds)
+
+    # ------------------------------------------------------------------------------------------ connections
+
+    def _open(self, node: SimNode, peer: str) -> None:
+        """The runtime's ``_connect_peer``: a DEALER and a SUB to ``peer``, reported down until handshake."""
+        if peer == node.name or peer in node.dealers:
+            return
+        node.dealers[peer] = None
+        node.connected[peer] = False
+        self.subscribers.setdefault(peer, {})[node.name] = None
+        assert node.core is not None
+        node.core.on_connection(peer, False, self.scheduler.now)
+        target = self.nodes.get(peer)
+        if target is not None and target.alive:
+            self._later_connection(node, peer, True, CONNECT_DELAY_S)
+
+    def _later_connection(self, node: SimNode, peer: str, up: bool, delay: tuple[float, float]) -> None:
+        when = self.scheduler.now + self.rng.uniform(*delay)
+        self.scheduler.at(when, self._connection_event, node, node.life, peer, up)
+
+    def _connection_event(self, node: SimNode, life: int, peer: str, up: bool) -> None:
+        if node.life != life or not node.alive:
+            return
+        target = self.nodes.get(peer)
+        if up and (target is None or not target.alive):
+            return  # it died again before the handshake
+        if node.paused_until > self.scheduler.now:
+            self.scheduler.at(node.paused_until, self._connection_event, node, life, peer, up)
+            return
+        node.connected[peer] = up
+        self._turn(node, [("on_connection", (peer, up))])
+
+    # ------------------------------------------------------------------------------------------ turns
+
+    def _turn(self, node: SimNode, calls: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """One pass of the runtime loop for ``node``: hand over the input, tick, carry out the effects.
+
+        ``calls``: core handlers and their arguments (``now`` is appended), one per message that arrived.
+        """
+        core = node.core
+        assert core is not None
+        now = self.scheduler.now
+        self.counts["turns"] += 1
+        for handler, args in calls:
+            self._guard(node, handler, *args, now)
+        if node.seeds:
+            self._announce(node, now)
+        self._guard(node, "on_tick", now)
+        if node.alive:
+            self._carry_out(node, now)
+        if node.alive:
+            self._sleep(node, now)
+
+    def _guard(self, node: SimNode, handler: str, *args: Any) -> None:
+        try:
+            getattr(node.core, handler)(*args)
+        except Exception as exc:  # a bug: recorded, and the node keeps serving (as the runtime's _guard)
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            error = f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno}"
+            self.bugs.append(Bug(node.name, self.scheduler.now, handler, error))
+
+    def _announce(self, node: SimNode, now: float) -> None:
+        """The runtime's ``_announce``: until taken in, tell every seed about this joining node."""
+        core = node.core
+        assert core is not None
+        if core.joined:
+            node.seeds = []
+            return
+        if now < node.next_announce:
+            return
+        node.next_announce = now + ANNOUNCE_INTERVAL_S
+        payload = pack(core.announcement())
+        for seed in node.seeds:
+            self.network.transmit(
+                node.name, seed, payload, self._delivery(node.name, seed, "join"), filtered=False
+            )
+
+    def _sleep(self, node: SimNode, now: float) -> None:
+        core = node.core
+        assert core is not None
+        wake = min(core.next_wakeup(), now + MAX_POLL_S)
+        if node.seeds:
+            wake = min(wake, node.next_announce)
+        if wake <= now:
+            self.counts["busy_wakeups"] += 1  # the real loop would poll(0) and spin
+            wake = now + MIN_SLEEP_S
+        if wake < node.timer_at or node.timer_at <= now:
+            node.timer_at = wake
+            self.scheduler.at(wake, self._timer, node, node.life, wake)
+
+    def _timer(self, node: SimNode, life: int, wake: float) -> None:
+        if node.life != life or not node.alive or node.timer_at != wake:
+            return
+        node.timer_at = float("inf")
+        if node.paused_until > self.scheduler.now:
+            self.scheduler.at(node.paused_until, self._timer, node, life, node.paused_until)
+            node.timer_at = node.paused_until
+            return
+        self._turn(node, [])
+
+    def _carry_out(self, node: SimNode, now: float) -> None:
+        """The runtime's ``_carry_out``: peer requests, then the flush, then replies."""
+        core = node.core
+        assert core is not None
+        effects = core.take_effects()
+        if not effects:
+            self._flush(core)
+            return
+        for _ in range(4):  # send failures may queue replies; give those a pass too
+            sends: dict[str, list[dict]] = {}
+            replies: dict[bytes, list[dict]] = {}
+            for effect in effects:
+                if isinstance(effect, Send):
+                    sends.setdefault(effect.node, []).append(effect.msg)
+                elif isinstance(effect, Reply):
+                    replies.setdefault(effect.route, []).append(effect.msg)
+                elif isinstance(effect, Publish):
+                    self._publish(node, effect.msg)
+                elif isinstance(effect, Connect):
+                    self._open(node, effect.node)
+                elif isinstance(effect, Stop):
+                    self._flush(core)
+                    for route, msgs in replies.items():
+                        self._send_reply(node, route, msgs)
+                    self._die(node, clean=True)
+                    return
+            for peer, msgs in sends.items():
+                self._send_peer(node, peer, msgs, now)
+            if node.torn_crash and sends:
+                self._die(node, clean=False)  # after the requests left, before the flush
+                return
+            self._flush(core)
+            for route, msgs in replies.items():
+                self._send_reply(node, route, msgs)
+            effects = core.take_effects()
+            if not effects:
+                return
+
+    def _flush(self, core: NodeCore) -> None:
+        core.store.flush()
+        if core.handoff is not None:
+            core.handoff.hints.flush()  # type: ignore[attr-defined]
+
+    def _send_peer(self, node: SimNode, peer: str, msgs: list[dict], now: float) -> None:
+        core = node.core
+        assert core is not None
+        for start in range(0, len(msgs), MAX_BATCH):
+            chunk = msgs[start : start + MAX_BATCH]
+            if not node.connected.get(peer):
+                for msg in chunk:  # ZMQ_IMMEDIATE: no connection, the send fails at once
+                    self._guard(node, "on_send_failed", peer, msg, now)
+                continue
+            payload = pack(chunk if len(chunk) > 1 else chunk[0])
+            self.network.transmit(node.name, peer, payload, self._delivery(node.name, peer, "peer"))
+
+    def _send_reply(self, node: SimNode, route: bytes, msgs: list[dict]) -> None:
+        for start in range(0, len(msgs), MAX_BATCH):
+            chunk = msgs[start : start + MAX_BATCH]
+            payload = pack(chunk if len(chunk) > 1 else chunk[0])
+            dst = route.decode(errors="replace")
+            if dst.startswith("join~"):
+                dst = dst[5:]
+                self.network.transmit(
+                    node.name, dst, payload, self._delivery(node.name, dst, "join_ok"), filtered=False
+                )
+            elif dst in self.nodes:
+                self.network.transmit(node.name, dst, payload, self._delivery(node.name, dst, "peer"))
+            elif self.on_client_reply is not None:
+                deliver = lambda p, d=dst, cb=self.on_client_reply: cb(d, p)  # noqa: E731
+                self.network.transmit(node.name, dst, payload, deliver, filtered=False)
+
+    def _publish(self, node: SimNode, msg: dict[str, Any]) -> None:
+        payload = pack(msg)
+        for subscriber in self.subscribers.get(node.name, {}):
+            self.network.transmit(
+                node.name, subscriber, payload, self._delivery(node.name, subscriber, "gossip")
+            )
+
+    # ------------------------------------------------------------------------------------------ arrival
+
+    def _delivery(self, src: str, dst: str, kind: str) -> Callable[[bytes], None]:
+        """A callback for a frame from ``src`` to ``dst``, void if either process restarted meanwhile."""
+        src_node, dst_node = self.nodes.get(src), self.nodes.get(dst)
+        src_life = src_node.life if src_node else 0
+        dst_life = dst_node.life if dst_node else 0
+        return lambda payload: self._arrive(src, src_life, dst, dst_life, kind, payload)
+
+    def _arrive(self, src: str, src_life: int, dst: str, dst_life: int, kind: str, payload: bytes) -> None:
+        node = self.nodes[dst]
+        if not node.alive or node.life != dst_life:
+            return  # the connection broke with the process it was for
+        src_node = self.nodes.get(src)
+        if kind != "gossip" and src_node is not None and src_node.life != src_life:
+            return
+        now = self.scheduler.now
+        if node.paused_until > now:
+            self.scheduler.at(node.paused_until, self._arrive, src, src_life, dst, dst_life, kind, payload)
+            return
+        self.scheduler.record(kind, src, dst, payload)
+        msgs = unpack_frame(payload)
+        if kind == "peer":
+            self._turn(node, [("on_peer", (src, msg)) for msg in msgs])
+        elif kind == "gossip":
+            self._turn(node, [("on_heartbeat", (msg,)) for msg in msgs])
+        elif kind == "join":
+            route = f"join~{src}".encode()
+            self._turn(node, [("on_join", (route, msg)) for msg in msgs if msg.get("op") == "join"])
+        else:
+            self._turn(node, [("on_join_ok", (msg,)) for msg in msgs if msg.get("op") == "join_ok"])
+
+    def deliver_client(self, client: str, dst: str, payload: bytes) -> bool:
+        """A client's request frame to node ``dst``; False when it cannot connect (the node is down)."""
+        node = self.nodes.get(dst)
+        if node is None or not node.alive:
+            return False
+        life = node.life
+
+        def arrive(p: bytes) -> None:
+            target = self.nodes[dst]
+            if not target.alive or target.life != life:
+                return
+            if target.paused_until > self.scheduler.now:
+                self.scheduler.at(target.paused_until, arrive, p)
+                return
+            self.scheduler.record("client", client, dst, p)
+            route = client.encode()
+            self._turn(target, [("on_client", (route, msg)) for msg in unpack_frame(p)])
+
+        self.network.transmit(client, dst, payload, arrive, filtered=False)
+        return True
+
+    # ------------------------------------------------------------------------------------------ looking
+
+    def live(self) -> list[SimNode]:
+        return [n for n in self.nodes.values() if n.alive]

@@ -1,0 +1,405 @@
+"""One seeded simulation: a cluster, clients running the workloads, a fault schedule, a verdict.
+
+:func:`run_seed` builds everything from one ``random.Random(seed)`` (each component gets its own
+generator, drawn from it in a fixed order), runs the workload for ``seconds`` of simulated time while a
+nemesis injects faults, heals everything, lets anti-entropy and handoff run until every replica of every
+key holds the same versions (or a bound passes), reads every key at ``all`` and judges the history with
+the fault test's checker (:func:`zkv.workload.check_final`). Same seed, same run: byte for byte, as the
+trace digest shows.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import multiprocessing
+import os
+import random
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import partial
+
+from zkv.core.ring import Ring, node_tokens
+from zkv.history import OK, UNKNOWN, Op, Report
+from zkv.sim.clients import ReadResult, SimClient, client_router, scripted
+from zkv.sim.cluster import SimCluster
+from zkv.sim.network import LinkFault, Network, Scheduler
+from zkv.sim.variants import variant as broken_variant
+from zkv.workload import Call, check_final, client_steps, workload_keys
+
+FAULT_KINDS = {  # kind -> weight in the nemesis' choice
+    "split": 3,
+    "isolate": 3,
+    "one_way": 2,
+    "crash": 3,
+    "torn_crash": 3,
+    "restart": 2,
+    "pause": 2,
+    "lossy": 2,
+    "duplicate": 2,
+    "reorder": 2,
+    "slow": 2,
+    "wipe": 5,
+}
+CHECK_EVERY_S = 0.5
+CI_SEEDS = 500  # the sweep CI runs (tests/sim); the teeth tests must bite within it
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """The shape of one simulation (the CI defaults keep a seed around a tenth of a second)."""
+
+    nodes: int = 5
+    clients: int = 3
+    seconds: float = 6.0  # of simulated workload
+    replication_factor: int = 3
+    vnodes: int = 16
+    request_timeout: float = 1.0
+    client_timeout: float = 2.5
+    heartbeat_interval: float = 0.5
+    failure_timeout: float = 3.0
+    anti_entropy_interval: float = 1.0
+    handoff_interval: float = 0.3
+    faults: bool = True
+    settle_bound: float = 60.0  # simulated seconds allowed for replicas to converge after healing
+
+
+@dataclass(slots=True)
+class SimResult:
+    """What one seed did and whether it passed."""
+
+    seed: int
+    report: Report
+    faults: Counter = field(default_factory=Counter)
+    network: Counter = field(default_factory=Counter)
+    converge_s: float = 0.0
+    diverged: list[str] = field(default_factory=list)
+    bugs: list[str] = field(default_factory=list)
+    final_errors: list[str] = field(default_factory=list)
+    trace: str = ""
+    history: str = ""
+    events: int = 0
+    sim_time: float = 0.0
+    busy_wakeups: int = 0
+    lost_unflushed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and not (self.diverged or self.bugs or self.final_errors)
+
+    def problems(self) -> list[str]:
+        r = self.report
+        out = [f"lost: {x}" for x in r.lost] + [f"phantom: {x}" for x in r.phantom]
+        out += [f"resurrected: {x}" for x in r.resurrected] + [f"bug: {x}" for x in self.bugs]
+        out += [f"diverged: {x}" for x in self.diverged] + [f"final read: {x}" for x in self.final_errors]
+        return out
+
+    def describe(self) -> str:
+        faults = " ".join(f"{k}={v}" for k, v in sorted(self.faults.items()))
+        return (
+            f"seed={self.seed} ok={self.ok} ops={self.report.ops} acknowledged={self.report.acknowledged} "
+            f"faults[{faults}] converge={self.converge_s:.2f}s events={self.events} trace={self.trace[:16]}"
+        )
+
+
+class Nemesis:
+    """Seeded faults, one window at a time: inject, hold, heal, rest (as :class:`zkv.chaos.FaultPlayer`)."""
+
+    def __init__(self, scheduler: Scheduler, cluster: SimCluster, network: Network, rng: random.Random):
+        self.scheduler = scheduler
+        self.cluster = cluster
+        self.network = network
+        self.rng = rng
+        self.counts: Counter[str] = Counter()
+        self.active = True
+        self._down: list[str] = []
+        self._to_wipe: list[str] = []
+        self._wiped = False
+        self.wiped_at: float | None = None
+
+    def start(self, first: float, until: float) -> None:
+        self.until = until
+        self.scheduler.at(first, self._inject)
+
+    def _inject(self) -> None:
+        if not self.active or self.scheduler.now >= self.until:
+            return
+        rng = self.rng
+        for _ in range(1 if rng.random() < 0.75 else 2):
+            kinds = [k for k in FAULT_KINDS if k != "wipe" or not self._wiped]
+            kind = rng.choices(kinds, weights=[FAULT_KINDS[k] for k in kinds])[0]
+            self._apply(kind, rng.uniform(0.5, 2.0))
+        self.scheduler.after(rng.uniform(0.5, 2.0), self._heal_then_rest)
+
+    def _apply(self, kind: str, hold: float) -> None:
+        rng, names = self.rng, list(self.cluster.nodes)
+        node = rng.choice(names)
+        others = [n for n in names if n != node]
+        blocked = self.network.blocked
+        if kind == "split":
+            shuffled = rng.sample(names, len(names))
+            cut = rng.randrange(1, len(names))
+            left, right = shuffled[:cut], shuffled[cut:]
+            blocked.update((a, b) for a in left for b in right)
+            blocked.update((b, a) for a in left for b in right)
+        elif kind == "isolate":
+            blocked.update((node, o) for o in others)
+            blocked.update((o, node) for o in others)
+        elif kind == "one_way":
+            blocked.update((o, node) for o in others)  # it hears nobody; everyone hears it
+        elif kind == "wipe":
+            # cut off, then its disk dies: whatever only it held is gone when it comes back empty
+            if not self.cluster.nodes[node].alive:
+                return
+            self._wiped = True
+            blocked.update((node, o) for o in others)
+            blocked.update((o, node) for o in others)
+            self._to_wipe.append(node)
+        elif kind in ("crash", "torn_crash", "restart"):
+            if not self.cluster.nodes[node].alive:
+                return
+            if kind == "restart":
+                self.cluster.stop(node)
+            else:
+                self.cluster.crash(node, torn=kind == "torn_crash")
+            self._down.append(node)
+        elif kind == "pause":
+            self.cluster.pause(node, hold)
+        elif kind == "lossy":
+            peer = rng.choice(others)
+            for link in ((node, peer), (peer, node)):
+                self.network.faults.setdefault(link, LinkFault()).drop = 0.3
+        elif kind == "duplicate":
+            for o in others:
+                for link in ((node, o), (o, node)):
+                    self.network.faults.setdefault(link, LinkFault()).duplicate = 0.3
+        elif kind == "reorder":
+            for o in others:
+                for link in ((node, o), (o, node)):
+                    fault = self.network.faults.setdefault(link, LinkFault())
+                    fault.reorder, fault.extra_delay = True, max(fault.extra_delay, 0.05)
+        elif kind == "slow":
+            for o in others:
+                fault = self.network.faults.setdefault((o, node), LinkFault())
+                fault.extra_delay = max(fault.extra_delay, rng.uniform(0.2, 1.5))
+        self.counts[kind] += 1
+        self.scheduler.record("fault", kind, node)
+
+    def _heal_then_rest(self) -> None:
+        self.heal()
+        if self.active:
+            self.scheduler.after(self.rng.uniform(0.2, 0.8), self._inject)
+
+    def heal(self) -> None:
+        """Undo every fault: links back to normal, every stopped, crashed or wiped node started again."""
+        for name in self._to_wipe:
+            self.cluster.wipe(name)
+            self._down.append(name)
+            self.wiped_at = self.scheduler.now
+        self._to_wipe.clear()
+        self.network.heal()
+        for name in self._down:
+            if not self.cluster.nodes[name].alive:
+                self.cluster.start(name)
+        self._down.clear()
+        self.scheduler.record("heal")
+
+
+def run_seed(seed: int, config: SimConfig | None = None, variant: str | None = None) -> SimResult:
+    """Run one simulation from ``seed``; ``variant`` names a deliberately broken core (teeth tests)."""
+    with broken_variant(variant):
+        return _run(seed, config or SimConfig())
+
+
+def _run(seed: int, cfg: SimConfig) -> SimResult:
+    root = random.Random(seed)
+    scheduler = Scheduler()
+    network = Network(scheduler, random.Random(root.getrandbits(64)))
+    names = [f"n{i}" for i in range(1, cfg.nodes + 1)]
+    clients: dict[str, SimClient] = {}
+    cluster = SimCluster(
+        scheduler,
+        network,
+        random.Random(root.getrandbits(64)),
+        names,
+        on_client_reply=client_router(clients),
+        replication_factor=cfg.replication_factor,
+        vnodes=cfg.vnodes,
+        request_timeout=cfg.request_timeout,
+        heartbeat_interval=cfg.heartbeat_interval,
+        failure_timeout=cfg.failure_timeout,
+        anti_entropy_interval=cfg.anti_entropy_interval,
+        handoff_interval=cfg.handoff_interval,
+    )
+    nemesis = Nemesis(scheduler, cluster, network, random.Random(root.getrandbits(64)))
+    client_rng = random.Random(root.getrandbits(64))
+    ring = Ring({n: node_tokens(n, cfg.vnodes) for n in names}, cfg.replication_factor)
+    for name in names:
+        scheduler.after(cluster.rng.uniform(0.0, 0.05), cluster.start, name)
+    warmup = 1.0
+    end = warmup + cfg.seconds
+    ops: list[Op] = []
+    client_names = [f"c{i}" for i in range(cfg.clients)]
+    for name in client_names:
+        workload_rng = random.Random(client_rng.getrandbits(64))
+        steps = client_steps(name, workload_rng, lambda: scheduler.now, lambda: scheduler.now < end, ops)
+        client = SimClient(
+            name,
+            steps,
+            scheduler,
+            cluster,
+            ring,
+            random.Random(client_rng.getrandbits(64)),
+            cfg.client_timeout,
+        )
+        clients[name] = client
+        client.start(warmup + client_rng.uniform(0.0, 0.1))
+    if cfg.faults:
+        nemesis.start(warmup + nemesis.rng.uniform(0.0, 0.5), end - 0.5)
+    scheduler.run_until(end)
+    nemesis.active = False
+    nemesis.heal()
+    scheduler.run_until(end + cfg.client_timeout + 0.1)  # operations in flight finish
+    keys = workload_keys(client_names)
+    result = SimResult(seed, Report())
+    converged_at = None
+    while scheduler.now < end + cfg.settle_bound:
+        if not _diverged(cluster, keys):
+            converged_at = scheduler.now
+            break
+        scheduler.run_until(scheduler.now + CHECK_EVERY_S)
+    result.converge_s = (converged_at if converged_at is not None else scheduler.now) - end
+    result.diverged = _diverged(cluster, keys)
+    final = _read_all(scheduler, cluster, clients, ring, keys, random.Random(root.getrandbits(64)), cfg)
+    for key, value in final.items():
+        if not isinstance(value, ReadResult):
+            result.final_errors.append(f"{key}: {value!r}")
+    values = {k: v.values for k, v in final.items() if isinstance(v, ReadResult)}
+    result.report = check_final(_after_disk_loss(ops, nemesis.wiped_at), values)
+    result.faults = nemesis.counts + Counter(network.counts)
+    result.network = Counter(network.counts)
+    result.bugs = [f"{b.node} at {b.at:.3f}s in {b.handler}: {b.error}" for b in cluster.bugs]
+    result.busy_wakeups = cluster.counts["busy_wakeups"]
+    result.lost_unflushed = sum(n.disk.lost_writes for n in cluster.nodes.values())
+    result.trace = scheduler.trace_digest()
+    result.history = hashlib.sha256(repr(sorted(ops, key=lambda o: (o.client, o.seq))).encode()).hexdigest()
+    result.events = scheduler.events
+    result.sim_time = scheduler.now
+    return result
+
+
+def _after_disk_loss(ops: list[Op], wiped_at: float | None) -> list[Op]:
+    """The history as a lost disk leaves it: an operation acknowledged at ``one`` before the loss was
+    promised on one replica only, which may be the one lost, so its outcome becomes unknown.
+
+    ``quorum`` operations are still judged as acknowledged: with W = 2 of N = 3 one lost disk leaves a copy.
+    """
+    if wiped_at is None:
+        return ops
+    return [
+        replace(op, outcome=UNKNOWN)
+        if op.outcome == OK and op.level == "one" and op.invoked < wiped_at
+        else op
+        for op in ops
+    ]
+
+
+def run_many(
+    seeds: Iterable[int],
+    config: SimConfig | None = None,
+    variant: str | None = None,
+    workers: int | None = None,
+) -> Iterator[SimResult]:
+    """Run many seeds, in ``workers`` processes (default: one per CPU); results come in seed order.
+
+    Each seed is a pure function of its number, so how they are spread over processes changes nothing.
+    """
+    seeds = list(seeds)
+    workers = min(workers or os.cpu_count() or 1, len(seeds))
+    if workers <= 1:
+        for seed in seeds:
+            yield run_seed(seed, config, variant)
+        return
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield from pool.map(partial(run_seed, config=config, variant=variant), seeds, chunksize=8)
+
+
+@dataclass(slots=True)
+class Summary:
+    """Totals over many seeds (what the soak prints)."""
+
+    seeds: int = 0
+    ops: int = 0
+    acknowledged: int = 0
+    events: int = 0
+    faults: Counter = field(default_factory=Counter)
+    failed: list[int] = field(default_factory=list)
+    converge_max_s: float = 0.0
+
+    def add(self, result: SimResult) -> None:
+        self.seeds += 1
+        self.ops += result.report.ops
+        self.acknowledged += result.report.acknowledged
+        self.events += result.events
+        self.faults.update(result.faults)
+        self.converge_max_s = max(self.converge_max_s, result.converge_s)
+        if not result.ok:
+            self.failed.append(result.seed)
+
+    def line(self) -> str:
+        faults = " ".join(f"{k}={v}" for k, v in sorted(self.faults.items()))
+        return (
+            f"seeds={self.seeds} ops={self.ops} acknowledged={self.acknowledged} events={self.events} "
+            f"converge_max={self.converge_max_s:.1f}s faults[{faults}] failed={self.failed}"
+        )
+
+
+def _promised_once(op: Op, wiped_at: float) -> bool:
+    return op.outcome == OK and op.level == "one" and op.invoked < wiped_at
+
+
+def _diverged(cluster: SimCluster, keys: list[str]) -> list[str]:
+    """Keys whose replicas (by a live node's ring) do not all hold the same versions."""
+    live = cluster.live()
+    if not live or live[0].core is None:
+        return list(keys)
+    ring = live[0].core.ring
+    out = []
+    for key in keys:
+        k = key.encode()
+        dots = []
+        for name in ring.preference_list(k):
+            node = cluster.nodes[name]
+            if node.core is None:
+                dots.append(None)
+                continue
+            state = node.core.store.get(k)
+            dots.append(state.dots() if state is not None else frozenset())
+        if any(d != dots[0] for d in dots):
+            out.append(key)
+    return out
+
+
+def _read_all(
+    scheduler: Scheduler,
+    cluster: SimCluster,
+    clients: dict[str, SimClient],
+    ring: Ring,
+    keys: list[str],
+    rng: random.Random,
+    cfg: SimConfig,
+) -> dict[str, object]:
+    """Every key read at ``all`` through the cluster, as the chaos test's final read."""
+    results: list[object] = []
+    steps = scripted([Call("get", key, "all") for key in keys], results)
+    reader = SimClient(
+        "reader", steps, scheduler, cluster, ring, rng, cfg.client_timeout, random_coordinator=0.5
+    )
+    clients["reader"] = reader
+    reader.start()
+    deadline = scheduler.now + len(keys) * cfg.client_timeout * cfg.nodes + 1.0
+    while not reader.done and scheduler.now < deadline:
+        scheduler.run_until(scheduler.now + 1.0)
+    return dict(zip(keys, results, strict=False))

@@ -1,0 +1,58 @@
+"""Deliberately broken cores, to prove the simulator's checker has teeth.
+
+Each variant patches one rule of the real core for the duration of a run and is undone afterwards:
+
+* ``w_minus_1`` — a write is acknowledged after W-1 replicas (a ``quorum`` write after one: just the
+  coordinator). Caught when the only copy of an acknowledged write is lost with a wiped disk.
+* ``no_siblings`` — replicas keep one sibling (the newest by timestamp) instead of every concurrent one,
+  last-writer-wins style. Caught as lost acknowledged writes under concurrent updates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from zkv.core import nodecore, quorum, versions
+
+VARIANTS = ("w_minus_1", "no_siblings")
+
+
+@contextlib.contextmanager
+def variant(name: str | None) -> Iterator[None]:
+    """Apply the named broken variant (None: the real core) while the block runs."""
+    if name is None:
+        yield
+        return
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r} (known: {', '.join(VARIANTS)})")
+    patches: list[tuple[object, str, object]] = []
+
+    def patch(target: object, attr: str, value: object) -> None:
+        patches.append((target, attr, getattr(target, attr)))
+        setattr(target, attr, value)
+
+    if name == "w_minus_1":
+        real = quorum.WriteQuorum
+
+        def weak_quorum(targets: tuple[str, ...], required: int, deadline: float) -> quorum.WriteQuorum:
+            return real(targets, max(1, required - 1), deadline)
+
+        patch(nodecore, "WriteQuorum", weak_quorum)
+    else:
+        real_merge = versions.merge
+
+        def lww_merge(a: versions.KeyState, b: versions.KeyState) -> versions.KeyState:
+            merged = real_merge(a, b)
+            if len(merged.siblings) <= 1:
+                return merged
+            newest = max(merged.siblings, key=lambda s: (s.timestamp, s.dot))
+            return versions.KeyState((newest,), merged.clock)
+
+        patch(nodecore, "merge", lww_merge)
+        patch(versions, "merge", lww_merge)
+    try:
+        yield
+    finally:
+        for target, attr, value in reversed(patches):
+            setattr(target, attr, value)

@@ -1,0 +1,121 @@
+"""The fault tests' client workloads as pure step machines, shared by the chaos test and the simulator.
+
+A workload is a generator that yields the next :class:`Call` (a get, put or delete) and is sent back its
+result: the read result (anything with ``.values``), ``None`` for a write, or the :class:`ZkvError` the
+call failed with. It records one :class:`zkv.history.Op` per operation into the list it was given. The
+driver owns the I/O: :func:`zkv.chaos.client_worker` performs calls with the real :class:`zkv.Client`
+against real processes, :mod:`zkv.sim.clients` as messages through the simulated network. Both therefore
+run the same operations, draw the same random numbers and record the same history, judged by the same
+checker (:func:`check_final`).
+
+Pure: the clock and the "keep going?" test are passed in; nothing here reads time or touches a socket.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from zkv.errors import InvalidRequest, ZkvError
+from zkv.history import FAIL, OK, UNKNOWN, Op, Report, check_registers, check_sets
+
+SET_KEYS = 8
+REGISTER_KEYS = 4  # per client
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request a workload wants made. ``context`` is the earlier get's result, handed back as-is."""
+
+    op: str  # get | put | delete
+    key: str
+    level: str
+    value: str | None = None
+    context: Any = None
+
+
+def outcome_of(exc: ZkvError) -> str:
+    """How an error leaves an operation: only a request refused for what it is certainly wrote nothing.
+
+    An ``unavailable`` can come after the coordinator's own write, a timeout after any number of replicas
+    took it: both are unknown.
+    """
+    return FAIL if isinstance(exc, InvalidRequest) else UNKNOWN
+
+
+def client_steps(
+    name: str,
+    rng: random.Random,
+    clock: Callable[[], float],
+    running: Callable[[], bool],
+    ops: list[Op],
+) -> Generator[Call, Any, None]:
+    """One client: alternate set adds and register writes/deletes while ``running()``; ops go to ``ops``."""
+    seq = 0
+    while running():
+        seq += 1
+        level = "quorum" if rng.random() < 0.7 else "one"
+        started = clock()
+        if rng.random() < 0.5:
+            key, element = f"set{rng.randrange(SET_KEYS)}", f"{name}-{seq}"
+            read = yield Call("get", key, level)
+            if isinstance(read, ZkvError):
+                continue
+            current = set().union(*(json.loads(v) for v in read.values)) if read.values else set()
+            value = json.dumps(sorted(current | {element}))
+            result = yield Call("put", key, level, value, context=read)
+            outcome = outcome_of(result) if isinstance(result, ZkvError) else OK
+            saw = tuple(v.decode() for v in read.values)
+            ops.append(Op(name, seq, "add", key, element, outcome, started, clock(), saw, level))
+        else:
+            key = f"reg-{name}-{rng.randrange(REGISTER_KEYS)}"
+            read = yield Call("get", key, level)
+            if isinstance(read, ZkvError):
+                continue
+            saw = tuple(v.decode() for v in read.values)
+            delete = rng.random() < 0.15
+            value = None if delete else f"{name}-{seq}"
+            result = yield Call("delete" if delete else "put", key, level, value, context=read)
+            outcome = outcome_of(result) if isinstance(result, ZkvError) else OK
+            kind = "delete" if delete else "write"
+            ops.append(Op(name, seq, kind, key, value, outcome, started, clock(), saw, level))
+
+
+def drive(steps: Generator[Call, Any, None], perform: Callable[[Call], Any]) -> None:
+    """Run a workload to its end with a blocking ``perform`` (errors it raises are sent back in)."""
+    try:
+        call = next(steps)
+        while True:
+            try:
+                result = perform(call)
+            except ZkvError as exc:
+                result = exc
+            call = steps.send(result)
+    except StopIteration:
+        return
+
+
+def workload_keys(clients: Iterable[str]) -> list[str]:
+    """Every key the workloads of ``clients`` may touch (what the final read covers)."""
+    keys = [f"set{i}" for i in range(SET_KEYS)]
+    return keys + [f"reg-{c}-{i}" for c in clients for i in range(REGISTER_KEYS)]
+
+
+def check_final(ops: Iterable[Op], final: Mapping[str, list[bytes]]) -> Report:
+    """Judge a history against the final values of every key (sets and registers alike)."""
+    ops = list(ops)
+    sets: dict[str, set[str]] = {}
+    siblings: dict[str, set[str]] = {}
+    registers: dict[str, set[str]] = {}
+    for key, values in final.items():
+        if key.startswith("set"):
+            sets[key] = set().union(*(json.loads(v) for v in values)) if values else set()
+            siblings[key] = {v.decode() for v in values}
+        else:
+            registers[key] = {v.decode() for v in values}
+    report = check_sets(ops, sets, siblings)
+    report.merge(check_registers(ops, registers))
+    return report
