@@ -8,18 +8,51 @@ holds no replica of a key forwards the request inside the cluster, so the semant
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from zkv.client import Client
-from zkv.errors import ZkvError
+from zkv.config import ClusterConfig
+from zkv.errors import ConfigError, ZkvError
+from zkv.security import load_key
 
 PROBE_TIMEOUT_S = 0.5  # a live node answers a ping on loopback in milliseconds
+
+#: what every client the shell opens needs besides addresses: the CURVE keys when the cluster uses them
+CLIENT_OPTIONS: dict[str, Any] = {}
+
+
+def use_keys(config: ClusterConfig, key_file: str | None) -> None:
+    """Set the CURVE keys of every client the shell opens, from the config and ``--key``."""
+    CLIENT_OPTIONS.clear()
+    if not config.security.curve:
+        return
+    where = config.path.name if config.path is not None else "cluster.toml"
+    if key_file is None:
+        raise ConfigError(
+            f"{where} turns CURVE on: pass --key FILE, your secret key file (made by "
+            "zkv-node keygen --out keys NAME; its .key must be in the cluster's client_keys or admin_keys)"
+        )
+    try:
+        key = load_key(Path(key_file))
+        servers = {n.address: load_key(n.public_key).public for n in config.nodes if n.public_key}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if key.secret is None:
+        raise ConfigError(f"{key_file} holds no secret key: pass the .key_secret file")
+    CLIENT_OPTIONS.update(curve_key=key, server_keys=servers)
+
+
+def open_client(addresses: list[str], **kwargs: Any) -> Client:
+    """A client with the shell's keys."""
+    return Client(addresses, **CLIENT_OPTIONS, **kwargs)
 
 
 class PinnedClient(Client):
     """A :class:`Client` that sends every request to one node, the session's coordinator."""
 
     def __init__(self, address: str, timeout: float | None = None) -> None:
-        super().__init__([address], timeout=timeout, pinned=True)
+        super().__init__([address], timeout=timeout, pinned=True, **CLIENT_OPTIONS)
 
     def pin(self, address: str) -> None:
         """Make ``address`` the coordinator of every following request (sockets to others stay open)."""
@@ -45,5 +78,5 @@ def probe(client: Client, address: str) -> str | None:
 
 def probe_all(addresses: dict[str, str]) -> dict[str, bool]:
     """Which of the named nodes answer a ping right now (down nodes cost PROBE_TIMEOUT_S each)."""
-    with Client(list(addresses.values()), timeout=PROBE_TIMEOUT_S) as client:
+    with open_client(list(addresses.values()), timeout=PROBE_TIMEOUT_S) as client:
         return {name: probe(client, address) is not None for name, address in addresses.items()}

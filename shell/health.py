@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from zkv_shell.connection import open_client
+
 from zkv.client import Client
 from zkv.errors import ZkvError
 
@@ -96,7 +98,7 @@ class HealthMonitor:
             self.link.mark(True, sum(1 for n in nodes if n.status == "up"), len(nodes))
 
     def _run(self) -> None:
-        with Client([self.target()], timeout=PING_TIMEOUT_S) as client:
+        with open_client([self.target()], timeout=PING_TIMEOUT_S) as client:
             while not self._stop.is_set():
                 started = time.monotonic()
                 self.check(client)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from zkv_shell.connection import probe_all
+from zkv_shell.connection import probe_all, use_keys
 from zkv_shell.render import Renderer, make_console
 from zkv_shell.results import Failure, Quit
 from zkv_shell.session import Session
@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--config", metavar="FILE", help="the cluster.toml to read (default ./cluster.toml)")
     where.add_argument("--connect", metavar="ADDRESS", help="a node's address, like tcp://127.0.0.1:7101")
     where.add_argument("--node", metavar="NAME", help="the node of the config file to connect to")
+    where.add_argument(
+        "--key",
+        metavar="FILE",
+        default=os.environ.get("ZKV_KEY"),
+        help="your CURVE secret key file, for a cluster with [security] curve = true (default: $ZKV_KEY)",
+    )
     script = parser.add_argument_group("scripting")
     script.add_argument(
         "-c",
@@ -75,6 +81,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
             "(start a local cluster with: zkv-node --config cluster.toml)"
         )
     config = load_config(path)
+    use_keys(config, args.key)
     known = {n.name: n.address for n in config.nodes}
     if args.connect:
         name = next((n for n, a in known.items() if a == args.connect), None)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from zkv.client import Client
 from zkv.config import ClusterConfig, load_config
-from zkv.errors import ConfigError, ZkvError
+from zkv.errors import ConfigError, Unauthorized, ZkvError
 
 USAGE_ERROR = 2
 
@@ -44,12 +44,13 @@ class Refused(Exception):
 class Cluster:
     """The running cluster of a config file, as this tool sees and changes it."""
 
-    def __init__(self, config: ClusterConfig, config_path: Path) -> None:
+    def __init__(self, config: ClusterConfig, config_path: Path, key_file: str | None = None) -> None:
         self.config = config
         self.config_path = config_path
         self.names = list(config.node_names)
         self.addresses = {n.name: n.address for n in config.nodes}
-        self.client = Client(list(self.addresses.values()), timeout=2.0)
+        # with CURVE the fault filter takes an admin key (a file of the cluster's admin_keys)
+        self.client = Client.from_config(config_path, key_file=key_file, timeout=2.0)
         self.state_path = config_path.parent / ".zkv-partition.json"
 
     def close(self) -> None:
@@ -126,6 +127,8 @@ class Cluster:
         for name in self.names:
             try:
                 rules = self.rules(name)
+            except Unauthorized:
+                raise
             except ZkvError:
                 lines.append(f"{name}: not answering")
                 continue
@@ -267,14 +270,20 @@ def main(argv: list[str] | None = None) -> int:
         "2 a bad command (nothing changed).",
     )
     parser.add_argument("--config", default=os.environ.get("ZKV_CONFIG", "cluster.toml"), metavar="FILE")
+    parser.add_argument(
+        "--key",
+        metavar="FILE",
+        default=os.environ.get("ZKV_KEY"),
+        help="with CURVE: an admin's secret key file (its .key in the cluster's admin_keys)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
+        cluster = Cluster(config, Path(args.config).resolve(), args.key)
     except ConfigError as exc:
         print(f"partition.py: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    cluster = Cluster(config, Path(args.config).resolve())
     try:
         if args.command[:1] == ["run"]:
             if len(args.command) != 2:
@@ -285,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as exc:
         print(f"partition.py: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except Unauthorized as exc:
+        print(f"partition.py: refused: {exc} (pass --key with an admin key)", file=sys.stderr)
+        return 1
     except ZkvError as exc:
         print(f"partition.py: the cluster did not answer: {exc}", file=sys.stderr)
         return 1

@@ -23,6 +23,8 @@ _EXPORTS = {
     "InvalidRequest": "zkv.errors",
     "TooLarge": "zkv.errors",
     "ProtocolError": "zkv.errors",
+    "Overloaded": "zkv.errors",
+    "Unauthorized": "zkv.errors",
     "NoNodeAvailable": "zkv.errors",
 }
 

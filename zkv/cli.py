@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run zkv nodes: every node of the config (supervised), or one with --node.",
         epilog="Logs go to stderr, one line per event, prefixed with the node name. "
         "Exit status: 0 after a clean stop, 1 when a node failed, 2 for a bad config or bad arguments. "
-        "'zkv-node leave --config FILE --node NAME' makes a running node hand its data over and leave.",
+        "'zkv-node leave --config FILE --node NAME' makes a running node hand its data over and leave; "
+        "'zkv-node keygen --out DIR NAME' writes a CURVE key pair (see docs/security.md).",
     )
     parser.add_argument(
         "--config",
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["leave"]:
         return _leave(argv[1:])
+    if argv[:1] == ["keygen"]:
+        return _keygen(argv[1:])
     args = build_parser().parse_args(argv)
     if args.join is not None and not args.node:
         print("zkv-node: --join needs --node NAME (one node joins at a time)", file=sys.stderr)
@@ -137,6 +140,36 @@ def _supervise(config: ClusterConfig, path: Path, level: str) -> int:
     return 1 if failed and not stopping else 0
 
 
+def _keygen(argv: list[str]) -> int:
+    """``zkv-node keygen``: write a CURVE key pair for a node, a client or an admin."""
+    parser = argparse.ArgumentParser(
+        prog="zkv-node keygen",
+        description="Write a CURVE key pair: DIR/NAME.key (public; copy it where the cluster allows keys) "
+        "and DIR/NAME.key_secret (secret, mode 0600; keep it with its owner). The files are the ones "
+        "zmq.auth.create_certificates makes.",
+    )
+    parser.add_argument("--out", metavar="DIR", required=True, help="folder to write the two files into")
+    parser.add_argument("name", help="node name (n1), or a client or admin name (alice)")
+    args = parser.parse_args(argv)
+    from zkv.config import NAME_RE
+    from zkv.security import keygen
+
+    if not NAME_RE.fullmatch(args.name):
+        print(f"zkv-node keygen: name {args.name!r} must be 1-64 of A-Z a-z 0-9 _ . -", file=sys.stderr)
+        return 2
+    target = Path(args.out) / f"{args.name}.key_secret"
+    if target.exists():
+        print(f"zkv-node keygen: {target} exists; not overwriting a secret key", file=sys.stderr)
+        return 1
+    try:
+        public, secret = keygen(args.out, args.name)
+    except OSError as exc:
+        print(f"zkv-node keygen: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"public key: {public}\nsecret key: {secret} (mode 0600)")
+    return 0
+
+
 def _leave(argv: list[str]) -> int:
     """``zkv-node leave``: ask a node to hand its ranges over and leave; wait until it is removed."""
     parser = argparse.ArgumentParser(
@@ -147,6 +180,7 @@ def _leave(argv: list[str]) -> int:
     parser.add_argument("--config", metavar="FILE", default=os.environ.get("ZKV_CONFIG", DEFAULT_CONFIG))
     parser.add_argument("--node", metavar="NAME", required=True, help="the node that leaves")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for it (default 600)")
+    parser.add_argument("--key", metavar="FILE", help="with CURVE: an admin's secret key file")
     args = parser.parse_args(argv)
     from zkv.client import Client
     from zkv.errors import ZkvError
@@ -158,7 +192,12 @@ def _leave(argv: list[str]) -> int:
         print(f"zkv-node: {exc}", file=sys.stderr)
         return 2
     others = [n.address for n in config.nodes if n.name != args.node]
-    with Client([address], timeout=5.0) as client:
+    try:
+        client = Client.from_config(args.config, key_file=args.key, timeout=5.0, pinned=True)
+    except ConfigError as exc:
+        print(f"zkv-node: {exc}", file=sys.stderr)
+        return 2
+    with client:
         try:
             reply = client.leave(address)
         except ZkvError as exc:

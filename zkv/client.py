@@ -2,10 +2,14 @@
 
 The client learns the ring from any node it can reach and sends each keyed request straight to a node of
 the key's preference list (its natural coordinator), so requests are not forwarded inside the cluster.
-When a node cannot be reached (no connection) the next node of the list is tried at once; when a node
-stays silent for ``timeout`` seconds the next one is tried too, so a put that reached a node which then
-went silent may be applied twice (as two siblings with the same value) — the Dynamo trade of
-availability over exactly-once.
+When a node cannot be reached (no connection) the next node of the list is tried at once. When a node
+stays silent for ``timeout`` seconds, a read is sent to the next one; a write is not (it raises
+:class:`~zkv.errors.Timeout`: it may or may not have landed), because sent again it could be stored twice,
+as two siblings with the same value. ``Client(..., retry_writes=True)`` trades that for availability.
+
+With CURVE (``[security] curve = true``) every connection is encrypted and the client proves itself with
+its key pair: ``Client.from_config("cluster.toml", key_file="keys/alice.key_secret")`` takes the node
+addresses and their public keys from the file.
 
 Many requests can be in flight on one client (:meth:`Client.put_many`, :meth:`Client.get_many`): every
 request carries an id and the reply echoes it. A client is not thread-safe; use one per thread.
@@ -31,12 +35,15 @@ import zmq
 from zkv.config import load_config
 from zkv.core.ring import Ring
 from zkv.core.versions import state_from_wire
-from zkv.errors import NoNodeAvailable, Timeout, ZkvError, from_reply
+from zkv.errors import ConfigError, MessageTooLarge, NoNodeAvailable, Timeout, ZkvError, from_reply
 from zkv.protocol import LEVELS, pack, unpack_frame
+from zkv.security import KeyPair, load_key, make_curve_client
 
 Data = str | bytes
 
 RING_TTL_S = 5.0  # how long a learned ring is trusted before it is asked for again (joins, leaves)
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_IN_FLIGHT = 1000
 CONNECT_PATIENCE_S = 1.0  # how long a connection that is not up yet may take before the next node is tried
 UNREACHABLE_BACKOFF_S = 2.0  # how long a node that refused a connection goes to the back of the line
 
@@ -136,6 +143,7 @@ class _Job:
     done: bool = False
     deadline: float = 0.0
     last_error: ZkvError | None = None
+    resend_on_timeout: bool = True  # False for writes: a re-sent put may land twice, as two versions
 
 
 class Client:
@@ -147,6 +155,9 @@ class Client:
         consistency: str | None = None,
         timeout: float | None = None,
         pinned: bool = False,
+        retry_writes: bool = False,
+        curve_key: KeyPair | None = None,
+        server_keys: dict[str, bytes] | None = None,
     ) -> None:
         if isinstance(addresses, str):
             addresses = [addresses]
@@ -154,9 +165,17 @@ class Client:
             raise ValueError("give at least one node address, like tcp://127.0.0.1:7101")
         if consistency is not None and consistency not in LEVELS:
             raise ValueError(f"unknown consistency level {consistency!r}; use one, quorum or all")
+        if curve_key is not None and curve_key.secret is None:
+            raise ValueError("the client's CURVE key must include its secret key (the .key_secret file)")
         self.seeds = list(addresses)
+        self.curve_key = curve_key  # None: plaintext
+        self.server_keys = dict(server_keys or {})  # node address -> its CURVE public key
         self.pinned = pinned  # send every request to the seeds, in order, instead of routing by the ring
         self.consistency = consistency
+        # A write that timed out may still have landed; sending it again to another node would store it
+        # a second time under a new dot (a duplicate sibling). Like Cassandra's drivers with
+        # non-idempotent statements, writes are only re-sent after a timeout when asked to.
+        self.retry_writes = retry_writes
         self._timeout = timeout
         self._ctx = zmq.Context()
         self._sockets: dict[str, zmq.Socket] = {}
@@ -166,11 +185,35 @@ class Client:
         self._ring: RingInfo | None = None
         self._ring_at = 0.0
         self._unreachable_until: dict[str, float] = {}
+        # the cluster's limits, learned with the ring (these defaults are the nodes' defaults)
+        self.max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES
+        self.max_in_flight = DEFAULT_MAX_IN_FLIGHT
 
     @classmethod
-    def from_config(cls, path: str | Path = "cluster.toml", **kwargs: Any) -> Client:
-        """A client for the cluster a cluster.toml describes (every node's address is a seed)."""
+    def from_config(
+        cls, path: str | Path = "cluster.toml", key_file: str | Path | None = None, **kwargs: Any
+    ) -> Client:
+        """A client for the cluster a cluster.toml describes (every node's address is a seed).
+
+        With ``[security] curve = true`` it needs ``key_file``, this client's secret key file (made by
+        ``zkv-node keygen``; its public half must be in the cluster's ``client_keys`` or ``admin_keys``).
+        """
         config = load_config(path)
+        if config.security.curve:
+            if key_file is None:
+                raise ConfigError(
+                    f"{path}: the cluster uses CURVE ([security] curve = true); give a key file "
+                    "(key_file= / --key), made by: zkv-node keygen --out keys NAME"
+                )
+            try:
+                kwargs["curve_key"] = load_key(key_file)
+                kwargs["server_keys"] = {
+                    n.address: load_key(n.public_key).public for n in config.nodes if n.public_key
+                }
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            if kwargs["curve_key"].secret is None:
+                raise ConfigError(f"{key_file} holds no secret key: pass the .key_secret file")
         return cls([n.address for n in config.nodes], **kwargs)
 
     def __enter__(self) -> Client:
@@ -261,6 +304,10 @@ class Client:
                 write_consistency=reply["write_consistency"],
                 request_timeout=reply["request_timeout"],
             )
+            limits = reply.get("limits")
+            if isinstance(limits, dict):
+                self.max_message_bytes = int(limits.get("max_message_bytes", self.max_message_bytes))
+                self.max_in_flight = max(1, int(limits.get("max_in_flight_per_client", self.max_in_flight)))
         return self._ring
 
     def replicas(self, key: Data) -> dict[str, ReplicaState | ZkvError]:
@@ -330,19 +377,29 @@ class Client:
         return self._call(msg, self._candidates(msg["key"]))
 
     def _call(self, msg: dict, candidates: list[str] | None) -> dict:
-        result = self._run_jobs([_Job(msg, candidates or self._candidates(None))])[0]
+        result = self._run_jobs([self._job(msg, candidates or self._candidates(None))])[0]
         if isinstance(result, ZkvError):
             raise result
         return result
 
     def _run(self, msgs: list[dict]) -> list[Any]:
-        return self._run_jobs([_Job(m, self._candidates(m.get("key"))) for m in msgs])
+        return self._run_jobs([self._job(m, self._candidates(m.get("key"))) for m in msgs])
 
-    def _socket(self, address: str) -> zmq.Socket:
+    def _job(self, msg: dict, candidates: list[str]) -> _Job:
+        write = msg.get("op") in ("put", "delete")
+        return _Job(msg, candidates, resend_on_timeout=self.retry_writes or not write)
+
+    def _socket(self, address: str) -> zmq.Socket | None:
+        """The connection to ``address``; None under CURVE when the node's public key is unknown."""
         sock = self._sockets.get(address)
         if sock is None:
+            server_key = self.server_keys.get(address)
+            if self.curve_key is not None and server_key is None:
+                return None
             sock = self._ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
+            if self.curve_key is not None and server_key is not None:
+                make_curve_client(sock, self.curve_key, server_key)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.SNDHWM, 100000)
             sock.setsockopt(zmq.RCVHWM, 100000)
@@ -361,8 +418,18 @@ class Client:
         while job.candidates:
             address = job.candidates.pop(0)
             sock = self._socket(address)
+            if sock is None:
+                continue  # a node this client has no CURVE key for (joined after the file was written)
             rid = next(self._ids)
             payload = pack({**job.msg, "id": rid})
+            if len(payload) > self.max_message_bytes:
+                # the node would drop the connection without a word (ZMQ_MAXMSGSIZE): refuse here
+                job.done = True
+                job.result = MessageTooLarge(
+                    f"request is {len(payload)} bytes, the cluster's limit is {self.max_message_bytes}",
+                    limit=self.max_message_bytes,
+                )
+                return
             try:
                 sock.send(payload, zmq.NOBLOCK)
             except zmq.Again:
@@ -389,13 +456,22 @@ class Client:
                 return False
 
     def _run_jobs(self, jobs: list[_Job]) -> list[Any]:
+        """Run ``jobs`` pipelined, at most ``max_in_flight`` unanswered at a time (the node's limit)."""
         by_id: dict[int, _Job] = {}
-        now = time.monotonic()
-        for job in jobs:
-            self._dispatch(job, by_id, now)
-        deadlines = [(job.deadline, i) for i, job in enumerate(jobs) if not job.done]
-        heapq.heapify(deadlines)
-        while deadlines:
+        deadlines: list[tuple[float, int]] = []
+        waiting = iter(range(len(jobs)))
+        active = 0
+        while True:
+            while active < self.max_in_flight:
+                i = next(waiting, None)
+                if i is None:
+                    break
+                self._dispatch(jobs[i], by_id, time.monotonic())
+                if not jobs[i].done:
+                    active += 1
+                    heapq.heappush(deadlines, (jobs[i].deadline, i))
+            if not deadlines:
+                break
             deadline, i = deadlines[0]
             job = jobs[i]
             if job.done or job.deadline != deadline:
@@ -403,7 +479,7 @@ class Client:
                 continue
             ready = self._poller.poll(max(0.0, (deadline - time.monotonic()) * 1000))
             for sock, _ in ready:
-                self._drain(sock, by_id)
+                active -= self._drain(sock, by_id)
             now = time.monotonic()
             while deadlines and deadlines[0][0] <= now:
                 _, i = heapq.heappop(deadlines)
@@ -411,17 +487,27 @@ class Client:
                 if job.done or job.deadline > now:
                     continue
                 job.last_error = Timeout(f"no answer from a node within {self.timeout:.1f}s")
-                self._dispatch(job, by_id, now)
-                if not job.done:
+                if job.resend_on_timeout:
+                    self._dispatch(job, by_id, now)
+                else:
+                    job.done, job.result = True, Timeout(
+                        f"no answer from a node within {self.timeout:.1f}s; the write may or may not "
+                        "have been applied (read before writing again)"
+                    )
+                if job.done:
+                    active -= 1
+                else:
                     heapq.heappush(deadlines, (job.deadline, i))
         return [j.result for j in jobs]
 
-    def _drain(self, sock: zmq.Socket, by_id: dict[int, _Job]) -> None:
+    def _drain(self, sock: zmq.Socket, by_id: dict[int, _Job]) -> int:
+        """Take every reply waiting on ``sock``; how many jobs that finished."""
+        finished = 0
         while True:
             try:
                 payload = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                return finished
             try:
                 replies = unpack_frame(payload)
             except ZkvError:
@@ -432,6 +518,7 @@ class Client:
                     continue
                 job.done = True
                 job.result = reply if reply.get("ok") else from_reply(reply)
+                finished += 1
 
 
 def _get_result(key: bytes, reply: dict[str, Any]) -> GetResult:

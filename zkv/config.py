@@ -29,8 +29,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TCP_RE = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
 _IPC_RE = re.compile(r"^ipc://\S+$")
 
-# Top-level tables other than [cluster] and [[node]] that are accepted but not (yet) interpreted.
-_RESERVED_TABLES = ("security",)
+_SECURITY_KEYS = ("curve", "client_keys", "admin_keys", "node_keys")
 
 _Fail = Callable[[str], ConfigError]
 
@@ -43,6 +42,18 @@ class NodeSpec:
     address: str  # "tcp://HOST:PORT" — ROUTER for clients and peers
     gossip: str  # "tcp://HOST:PORT" — PUB for heartbeats/gossip
     data_dir: Path  # absolute; relative paths in the file are resolved against the file's folder
+    public_key: Path | None = None  # CURVE public key file (absolute), with [security] curve = true
+    secret_key: Path | None = None  # CURVE secret key file; only the node itself needs to read it
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySpec:
+    """``[security]``: CURVE on or off and the folders of allowed public keys (absolute paths)."""
+
+    curve: bool = False
+    client_keys: Path | None = None  # clients: reads and writes
+    admin_keys: Path | None = None  # operators: also the fault filter and leave
+    node_keys: Path | None = None  # nodes not listed in the file (they join later)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +84,12 @@ class ClusterConfig:
     cache_bytes: int = 33554432  # log engine: hot values kept in memory
     segment_bytes: int = 67108864  # log engine: a segment file is closed at this size
     compaction_threshold: float = 0.5  # log engine: compact a segment once this share of it is dead
+    max_context_bytes: int = 16384  # a causal context larger than this is refused (context_too_large)
+    max_message_bytes: int = 67108864  # ZMQ_MAXMSGSIZE: a larger message drops the connection
+    max_in_flight_per_client: int = 1000  # unanswered requests per client connection (too_many_requests)
+    handshake_interval_ms: int = 5000  # ZMQ_HANDSHAKE_IVL: a connection must finish its handshake by then
+    high_water_mark: int = 20000  # ZMQ SNDHWM/RCVHWM: messages queued per connection
+    security: SecuritySpec = SecuritySpec()
     path: Path | None = None  # the file it was loaded from
 
     def node(self, name: str) -> NodeSpec:
@@ -108,6 +125,11 @@ _INT_KEYS = (
     "anti_entropy_interval_ms",
     "cache_bytes",
     "segment_bytes",
+    "max_context_bytes",
+    "max_message_bytes",
+    "max_in_flight_per_client",
+    "handshake_interval_ms",
+    "high_water_mark",
 )
 _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "read_consistency": (LEVELS, "a consistency level"),
@@ -116,7 +138,7 @@ _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "fsync": (FSYNC_POLICIES, "an fsync policy"),
 }
 _CLUSTER_KEYS = ("name", *_INT_KEYS, *_CHOICE_KEYS, "compaction_threshold")
-_NODE_KEYS = ("name", "address", "gossip", "data_dir")
+_NODE_KEYS = ("name", "address", "gossip", "data_dir", "public_key", "secret_key")
 _NODE_REQUIRED = ("name", "address", "gossip")
 
 
@@ -159,7 +181,7 @@ def _parse(data: dict[str, Any], base_dir: Path, source: str, path: Path | None)
 
     if not isinstance(data, dict):
         raise fail("the file must be a TOML document of tables")
-    known_tables = ("cluster", "node", *_RESERVED_TABLES)
+    known_tables = ("cluster", "node", "security")
     for key in data:
         if key not in known_tables:
             raise fail(f"unknown table [{key}]{_suggest(key, known_tables, '[', ']')}")
@@ -167,19 +189,24 @@ def _parse(data: dict[str, Any], base_dir: Path, source: str, path: Path | None)
     cluster = data.get("cluster", {})
     if not isinstance(cluster, dict):
         raise fail("cluster must be a table ([cluster])")
-    for key in _RESERVED_TABLES:
-        if key in data and not isinstance(data[key], dict):
-            raise fail(f"{key} must be a table ([{key}])")
     settings = _parse_cluster(cluster, fail)
+    base = Path(os.path.abspath(base_dir))
+    security = _parse_security(data.get("security", {}), base, fail)
 
     raw_nodes = data.get("node")
     if raw_nodes is None or raw_nodes == []:
         raise fail("no [[node]] tables: define at least one node")
     if not isinstance(raw_nodes, list):
         raise fail("node must be an array of tables ([[node]], not [node])")
-    base = Path(os.path.abspath(base_dir))
     nodes = tuple(_parse_node(i, raw, base, fail) for i, raw in enumerate(raw_nodes, start=1))
     _check_unique(nodes, fail)
+    if security.curve:
+        for index, spec in enumerate(nodes, start=1):
+            if spec.public_key is None:
+                raise fail(
+                    f"[[node]] #{index} ({spec.name}) has no public_key, and [security] curve = true "
+                    f"(make one: zkv-node keygen --out keys {spec.name})"
+                )
 
     n = settings["replication_factor"]
     if n > len(nodes):
@@ -189,7 +216,35 @@ def _parse(data: dict[str, Any], base_dir: Path, source: str, path: Path | None)
             f"[cluster] heartbeat_interval_ms = {settings['heartbeat_interval_ms']} must be less than "
             f"failure_timeout_ms = {settings['failure_timeout_ms']}"
         )
-    return ClusterConfig(nodes=nodes, path=path, **settings)
+    floor = settings["max_key_bytes"] + settings["max_value_bytes"] + settings["max_context_bytes"] + 4096
+    if settings["max_message_bytes"] < floor:
+        raise fail(
+            f"[cluster] max_message_bytes = {settings['max_message_bytes']} must be at least {floor} "
+            "(max_key_bytes + max_value_bytes + max_context_bytes + 4096), or a largest put could not be sent"
+        )
+    return ClusterConfig(nodes=nodes, path=path, security=security, **settings)
+
+
+def _parse_security(raw: Any, base: Path, fail: _Fail) -> SecuritySpec:
+    if not isinstance(raw, dict):
+        raise fail("security must be a table ([security])")
+    for key in raw:
+        if key not in _SECURITY_KEYS:
+            raise fail(f"[security] {key} is not a known key{_suggest(key, _SECURITY_KEYS)}")
+    curve = raw.get("curve", False)
+    if not isinstance(curve, bool):
+        raise fail(f"[security] curve = {_show(curve)} must be true or false")
+    folders: dict[str, Path | None] = {}
+    for key in ("client_keys", "admin_keys", "node_keys"):
+        value = raw.get(key)
+        folders[key] = None if value is None else _path(f"[security] {key}", value, base, fail)
+    return SecuritySpec(curve=curve, **folders)
+
+
+def _path(label: str, value: Any, base: Path, fail: _Fail) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise fail(f"{label} = {_show(value)} must be a non-empty path string")
+    return Path(os.path.abspath(base / Path(value).expanduser()))
 
 
 def _parse_cluster(cluster: dict[str, Any], fail: _Fail) -> dict[str, Any]:
@@ -259,7 +314,10 @@ def _parse_node(index: int, raw: Any, base: Path, fail: _Fail) -> NodeSpec:
     if not isinstance(data_dir, str) or not data_dir.strip():
         raise fail(f"{label} data_dir = {_show(data_dir)} must be a non-empty path string")
     resolved = Path(os.path.abspath(base / Path(data_dir).expanduser()))
-    return NodeSpec(name=name, address=endpoints["address"], gossip=endpoints["gossip"], data_dir=resolved)
+    keys = {k: _path(f"{label} {k}", raw[k], base, fail) for k in ("public_key", "secret_key") if k in raw}
+    return NodeSpec(
+        name=name, address=endpoints["address"], gossip=endpoints["gossip"], data_dir=resolved, **keys
+    )
 
 
 def _check_unique(nodes: tuple[NodeSpec, ...], fail: _Fail) -> None:

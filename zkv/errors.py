@@ -66,6 +66,36 @@ class TooLarge(InvalidRequest):
     code = "too_large"
 
 
+class KeyTooLarge(TooLarge):
+    """The key is longer than ``max_key_bytes`` (default 1 KiB, as DynamoDB's partition key)."""
+
+    code = "key_too_large"
+
+
+class ValueTooLarge(TooLarge):
+    """The value is longer than ``max_value_bytes`` (default 1 MiB; Riak warns at 5 MB)."""
+
+    code = "value_too_large"
+
+
+class ContextTooLarge(TooLarge):
+    """The causal context is over ``max_context_bytes``: nothing a get returned is that big."""
+
+    code = "context_too_large"
+
+
+class MessageTooLarge(TooLarge):
+    """The whole message is over ``max_message_bytes`` (the node's ZMQ_MAXMSGSIZE; client side check)."""
+
+    code = "message_too_large"
+
+
+class TooManySiblings(TooLarge):
+    """The key already holds ``max_siblings`` concurrent values: read it, resolve, write with the context."""
+
+    code = "too_many_siblings"
+
+
 class ProtocolError(ZkvError):
     """The bytes are not a zkv message at all (not msgpack, not a map, unknown op)."""
 
@@ -77,6 +107,18 @@ class Overloaded(ZkvError):
 
     code = "overloaded"
     retriable = True
+
+
+class TooManyRequests(Overloaded):
+    """This client has ``max_in_flight_per_client`` requests unanswered on the node; wait for some."""
+
+    code = "too_many_requests"
+
+
+class Unauthorized(ZkvError):
+    """The caller's key may not do this (node-only messages, admin requests from a client key)."""
+
+    code = "unauthorized"
 
 
 class NoNodeAvailable(ZkvError):
@@ -105,8 +147,15 @@ _BY_CODE: dict[str, type[ZkvError]] = {
         Timeout,
         InvalidRequest,
         TooLarge,
+        KeyTooLarge,
+        ValueTooLarge,
+        ContextTooLarge,
+        MessageTooLarge,
+        TooManySiblings,
         ProtocolError,
         Overloaded,
+        TooManyRequests,
+        Unauthorized,
         NoNodeAvailable,
         ConfigError,
         InternalError,

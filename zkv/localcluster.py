@@ -67,12 +67,26 @@ def _toml_value(value: Any) -> str:
 class LocalCluster:
     """``nodes`` real node processes described by a generated cluster.toml in ``workdir``."""
 
-    def __init__(self, workdir: Path, nodes: int = 3, initial: int | None = None, **cluster: Any) -> None:
+    def __init__(
+        self, workdir: Path, nodes: int = 3, initial: int | None = None, curve: bool = False, **cluster: Any
+    ) -> None:
         """``initial``: how many of the nodes form the cluster at first; the others are started with
-        ``--join`` later (they get a file listing every node, the first ones a file listing only them)."""
+        ``--join`` later (they get a file listing every node, the first ones a file listing only them).
+
+        ``curve``: CURVE on, with keys made in ``workdir/keys``: one per node, a client ``alice`` (in
+        ``keys/clients``) and an admin ``admin`` (in ``keys/admins``, used by :meth:`client` by default)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.names = [f"n{i + 1}" for i in range(nodes)]
+        self.curve = curve
+        self.keys = self.workdir / "keys"
+        if curve:
+            from zkv.security import keygen
+
+            for n in self.names:
+                keygen(self.keys, n)
+            keygen(self.keys / "clients", "alice")
+            keygen(self.keys / "admins", "admin")
         ports = free_ports(2 * nodes)
         self.addresses = {n: f"tcp://127.0.0.1:{ports[2 * i]}" for i, n in enumerate(self.names)}
         self.gossip = {n: f"tcp://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(self.names)}
@@ -94,6 +108,15 @@ class LocalCluster:
 
     def _config_text(self, settings: dict[str, Any], names: list[str]) -> str:
         lines = ["[cluster]"] + [f"{k} = {_toml_value(v)}" for k, v in settings.items()]
+        if self.curve:
+            lines += [
+                "",
+                "[security]",
+                "curve = true",
+                'client_keys = "keys/clients"',
+                'admin_keys = "keys/admins"',
+                'node_keys = "keys"',
+            ]
         for n in names:
             lines += [
                 "",
@@ -103,6 +126,8 @@ class LocalCluster:
                 f'gossip = "{self.gossip[n]}"',
                 f'data_dir = "data/{n}"',
             ]
+            if self.curve:
+                lines += [f'public_key = "keys/{n}.key"', f'secret_key = "keys/{n}.key_secret"']
         return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------------------------------ processes
@@ -137,7 +162,7 @@ class LocalCluster:
         for name in names:
             self._check_alive(name)
         running = {n for n, p in self.procs.items() if p.poll() is None}
-        with Client(list(self.addresses.values()), timeout=1.0) as client:
+        with self.client(timeout=1.0) as client:
             for name in sorted(running):
 
                 def sees_all_up(name: str = name) -> bool:
@@ -209,6 +234,17 @@ class LocalCluster:
 
     # ------------------------------------------------------------------------------------------ clients
 
-    def client(self, *names: str, **kwargs: Any) -> Client:
-        """A client seeded with the named nodes (default: all)."""
+    def client(self, *names: str, key: str | None = "admin", **kwargs: Any) -> Client:
+        """A client seeded with the named nodes (default: all); with CURVE it uses ``key``'s key pair
+        (``"admin"``, ``"alice"`` or a path; None: no key, plaintext)."""
+        if self.curve and key is not None:
+            path = {"admin": self.keys / "admins" / "admin.key_secret"}.get(
+                key, self.keys / "clients" / "alice.key_secret" if key == "alice" else Path(key)
+            )
+            from zkv.security import load_key
+
+            kwargs["curve_key"] = load_key(path)
+            kwargs["server_keys"] = {
+                self.addresses[n]: load_key(self.keys / f"{n}.key").public for n in self.names
+            }
         return Client([self.addresses[n] for n in names or self.names], **kwargs)

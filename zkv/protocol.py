@@ -19,7 +19,7 @@ from typing import Any
 import msgpack
 
 from zkv.core.versions import Clock, decode_context
-from zkv.errors import InvalidRequest, ProtocolError, TooLarge
+from zkv.errors import ContextTooLarge, InvalidRequest, KeyTooLarge, ProtocolError, ValueTooLarge
 
 LEVELS = ("one", "quorum", "all")
 MAX_BATCH = 1024
@@ -52,11 +52,14 @@ PEER_REPLY_OPS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Sizes past which a request is refused with ``too_large``."""
+    """Sizes past which a request is refused, each with its own error code (docs/security.md)."""
 
     max_key_bytes: int = 1024
     max_value_bytes: int = 1024 * 1024
     max_siblings: int = 100
+    max_context_bytes: int = 16 * 1024
+    max_in_flight_per_client: int = 1000
+    max_message_bytes: int = 64 * 1024 * 1024  # enforced by ZeroMQ; here so clients learn it
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +131,7 @@ def _key(msg: dict[str, Any], limits: Limits) -> bytes:
     if not key:
         raise InvalidRequest("key must not be empty")
     if len(key) > limits.max_key_bytes:
-        raise TooLarge(
+        raise KeyTooLarge(
             f"key is {len(key)} bytes, the limit is {limits.max_key_bytes}", limit=limits.max_key_bytes
         )
     return key
@@ -143,12 +146,18 @@ def _level(msg: dict[str, Any]) -> str | None:
     return level
 
 
-def _context(msg: dict[str, Any]) -> Clock:
+def _context(msg: dict[str, Any], limits: Limits) -> Clock:
     ctx = msg.get("ctx")
     if ctx is None:
         return {}
     if not isinstance(ctx, bytes):
         raise InvalidRequest("ctx must be bytes (the context a get returned)")
+    if len(ctx) > limits.max_context_bytes:
+        raise ContextTooLarge(
+            f"context is {len(ctx)} bytes, the limit is {limits.max_context_bytes}; "
+            "pass the context a get returned",
+            limit=limits.max_context_bytes,
+        )
     try:
         return decode_context(ctx)
     except ValueError as exc:
@@ -172,11 +181,11 @@ def parse_request(msg: dict[str, Any], limits: Limits) -> Request:
             if not isinstance(value, bytes):
                 raise InvalidRequest("value must be bytes or a string")
             if len(value) > limits.max_value_bytes:
-                raise TooLarge(
+                raise ValueTooLarge(
                     f"value is {len(value)} bytes, the limit is {limits.max_value_bytes}",
                     limit=limits.max_value_bytes,
                 )
-        return PutRequest(rid, _key(msg, limits), value, _level(msg), _context(msg))
+        return PutRequest(rid, _key(msg, limits), value, _level(msg), _context(msg, limits))
     if op == "get":
         return GetRequest(rid, _key(msg, limits), _level(msg))
     if op in CLIENT_OPS:

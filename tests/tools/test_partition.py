@@ -30,6 +30,7 @@ def test_isolate_and_heal(cluster3: LocalCluster) -> None:
     assert out.stdout.strip() == "cut {n3} off from {n1,n2}"
     wait_until(lambda: sees(cluster3, "n1", "n3", "down"), 5, "n1 to lose n3")
     wait_until(lambda: sees(cluster3, "n3", "n1", "down"), 5, "n3 to lose n1")
+    wait_until(lambda: sees(cluster3, "n3", "n2", "down"), 5, "n3 to lose n2")
     with Client([cluster3.addresses["n1"]], pinned=True) as n1:
 
         def majority_writes() -> bool:

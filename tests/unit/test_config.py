@@ -307,10 +307,48 @@ def test_unknown_top_level_key(write) -> None:
     assert "unknown table [vnodes]" in _error(write, "vnodes = 3\n" + _render(None, _nodes()))
 
 
-def test_security_table_is_accepted_without_validation(write) -> None:
-    extra = '[security]\ncurve = true\nwhatever = "anything"\n[security.keys]\nn1 = "abc"\n'
-    config = load_config(write(_render(None, _nodes(), extra)))
-    assert config.node_names == ("n1", "n2", "n3")
+def test_security_table_resolves_key_paths_against_the_file(write, tmp_path: Path) -> None:
+    nodes = _nodes()
+    for node in nodes:
+        name = node["name"].strip('"')
+        node["public_key"] = f'"keys/{name}.key"'
+        node["secret_key"] = f'"keys/{name}.key_secret"'
+    extra = '[security]\ncurve = true\nclient_keys = "keys/clients"\nadmin_keys = "/etc/zkv/admins"\n'
+    config = load_config(write(_render(None, nodes, extra)))
+    assert config.security.curve is True
+    assert config.security.client_keys == tmp_path / "keys" / "clients"
+    assert config.security.admin_keys == Path("/etc/zkv/admins")
+    assert config.security.node_keys is None
+    assert config.node("n2").public_key == tmp_path / "keys" / "n2.key"
+    assert config.node("n2").secret_key == tmp_path / "keys" / "n2.key_secret"
+
+
+def test_security_is_off_by_default(write) -> None:
+    config = load_config(write(_render(None, _nodes())))
+    assert config.security.curve is False
+    assert config.node("n1").public_key is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('[security]\nwhatever = "x"\n', "cluster.toml: [security] whatever is not a known key"),
+        ('[security]\ncurve = "yes"\n', "cluster.toml: [security] curve = 'yes' must be true or false"),
+        ("[security]\nclient_keys = 3\n", "cluster.toml: [security] client_keys = 3 must be a non-empty"),
+        (
+            "[security]\ncurve = true\n",
+            "cluster.toml: [[node]] #1 (n1) has no public_key, and [security] curve = true",
+        ),
+    ],
+)
+def test_bad_security_settings(write, extra: str, expected: str) -> None:
+    assert _error(write, _render(None, _nodes(), extra)).startswith(expected)
+
+
+def test_message_limit_must_fit_the_largest_put(write) -> None:
+    cluster = {"max_value_bytes": "1048576", "max_message_bytes": "1048576"}
+    message = _error(write, _render(cluster, _nodes()))
+    assert "max_message_bytes = 1048576 must be at least" in message
 
 
 def test_security_must_be_a_table(write) -> None:

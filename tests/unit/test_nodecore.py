@@ -436,9 +436,9 @@ def test_forwarded_request_times_out():
         ({"op": "get", "id": 7}, "invalid_request", True),
         ({"op": "put", "id": 7, "key": b"", "value": b"v"}, "invalid_request", True),
         ({"op": "put", "id": 7, "key": 5, "value": b"v"}, "invalid_request", True),
-        ({"op": "put", "id": 7, "key": b"k" * 1025, "value": b"v"}, "too_large", True),
-        ({"op": "get", "id": 7, "key": "k" * 1025}, "too_large", True),
-        ({"op": "put", "id": 7, "key": b"k", "value": b"v" * 65}, "too_large", True),
+        ({"op": "put", "id": 7, "key": b"k" * 1025, "value": b"v"}, "key_too_large", True),
+        ({"op": "get", "id": 7, "key": "k" * 1025}, "key_too_large", True),
+        ({"op": "put", "id": 7, "key": b"k", "value": b"v" * 65}, "value_too_large", True),
         ({"op": "put", "id": 7, "key": b"k"}, "invalid_request", True),
         ({"op": "put", "id": 7, "key": b"k", "value": b"v", "ctx": b"\xc1garbage"}, "invalid_request", True),
         ({"op": "delete", "id": 7, "key": b"k", "ctx": "not-bytes"}, "invalid_request", True),
@@ -488,7 +488,7 @@ def test_too_many_siblings_is_refused_and_changes_nothing():
         assert net.put("n1", b"k", b"v%d" % i)["ok"]
     before = net.stored("n1", b"k")
     refused = net.put("n1", b"k", b"one-too-many")
-    assert refused["error"] == "too_large"
+    assert refused["error"] == "too_many_siblings"
     assert net.stored("n1", b"k") is before
     ctx = net.get("n1", b"k")["ctx"]
     assert net.put("n1", b"k", b"resolved", ctx=ctx)["ok"], "a put with the context resolves them"

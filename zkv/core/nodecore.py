@@ -49,7 +49,16 @@ from zkv.core.versions import (
     update,
 )
 from zkv.core.views import ViewsMixin
-from zkv.errors import InvalidRequest, Overloaded, Timeout, TooLarge, Unavailable, ZkvError
+from zkv.errors import (
+    ContextTooLarge,
+    InvalidRequest,
+    Overloaded,
+    Timeout,
+    TooManyRequests,
+    TooManySiblings,
+    Unavailable,
+    ZkvError,
+)
 from zkv.protocol import GetRequest, InfoRequest, Limits, PutRequest, Request, ok, parse_request, request_id
 
 log = logging.getLogger(__name__)
@@ -168,6 +177,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self._pending: dict[int, _Write | _Read | _Forward] = {}
         self._deadlines: list[tuple[float, int]] = []
         self.status_extra: dict[str, Any] = {}  # facts only the runtime knows (pid, addresses)
+        self._in_flight: dict[bytes, int] = {}  # unanswered requests per client route
 
     # ------------------------------------------------------------------------------------------ driving
 
@@ -270,6 +280,17 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             self.stats.errors[exc.code] += 1
             self._effects.append(Reply(route, {"id": request_id(msg), **exc.to_wire()}))
             return
+        in_flight = self._in_flight.get(route, 0)
+        limit = self.settings.limits.max_in_flight_per_client
+        if in_flight >= limit:
+            # one client pipelining without bound must not take the node's whole pending table
+            exc = TooManyRequests(
+                f"{in_flight} requests of this client unanswered (limit {limit})", limit=limit
+            )
+            self.stats.errors[exc.code] += 1
+            self._effects.append(Reply(route, {"id": request.id, **exc.to_wire()}))
+            return
+        self._in_flight[route] = in_flight + 1
         self._handle(Origin(route, request.id), request, msg, now, may_forward=True)
 
     def _handle(
@@ -290,6 +311,11 @@ class NodeCore(RebalanceMixin, ViewsMixin):
     def _reply(self, origin: Origin, msg: dict[str, Any]) -> None:
         msg["id"] = origin.rid
         if origin.fwd_id is None:
+            left = self._in_flight.get(origin.route, 0) - 1
+            if left > 0:
+                self._in_flight[origin.route] = left
+            else:
+                self._in_flight.pop(origin.route, None)
             self._effects.append(Reply(origin.route, msg))
         else:
             self._effects.append(Reply(origin.route, {"op": "fwd_reply", "id": origin.fwd_id, "reply": msg}))
@@ -373,13 +399,13 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
         if len(state.clock) > MAX_CONTEXT_ENTRIES:
-            raise TooLarge(
+            raise ContextTooLarge(
                 f"the key's causal context would have {len(state.clock)} entries "
                 f"(limit {MAX_CONTEXT_ENTRIES})",
                 limit=MAX_CONTEXT_ENTRIES,
             )
         if len(state.siblings) > self.settings.limits.max_siblings:
-            raise TooLarge(
+            raise TooManySiblings(
                 f"key has {len(state.siblings) - 1} siblings (limit {self.settings.limits.max_siblings}); "
                 "get it and put with its context to resolve them",
                 limit=self.settings.limits.max_siblings,

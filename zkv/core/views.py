@@ -32,6 +32,7 @@ class ViewsMixin:
             "read_consistency": self.settings.read_level,
             "write_consistency": self.settings.write_level,
             "request_timeout": self.settings.request_timeout,
+            "limits": asdict(self.settings.limits),
             "members": [
                 {"name": n, "address": self.membership.member(n).address, "tokens": tokens[n]}
                 for n in self.ring.members

@@ -26,17 +26,30 @@ from zmq.utils.monitor import recv_monitor_message
 from zkv.config import ClusterConfig
 from zkv.core.effects import Connect, Publish, Reply, Send, Stop
 from zkv.core.nodecore import NodeCore, NodeSettings
-from zkv.errors import InternalError, InvalidRequest, ProtocolError
+from zkv.errors import InternalError, InvalidRequest, ProtocolError, Unauthorized
 from zkv.node.faults import FaultFilter
 from zkv.protocol import MAX_BATCH, Limits, pack, request_id, unpack_frame
+from zkv.security import (
+    ADMIN,
+    CLIENT,
+    GOSSIP_DOMAIN,
+    NODE,
+    REQUEST_DOMAIN,
+    AccessPolicy,
+    KeyPair,
+    ZkvAuthenticator,
+    load_key,
+    load_key_dir,
+    make_curve_client,
+    make_curve_server,
+)
 from zkv.storage import open_store
 from zkv.storage.hints import open_hints
 
 log = logging.getLogger(__name__)
 
 DRAIN_LIMIT = 1000  # messages taken from one socket per turn, so one busy peer cannot starve the rest
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-HWM = 20000
+ADMIN_OPS = frozenset({"faults", "leave"})  # requests that change a node's state: admins and nodes only
 MAX_POLL_MS = 200  # wake at least this often to notice a stop request
 COMPACTION_SLICE_S = 0.004
 
@@ -65,11 +78,25 @@ class NodeRuntime:
         self._stopping = False
         self.ctx = zmq.Context()
         self.ctx.setsockopt(zmq.LINGER, 0)
+        self.auth: ZkvAuthenticator | None = None
+        self.keys: KeyPair | None = None
+        self.policy = AccessPolicy()
+        self.node_keys: dict[str, bytes] = {}  # node name -> CURVE public key
+        if config.security.curve:
+            self._start_curve(config)
         self.router = self._socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # plaintext: a restarted peer takes its routing identity over at once. With CURVE a client key
+        # could take a node's identity over that way, so it is off, and ZeroMQ heartbeats drop a dead
+        # peer's connection soon enough for its next incarnation to connect
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 0 if config.security.curve else 1)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        if config.security.curve:
+            self.router.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+            self.router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         self.pub = self._socket(zmq.PUB)
+        if self.keys is not None:
+            make_curve_server(self.router, self.keys, REQUEST_DOMAIN)
+            make_curve_server(self.pub, self.keys, GOSSIP_DOMAIN)
         try:
             self.router.bind(self.spec.address)
             self.pub.bind(self.spec.gossip)
@@ -85,7 +112,6 @@ class NodeRuntime:
         self._monitors: dict[zmq.Socket, str] = {}
         self.sub = self._socket(zmq.SUB)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sub.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         self.poller.register(self.sub, zmq.POLLIN)
         for peer in config.nodes:
             self._connect_peer(peer.name, peer.address, peer.gossip)
@@ -93,9 +119,16 @@ class NodeRuntime:
         self._seeds: dict[zmq.Socket, str] = {}
         if join is not None:
             seeds = [join] if join else [n.address for n in config.nodes if n.name != name]
+            by_address = {n.address: n.name for n in config.nodes}
             for address in seeds:
                 seed = self._socket(zmq.DEALER)
                 seed.setsockopt(zmq.IDENTITY, f"join~{name}".encode())
+                if self.keys is not None:
+                    seed_key = self.node_keys.get(by_address.get(address, ""))
+                    if seed_key is None:
+                        self.close()
+                        raise OSError(f"{name}: no CURVE public key known for the seed {address}")
+                    make_curve_client(seed, self.keys, seed_key)
                 seed.connect(address)
                 self._seeds[seed] = address
                 self.poller.register(seed, zmq.POLLIN)
@@ -137,12 +170,62 @@ class NodeRuntime:
             joining=join is not None,
             generation=generation,
             wall_offset=time.time() - now,
-            limits=Limits(config.max_key_bytes, config.max_value_bytes, config.max_siblings),
+            limits=Limits(
+                max_key_bytes=config.max_key_bytes,
+                max_value_bytes=config.max_value_bytes,
+                max_siblings=config.max_siblings,
+                max_context_bytes=config.max_context_bytes,
+                max_in_flight_per_client=config.max_in_flight_per_client,
+                max_message_bytes=config.max_message_bytes,
+            ),
         )
         self.core = NodeCore(settings, self.store, now, hints=self.hints, rng=random.Random())
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
         for peer in self.dealers:
             self.core.on_connection(peer, False, now)
+
+    def _start_curve(self, config: ClusterConfig) -> None:
+        """Load this node's key pair and every allowed public key; start the ZAP handler."""
+        spec = self.spec
+        if spec.secret_key is None:
+            raise OSError(f"{self.name}: [security] curve = true but the node has no secret_key")
+        try:
+            self.keys = load_key(spec.secret_key)
+            if self.keys.secret is None:
+                raise ValueError(f"{spec.secret_key} holds no secret key")
+            policy = AccessPolicy()
+            if config.security.node_keys is not None:
+                for key, node in load_key_dir(config.security.node_keys).items():
+                    self.node_keys[node] = key
+            for node in config.nodes:
+                if node.public_key is not None:
+                    self.node_keys[node.name] = load_key(node.public_key).public
+            policy.add({key: node for node, key in self.node_keys.items()}, NODE)
+            for folder, role in ((config.security.admin_keys, ADMIN), (config.security.client_keys, CLIENT)):
+                if folder is not None:
+                    policy.add(load_key_dir(folder), role)
+        except ValueError as exc:
+            raise OSError(f"{self.name}: {exc}") from None
+        self.policy = policy
+        self.auth = ZkvAuthenticator(self.ctx, policy)
+        self.auth.begin()
+
+    def _user(self, frame: Any) -> str:
+        """``role:name`` that ZAP gave the connection a message came on (role node, admin or client)."""
+        try:
+            user = frame.get("User-Id")
+        except zmq.ZMQError:
+            return "client:?"
+        return user if isinstance(user, str) else "client:?"
+
+    def _impostor(self, route: bytes, user: str) -> bool:
+        """A routing identity that names a node, on a connection without that node's key."""
+        claimed = self.policy.claimed_node(route)
+        if claimed is None or user == f"{NODE}:{claimed}":
+            return False
+        self.core.stats.errors["unauthorized"] += 1
+        log.warning("dropped a message from %s posing as node %s", user, claimed)
+        return True
 
     def _incarnation(self, config: ClusterConfig) -> tuple[int, str]:
         """This start's generation (always higher than the last) and the actor id it mints dots under.
@@ -164,10 +247,16 @@ class NodeRuntime:
         """Open the request (DEALER) and gossip (SUB) connections to a member, once."""
         if peer == self.name or peer in self.dealers:
             return
+        peer_key = self.node_keys.get(peer)
+        if self.keys is not None and peer_key is None:
+            log.error("no CURVE public key for %s (add %s.key to node_keys): not connecting", peer, peer)
+            return
         dealer = self._socket(zmq.DEALER)
         dealer.setsockopt(zmq.IDENTITY, self.name.encode())
         dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue for a peer that is not connected
-        dealer.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        if self.keys is not None and peer_key is not None:
+            make_curve_client(dealer, self.keys, peer_key)
+            make_curve_client(self.sub, self.keys, peer_key)  # taken by the sub's next connect()
         # connection events tell the core at once when a peer's process is gone (or back); the monitor
         # is attached before connect() so the first handshake cannot slip past it
         monitor = dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
@@ -183,8 +272,12 @@ class NodeRuntime:
     def _socket(self, kind: int) -> zmq.Socket:
         sock = self.ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, HWM)
-        sock.setsockopt(zmq.RCVHWM, HWM)
+        sock.setsockopt(zmq.SNDHWM, self.config.high_water_mark)
+        sock.setsockopt(zmq.RCVHWM, self.config.high_water_mark)
+        # a message over this drops the connection (ZeroMQ cannot answer it); clients check it first
+        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)
+        # a connection that has not finished its (CURVE) handshake by then is dropped
+        sock.setsockopt(zmq.HANDSHAKE_IVL, self.config.handshake_interval_ms)
         return sock
 
     # ------------------------------------------------------------------------------------------ loop
@@ -252,21 +345,29 @@ class NodeRuntime:
             if each is not None:
                 each.flush()
                 each.close()
+        if self.auth is not None:
+            self.auth.stop()
         self.ctx.destroy(linger=0)
 
     # ------------------------------------------------------------------------------------------ input
 
     def _drain_router(self, now: float) -> None:
+        curve = self.auth is not None
         for _ in range(DRAIN_LIMIT):
             try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=True)
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=not curve)
             except zmq.Again:
                 return
+            role = NODE  # plaintext: everyone on the (loopback) network is trusted
+            if curve:
+                user = self._user(frames[-1])
+                role = user.split(":", 1)[0]
+                frames = [f.bytes for f in frames]
+                if self._impostor(frames[0], user):
+                    continue
             if len(frames) != 2:
-                if frames:
-                    self._reply_error(
-                        frames[0], None, ProtocolError("expected exactly one frame per message")
-                    )
+                self.core.stats.bad_messages += 1
+                self._reply_error(frames[0], None, ProtocolError("expected exactly one frame per message"))
                 continue
             route, payload = frames
             peer = self._peer_routes.get(route)
@@ -285,7 +386,12 @@ class NodeRuntime:
                         self._guard(self.core.on_peer, peer, msg, now)
             else:
                 for msg in messages:
-                    if msg.get("op") == "faults":
+                    if role == CLIENT and msg.get("op") in ADMIN_OPS:
+                        self.core.stats.errors["unauthorized"] += 1
+                        self._reply_error(
+                            route, request_id(msg), Unauthorized(f"{msg['op']!r} needs an admin key")
+                        )
+                    elif msg.get("op") == "faults":
                         self._on_faults(route, msg)
                     elif msg.get("op") == "join" and route.startswith(b"join~"):
                         self._guard(self.core.on_join, route, msg, now)
