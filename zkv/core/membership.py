@@ -205,7 +205,19 @@ class Membership:
     def merge_view(self, entries: Iterable[Any]) -> list[str]:
         """Merge gossiped entries; returns the names of members this node had never heard of."""
         learned = []
+        get = self._members.get
         for entry in entries:
+            # the common case first, cheaply: an entry no newer than what this node knows changes nothing
+            # (at a hundred members, a view per heartbeat per peer makes this loop the hottest of gossip)
+            # (skipping is safe for a malformed entry too: validation below would drop it anyway)
+            try:
+                known = get(entry[0])
+                if known is not None:
+                    gen = entry[3]
+                    if gen < known.generation or (gen == known.generation and entry[4] <= known.version):
+                        continue
+            except (TypeError, IndexError, KeyError):
+                pass
             member = _member_from_wire(entry)
             if member is None or member.name == self.me:
                 continue

@@ -36,7 +36,7 @@ from zkv.core.handoff import Handoff, Hints
 from zkv.core.membership import JOINING, NORMAL, Membership
 from zkv.core.quorum import Outcome, ReadQuorum, WriteQuorum, required
 from zkv.core.rebalance import RebalanceMixin
-from zkv.core.ring import Ring, node_tokens
+from zkv.core.ring import Ring, ring_of
 from zkv.core.stats import RequestStats
 from zkv.core.transfer import JoinStream, LeaveStream, StreamSource
 from zkv.core.versions import (
@@ -265,10 +265,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         Tokens are a pure function of a member's name and vnodes, so every node builds the same ring.
         """
         members = self.membership.future_ring_members() if future else self.membership.ring_members()
-        return Ring(
-            {name: node_tokens(name, vnodes) for name, vnodes in members.items()},
-            self.settings.replication_factor,
-        )
+        return ring_of(tuple(sorted(members.items())), self.settings.replication_factor)
 
     # ------------------------------------------------------------------------------------------ clients
 

@@ -15,6 +15,7 @@ Pure: no sockets, clocks or disk; the set of up nodes is an argument wherever it
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,17 @@ def hash64(data: bytes) -> int:
 def node_tokens(name: str, vnodes: int) -> list[int]:
     """The tokens a node claims: a pure function of its name, so every member agrees on them."""
     return sorted(hash64(f"{name}#{i}".encode()) for i in range(vnodes))
+
+
+@functools.lru_cache(maxsize=32)
+def ring_of(members: tuple[tuple[str, int], ...], replication_factor: int) -> Ring:
+    """The ring of these ``(name, vnodes)`` members, memoized.
+
+    Rings are immutable and a pure function of their members, and a node asks for the same few again and
+    again (its current and future rings are equal outside joins and leaves; gossip repeats news). Building
+    one costs a hash per token and a walk per range, which at a hundred members is milliseconds.
+    """
+    return Ring({name: node_tokens(name, vnodes) for name, vnodes in members}, replication_factor)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ Any exception a core handler raises is a bug: it is recorded (the runtime would 
 
 from __future__ import annotations
 
+import hashlib
 import random
 import traceback
 from collections.abc import Callable
@@ -69,7 +70,8 @@ class SimNode:
     timer_at: float = float("inf")
     dealers: dict[str, None] = field(default_factory=dict)  # peers with a request connection (ordered)
     connected: dict[str, bool] = field(default_factory=dict)  # whether that connection is up
-    seeds: list[str] = field(default_factory=list)  # a joining node's seeds, until taken in
+    join_seeds: list[str] = field(default_factory=list)  # started with --join through these
+    seeds: list[str] = field(default_factory=list)  # the seeds still to announce to, until taken in
     next_announce: float = 0.0
     torn_crash: bool = False
     clean_stops: int = 0
@@ -121,8 +123,12 @@ class SimCluster:
         self.nodes[name] = node
         return node
 
-    def start(self, name: str, seeds: list[str] | None = None) -> None:
-        """Start (or restart) a node process on its disk: a new incarnation, fresh connections."""
+    def start(self, name: str) -> None:
+        """Start (or restart) a node process on its disk: a new incarnation, fresh connections.
+
+        A node that joined is started with ``--join`` every time (as a supervisor restarting it would):
+        it announces itself again and streams its ranges again before it serves them.
+        """
         node = self.nodes[name]
         assert not node.alive, f"{name} is already running"
         now = self.scheduler.now
@@ -136,14 +142,13 @@ class SimCluster:
         wall_ms = self.wall_ms + int(now * 1000)
         generation, actor, meta = incarnation(name, store.load_meta(), wall_ms, durable=True)
         store.save_meta(meta)
-        joining = node.settings.joining and node.starts == 1
-        settings = replace(node.settings, generation=generation, actor=actor, joining=joining)
+        settings = replace(node.settings, generation=generation, actor=actor)
         node.core = NodeCore(settings, store, now, hints=hints, rng=random.Random(node.rng.getrandbits(64)))
         node.dealers = {}
         node.connected = {}
         for peer in settings.members:
             self._open(node, peer)
-        node.seeds = list(seeds) if seeds and joining else []
+        node.seeds = list(node.join_seeds)
         node.next_announce = now
         self.scheduler.record("start", name, generation, actor)
         self._turn(node, [])
@@ -193,6 +198,13 @@ class SimCluster:
         if node.alive:
             self._die(node, clean=True)
 
+    def leave(self, name: str) -> None:
+        """An operator's ``leave`` request: the node streams its data away, turns removed and stops."""
+        node = self.nodes[name]
+        if node.alive:
+            self.scheduler.record("leave", name)
+            self.deliver_client("operator", name, pack({"op": "leave", "id": 1}))
+
     def pause(self, name: str, seconds: float) -> None:
         """SIGSTOP for ``seconds``: nothing is handled, nothing is sent; connections stay up."""
         node = self.nodes[name]
@@ -208,8 +220,8 @@ class SimCluster:
     def join(self, name: str, seeds: list[str]) -> None:
         """A new node joins through ``seeds`` (it knows the cluster file's members plus itself)."""
         members = {**self.members, name: address(name)}
-        self.add(name, members, joining=True)
-        self.start(name, seeds)
+        self.add(name, members, joining=True).join_seeds = list(seeds)
+        self.start(name)
 
     # ------------------------------------------------------------------------------------------ connections
 
@@ -382,22 +394,36 @@ class SimCluster:
                 self.network.transmit(node.name, dst, payload, deliver, filtered=False)
 
     def _publish(self, node: SimNode, msg: dict[str, Any]) -> None:
+        """PUB/SUB: one frame to every subscriber, decoded once and shared (handlers only read it)."""
         payload = pack(msg)
+        decoded = unpack_frame(payload)
+        digest = hashlib.blake2b(payload, digest_size=8).digest()
         for subscriber in self.subscribers.get(node.name, {}):
-            self.network.transmit(
-                node.name, subscriber, payload, self._delivery(node.name, subscriber, "gossip")
-            )
+            deliver = self._delivery(node.name, subscriber, "gossip", decoded, digest)
+            self.network.transmit(node.name, subscriber, payload, deliver)
 
     # ------------------------------------------------------------------------------------------ arrival
 
-    def _delivery(self, src: str, dst: str, kind: str) -> Callable[[bytes], None]:
+    def _delivery(
+        self, src: str, dst: str, kind: str, decoded: list | None = None, digest: bytes | None = None
+    ) -> Callable[[bytes], None]:
         """A callback for a frame from ``src`` to ``dst``, void if either process restarted meanwhile."""
         src_node, dst_node = self.nodes.get(src), self.nodes.get(dst)
         src_life = src_node.life if src_node else 0
         dst_life = dst_node.life if dst_node else 0
-        return lambda payload: self._arrive(src, src_life, dst, dst_life, kind, payload)
+        return lambda payload: self._arrive(src, src_life, dst, dst_life, kind, payload, decoded, digest)
 
-    def _arrive(self, src: str, src_life: int, dst: str, dst_life: int, kind: str, payload: bytes) -> None:
+    def _arrive(
+        self,
+        src: str,
+        src_life: int,
+        dst: str,
+        dst_life: int,
+        kind: str,
+        payload: bytes,
+        decoded: list | None = None,
+        digest: bytes | None = None,
+    ) -> None:
         node = self.nodes[dst]
         if not node.alive or node.life != dst_life:
             return  # the connection broke with the process it was for
@@ -406,10 +432,11 @@ class SimCluster:
             return
         now = self.scheduler.now
         if node.paused_until > now:
-            self.scheduler.at(node.paused_until, self._arrive, src, src_life, dst, dst_life, kind, payload)
+            args = (src, src_life, dst, dst_life, kind, payload, decoded, digest)
+            self.scheduler.at(node.paused_until, self._arrive, *args)
             return
-        self.scheduler.record(kind, src, dst, payload)
-        msgs = unpack_frame(payload)
+        self.scheduler.record(kind, src, dst, digest or payload)
+        msgs = decoded if decoded is not None else unpack_frame(payload)
         if kind == "peer":
             self._turn(node, [("on_peer", (src, msg)) for msg in msgs])
         elif kind == "gossip":

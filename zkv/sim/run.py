@@ -11,7 +11,9 @@ trace digest shows.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
+import logging
 import multiprocessing
 import os
 import random
@@ -20,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 
+from zkv.core.membership import NORMAL
 from zkv.core.ring import Ring, node_tokens
 from zkv.history import OK, UNKNOWN, Op, Report
 from zkv.sim.clients import ReadResult, SimClient, client_router, scripted
@@ -63,6 +66,8 @@ class SimConfig:
     handoff_interval: float = 0.3
     faults: bool = True
     settle_bound: float = 60.0  # simulated seconds allowed for replicas to converge after healing
+    join_chance: float = 0.3  # share of seeds where a sixth node joins during the workload
+    leave_chance: float = 0.2  # share of seeds where a node leaves during the workload
 
 
 @dataclass(slots=True)
@@ -208,8 +213,23 @@ class Nemesis:
 
 def run_seed(seed: int, config: SimConfig | None = None, variant: str | None = None) -> SimResult:
     """Run one simulation from ``seed``; ``variant`` names a deliberately broken core (teeth tests)."""
-    with broken_variant(variant):
+    with broken_variant(variant), quiet_core():
         return _run(seed, config or SimConfig())
+
+
+@contextlib.contextmanager
+def quiet_core() -> Iterator[None]:
+    """Silence the cores' logging for a run: thousands of seeds would print every leave and restart.
+
+    Nothing is lost: what matters (exceptions in handlers) is recorded as a bug by the cluster.
+    """
+    logger = logging.getLogger("zkv")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _run(seed: int, cfg: SimConfig) -> SimResult:
@@ -234,6 +254,7 @@ def _run(seed: int, cfg: SimConfig) -> SimResult:
     )
     nemesis = Nemesis(scheduler, cluster, network, random.Random(root.getrandbits(64)))
     client_rng = random.Random(root.getrandbits(64))
+    topology_rng = random.Random(root.getrandbits(64))
     ring = Ring({n: node_tokens(n, cfg.vnodes) for n in names}, cfg.replication_factor)
     for name in names:
         scheduler.after(cluster.rng.uniform(0.0, 0.05), cluster.start, name)
@@ -257,6 +278,15 @@ def _run(seed: int, cfg: SimConfig) -> SimResult:
         client.start(warmup + client_rng.uniform(0.0, 0.1))
     if cfg.faults:
         nemesis.start(warmup + nemesis.rng.uniform(0.0, 0.5), end - 0.5)
+        if topology_rng.random() < cfg.join_chance:
+            seeds = topology_rng.sample(names, 2)
+            when = warmup + topology_rng.uniform(0.5, cfg.seconds - 1.0)
+            scheduler.at(when, cluster.join, f"n{cfg.nodes + 1}", seeds)
+            nemesis.counts["join"] += 1
+        if topology_rng.random() < cfg.leave_chance:
+            when = warmup + topology_rng.uniform(0.5, cfg.seconds - 1.0)
+            scheduler.at(when, cluster.leave, topology_rng.choice(names))
+            nemesis.counts["leave"] += 1
     scheduler.run_until(end)
     nemesis.active = False
     nemesis.heal()
@@ -265,12 +295,12 @@ def _run(seed: int, cfg: SimConfig) -> SimResult:
     result = SimResult(seed, Report())
     converged_at = None
     while scheduler.now < end + cfg.settle_bound:
-        if not _diverged(cluster, keys):
+        if not _diverged(cluster, keys) and not _unsettled(cluster):
             converged_at = scheduler.now
             break
         scheduler.run_until(scheduler.now + CHECK_EVERY_S)
     result.converge_s = (converged_at if converged_at is not None else scheduler.now) - end
-    result.diverged = _diverged(cluster, keys)
+    result.diverged = _diverged(cluster, keys) + _unsettled(cluster)
     final = _read_all(scheduler, cluster, clients, ring, keys, random.Random(root.getrandbits(64)), cfg)
     for key, value in final.items():
         if not isinstance(value, ReadResult):
@@ -358,6 +388,16 @@ class Summary:
 
 def _promised_once(op: Op, wiped_at: float) -> bool:
     return op.outcome == OK and op.level == "one" and op.invoked < wiped_at
+
+
+def _unsettled(cluster: SimCluster) -> list[str]:
+    """Live nodes still joining or leaving (each must finish once the faults are healed)."""
+    out = []
+    for node in cluster.live():
+        status = node.core.membership.status_of(node.name) if node.core else None
+        if status != NORMAL:
+            out.append(f"{node.name} is still {status}")
+    return out
 
 
 def _diverged(cluster: SimCluster, keys: list[str]) -> list[str]:
