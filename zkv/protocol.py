@@ -204,3 +204,78 @@ def ok(rid: int, **fields: Any) -> dict[str, Any]:
 
 def finite(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# ---------------------------------------------------------------------------------------- node messages
+#
+# Every message between nodes is checked against its envelope schema here, by the runtime, before the
+# core sees it: required fields, their types and ranges. The payloads inside (key states, Merkle leaves,
+# gossip views, streamed items) are then parsed by the strict decoders of the core modules that own them
+# (``state_from_wire``, ``unpack_leaves``, ``Member.from_wire``...), which raise ``ValueError`` on
+# anything malformed; the core counts and drops such a message. Either way nothing is stored.
+
+_ID = "id"  # a request id: int in [0, MAX_ID]
+_OPT = "?"  # suffix: the field may be absent or nil
+
+
+def _is_id(v: Any) -> bool:
+    return type(v) is int and 0 <= v <= MAX_ID
+
+
+_CHECKS: dict[str, Any] = {
+    "id": _is_id,
+    "int": lambda v: type(v) is int and -MAX_ID <= v <= MAX_ID,
+    "str": lambda v: isinstance(v, str) and len(v) <= 4096,
+    "bytes": lambda v: isinstance(v, bytes),
+    "list": lambda v: isinstance(v, list),
+    "map": lambda v: isinstance(v, dict),
+    "bool": lambda v: isinstance(v, bool),
+    "any": lambda v: True,
+}
+
+#: op -> field -> kind (a trailing "?" marks an optional field)
+NODE_SCHEMAS: dict[str, dict[str, str]] = {
+    "rput": {"id": "id", "key": "bytes", "state": "list", "hint": "str?"},
+    "rget": {"id": "id", "key": "bytes"},
+    "repair": {"key": "bytes", "state": "list"},
+    "fwd": {"id": "id", "req": "map"},
+    "handoff": {"id": "id", "items": "list"},
+    "aae_tree": {"id": "id", "leaves": "bytes"},
+    "aae_tree_ok": {"id": "id", "leaves": "list", "keys": "list", "truncated": "bool"},
+    "aae_keys": {"id": "id", "keys": "list"},
+    "aae_keys_ok": {"id": "id?", "items": "list"},
+    "aae_push": {"items": "list"},
+    "stream": {"id": "id", "after": "bytes?", "limit": "int"},
+    "stream_ok": {"id": "id", "items": "list", "crc": "int", "next": "bytes?"},
+    "stream_push": {"id": "id", "items": "list", "crc": "int"},
+    "stream_push_ok": {"id": "id"},
+    "rput_ok": {"id": "id"},
+    "rget_ok": {"id": "id", "state": "list"},
+    "rerr": {"id": "id", "error": "str", "message": "str?"},
+    "fwd_reply": {"id": "id", "reply": "map"},
+    "handoff_ok": {"id": "id"},
+    "join": {"id": "id", "member": "list"},
+    "join_ok": {"id": "id", "ok": "bool", "view": "list?"},
+    "hb": {"node": "str", "gen": "int", "hb": "int", "keys": "int", "view": "list"},
+}
+
+
+def check_node_message(msg: dict[str, Any], allowed: frozenset[str] | None = None) -> str:
+    """Check a node-to-node message against its schema; its op, or :class:`ProtocolError` naming the flaw.
+
+    ``allowed``: the ops acceptable on this path (a reply where a request belongs is a flaw too).
+    """
+    op = msg.get("op")
+    schema = NODE_SCHEMAS.get(op) if isinstance(op, str) else None
+    if schema is None or (allowed is not None and op not in allowed):
+        raise ProtocolError(f"unexpected node message op {op!r}")
+    for name, kind in schema.items():
+        optional = kind.endswith(_OPT)
+        value = msg.get(name)
+        if value is None:
+            if optional:
+                continue
+            raise ProtocolError(f"{op}: missing {name}")
+        if not _CHECKS[kind.rstrip(_OPT)](value):
+            raise ProtocolError(f"{op}: {name} is not a valid {kind.rstrip(_OPT)}")
+    return op

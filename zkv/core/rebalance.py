@@ -23,7 +23,9 @@ class RebalanceMixin:
         """A node announces that it joins: take it into the view (joining) and answer with the view."""
         entry = msg.get("member")
         learned = self.membership.merge_view([entry]) if isinstance(entry, list) else []
-        if not learned and not (isinstance(entry, list) and entry and self.membership.member(entry[0])):
+        name = entry[0] if isinstance(entry, list) and entry else None
+        known = isinstance(name, str) and self.membership.member(name) is not None
+        if not learned and not known:
             self._effects.append(Reply(route, {"op": "join_ok", "id": msg.get("id"), "ok": False}))
             return
         self._membership_changed()

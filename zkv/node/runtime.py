@@ -28,7 +28,16 @@ from zkv.core.effects import Connect, Publish, Reply, Send, Stop
 from zkv.core.nodecore import NodeCore, NodeSettings
 from zkv.errors import InternalError, InvalidRequest, ProtocolError, Unauthorized
 from zkv.node.faults import FaultFilter
-from zkv.protocol import MAX_BATCH, Limits, pack, request_id, unpack_frame
+from zkv.protocol import (
+    MAX_BATCH,
+    PEER_OPS,
+    PEER_REPLY_OPS,
+    Limits,
+    check_node_message,
+    pack,
+    request_id,
+    unpack_frame,
+)
 from zkv.security import (
     ADMIN,
     CLIENT,
@@ -49,6 +58,8 @@ from zkv.storage.hints import open_hints
 log = logging.getLogger(__name__)
 
 DRAIN_LIMIT = 1000  # messages taken from one socket per turn, so one busy peer cannot starve the rest
+PEER_MESSAGE_OPS = (PEER_OPS | PEER_REPLY_OPS) - {"join_ok"}  # what peers send each other
+JOIN_OPS, JOIN_OK_OPS, GOSSIP_OPS = frozenset({"join"}), frozenset({"join_ok"}), frozenset({"hb"})
 ADMIN_OPS = frozenset({"faults", "leave"})  # requests that change a node's state: admins and nodes only
 MAX_POLL_MS = 200  # wake at least this often to notice a stop request
 COMPACTION_SLICE_S = 0.004
@@ -382,7 +393,9 @@ class NodeRuntime:
                 if self.faults.active and self.faults.drops_in(peer):
                     continue
                 for msg in messages:
-                    if not self._held(peer, self.core.on_peer, (peer, msg), now):
+                    if self._valid(msg, PEER_MESSAGE_OPS, peer) and not self._held(
+                        peer, self.core.on_peer, (peer, msg), now
+                    ):
                         self._guard(self.core.on_peer, peer, msg, now)
             else:
                 for msg in messages:
@@ -394,7 +407,8 @@ class NodeRuntime:
                     elif msg.get("op") == "faults":
                         self._on_faults(route, msg)
                     elif msg.get("op") == "join" and route.startswith(b"join~"):
-                        self._guard(self.core.on_join, route, msg, now)
+                        if self._valid(msg, JOIN_OPS, route.decode("utf-8", "replace")):
+                            self._guard(self.core.on_join, route, msg, now)
                     elif not self._guard(self.core.on_client, route, msg, now):
                         self._reply_error(
                             route, request_id(msg), InternalError("the node hit a bug; see its log")
@@ -423,7 +437,7 @@ class NodeRuntime:
                 return
             with contextlib.suppress(ProtocolError):
                 for msg in unpack_frame(payload):
-                    if msg.get("op") == "join_ok":
+                    if self._valid(msg, JOIN_OK_OPS, self._seeds[sock]):
                         self._guard(self.core.on_join_ok, msg, now)
 
     def _drain_dealer(self, sock: zmq.Socket, now: float) -> None:
@@ -441,8 +455,26 @@ class NodeRuntime:
                 log.warning("bad reply from %s: %s", peer, exc)
                 continue
             for msg in messages:
-                if not self._held(peer, self.core.on_peer, (peer, msg), now):
+                if self._valid(msg, PEER_MESSAGE_OPS, peer) and not self._held(
+                    peer, self.core.on_peer, (peer, msg), now
+                ):
                     self._guard(self.core.on_peer, peer, msg, now)
+
+    def _valid(self, msg: dict[str, Any], allowed: frozenset[str], sender: str) -> bool:
+        """Check a node message against its schema; a bad one is counted, logged and dropped (a replica
+        request with a usable id gets an ``rerr``, so its coordinator need not wait for the deadline)."""
+        try:
+            check_node_message(msg, allowed)
+            return True
+        except ProtocolError as exc:
+            self.core.stats.bad_messages += 1
+            self.core.stats.errors[exc.code] += 1
+            log.warning("dropped a malformed message from %s: %s", sender, exc)
+            rid = msg.get("id")
+            if msg.get("op") in ("rput", "rget") and type(rid) is int and sender in self.dealers:
+                reply = {"op": "rerr", "id": rid, "error": exc.code, "message": exc.message}
+                self._send_reply(sender.encode(), [reply])
+            return False
 
     def _held(self, peer: str, handler: Any, args: tuple, now: float) -> bool:
         """A ``delay_in`` fault: keep what arrived from ``peer`` and hand it to the core later."""
@@ -491,6 +523,8 @@ class NodeRuntime:
                 continue
             for msg in messages:
                 sender = msg.get("node")
+                if not self._valid(msg, GOSSIP_OPS, str(sender)):
+                    continue
                 faulty = self.faults.active and isinstance(sender, str)
                 if faulty and (
                     self.faults.drops_in(sender) or self._held(sender, self.core.on_heartbeat, (msg,), now)
