@@ -65,7 +65,7 @@ class SimConfig:
     anti_entropy_interval: float = 1.0
     handoff_interval: float = 0.3
     faults: bool = True
-    settle_bound: float = 60.0  # simulated seconds allowed for replicas to converge after healing
+    settle_bound: float = 30.0  # simulated seconds allowed for replicas to converge after healing
     join_chance: float = 0.3  # share of seeds where a sixth node joins during the workload
     leave_chance: float = 0.2  # share of seeds where a node leaves during the workload
 
