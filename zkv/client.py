@@ -42,7 +42,7 @@ from zkv.security import KeyPair, load_key, make_curve_client
 Data = str | bytes
 
 RING_TTL_S = 5.0  # how long a learned ring is trusted before it is asked for again (joins, leaves)
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 1000
 CONNECT_PATIENCE_S = 1.0  # how long a connection that is not up yet may take before the next node is tried
 UNREACHABLE_BACKOFF_S = 2.0  # how long a node that refused a connection goes to the back of the line

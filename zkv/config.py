@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zkv.core.quorum import required
+from zkv.core.versions import MAX_CONTEXT_BYTES
 from zkv.errors import ConfigError
 
 LEVELS = ("one", "quorum", "all")
@@ -84,8 +85,8 @@ class ClusterConfig:
     cache_bytes: int = 33554432  # log engine: hot values kept in memory
     segment_bytes: int = 67108864  # log engine: a segment file is closed at this size
     compaction_threshold: float = 0.5  # log engine: compact a segment once this share of it is dead
-    max_context_bytes: int = 16384  # a causal context larger than this is refused (context_too_large)
-    max_message_bytes: int = 67108864  # ZMQ_MAXMSGSIZE: a larger message drops the connection
+    max_context_bytes: int = 8192  # a causal context larger than this is refused (context_too_large)
+    max_message_bytes: int = 134217728  # ZMQ_MAXMSGSIZE: a larger message drops the connection
     max_in_flight_per_client: int = 1000  # unanswered requests per client connection (too_many_requests)
     handshake_interval_ms: int = 5000  # ZMQ_HANDSHAKE_IVL: a connection must finish its handshake by then
     high_water_mark: int = 20000  # ZMQ SNDHWM/RCVHWM: messages queued per connection
@@ -216,11 +217,17 @@ def _parse(data: dict[str, Any], base_dir: Path, source: str, path: Path | None)
             f"[cluster] heartbeat_interval_ms = {settings['heartbeat_interval_ms']} must be less than "
             f"failure_timeout_ms = {settings['failure_timeout_ms']}"
         )
-    floor = settings["max_key_bytes"] + settings["max_value_bytes"] + settings["max_context_bytes"] + 4096
+    if settings["max_context_bytes"] > MAX_CONTEXT_BYTES:
+        value = settings["max_context_bytes"]
+        raise fail(f"[cluster] max_context_bytes = {value} must be at most {MAX_CONTEXT_BYTES}")
+    # a replica state of max_siblings largest values must fit in one message, with its key and context
+    floor = settings["max_siblings"] * (settings["max_value_bytes"] + 64)
+    floor += settings["max_key_bytes"] + settings["max_context_bytes"] + 4096
     if settings["max_message_bytes"] < floor:
         raise fail(
             f"[cluster] max_message_bytes = {settings['max_message_bytes']} must be at least {floor} "
-            "(max_key_bytes + max_value_bytes + max_context_bytes + 4096), or a largest put could not be sent"
+            "(max_siblings x (max_value_bytes + 64) + max_key_bytes + max_context_bytes + 4096), "
+            "or a key at its limits could not be replicated"
         )
     return ClusterConfig(nodes=nodes, path=path, security=security, **settings)
 

@@ -57,9 +57,9 @@ class Limits:
     max_key_bytes: int = 1024
     max_value_bytes: int = 1024 * 1024
     max_siblings: int = 100
-    max_context_bytes: int = 16 * 1024
+    max_context_bytes: int = 8 * 1024
     max_in_flight_per_client: int = 1000
-    max_message_bytes: int = 64 * 1024 * 1024  # enforced by ZeroMQ; here so clients learn it
+    max_message_bytes: int = 128 * 1024 * 1024  # enforced by ZeroMQ; here so clients learn it
 
 
 @dataclass(frozen=True, slots=True)

@@ -346,9 +346,9 @@ def test_bad_security_settings(write, extra: str, expected: str) -> None:
 
 
 def test_message_limit_must_fit_the_largest_put(write) -> None:
-    cluster = {"max_value_bytes": "1048576", "max_message_bytes": "1048576"}
+    cluster = {"max_value_bytes": "1048576", "max_message_bytes": "67108864"}
     message = _error(write, _render(cluster, _nodes()))
-    assert "max_message_bytes = 1048576 must be at least" in message
+    assert "max_message_bytes = 67108864 must be at least 104877312" in message
 
 
 def test_security_must_be_a_table(write) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from zkv.core.merkle import LEAVES, MerkleTree, leaf_of, pack_leaves, state_digest, unpack_leaves
 from zkv.core.ring import Ring
 from zkv.core.transfer import parse_items
-from zkv.core.versions import KeyState, state_to_wire
+from zkv.core.versions import BATCH_BYTES, KeyState, state_to_wire, wire_size
 
 MAX_KEYS_PER_ROUND = 2000
 FOLLOW_UP_S = 0.02  # pause between rounds while replicas still differ: leaves room for client requests
@@ -52,6 +52,7 @@ class AntiEntropy:
         self.interval = interval
         self.timeout = timeout
         self.max_keys = MAX_KEYS_PER_ROUND
+        self.batch_bytes = BATCH_BYTES  # soft cap per message; NodeCore fits it to its limits
         self._digests: dict[bytes, int] = {}
         self._leaf_keys: list[set[bytes]] = [set() for _ in range(LEAVES)]
         self._leaves: dict[str, list[int]] = {}
@@ -184,11 +185,15 @@ class AntiEntropy:
             self._next = now + FOLLOW_UP_S
         out: list[dict[str, Any]] = []
         if push:
-            items = []
+            items, size = [], 0
             for key in push:
                 state = local(key)
-                if state is not None:
-                    items.append([key, state_to_wire(state)])
+                if state is None:
+                    continue
+                if items and size + wire_size(state) > self.batch_bytes:
+                    break  # the rest goes in the follow-up round
+                items.append([key, state_to_wire(state)])
+                size += wire_size(state)
             self.keys_sent += len(items)
             out.append({"op": "aae_push", "items": items})
         if pull:
@@ -200,11 +205,15 @@ class AntiEntropy:
         keys = msg.get("keys")
         if not isinstance(keys, list) or len(keys) > self.max_keys:
             raise ValueError("aae_keys needs a list of at most max_keys keys")
-        items = []
+        items, size = [], 0
         for key in keys:
             state = local(key) if isinstance(key, bytes) else None
-            if state is not None:
-                items.append([key, state_to_wire(state)])
+            if state is None:
+                continue
+            if items and size + wire_size(state) > self.batch_bytes:
+                break  # the rest is asked for again in the follow-up round
+            items.append([key, state_to_wire(state)])
+            size += wire_size(state)
         self.keys_sent += len(items)
         return {"op": "aae_keys_ok", "id": msg.get("id"), "items": items}
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from zkv.core.versions import KeyState, state_to_wire
+from zkv.core.versions import BATCH_BYTES, KeyState, state_to_wire, wire_size
 
 BATCH = 256  # hints per handoff message
 
@@ -53,6 +53,7 @@ class Handoff:
         self.hints = hints
         self.interval = interval
         self.timeout = timeout
+        self.batch_bytes = BATCH_BYTES  # soft cap per handoff message; NodeCore fits it to its limits
         self._next = 0.0
         self._in_flight: dict[int, Offer] = {}  # offer id -> offer
         self.delivered = 0
@@ -80,7 +81,12 @@ class Handoff:
         for target, count in self.hints.counts().items():
             if not count or target in busy or not is_up(target):
                 continue
-            batch = list(itertools.islice(self.hints.pending(target), BATCH))
+            batch, size = [], 0
+            for hint in itertools.islice(self.hints.pending(target), BATCH):
+                if batch and size + wire_size(hint[2]) > self.batch_bytes:
+                    break  # large values: fewer hints per message, so it stays under the message limit
+                batch.append(hint)
+                size += wire_size(hint[2])
             if not batch:
                 continue
             oid = next(ids)

@@ -40,6 +40,7 @@ from zkv.core.ring import Ring, ring_of
 from zkv.core.stats import RequestStats
 from zkv.core.transfer import JoinStream, LeaveStream, StreamSource
 from zkv.core.versions import (
+    BATCH_BYTES,
     EMPTY,
     MAX_CONTEXT_ENTRIES,
     KeyState,
@@ -163,12 +164,17 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         )
         self.ring = self._build_ring()
         self.future_ring = self._build_ring(future=True)
-        self.source = StreamSource()
+        # states per node-to-node message: well under ZMQ_MAXMSGSIZE, whatever the value sizes
+        batch_bytes = min(BATCH_BYTES, settings.limits.max_message_bytes // 2)
+        if self.handoff is not None:
+            self.handoff.batch_bytes = batch_bytes
+        self.source = StreamSource(batch_bytes)
         self.join_stream: JoinStream | None = None
         self._join_after: float | None = None
         self.leave_stream: LeaveStream | None = None
         self._stop_at: float | None = None
         self.aae = AntiEntropy(settings.name, settings.anti_entropy_interval, settings.request_timeout, now)
+        self.aae.batch_bytes = batch_bytes
         # keys already on disk get their digests in slices, between requests (see on_tick)
         self._unindexed = iter(list(store.keys())) if len(store) else None
         self.stats = RequestStats()

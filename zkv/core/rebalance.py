@@ -56,7 +56,9 @@ class RebalanceMixin:
         self.membership.set_status(LEAVING)
         self.membership.heartbeat_now()
         self._membership_changed()
-        self.leave_stream = LeaveStream(sorted(self.store.keys()), self.settings.request_timeout)
+        self.leave_stream = LeaveStream(
+            sorted(self.store.keys()), self.settings.request_timeout, batch_bytes=self.source.batch_bytes
+        )
         log.warning("leaving the cluster: handing %d keys to their new owners", len(self.leave_stream.keys))
 
     def _advance_transfers(self, now: float) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import msgpack
 
 from zkv.core.ring import Ring
-from zkv.core.versions import KeyState, state_from_wire, state_to_wire
+from zkv.core.versions import BATCH_BYTES, KeyState, state_from_wire, state_to_wire, wire_size
 
 BATCH_KEYS = 500
 SCAN_KEYS = 5000  # keys a source looks at per stream request, so one request never stalls its loop
@@ -63,9 +63,10 @@ def parse_items(items: Any) -> list[tuple[bytes, KeyState]]:
 class StreamSource:
     """Serves ``stream`` requests of joining nodes from sorted key snapshots."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch_bytes: int = BATCH_BYTES) -> None:
         self._snapshots: dict[str, list[bytes]] = {}
         self.keys_sent = 0
+        self.batch_bytes = batch_bytes  # soft cap per message: under ZMQ_MAXMSGSIZE however large values are
 
     def on_stream(
         self,
@@ -84,13 +85,17 @@ class StreamSource:
         start = 0 if after is None else bisect.bisect_right(snapshot, after)
         items: list[list[Any]] = []
         end = start
+        size = 0
         while end < len(snapshot) and end - start < SCAN_KEYS and len(items) < BATCH_KEYS:
             key = snapshot[end]
-            end += 1
             if requester in future_ring.preference_list(key):
                 state = local(key)
                 if state is not None:
+                    if items and size + wire_size(state) > self.batch_bytes:
+                        break  # large values: fewer keys per message; this one starts the next
+                    size += wire_size(state)
                     items.append([key, state_to_wire(state)])
+            end += 1
         done = end >= len(snapshot)
         if done:
             del self._snapshots[requester]
@@ -175,6 +180,7 @@ class LeaveStream:
     deadline: float = 0.0
     keys_sent: int = 0
     retries: int = 0
+    batch_bytes: int = BATCH_BYTES  # soft cap per push message
 
     @property
     def complete(self) -> bool:
@@ -199,10 +205,16 @@ class LeaveStream:
                 return []
             self.batch_end = min(len(self.keys), self.position + BATCH_KEYS)
             by_target: dict[str, list[list[Any]]] = {}
-            for key in self.keys[self.position : self.batch_end]:
+            size = 0
+            for index in range(self.position, self.batch_end):
+                key = self.keys[index]
                 state = local(key)
                 if state is None:
                     continue
+                if size and size + wire_size(state) > self.batch_bytes:
+                    self.batch_end = index  # large values: a shorter batch, under the message limit
+                    break
+                size += wire_size(state)
                 current = ring.preference_list(key)
                 for target in future_ring.preference_list(key):
                     if target not in current:

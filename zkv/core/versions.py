@@ -46,6 +46,7 @@ MAX_CONTEXT_BYTES = 8192
 MAX_CONTEXT_ENTRIES = 256
 MAX_STATE_SIBLINGS = 10_000
 MAX_ACTOR_CHARS = 128
+BATCH_BYTES = 4 * 1024 * 1024  # soft cap on the states one node-to-node message carries (ZMQ_MAXMSGSIZE)
 MAX_COUNTER = 2**62  # far beyond any real count, and leaves room to add one without overflowing int64
 
 
@@ -265,6 +266,11 @@ def _counter_ok(counter: object) -> bool:
 
 def _actor_ok(actor: object) -> bool:
     return isinstance(actor, str) and 0 < len(actor) <= MAX_ACTOR_CHARS
+
+
+def wire_size(state: KeyState) -> int:
+    """Roughly the bytes ``state`` takes on the wire: enough to keep batches under the message limit."""
+    return sum(len(s.value or b"") + len(s.actor) + 24 for s in state.siblings) + 16 * len(state.clock)
 
 
 def state_to_wire(state: KeyState) -> list:

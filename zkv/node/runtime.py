@@ -26,7 +26,7 @@ from zmq.utils.monitor import recv_monitor_message
 from zkv.config import ClusterConfig
 from zkv.core.effects import Connect, Publish, Reply, Send, Stop
 from zkv.core.nodecore import NodeCore, NodeSettings
-from zkv.errors import InternalError, InvalidRequest, ProtocolError, Unauthorized
+from zkv.errors import InternalError, InvalidRequest, MessageTooLarge, ProtocolError, Unauthorized
 from zkv.node.faults import FaultFilter
 from zkv.protocol import (
     MAX_BATCH,
@@ -586,22 +586,47 @@ class NodeRuntime:
         if self.faults.active and self.faults.drops_out(peer):
             return
         dealer = self.dealers[peer]
-        for start in range(0, len(msgs), MAX_BATCH):
-            chunk = msgs[start : start + MAX_BATCH]
+        for chunk, payload in self._payloads(msgs):
             try:
-                dealer.send(pack(chunk if len(chunk) > 1 else chunk[0]), zmq.NOBLOCK)
+                if payload is None:
+                    raise zmq.Again  # one message over the limit: it cannot be sent at all
+                dealer.send(payload, zmq.NOBLOCK)
             except zmq.Again:
                 for msg in chunk:
                     self.core.on_send_failed(peer, msg, now)
+
+    def _payloads(self, msgs: list[dict]) -> Any:
+        """Pack ``msgs`` into as few frames as the batch and message limits allow: (messages, frame)
+        pairs, the frame None for a lone message that is over ``max_message_bytes`` by itself."""
+        limit = self.config.max_message_bytes
+        for start in range(0, len(msgs), MAX_BATCH):
+            pending = [msgs[start : start + MAX_BATCH]]
+            while pending:
+                chunk = pending.pop()
+                payload = pack(chunk if len(chunk) > 1 else chunk[0])
+                if len(payload) <= limit:
+                    yield chunk, payload
+                elif len(chunk) == 1:
+                    op, size = chunk[0].get("op"), len(payload)
+                    log.error("a %s message of %d bytes is over max_message_bytes", op, size)
+                    yield chunk, None
+                else:  # rare (large values): halve until each part fits
+                    half = len(chunk) // 2
+                    pending += [chunk[half:], chunk[:half]]
 
     def _send_reply(self, route: bytes, msgs: list[dict]) -> None:
         peer = self._peer_routes.get(route)
         if peer is not None and self.faults.active and self.faults.drops_out(peer):
             return
-        for start in range(0, len(msgs), MAX_BATCH):
-            chunk = msgs[start : start + MAX_BATCH]
+        for chunk, payload in self._payloads(msgs):
+            if payload is None:
+                if peer is not None or "id" not in chunk[0]:
+                    continue
+                # a reply too large to send (a key with many large siblings): say so instead
+                error = MessageTooLarge("the reply is over max_message_bytes: resolve the key's siblings")
+                payload = pack({"id": chunk[0]["id"], **error.to_wire()})
             try:
-                self.router.send_multipart([route, pack(chunk if len(chunk) > 1 else chunk[0])], zmq.NOBLOCK)
+                self.router.send_multipart([route, payload], zmq.NOBLOCK)
             except zmq.ZMQError as exc:  # Again (queue full) or EHOSTUNREACH (the client is gone)
                 log.debug("reply to %r dropped: %s", route, exc)
                 return
