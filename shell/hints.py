@@ -15,6 +15,8 @@ from zkv.errors import (
     ProtocolError,
     Timeout,
     TooLarge,
+    TooManySiblings,
+    Unauthorized,
     Unavailable,
     ZkvError,
 )
@@ -38,6 +40,11 @@ def explain(command: str, exc: BaseException, node: str, address: str, others: l
         else:
             hint = f"{node} is slow or stuck; retry, or {_switch_hint(node, others)}"
         return Failure(command, exc.code, exc.message, hint)
+    if isinstance(exc, TooManySiblings):
+        hint = "'get KEY' shows the siblings; 'put KEY MERGED' right after resolves them"
+        return Failure(command, exc.code, exc.message, hint)
+    if isinstance(exc, Unauthorized):
+        return Failure(command, exc.code, exc.message, "start the shell with --key and an admin's key file")
     if isinstance(exc, TooLarge):
         return Failure(command, exc.code, exc.message, "store less, or raise the limit in cluster.toml")
     if isinstance(exc, InvalidRequest):

@@ -396,7 +396,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 alive=len(live) + len(fallbacks),
             )
         local = self.store.get(req.key) or EMPTY
-        context = self._known_actors(req.context)
+        context = _plausible(self._known_actors(req.context), local.clock)
         try:
             state, _ = update(local, self.settings.actor, context, req.value, now + self.settings.wall_offset)
         except ValueError as exc:
@@ -729,6 +729,24 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         else:
             raise InvalidRequest(f"{req.op!r} is not served by this node")
         self._finish(origin, req.op, None, now, now, body)
+
+
+MAX_UNSEEN_WRITES = 2**32  # a real context is never this far ahead of a replica of the key
+
+
+def _plausible(context: dict[str, int], clock: Any) -> dict[str, int]:
+    """Cap entries of a client's context that claim absurdly more than this replica has seen.
+
+    A real context can be ahead of the coordinator only by the writes still on their way to it. A forged
+    one claiming an actor's counter near the ceiling would make the key unwritable through that actor
+    (its next dot would overflow); such an entry is cut back to what this replica saw. Claiming less is
+    safe: at worst a sibling stays.
+    """
+    if all(c - clock.get(a, 0) <= MAX_UNSEEN_WRITES for a, c in context.items()):
+        return context
+    seen = {a: clock.get(a, 0) for a in context}
+    capped = {a: c if c - seen[a] <= MAX_UNSEEN_WRITES else seen[a] for a, c in context.items()}
+    return {a: c for a, c in capped.items() if c > 0}
 
 
 def _read_reply(state: KeyState) -> dict[str, Any]:
