@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from zkv.core.membership import Membership
 from zkv.core.ring import Ring, node_tokens, ring_of
+from zkv.core.transfer import LeaveStream
+from zkv.core.versions import EMPTY, KeyState, update
 from zkv.sim.cluster import SimCluster
 from zkv.sim.network import Network, Scheduler
 
@@ -62,3 +65,48 @@ def test_memoized_rings_are_the_rings_built_directly() -> None:
     assert ring_of(members, 3) is ring
     assert ring.tokens() == direct.tokens()
     assert all(ring.preference_list(k) == direct.preference_list(k) for k in (b"x", b"y", b"z"))
+
+
+def _leave_setup() -> tuple[LeaveStream, Ring, Ring, dict[bytes, KeyState]]:
+    ring = Ring.from_nodes(["a", "b", "c", "d", "e"], 8, 3)
+    future = Ring.from_nodes(["b", "c", "d", "e"], 8, 3)  # a leaves
+    data = {f"k{i}".encode(): update(EMPTY, "a~1", {}, b"v", 0.0)[0] for i in range(40)}
+    keys = sorted(k for k in data if "a" in ring.preference_list(k))
+    return LeaveStream(keys, timeout=1.0), ring, future, data
+
+
+def test_a_leave_does_not_flood_the_other_targets_while_one_is_unreachable() -> None:
+    """on_failed used to retry the whole batch on the next tick: while one target was down, every loop
+    turn re-sent it to every target, and their answers made more turns (a million messages a second)."""
+    stream, ring, future, data = _leave_setup()
+    ids = itertools.count(1)
+    first = stream.pushes(0.0, ring, future, data.get, ids)
+    assert len(first) >= 2
+    (down, failed), *others = first
+    stream.on_failed(failed["id"])
+    for _, msg in others:
+        stream.on_push_ok(msg["id"])
+    assert stream.pushes(0.01, ring, future, data.get, ids) == []  # no retry before the deadline
+    again = stream.pushes(1.5, ring, future, data.get, ids)
+    assert [target for target, _ in again] == [down]  # and then only to the one that did not take it
+
+
+def test_a_key_written_during_a_leave_is_pushed_again_before_it_completes() -> None:
+    """A write the leaving node took after pushing the key, whose copies to the new owners were lost,
+    stopped with the node (an acknowledged write lost after a clean leave under a partition)."""
+    stream, ring, future, data = _leave_setup()
+    ids = itertools.count(1)
+    while not stream.complete:
+        for _, msg in stream.pushes(0.0, ring, future, data.get, ids):
+            stream.on_push_ok(msg["id"])
+        if stream.position >= len(stream.keys) and not stream.waiting:
+            break
+    key = stream.keys[0]
+    data[key] = update(data[key], "a~1", {}, b"later", 1.0)[0]
+    stream.touch(key)
+    assert not stream.complete
+    pushed = stream.pushes(1.0, ring, future, data.get, ids)
+    assert pushed and all(item[0] == key for _, msg in pushed for item in msg["items"])
+    for _, msg in pushed:
+        stream.on_push_ok(msg["id"])
+    assert stream.complete

@@ -620,6 +620,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         """Every write to this replica goes here, so the Merkle leaves stay current."""
         self.store.put(key, state)
         self.aae.on_change(key, state, self.ring)
+        if self.leave_stream is not None:
+            self.leave_stream.touch(key)  # leaving: hand this write over too before stopping
 
     def _merge_local(self, key: bytes, incoming: KeyState) -> None:
         local = self.store.get(key)
