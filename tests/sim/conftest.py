@@ -28,3 +28,19 @@ def sim_seeds(request: pytest.FixtureRequest) -> list[int]:
 @pytest.fixture
 def sim_workers(request: pytest.FixtureRequest) -> int | None:
     return request.config.getoption("--sim-workers", default=None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``--seed``, run only what replays that seed (the sweep and the determinism check)."""
+    if config.getoption("--seed", default=None) is None:
+        return
+    replaying = ("test_seeds.py", "test_determinism.py")
+    skip = pytest.mark.skip(reason="replaying one seed (--seed): only the sweep and determinism run")
+    for item in items:
+        if item.path.name not in replaying and item.path.parent.name == "sim":
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def replay_seed(request: pytest.FixtureRequest) -> int | None:
+    return request.config.getoption("--seed", default=None)

@@ -16,8 +16,9 @@ PROBE = (
 )
 
 
-def test_a_seed_replays_identically_in_one_process() -> None:
-    first, second = run_seed(SEED), run_seed(SEED)
+def test_a_seed_replays_identically_in_one_process(replay_seed: int | None) -> None:
+    seed = SEED if replay_seed is None else replay_seed
+    first, second = run_seed(seed), run_seed(seed)
     assert first.events > 1000 and first.report.ops > 50
     assert (first.trace, first.history, first.events) == (second.trace, second.history, second.events)
 

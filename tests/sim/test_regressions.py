@@ -7,7 +7,7 @@ import random
 
 from zkv.core.membership import Membership
 from zkv.core.ring import Ring, node_tokens, ring_of
-from zkv.core.transfer import LeaveStream
+from zkv.core.transfer import JoinStream, LeaveStream, checksum
 from zkv.core.versions import EMPTY, KeyState, update
 from zkv.sim.cluster import SimCluster
 from zkv.sim.network import Network, Scheduler
@@ -109,4 +109,17 @@ def test_a_key_written_during_a_leave_is_pushed_again_before_it_completes() -> N
     assert pushed and all(item[0] == key for _, msg in pushed for item in msg["items"])
     for _, msg in pushed:
         stream.on_push_ok(msg["id"])
+    assert stream.complete
+
+
+def test_a_join_stops_waiting_for_a_source_that_left_the_ring() -> None:
+    """A join that began while a member was leaving waited for that member's stream forever."""
+    stream = JoinStream(["a", "b", "c"], timeout=1.0)
+    ids = itertools.count(1)
+    asked = dict(stream.requests(0.0, lambda n: n != "b", ids))
+    for source in ("a", "c"):
+        done = {"id": asked[source]["id"], "items": [], "crc": checksum([]), "next": None}
+        stream.on_stream_ok(source, done)
+    assert not stream.complete  # b is still owed
+    stream.drop_departed(["a", "c"])  # b left the ring
     assert stream.complete

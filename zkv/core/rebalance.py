@@ -69,6 +69,7 @@ class RebalanceMixin:
                 sources = [n for n in self.ring.members if n != self.name]
                 self.join_stream = JoinStream(sources, self.settings.request_timeout)
                 log.info("joining: streaming the ranges this node will own from %s", ", ".join(sources))
+            self.join_stream.drop_departed(self.ring.members)
             for source, msg in self.join_stream.requests(now, is_up, self._ids):
                 self._effects.append(Send(source, msg))
             if self.join_stream.complete:

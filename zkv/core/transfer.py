@@ -144,6 +144,21 @@ class JoinStream:
             )
         return out
 
+    def drop_departed(self, members: Iterable[str]) -> None:
+        """Stop waiting for sources that left the ring: they have nothing more to give.
+
+        A member that leaves pushes its keys to their future owners (this node among them) before it
+        goes; without this a join that began while a member was leaving waited for it forever (found
+        by the simulator: a node stuck ``joining`` after a concurrent leave).
+        """
+        current = set(members)
+        for source in self.sources:
+            if source not in current and source not in self.done:
+                self.done.add(source)
+                for rid, (asked, _) in list(self.in_flight.items()):
+                    if asked == source:
+                        del self.in_flight[rid]
+
     def owns(self, rid: Any) -> bool:
         return rid in self.in_flight
 
