@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import itertools
 import random
+from dataclasses import replace
 
+from zkv.core.effects import Reply
 from zkv.core.membership import Membership
+from zkv.core.nodecore import NodeCore, NodeSettings
 from zkv.core.ring import Ring, node_tokens, ring_of
 from zkv.core.transfer import JoinStream, LeaveStream, checksum
-from zkv.core.versions import EMPTY, KeyState, update
+from zkv.core.versions import EMPTY, KeyState, encode_context, update
 from zkv.sim.cluster import SimCluster
 from zkv.sim.network import Network, Scheduler
+from zkv.storage.memory import MemoryStore
 
 
 def _cluster(names: list[str]) -> tuple[Scheduler, Network, SimCluster]:
@@ -123,3 +127,19 @@ def test_a_join_stops_waiting_for_a_source_that_left_the_ring() -> None:
     assert not stream.complete  # b is still owed
     stream.drop_departed(["a", "c"])  # b left the ring
     assert stream.complete
+
+
+def test_a_context_entry_of_an_actor_this_node_does_not_know_yet_still_supersedes() -> None:
+    """A node restarted from its config does not know members that joined since until gossip tells it;
+    it dropped their context entries, so a write kept the sibling its client had seen and replaced."""
+    settings = NodeSettings(name="n1", actor="n1~b", members={"n1": ("sim://n1", "sim://n1/g")})
+    store = MemoryStore()
+    old, _ = update(EMPTY, "n9~a", {}, b"old", 1.0)  # written through n9, a member n1 has not heard of
+    store.put(b"k", old)
+    core = NodeCore(replace(settings, replication_factor=1), store, 0.0)
+    core.on_client(b"c", {"op": "put", "id": 1, "key": b"k", "value": b"new", "ctx": old.context()}, 2.0)
+    assert [e.msg.get("ok") for e in core.take_effects() if isinstance(e, Reply)] == [True]
+    assert store.get(b"k").values == [b"new"]  # the sibling the context saw is gone
+    forged = encode_context({"n7~z": 5})  # an actor neither known nor in the key's clock: still dropped
+    core.on_client(b"c", {"op": "put", "id": 2, "key": b"k", "value": b"x", "ctx": forged}, 3.0)
+    assert "n7~z" not in store.get(b"k").clock

@@ -396,7 +396,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 alive=len(live) + len(fallbacks),
             )
         local = self.store.get(req.key) or EMPTY
-        context = _plausible(self._known_actors(req.context), local.clock)
+        context = _plausible(self._known_actors(req.context, local.clock), local.clock)
         try:
             state, _ = update(local, self.settings.actor, context, req.value, now + self.settings.wall_offset)
         except ValueError as exc:
@@ -460,15 +460,19 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         spare = [node for node in placed if node not in preference]
         return dict(zip(spare, down, strict=False))
 
-    def _known_actors(self, context: dict[str, int]) -> dict[str, int]:
+    def _known_actors(self, context: dict[str, int], clock: Any) -> dict[str, int]:
         """Drop context entries of actors that are no node of this cluster (forged, or a node long gone).
 
+        An actor already in this replica's ``clock`` of the key is kept even when this node does not know
+        its node (yet): a node restarted from its config learns of members that joined since only through
+        gossip, and dropping their entries kept the very siblings the client's write superseded (found by
+        the simulator). Such an entry adds nothing to the clock's size, so it cannot be used to bloat it.
         Claiming less than the client saw is safe: at worst a superseded sibling stays (a false conflict).
         """
         known = self.membership.member
-        if all(known(actor.partition("~")[0]) for actor in context):
+        if all(known(actor.partition("~")[0]) or actor in clock for actor in context):
             return context
-        return {a: c for a, c in context.items() if known(a.partition("~")[0])}
+        return {a: c for a, c in context.items() if known(a.partition("~")[0]) or a in clock}
 
     def _coordinate_read(
         self, origin: Origin, req: GetRequest, raw: dict, now: float, may_forward: bool
