@@ -14,6 +14,7 @@ from zkv.core.transfer import JoinStream, LeaveStream, checksum
 from zkv.core.versions import EMPTY, KeyState, encode_context, update
 from zkv.sim.cluster import SimCluster
 from zkv.sim.network import Network, Scheduler
+from zkv.storage.hints import MemoryHintStore
 from zkv.storage.memory import MemoryStore
 
 
@@ -143,3 +144,21 @@ def test_a_context_entry_of_an_actor_this_node_does_not_know_yet_still_supersede
     forged = encode_context({"n7~z": 5})  # an actor neither known nor in the key's clock: still dropped
     core.on_client(b"c", {"op": "put", "id": 2, "key": b"k", "value": b"x", "ctx": forged}, 3.0)
     assert "n7~z" not in store.get(b"k").clock
+
+
+def test_a_key_this_node_no_longer_owns_is_hinted_to_its_owners_after_a_ring_change() -> None:
+    """An old owner cut off while a join completed took a write at ``one`` for a key the new owner had
+    already streamed; no one would ever pull it from there (anti-entropy compares shared keys only)."""
+    members = {n: (f"sim://{n}", f"sim://{n}/g") for n in ("n1", "n2")}
+    settings = NodeSettings(name="n1", actor="n1~b", members=members, replication_factor=1, vnodes=8)
+    hints = MemoryHintStore()
+    core = NodeCore(settings, MemoryStore(), 0.0, hints=hints)
+    joined = {**members, "n3": ("sim://n3", "sim://n3/g")}
+    future = Ring.from_nodes(joined, 8, 1)
+    key = next(k for k in (f"k{i}".encode() for i in range(500)) if future.preference_list(k) == ("n3",))
+    assert core.ring.preference_list(key) == ("n1",)  # n1 owns it before the join: the write is right
+    core.store.put(key, update(EMPTY, "n1~b", {}, b"late", 1.0)[0])
+    core.membership.merge_view([["n3", "sim://n3", "sim://n3/g", 5, 1, "normal", 8]])  # the join ends
+    core.on_heartbeat({"op": "hb", "node": "n2", "gen": 1, "hb": 1, "view": []}, 2.0)
+    core.on_tick(2.0)
+    assert hints.counts() == {"n3": 1}  # handed to its owner, delivered like any hint

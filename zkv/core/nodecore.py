@@ -177,6 +177,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self.aae.batch_bytes = batch_bytes
         # keys already on disk get their digests in slices, between requests (see on_tick)
         self._unindexed = iter(list(store.keys())) if len(store) else None
+        self._strays: Any = None  # keys to check, after a ring change, for ones this node no longer owns
         self.stats = RequestStats()
         self._effects: list[Effect] = []
         self._ids = itertools.count(1)
@@ -219,6 +220,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                     log.warning("dropping the hints for %s: down longer than the hint window", target)
                     self.handoff.drop(target)
         self._advance_transfers(now)
+        if self._strays is not None:
+            self._hand_off_strays()
         if self._unindexed is not None:
             self._index_some()
         elif self.membership.status_of(self.name) == NORMAL and now >= self.aae.next_wakeup():
@@ -227,6 +230,33 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             started = self.aae.start(now, up, self._ids)
             if started is not None:
                 self._effects.append(Send(*started))
+
+    def _hand_off_strays(self, count: int = 2000) -> None:
+        """After a ring change, hint each key this node holds but no longer replicates to its owners.
+
+        A node whose ring was stale (cut off while a join completed) may have taken a write for a key it
+        no longer owns, after the new owner had streamed the key; no one else would ever pull it, and
+        anti-entropy only compares keys both sides replicate (found by the simulator: a write acknowledged
+        at ``one`` on a partitioned old owner was lost). Hinted handoff delivers such states durably;
+        merging makes the usual case, an owner that has them already, a no-op. A slice per tick.
+        """
+        assert self._strays is not None and self.handoff is not None
+        done = 0
+        for key in itertools.islice(self._strays, count):
+            done += 1
+            owners = self.ring.preference_list(key)
+            if self.name in owners:
+                continue
+            state = self.store.get(key)
+            if state is None:
+                continue
+            for owner in owners:
+                try:
+                    self.handoff.keep(owner, key, state)
+                except ValueError:
+                    log.warning("a stray key's state is over the hint store's bound; it stays here only")
+        if done < count:
+            self._strays = None
 
     def _index_some(self, count: int = 2000) -> None:
         """Digest a slice of the keys found in the store at start (anti-entropy waits until all are)."""
@@ -261,7 +291,11 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             log.info("learned of %s (%s) at %s", member.name, member.status, member.address)
             self._effects.append(Connect(member.name, member.address, member.gossip))
         if self.membership.take_changed():
-            self.ring = self._build_ring()
+            ring = self._build_ring()
+            settled = self.membership.status_of(self.name) == NORMAL  # a joining node holds future keys
+            if self.handoff is not None and ring is not self.ring and settled and len(self.store):
+                self._strays = iter(list(self.store.keys()))
+            self.ring = ring
             self.future_ring = self._build_ring(future=True)
             self.aae.rebuild(self.ring)
 

@@ -46,6 +46,7 @@ FAULT_KINDS = {  # kind -> weight in the nemesis' choice
     "wipe": 5,
 }
 CHECK_EVERY_S = 0.5
+EVENT_BUDGET = 250_000  # a seed normally takes 5k-50k events; far more is a message storm (a bug too)
 CI_SEEDS = 500  # the sweep CI runs (tests/sim); the teeth tests must bite within it
 
 
@@ -90,14 +91,20 @@ class SimResult:
     lost_unflushed: int = 0
 
     @property
+    def storm(self) -> bool:
+        return self.events > EVENT_BUDGET
+
+    @property
     def ok(self) -> bool:
-        return self.report.ok and not (self.diverged or self.bugs or self.final_errors)
+        return self.report.ok and not (self.diverged or self.bugs or self.final_errors or self.storm)
 
     def problems(self) -> list[str]:
         r = self.report
         out = [f"lost: {x}" for x in r.lost] + [f"phantom: {x}" for x in r.phantom]
         out += [f"resurrected: {x}" for x in r.resurrected] + [f"bug: {x}" for x in self.bugs]
         out += [f"diverged: {x}" for x in self.diverged] + [f"final read: {x}" for x in self.final_errors]
+        if self.storm:
+            out.append(f"storm: {self.events} events, more than the budget of {EVENT_BUDGET}")
         return out
 
     def describe(self) -> str:
