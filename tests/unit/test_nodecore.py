@@ -537,6 +537,7 @@ def test_a_forged_context_near_the_counter_ceiling_does_not_make_a_key_unwritabl
 
 def test_made_up_actors_in_contexts_do_not_make_a_key_unwritable():
     net = FakeNet()
+    net.advance(1.0)  # heartbeats heard: a node that has heard none refuses unknown actors (see below)
     for batch in range(2):
         ghosts = encode_context({f"ghost{batch}-{i}": 1 for i in range(200)})
         assert net.put("n1", b"k", b"v", ctx=ghosts)["ok"]
@@ -629,3 +630,15 @@ def test_random_runs_converge_and_lose_no_write(ops):
         assert (dot in final.dots()) is not seen, (dot, value, seen)
     for rid in range(1, net.issued + 1):
         net.answer(rid)  # no request was answered twice
+
+
+def test_a_node_that_heard_no_heartbeat_yet_refuses_a_context_naming_unknown_members():
+    """Just started from its config, it may not know members that joined since; dropping their context
+    entries would keep the siblings the client's write superseded, so it asks for a retry instead."""
+    net = FakeNet()
+    ctx = encode_context({"n9~x": 1})
+    reply = net.put("n1", b"k", b"v", ctx=ctx)
+    assert reply["ok"] is False and reply["error"] == "unavailable"
+    assert net.stored("n1", b"k") is None
+    net.advance(1.0)
+    assert net.put("n1", b"k", b"v", ctx=ctx)["ok"]

@@ -154,6 +154,10 @@ class Membership:
             return True
         return detector.phi(now, self.heartbeat_interval) < self.phi_threshold
 
+    def heard_any(self) -> bool:
+        """Has a heartbeat (which carries the whole view) arrived from any peer since this node started?"""
+        return any(detector.heard_directly for detector in self._detectors.values())
+
     def silence(self, name: str, now: float) -> float:
         """Seconds since ``name`` was last heard (0 for this node; infinite for one never heard of)."""
         if name == self.me:

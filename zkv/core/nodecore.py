@@ -506,6 +506,15 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         known = self.membership.member
         if all(known(actor.partition("~")[0]) or actor in clock for actor in context):
             return context
+        if not self.membership.heard_any():
+            # just started from its config and not yet told who joined since: the unknown actors may be
+            # real members, and dropping their entries would keep what the client's write superseded
+            # (found by the simulator, after a crash and restart). Refuse until the first heartbeat.
+            raise Unavailable(
+                "this node just started and does not know every member the context names yet; retry shortly",
+                required=1,
+                alive=0,
+            )
         return {a: c for a, c in context.items() if known(a.partition("~")[0]) or a in clock}
 
     def _coordinate_read(

@@ -1,11 +1,12 @@
 """Membership at scale: how long until every node of a large simulated cluster holds the same view.
 
 :func:`run_membership` starts ``initial`` nodes, lets ``joins`` more join through seeds, crashes one
-node, then restarts it, and times each phase until the cluster **converges to one view**: every live
-node lists the same members with the same status and generation, and agrees on who is up (the crashed
-node down everywhere, then up everywhere under its new generation). Data is not involved: this is the
-gossip, phi-accrual detection and join protocol of :mod:`zkv.core.membership` and
-:mod:`zkv.core.rebalance`, run by the real cores.
+node, then restarts it, then cuts another off (silently: its connections stay up, so only the phi-accrual
+detector can tell) and heals the partition, and times each phase until the cluster **converges to one
+view**: every live node lists the same members with the same status and generation, and agrees on who is
+up (the failed node down everywhere, then up everywhere, under its new generation after a restart).
+Data is not involved: this is the gossip, phi-accrual detection and join protocol of
+:mod:`zkv.core.membership` and :mod:`zkv.core.rebalance`, run by the real cores.
 """
 
 from __future__ import annotations
@@ -31,21 +32,25 @@ class MembershipResult:
     join_s: float | None = None
     failure_s: float | None = None
     restart_s: float | None = None
+    silent_s: float | None = None  # a node cut off (no connection drops): phi-accrual must notice
+    heal_s: float | None = None
     events: int = 0
     bugs: list[str] = field(default_factory=list)
     trace: str = ""
 
     @property
     def total_s(self) -> float | None:
-        phases = (self.join_s, self.failure_s, self.restart_s)
+        phases = (self.join_s, self.failure_s, self.restart_s, self.silent_s, self.heal_s)
         return None if any(p is None for p in phases) else sum(phases)  # type: ignore[arg-type]
 
 
-def views(cluster: SimCluster) -> list[tuple]:
+def views(cluster: SimCluster, exclude: tuple[str, ...] = ()) -> list[tuple]:
     """Each live node's view: (name, status, generation, up) of every member it knows, sorted."""
     now = cluster.scheduler.now
     out = []
     for node in cluster.live():
+        if node.name in exclude:
+            continue
         membership = node.core.membership  # type: ignore[union-attr]
         is_up = membership.is_up
         entries = ((m.name, m.status, m.generation, is_up(m.name, now)) for m in membership.members())
@@ -54,8 +59,9 @@ def views(cluster: SimCluster) -> list[tuple]:
 
 
 def one_view(cluster: SimCluster, members: int, down: tuple[str, ...] = ()) -> bool:
-    """Do all live nodes hold the same view: ``members`` members, all normal, up unless in ``down``?"""
-    seen = views(cluster)
+    """Do all live nodes (but those ``down``) hold the same view: ``members`` members, all normal, up
+    unless in ``down``?"""
+    seen = views(cluster, exclude=down)
     if len(set(seen)) != 1 or len(seen[0]) != members:
         return False
     return all(status == NORMAL and up == (name not in down) for name, status, _, up in seen[0])
@@ -122,6 +128,14 @@ def _run(
     # and its restart: a new generation, up everywhere again
     cluster.start(victim)
     result.restart_s = _wait(scheduler, cluster, initial + joins, bound)
+    # a silent failure: a node cut off from everyone, its connections up; then the partition heals
+    silent = rng.choice([n for n in names if n != victim])
+    others = [n for n in cluster.nodes if n != silent]
+    network.blocked.update((silent, o) for o in others)
+    network.blocked.update((o, silent) for o in others)
+    result.silent_s = _wait(scheduler, cluster, initial + joins, bound, down=(silent,))
+    network.heal()
+    result.heal_s = _wait(scheduler, cluster, initial + joins, bound)
     result.events = scheduler.events
     result.bugs = [f"{b.node} at {b.at:.3f}s in {b.handler}: {b.error}" for b in cluster.bugs]
     result.trace = scheduler.trace_digest()
