@@ -214,7 +214,7 @@ class SimCluster:
 
     def wipe(self, name: str) -> None:
         """Crash the node and replace its disk with an empty one (it comes back knowing nothing)."""
-        self.crash(self.nodes[name].name)
+        self.crash(name)
         self.nodes[name].disk.wipe()
 
     def join(self, name: str, seeds: list[str]) -> None:

@@ -118,13 +118,16 @@ class SimResult:
 class Nemesis:
     """Seeded faults, one window at a time: inject, hold, heal, rest (as :class:`zkv.chaos.FaultPlayer`)."""
 
-    def __init__(self, scheduler: Scheduler, cluster: SimCluster, network: Network, rng: random.Random):
+    def __init__(
+        self, scheduler: Scheduler, cluster: SimCluster, network: Network, rng: random.Random
+    ) -> None:
         self.scheduler = scheduler
         self.cluster = cluster
         self.network = network
         self.rng = rng
         self.counts: Counter[str] = Counter()
         self.active = True
+        self.until = 0.0
         self._down: list[str] = []
         self._to_wipe: list[str] = []
         self._wiped = False
