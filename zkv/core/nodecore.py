@@ -506,7 +506,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         known = self.membership.member
         if all(known(actor.partition("~")[0]) or actor in clock for actor in context):
             return context
-        if not self.membership.heard_any():
+        if self.membership.peers() and not self.membership.heard_any():
             # just started from its config and not yet told who joined since: the unknown actors may be
             # real members, and dropping their entries would keep what the client's write superseded
             # (found by the simulator, after a crash and restart). Refuse until the first heartbeat.
