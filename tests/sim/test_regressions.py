@@ -162,3 +162,18 @@ def test_a_key_this_node_no_longer_owns_is_hinted_to_its_owners_after_a_ring_cha
     core.on_heartbeat({"op": "hb", "node": "n2", "gen": 1, "hb": 1, "view": []}, 2.0)
     core.on_tick(2.0)
     assert hints.counts() == {"n3": 1}  # handed to its owner, delivered like any hint
+
+
+def test_a_leave_pushes_to_every_future_owner_not_only_the_new_ones() -> None:
+    """A current replica may lack a write the leaving node holds; with the other copy's disk lost, the
+    leaving node's push was its last chance (a quorum write acknowledged by it and a wiped replica)."""
+    stream, ring, future, data = _leave_setup()
+    ids = itertools.count(1)
+    pushed: dict[bytes, set[str]] = {}
+    for _ in range(10):
+        batch = stream.pushes(0.0, ring, future, data.get, ids)
+        for target, msg in batch:
+            for key, _ in msg["items"]:
+                pushed.setdefault(key, set()).add(target)
+            stream.on_push_ok(msg["id"])
+    assert pushed == {key: set(future.preference_list(key)) for key in stream.keys}

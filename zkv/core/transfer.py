@@ -220,7 +220,10 @@ class LeaveStream:
         local: Callable[[bytes], KeyState | None],
         ids: itertools.count,
     ) -> list[tuple[str, dict]]:
-        """The next batch's pushes (or the current batch again once its deadline passed)."""
+        """The next batch's pushes (or the current batch again once its deadline passed).
+
+        ``ring`` (the current ring) is not consulted any more: every future owner gets the batch.
+        """
         if self.waiting:
             if now < self.deadline:
                 return []
@@ -244,9 +247,12 @@ class LeaveStream:
                     self.batch_end = index  # large values: a shorter batch, under the message limit
                     break
                 size += wire_size(state)
-                current = ring.preference_list(key)
+                # every future owner, not only the new ones: a current replica may lack writes this node
+                # holds (it was down, or cut off, when they were made), and after this node is gone it
+                # may be their only other copy (found by the simulator: a quorum write acknowledged by
+                # this node and one replica whose disk was then lost). Merging makes repeats harmless.
                 for target in future_ring.preference_list(key):
-                    if target not in current and target not in self.acked:
+                    if target not in self.acked:  # (the leaving node is in no future preference list)
                         by_target.setdefault(target, []).append([key, state_to_wire(state)])
             if not by_target:
                 self.position = self.batch_end
