@@ -27,7 +27,6 @@ from zkv.config import ClusterConfig
 from zkv.core.effects import Connect, Publish, Reply, Send, Stop
 from zkv.core.nodecore import NodeCore, NodeSettings
 from zkv.errors import InternalError, InvalidRequest, MessageTooLarge, ProtocolError, Unauthorized
-from zkv.node.commit import PipelinedCommit
 from zkv.node.faults import FaultFilter
 from zkv.protocol import (
     MAX_BATCH,
@@ -192,8 +191,6 @@ class NodeRuntime:
             ),
         )
         self.core = NodeCore(settings, self.store, now, hints=self.hints, rng=random.Random())
-        self.commit = PipelinedCommit(self._send_replies)
-        self.poller.register(self.commit.wake_fd, zmq.POLLIN)
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
         for peer in self.dealers:
             self.core.on_connection(peer, False, now)
@@ -319,9 +316,7 @@ class NodeRuntime:
             ready = poller.poll(math.ceil(delay_ms))
             now = time.monotonic()
             for sock, _ in ready:
-                if sock == self.commit.wake_fd:
-                    self.commit.on_wake()
-                elif sock is self.router:
+                if sock is self.router:
                     self._drain_router(now)
                 elif sock is self.sub:
                     self._drain_sub(now)
@@ -352,10 +347,6 @@ class NodeRuntime:
     def close(self) -> None:
         for dealer in getattr(self, "dealers", {}).values():
             dealer.disable_monitor()
-        commit = getattr(self, "commit", None)
-        if commit is not None:
-            commit.drain()  # every fsync asked for is done and its replies sent, before the files close
-            commit.close()
         store, hints = getattr(self, "store", None), getattr(self, "hints", None)
         if store is not None and hints is not None and getattr(self, "core", None) is not None:
             store.flush()
@@ -583,11 +574,10 @@ class NodeRuntime:
                     self._stopping = True
             for peer, msgs in sends.items():
                 self._send_peer(peer, msgs, now)
-            self.hints.flush()  # hints (only while a node is down) are fsynced on this thread
-            commit = self.store.start_commit()
-            if commit is None:
-                self.store.flush()  # the interval and never policies, or nothing to sync
-            self.commit.turn(commit, replies)  # replies go once what the turn stored is durable
+            self.store.flush()
+            self.hints.flush()
+            for route, msgs in replies.items():
+                self._send_reply(route, msgs)
             effects = self.core.take_effects()
             if not effects:
                 return
@@ -623,10 +613,6 @@ class NodeRuntime:
                 else:  # rare (large values): halve until each part fits
                     half = len(chunk) // 2
                     pending += [chunk[half:], chunk[:half]]
-
-    def _send_replies(self, replies: dict[bytes, list[dict]]) -> None:
-        for route, msgs in replies.items():
-            self._send_reply(route, msgs)
 
     def _send_reply(self, route: bytes, msgs: list[dict]) -> None:
         peer = self._peer_routes.get(route)

@@ -3,14 +3,12 @@
 The core reads and writes key states synchronously (a replica must merge into what it holds), while
 durability is the runtime's business: it calls :meth:`Store.flush` once per loop turn, after the core has
 handled every message of the turn and before any acknowledgement leaves the node. That one call is the
-group commit: all writes that arrived together share one fsync. With ``fsync = "always"`` the runtime
-pipelines it instead (:meth:`Store.start_commit`): the fsync runs on a helper thread while the loop goes
-on with the next turn, and the turn's acknowledgements wait until it is done.
+group commit: all writes that arrived together share one fsync.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -19,15 +17,6 @@ from zkv.core.versions import KeyState
 
 FSYNC_POLICIES = ("always", "interval", "never")
 ENGINES = ("memory", "log")
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """One pipelined fsync: ``sync`` runs on a helper thread (it only touches a file descriptor), then
-    ``done`` runs back on the loop's thread to record what became durable."""
-
-    sync: Callable[[], None]
-    done: Callable[[], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +64,6 @@ class Store(Protocol):
 
     def needs_flush(self) -> bool:
         """Must the runtime keep calling :meth:`flush` (buffered or not-yet-fsynced writes remain)?"""
-
-    def start_commit(self) -> Commit | None:
-        """Pipelined group commit: hand what was put to the OS now and return the fsync to run off the
-        loop's thread, or None when :meth:`flush` does the job (nothing to sync, or not ``always``)."""
 
     def compact_step(self, budget_s: float = 0.005) -> bool:
         """Do a slice of background work (compaction); True while more remains."""

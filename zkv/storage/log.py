@@ -47,7 +47,7 @@ import msgpack
 from zkv.core.merkle import state_digest
 from zkv.core.versions import KeyState, pack_state, unpack_state
 from zkv.storage.background import BackgroundIO, sync_all
-from zkv.storage.base import FSYNC_POLICIES, Commit, StoreStats
+from zkv.storage.base import FSYNC_POLICIES, StoreStats
 from zkv.storage.cache import CACHE_ENTRY_OVERHEAD_BYTES, ValueCache
 from zkv.storage.records import (
     DELETE,
@@ -278,32 +278,6 @@ class LogStore:
             # records, which the CRC check on reading catches (the key reads as missing, never wrong)
             self._close_segment(seg, sync=self.fsync != "never")
             self._active = self._new_segment(durable=self.fsync != "never")
-
-    def start_commit(self) -> Commit | None:
-        """The pipelined group commit of ``fsync = "always"``: write the buffer to the OS now; the returned
-        fsync covers it (and every earlier write) and may run on another thread while more is appended.
-
-        A segment that reached ``segment_bytes`` is closed here, synchronously (once per segment).
-        """
-        if self.fsync != "always":
-            return None
-        seg = self._active
-        if seg.buf:
-            seg.write_out()
-            self._counters["flushes"] += 1
-        if seg.written >= self.segment_bytes:
-            self.flush()  # closes it: fsynced on this thread, and a new active segment
-            return None
-        if not seg.unsynced:
-            return None
-        fd, upto = seg.fd, seg.written
-
-        def done() -> None:
-            self._counters["fsyncs"] += 1
-            if seg.written == upto:  # nothing written since: the segment is durable to its end
-                seg.unsynced = False
-
-        return Commit(functools.partial(os.fdatasync, fd), done)
 
     def _close_segment(self, seg: Segment, sync: bool = True) -> None:
         """Make ``seg`` durable (unless ``sync`` is off) and write its index file: it is read-only now."""

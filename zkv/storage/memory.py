@@ -51,9 +51,6 @@ class MemoryStore:
     def needs_flush(self) -> bool:
         return False
 
-    def start_commit(self) -> None:
-        return None
-
     def compact_step(self, budget_s: float = 0.005) -> bool:
         return False
 
