@@ -25,6 +25,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from zkv.config import ClusterConfig
 from zkv.core.effects import Connect, Publish, Reply, Send, Stop
+from zkv.core.incarnation import incarnation
 from zkv.core.nodecore import NodeCore, NodeSettings
 from zkv.errors import InternalError, InvalidRequest, MessageTooLarge, ProtocolError, Unauthorized
 from zkv.node.faults import FaultFilter
@@ -63,16 +64,6 @@ JOIN_OPS, JOIN_OK_OPS, GOSSIP_OPS = frozenset({"join"}), frozenset({"join_ok"}),
 ADMIN_OPS = frozenset({"faults", "leave"})  # requests that change a node's state: admins and nodes only
 MAX_POLL_MS = 200  # wake at least this often to notice a stop request
 COMPACTION_SLICE_S = 0.004
-
-
-def _b36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if not n:
-            return out
 
 
 class NodeRuntime:
@@ -239,19 +230,11 @@ class NodeRuntime:
         return True
 
     def _incarnation(self, config: ClusterConfig) -> tuple[int, str]:
-        """This start's generation (always higher than the last) and the actor id it mints dots under.
-
-        An actor id must never mint a dot twice, so it is kept across a restart only when the node
-        stopped cleanly (every dot it minted is then on its disk); after a crash, a wiped data dir or with
-        the memory engine the node takes a fresh one. A dot that left in a replica write just before a
-        crash, and never reached this disk, can then not be minted again for another write.
-        """
-        meta = self.store.load_meta()
-        generation = max(int(time.time() * 1000), int(meta.get("generation", 0)) + 1)
-        actor = meta.get("actor")
-        if not isinstance(actor, str) or config.engine != "log" or meta.get("clean_stop") is not True:
-            actor = f"{self.name}~{_b36(generation)}"
-        self.store.save_meta({**meta, "generation": generation, "actor": actor, "clean_stop": False})
+        """This start's generation and actor id, by the core's rule (:mod:`zkv.core.incarnation`, which
+        the simulator uses too); the metadata is saved before the node serves."""
+        wall_ms, durable = int(time.time() * 1000), config.engine == "log"
+        generation, actor, meta = incarnation(self.name, self.store.load_meta(), wall_ms, durable)
+        self.store.save_meta(meta)
         return generation, actor
 
     def _connect_peer(self, peer: str, address: str, gossip: str) -> None:
