@@ -8,13 +8,11 @@ holds no replica of a key forwards the request inside the cluster, so the semant
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from zkv.client import Client
+from zkv.client import Client, curve_options
 from zkv.config import ClusterConfig
-from zkv.errors import ConfigError, ZkvError
-from zkv.security import load_key
+from zkv.errors import ZkvError
 
 PROBE_TIMEOUT_S = 0.5  # a live node answers a ping on loopback in milliseconds
 
@@ -25,22 +23,7 @@ CLIENT_OPTIONS: dict[str, Any] = {}
 def use_keys(config: ClusterConfig, key_file: str | None) -> None:
     """Set the CURVE keys of every client the shell opens, from the config and ``--key``."""
     CLIENT_OPTIONS.clear()
-    if not config.security.curve:
-        return
-    where = config.path.name if config.path is not None else "cluster.toml"
-    if key_file is None:
-        raise ConfigError(
-            f"{where} turns CURVE on: pass --key FILE, your secret key file (made by "
-            "zkv-node keygen --out keys NAME; its .key must be in the cluster's client_keys or admin_keys)"
-        )
-    try:
-        key = load_key(Path(key_file))
-        servers = {n.address: load_key(n.public_key).public for n in config.nodes if n.public_key}
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    if key.secret is None:
-        raise ConfigError(f"{key_file} holds no secret key: pass the .key_secret file")
-    CLIENT_OPTIONS.update(curve_key=key, server_keys=servers)
+    CLIENT_OPTIONS.update(curve_options(config, key_file))
 
 
 def open_client(addresses: list[str], **kwargs: Any) -> Client:

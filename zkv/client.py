@@ -32,7 +32,7 @@ from typing import Any
 
 import zmq
 
-from zkv.config import load_config
+from zkv.config import ClusterConfig, load_config
 from zkv.core.ring import Ring
 from zkv.core.versions import state_from_wire
 from zkv.errors import ConfigError, MessageTooLarge, NoNodeAvailable, Timeout, ZkvError, from_reply
@@ -199,22 +199,7 @@ class Client:
         ``zkv-node keygen``; its public half must be in the cluster's ``client_keys`` or ``admin_keys``).
         """
         config = load_config(path)
-        if config.security.curve:
-            if key_file is None:
-                raise ConfigError(
-                    f"{path}: the cluster uses CURVE ([security] curve = true); give a key file "
-                    "(key_file= / --key), made by: zkv-node keygen --out keys NAME"
-                )
-            try:
-                kwargs["curve_key"] = load_key(key_file)
-                kwargs["server_keys"] = {
-                    n.address: load_key(n.public_key).public for n in config.nodes if n.public_key
-                }
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
-            if kwargs["curve_key"].secret is None:
-                raise ConfigError(f"{key_file} holds no secret key: pass the .key_secret file")
-        return cls([n.address for n in config.nodes], **kwargs)
+        return cls([n.address for n in config.nodes], **curve_options(config, key_file), **kwargs)
 
     def __enter__(self) -> Client:
         return self
@@ -519,6 +504,27 @@ class Client:
                 job.done = True
                 job.result = reply if reply.get("ok") else from_reply(reply)
                 finished += 1
+
+
+def curve_options(config: ClusterConfig, key_file: str | Path | None) -> dict[str, Any]:
+    """The ``Client`` arguments a cluster's ``[security]`` asks for: ``{}`` without CURVE, else this
+    client's key pair (from ``key_file``) and every node's public key by address."""
+    if not config.security.curve:
+        return {}
+    where = config.path.name if config.path is not None else "cluster.toml"
+    if key_file is None:
+        raise ConfigError(
+            f"{where} turns CURVE on: give your secret key file (--key FILE, or key_file=), made by "
+            "zkv-node keygen --out keys NAME; its .key must be in the cluster's client_keys or admin_keys"
+        )
+    try:
+        key = load_key(key_file)
+        servers = {n.address: load_key(n.public_key).public for n in config.nodes if n.public_key}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if key.secret is None:
+        raise ConfigError(f"{key_file} holds no secret key: pass the .key_secret file")
+    return {"curve_key": key, "server_keys": servers}
 
 
 def _get_result(key: bytes, reply: dict[str, Any]) -> GetResult:

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zkv.client import Client
+from zkv.client import Client, curve_options
+from zkv.config import load_config
 from zkv.errors import ZkvError
 
 START_TIMEOUT_S = 20.0
@@ -238,13 +239,7 @@ class LocalCluster:
         """A client seeded with the named nodes (default: all); with CURVE it uses ``key``'s key pair
         (``"admin"``, ``"alice"`` or a path; None: no key, plaintext)."""
         if self.curve and key is not None:
-            path = {"admin": self.keys / "admins" / "admin.key_secret"}.get(
-                key, self.keys / "clients" / "alice.key_secret" if key == "alice" else Path(key)
-            )
-            from zkv.security import load_key
-
-            kwargs["curve_key"] = load_key(path)
-            kwargs["server_keys"] = {
-                self.addresses[n]: load_key(self.keys / f"{n}.key").public for n in self.names
-            }
+            known = {"admin": self.keys / "admins", "alice": self.keys / "clients"}
+            path = known[key] / f"{key}.key_secret" if key in known else Path(key)
+            kwargs.update(curve_options(load_config(self.config_path), path))
         return Client([self.addresses[n] for n in names or self.names], **kwargs)
