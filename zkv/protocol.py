@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -62,8 +62,7 @@ class Limits:
     max_message_bytes: int = 128 * 1024 * 1024  # enforced by ZeroMQ; here so clients learn it
 
 
-@dataclass(frozen=True, slots=True)
-class PutRequest:
+class PutRequest(NamedTuple):
     id: int
     key: bytes
     value: bytes | None  # None: a delete (tombstone)
@@ -75,8 +74,7 @@ class PutRequest:
         return "put" if self.value is not None else "delete"
 
 
-@dataclass(frozen=True, slots=True)
-class GetRequest:
+class GetRequest(NamedTuple):
     id: int
     key: bytes
     level: str | None
@@ -226,9 +224,9 @@ _CHECKS: dict[str, Any] = {
     "id": _is_id,
     "int": lambda v: type(v) is int and -MAX_ID <= v <= MAX_ID,
     "str": lambda v: isinstance(v, str) and len(v) <= 4096,
-    "bytes": lambda v: isinstance(v, bytes),
-    "list": lambda v: isinstance(v, list),
-    "map": lambda v: isinstance(v, dict),
+    "bytes": lambda v: type(v) is bytes or isinstance(v, bytes),
+    "list": lambda v: type(v) is list or isinstance(v, list),
+    "map": lambda v: type(v) is dict or isinstance(v, dict),
     "bool": lambda v: isinstance(v, bool),
     "any": lambda v: True,
 }
@@ -260,22 +258,32 @@ NODE_SCHEMAS: dict[str, dict[str, str]] = {
 }
 
 
+def _compile(schema: dict[str, str]) -> tuple[tuple[str, Any, bool, str], ...]:
+    """A schema as (field, check, optional, kind) rows: parsed once, not on every message."""
+    return tuple(
+        (name, _CHECKS[kind.rstrip(_OPT)], kind.endswith(_OPT), kind.rstrip(_OPT))
+        for name, kind in schema.items()
+    )
+
+
+_COMPILED = {op: _compile(schema) for op, schema in NODE_SCHEMAS.items()}
+
+
 def check_node_message(msg: dict[str, Any], allowed: frozenset[str] | None = None) -> str:
     """Check a node-to-node message against its schema; its op, or :class:`ProtocolError` naming the flaw.
 
     ``allowed``: the ops acceptable on this path (a reply where a request belongs is a flaw too).
     """
     op = msg.get("op")
-    schema = NODE_SCHEMAS.get(op) if isinstance(op, str) else None
-    if schema is None or (allowed is not None and op not in allowed):
+    rows = _COMPILED.get(op) if isinstance(op, str) else None
+    if rows is None or (allowed is not None and op not in allowed):
         raise ProtocolError(f"unexpected node message op {op!r}")
-    for name, kind in schema.items():
-        optional = kind.endswith(_OPT)
+    for name, check, optional, kind in rows:
         value = msg.get(name)
         if value is None:
             if optional:
                 continue
             raise ProtocolError(f"{op}: missing {name}")
-        if not _CHECKS[kind.rstrip(_OPT)](value):
-            raise ProtocolError(f"{op}: {name} is not a valid {kind.rstrip(_OPT)}")
+        if not check(value):
+            raise ProtocolError(f"{op}: {name} is not a valid {kind}")
     return op

@@ -28,7 +28,7 @@ import itertools
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from zkv.core.antientropy import AntiEntropy
 from zkv.core.effects import Connect, Effect, Publish, Reply, Send
@@ -92,8 +92,7 @@ class NodeSettings:
     limits: Limits = Limits()
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(NamedTuple):
     """Where a request's answer goes: a client, or (``fwd_id`` set) the peer that forwarded it."""
 
     route: bytes
@@ -177,6 +176,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self.aae.batch_bytes = batch_bytes
         # keys already on disk get their digests in slices, between requests (see on_tick)
         self._unindexed = iter(list(store.keys())) if len(store) else None
+        # an engine that digests every state it writes (the log engine) saves anti-entropy hashing it again
+        self._kept_digest = store.digest if getattr(store, "keeps_digests", False) else None
         self._strays: Any = None  # keys to check, after a ring change, for ones this node no longer owns
         self.stats = RequestStats()
         self._effects: list[Effect] = []
@@ -375,7 +376,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
 
     def _live_replicas(self, key: bytes, now: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
         preference = self.ring.preference_list(key)
-        return preference, tuple(n for n in preference if self.membership.is_up(n, now))
+        is_up = self.membership.is_up
+        return preference, tuple([n for n in preference if is_up(n, now)])
 
     def _forward(
         self, origin: Origin, raw: dict, op: str, level: str | None, live: tuple[str, ...], now: float
@@ -463,7 +465,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         for node, owner in fallbacks.items():
             msg = {"op": "rput", "id": iid, "key": req.key, "state": wire, "hint": owner}
             self._effects.append(Send(node, msg))
-        for node in self.future_ring.preference_list(req.key):
+        future = () if self.future_ring is self.ring else self.future_ring.preference_list(req.key)
+        for node in future:
             # a join or leave in progress: the key's future replicas get the write too (not counted in W)
             if node not in preference and node not in fallbacks and self.membership.is_up(node, now):
                 self._effects.append(Send(node, {"op": "rput", "id": iid, "key": req.key, "state": wire}))
@@ -503,6 +506,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         the simulator). Such an entry adds nothing to the clock's size, so it cannot be used to bloat it.
         Claiming less than the client saw is safe: at worst a superseded sibling stays (a false conflict).
         """
+        if not context:
+            return context  # a first write, or a blind one
         known = self.membership.member
         if all(known(actor.partition("~")[0]) or actor in clock for actor in context):
             return context
@@ -666,7 +671,10 @@ class NodeCore(RebalanceMixin, ViewsMixin):
     def _put_local(self, key: bytes, state: KeyState) -> None:
         """Every write to this replica goes here, so the Merkle leaves stay current."""
         self.store.put(key, state)
-        self.aae.on_change(key, state, self.ring)
+        if self._kept_digest is not None:
+            self.aae.on_digest(key, self._kept_digest(key), self.ring)  # hashed once, by the store
+        else:
+            self.aae.on_change(key, state, self.ring)
         if self.leave_stream is not None:
             self.leave_stream.touch(key)  # leaving: hand this write over too before stopping
 
@@ -791,7 +799,7 @@ def _plausible(context: dict[str, int], clock: Any) -> dict[str, int]:
     (its next dot would overflow); such an entry is cut back to what this replica saw. Claiming less is
     safe: at worst a sibling stays.
     """
-    if all(c - clock.get(a, 0) <= MAX_UNSEEN_WRITES for a, c in context.items()):
+    if not context or all(c - clock.get(a, 0) <= MAX_UNSEEN_WRITES for a, c in context.items()):
         return context
     seen = {a: clock.get(a, 0) for a in context}
     capped = {a: c if c - seen[a] <= MAX_UNSEEN_WRITES else seen[a] for a, c in context.items()}

@@ -39,9 +39,13 @@ class RequestStats:
         self.keys_streamed_in = 0
         self.bad_messages = 0
         self._latency: dict[str, deque[float]] = {}
+        self._labels: dict[tuple[str, str | None], str] = {}
 
     def record(self, op: str, level: str | None, seconds: float, error: str | None = None) -> None:
-        self.requests[f"{op}/{level}" if level else op] += 1
+        label = self._labels.get((op, level))
+        if label is None:
+            label = self._labels[(op, level)] = f"{op}/{level}" if level else op
+        self.requests[label] += 1
         if error:
             self.errors[error] += 1
         window = self._latency.get(op)

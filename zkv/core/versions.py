@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 import msgpack
 
@@ -59,9 +59,12 @@ class Order(Enum):
     CONCURRENT = "concurrent"
 
 
-@dataclass(frozen=True, slots=True)
-class Sibling:
-    """One version of a key: a value (``None`` for a tombstone) written by the event ``dot``."""
+class Sibling(NamedTuple):
+    """One version of a key: a value (``None`` for a tombstone) written by the event ``dot``.
+
+    Named tuples, not frozen dataclasses, for the classes every request builds: as immutable, but built
+    and compared in C (a frozen dataclass sets each field through ``object.__setattr__``, 3x slower).
+    """
 
     actor: str
     counter: int
@@ -77,8 +80,7 @@ class Sibling:
         return self.value is None
 
 
-@dataclass(frozen=True, slots=True)
-class KeyState:
+class KeyState(NamedTuple):
     """What one replica holds for one key: its siblings, newest first, and the clock of all it has seen."""
 
     siblings: tuple[Sibling, ...]
@@ -94,7 +96,7 @@ class KeyState:
         return bool(self.siblings) and all(s.is_tombstone for s in self.siblings)
 
     def dots(self) -> frozenset[Dot]:
-        return frozenset(s.dot for s in self.siblings)
+        return frozenset((s.actor, s.counter) for s in self.siblings)
 
     def context(self) -> bytes:
         """The opaque causal context a client hands back on its next put or delete."""
@@ -149,6 +151,9 @@ def descends(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
 
 def _ordered(siblings: Iterable[Sibling]) -> tuple[Sibling, ...]:
     """Newest first; ties broken by dot so every replica lists siblings in the same order."""
+    siblings = tuple(siblings)
+    if len(siblings) < 2:
+        return siblings  # the usual case: nothing to sort
     return tuple(sorted(siblings, key=lambda s: (-s.timestamp, s.actor, -s.counter)))
 
 
@@ -164,11 +169,15 @@ def merge(a: KeyState, b: KeyState) -> KeyState:
         return b
     if a.clock == b.clock and a.siblings == b.siblings:
         return a  # replicas in sync: the common case of every read
-    b_dots = b.dots()
-    a_dots = a.dots()
-    kept = [s for s in a.siblings if s.dot in b_dots or not covers(b.clock, s.dot)]
-    kept += [s for s in b.siblings if s.dot not in a_dots and not covers(a.clock, s.dot)]
-    return KeyState(_ordered(kept), join(a.clock, b.clock))
+    a_clock, b_clock = a.clock, b.clock
+    b_dots = {(s.actor, s.counter) for s in b.siblings}
+    a_dots = {(s.actor, s.counter) for s in a.siblings}
+    # a sibling stays when both hold it or the other side has not seen its dot (covers(), inlined)
+    kept = [s for s in a.siblings if (s.actor, s.counter) in b_dots or b_clock.get(s.actor, 0) < s.counter]
+    kept += [
+        s for s in b.siblings if (s.actor, s.counter) not in a_dots and a_clock.get(s.actor, 0) < s.counter
+    ]
+    return KeyState(_ordered(kept), join(a_clock, b_clock))
 
 
 def merge_all(states: Iterable[KeyState]) -> KeyState:
@@ -265,7 +274,7 @@ def _counter_ok(counter: object) -> bool:
 
 
 def _actor_ok(actor: object) -> bool:
-    return isinstance(actor, str) and 0 < len(actor) <= MAX_ACTOR_CHARS
+    return (type(actor) is str or isinstance(actor, str)) and 0 < len(actor) <= MAX_ACTOR_CHARS
 
 
 def wire_size(state: KeyState) -> int:
@@ -308,15 +317,18 @@ def state_from_wire(obj: object) -> KeyState:
         if not isinstance(entry, list | tuple) or len(entry) != 4:
             raise ValueError("malformed key state: bad sibling")
         actor, counter, ts, value = entry
-        if not _actor_ok(actor) or not _counter_ok(counter) or (actor, counter) in dots:
+        dot = (actor, counter)
+        if not _actor_ok(actor) or not _counter_ok(counter) or dot in dots:
             raise ValueError("malformed key state: bad or repeated dot")
-        if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+        if type(ts) is not float and (isinstance(ts, bool) or not isinstance(ts, int)):
             raise ValueError("malformed key state: bad timestamp")
-        if value is not None and not isinstance(value, bytes):
+        if not math.isfinite(ts):
+            raise ValueError("malformed key state: bad timestamp")
+        if value is not None and type(value) is not bytes and not isinstance(value, bytes):
             raise ValueError("malformed key state: bad value")
         if clock.get(actor, 0) < counter:
             raise ValueError("malformed key state: a sibling's dot is not in the clock")
-        dots.add((actor, counter))
+        dots.add(dot)
         siblings.append(Sibling(actor, counter, float(ts), value))
     return KeyState(_ordered(siblings), clock)
 

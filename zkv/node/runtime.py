@@ -373,13 +373,8 @@ class NodeRuntime:
                     self._reply_error(route, None, exc)
                 continue
             if peer is not None:
-                if self.faults.active and self.faults.drops_in(peer):
-                    continue
-                for msg in messages:
-                    if self._valid(msg, PEER_MESSAGE_OPS, peer) and not self._held(
-                        peer, self.core.on_peer, (peer, msg), now
-                    ):
-                        self._guard(self.core.on_peer, peer, msg, now)
+                if not (self.faults.active and self.faults.drops_in(peer)):
+                    self._from_peer(peer, messages, now)
             else:
                 for msg in messages:
                     if role == CLIENT and msg.get("op") in ADMIN_OPS:
@@ -437,11 +432,28 @@ class NodeRuntime:
             except ProtocolError as exc:
                 log.warning("bad reply from %s: %s", peer, exc)
                 continue
-            for msg in messages:
-                if self._valid(msg, PEER_MESSAGE_OPS, peer) and not self._held(
-                    peer, self.core.on_peer, (peer, msg), now
-                ):
-                    self._guard(self.core.on_peer, peer, msg, now)
+            self._from_peer(peer, messages, now)
+
+    def _from_peer(self, peer: str, messages: list[dict[str, Any]], now: float) -> None:
+        """Check and hand to the core what a peer sent (requests on the ROUTER, replies on a DEALER).
+
+        The hot path of every replica write and read: the per-message work is inlined here.
+        """
+        on_peer = self.core.on_peer
+        delayed = self.faults.active and self.faults.delay(peer) > 0
+        for msg in messages:
+            try:
+                check_node_message(msg, PEER_MESSAGE_OPS)
+            except ProtocolError as exc:
+                self._invalid(msg, peer, exc)
+                continue
+            if delayed:
+                self._held(peer, on_peer, (peer, msg), now)
+                continue
+            try:
+                on_peer(peer, msg, now)
+            except Exception:
+                self._bug()
 
     def _valid(self, msg: dict[str, Any], allowed: frozenset[str], sender: str) -> bool:
         """Check a node message against its schema; a bad one is counted, logged and dropped (a replica
@@ -450,14 +462,18 @@ class NodeRuntime:
             check_node_message(msg, allowed)
             return True
         except ProtocolError as exc:
-            self.core.stats.bad_messages += 1
-            self.core.stats.errors[exc.code] += 1
-            log.warning("dropped a malformed message from %s: %s", sender, exc)
-            rid = msg.get("id")
-            if msg.get("op") in ("rput", "rget") and type(rid) is int and sender in self.dealers:
-                reply = {"op": "rerr", "id": rid, "error": exc.code, "message": exc.message}
-                self._send_reply(sender.encode(), [reply])
+            self._invalid(msg, sender, exc)
             return False
+
+    def _invalid(self, msg: dict[str, Any], sender: str, exc: ProtocolError) -> None:
+        """Count, log and drop a malformed node message (see :meth:`_valid`)."""
+        self.core.stats.bad_messages += 1
+        self.core.stats.errors[exc.code] += 1
+        log.warning("dropped a malformed message from %s: %s", sender, exc)
+        rid = msg.get("id")
+        if msg.get("op") in ("rput", "rget") and type(rid) is int and sender in self.dealers:
+            reply = {"op": "rerr", "id": rid, "error": exc.code, "message": exc.message}
+            self._send_reply(sender.encode(), [reply])
 
     def _held(self, peer: str, handler: Any, args: tuple, now: float) -> bool:
         """A ``delay_in`` fault: keep what arrived from ``peer`` and hand it to the core later."""
@@ -478,9 +494,12 @@ class NodeRuntime:
             handler(*args)
             return True
         except Exception:
-            log.exception("bug while handling a message; the node keeps serving")
-            self.core.stats.errors["internal"] += 1
+            self._bug()
             return False
+
+    def _bug(self) -> None:
+        log.exception("bug while handling a message; the node keeps serving")
+        self.core.stats.errors["internal"] += 1
 
     def _drain_monitor(self, sock: zmq.Socket, now: float) -> None:
         peer = self._monitors[sock]

@@ -175,6 +175,8 @@ class LogStore:
         self._cache.put(key, state, size + CACHE_ENTRY_OVERHEAD_BYTES)
         return state
 
+    keeps_digests = True  # put() hashes every state: digest() is a lookup, not a hash
+
     def digest(self, key: bytes) -> int | None:
         """``zkv.core.merkle.state_digest`` of ``key``'s stored state, from memory; None if absent.
 
