@@ -85,6 +85,8 @@ class ClusterConfig:
     cache_bytes: int = 33554432  # log engine: hot values kept in memory
     segment_bytes: int = 67108864  # log engine: a segment file is closed at this size
     compaction_threshold: float = 0.5  # log engine: compact a segment once this share of it is dead
+    read_repair_chance: float = 0.1  # share of reads that ask every replica, to repair the ones behind
+    speculative_retry_ms: int = 20  # a read whose asked replicas are silent this long asks the others
     max_context_bytes: int = 8192  # a causal context larger than this is refused (context_too_large)
     max_message_bytes: int = 134217728  # ZMQ_MAXMSGSIZE: a larger message drops the connection
     max_in_flight_per_client: int = 1000  # unanswered requests per client connection (too_many_requests)
@@ -131,6 +133,7 @@ _INT_KEYS = (
     "max_in_flight_per_client",
     "handshake_interval_ms",
     "high_water_mark",
+    "speculative_retry_ms",
 )
 _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "read_consistency": (LEVELS, "a consistency level"),
@@ -138,7 +141,7 @@ _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "engine": (ENGINES, "a storage engine"),
     "fsync": (FSYNC_POLICIES, "an fsync policy"),
 }
-_CLUSTER_KEYS = ("name", *_INT_KEYS, *_CHOICE_KEYS, "compaction_threshold")
+_CLUSTER_KEYS = ("name", *_INT_KEYS, *_CHOICE_KEYS, "compaction_threshold", "read_repair_chance")
 _NODE_KEYS = ("name", "address", "gossip", "data_dir", "public_key", "secret_key")
 _NODE_REQUIRED = ("name", "address", "gossip")
 
@@ -281,6 +284,12 @@ def _parse_cluster(cluster: dict[str, Any], fail: _Fail) -> dict[str, Any]:
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
         raise fail(f"[cluster] compaction_threshold = {_show(threshold)} must be a number in (0, 1]")
     settings["compaction_threshold"] = float(threshold)
+    chance = cluster.get(
+        "read_repair_chance", ClusterConfig.__dataclass_fields__["read_repair_chance"].default
+    )
+    if isinstance(chance, bool) or not isinstance(chance, int | float) or not 0 <= chance <= 1:
+        raise fail(f"[cluster] read_repair_chance = {_show(chance)} must be a number in [0, 1]")
+    settings["read_repair_chance"] = float(chance)
     if settings["segment_bytes"] < 4096:
         raise fail(f"[cluster] segment_bytes = {settings['segment_bytes']} must be at least 4096")
 

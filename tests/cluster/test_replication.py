@@ -172,7 +172,8 @@ def test_deleted_key_stays_deleted_after_a_replica_restarts(cluster3: LocalClust
             assert c.get("gone", consistency=level).values == []
 
 
-def test_read_repair_fills_a_replica_that_missed_a_write(cluster3: LocalCluster) -> None:
+def test_read_repair_fills_a_replica_that_missed_a_write(make_cluster) -> None:
+    cluster3 = make_cluster(3, read_repair_chance=1.0)  # every read asks every replica
     with cluster3.client() as c:
         isolate(cluster3, "n2")
         with Client([cluster3.addresses["n1"]], pinned=True) as n1:

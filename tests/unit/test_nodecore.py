@@ -332,8 +332,43 @@ def test_unreachable_replicas_fail_a_write_at_once():
 # ---------------------------------------------------------------------------------------------- read repair
 
 
+def test_quorum_read_asks_only_the_replicas_it_needs():
+    net = FakeNet(failure_timeout=60.0, read_repair_chance=0.0)
+    assert net.put("n1", b"k", b"v", cl="all")["ok"]
+    before = len(net.traffic("rget"))
+    assert net.get("n1", b"k", cl="quorum")["values"] == [b"v"]
+    assert len(net.traffic("rget")) - before == 1, "R = 2: the coordinator's copy and one other"
+    assert net.get("n1", b"k", cl="all")["values"] == [b"v"]
+    assert len(net.traffic("rget")) - before == 3, "all asks every other replica"
+
+
+def test_a_silent_replica_makes_a_read_ask_the_spare_after_speculative_retry():
+    net = FakeNet(failure_timeout=60.0, read_repair_chance=0.0, speculative_retry=0.05)
+    assert net.put("n1", b"k", b"v", cl="all")["ok"]
+    before = len(net.traffic("rget"))
+    net.held |= {"n2", "n3"}
+    rid = net.send("n1", "get", key=b"k", cl="quorum")
+    (asked,) = [n for n in ("n2", "n3") if any(m[0] == "n1" and m[1] == n for m in net._waiting)]
+    spare = ({"n2", "n3"} - {asked}).pop()
+    net.held.discard(spare)
+    assert net.answer(rid) is None, "the spare is not asked before speculative_retry"
+    net.advance(0.1, step=0.05)
+    reply = net.answer(rid)
+    assert reply is not None and reply["values"] == [b"v"], "answered by the spare"
+    assert len(net.traffic("rget")) - before == 1, "only the spare answered; the held one still waits"
+
+
+def test_an_unreachable_replica_makes_a_read_ask_the_spare_at_once():
+    net = FakeNet(failure_timeout=60.0, read_repair_chance=0.0)
+    assert net.put("n1", b"k", b"v", cl="all")["ok"]
+    net.unreachable |= {"n2"}
+    assert net.get("n1", b"k", cl="quorum")["values"] == [b"v"]
+    net.unreachable = {"n3"}
+    assert net.get("n1", b"k", cl="quorum")["values"] == [b"v"]
+
+
 def test_read_repair_after_every_replica_answered():
-    net = FakeNet(failure_timeout=60.0)
+    net = FakeNet(failure_timeout=60.0, read_repair_chance=1.0)
     net.cut.add("n3")
     assert net.put("n1", b"k", b"v", cl="quorum")["ok"]
     assert net.stored("n3", b"k") is None

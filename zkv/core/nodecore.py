@@ -65,7 +65,6 @@ from zkv.protocol import GetRequest, InfoRequest, Limits, PutRequest, Request, o
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 20000
-READ_REPAIR_CHANCE = 0.1  # share of `one` reads that also ask the other replicas, to repair them
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +85,8 @@ class NodeSettings:
     handoff_interval: float = 1.0
     max_hint_window: float = 10800.0  # hints only for owners down less than this (Cassandra's hint window)
     anti_entropy_interval: float = 10.0
+    read_repair_chance: float = 0.1  # share of reads that ask every live replica, for read repair
+    speculative_retry: float = 0.02  # seconds before a read whose asked replicas are silent asks the rest
     joining: bool = False  # start as a joining member: stream the ranges it will own before serving them
     generation: int = 1
     wall_offset: float = 0.0  # wall clock minus ``now``: timestamps siblings for display order only
@@ -116,6 +117,7 @@ class _Read:
     key: bytes
     started: float
     quorum: ReadQuorum
+    spares: list[str]  # live replicas not asked (yet): asked when an asked one fails or is slow
     replied: bool = False
 
 
@@ -184,6 +186,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self._ids = itertools.count(1)
         self._pending: dict[int, _Write | _Read | _Forward] = {}
         self._deadlines: list[tuple[float, int]] = []
+        self._speculations: list[tuple[float, int]] = []  # when a read asks its spare replicas
         self.status_extra: dict[str, Any] = {}  # facts only the runtime knows (pid, addresses)
         self._in_flight: dict[bytes, int] = {}  # unanswered requests per client route
 
@@ -203,6 +206,11 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             heapq.heappop(deadlines)  # answered long ago: no reason to wake for it
         if deadlines:
             wake = min(wake, deadlines[0][0])
+        speculations = self._speculations
+        while speculations and speculations[0][1] not in self._pending:
+            heapq.heappop(speculations)
+        if speculations:
+            wake = min(wake, speculations[0][0])
         return wake
 
     def on_tick(self, now: float) -> None:
@@ -211,6 +219,11 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             pending = self._pending.pop(iid, None)
             if pending is not None:
                 self._expire(iid, pending, now)
+        while self._speculations and self._speculations[0][0] <= now:
+            _, iid = heapq.heappop(self._speculations)
+            read = self._pending.get(iid)
+            if isinstance(read, _Read) and not read.replied:
+                self._ask_spares(iid, read, len(read.spares))  # slow replicas: Cassandra's speculative retry
         if self.membership.heartbeat_due(now):
             self._effects.append(Publish(self.membership.make_heartbeat(now, len(self.store))))
         if self.handoff is not None:
@@ -536,19 +549,32 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 required=need,
                 alive=len(live),
             )
-        asked = live
-        if need == 1 and self.rng.random() >= READ_REPAIR_CHANCE:
-            # `one` from a replica: its own copy is the answer; only a sample of reads also asks the
-            # others, for read repair (anti-entropy covers the rest), as Cassandra's read_repair_chance
-            asked = (self.name,)
-        quorum = ReadQuorum(asked, need, now + self.settings.request_timeout)
+        others = [node for node in live if node != self.name]
+        if self.rng.random() < self.settings.read_repair_chance:
+            asked, spares = others, []  # a sample of reads asks everyone, to repair the ones behind
+        else:
+            # the coordinator's own copy counts: ask only as many others as the level needs, and the
+            # rest when one of them fails or stays silent past speculative_retry (Cassandra's
+            # speculative retry); anti-entropy and the sampled reads repair what no read asks
+            asked, spares = others[: need - 1], others[need - 1 :]
+        quorum = ReadQuorum((self.name, *asked), need, now + self.settings.request_timeout)
         quorum.on_state(self.name, self.store.get(req.key) or EMPTY)
-        read = _Read(origin, level, req.key, now, quorum)
+        read = _Read(origin, level, req.key, now, quorum, spares)
         iid = self._track(read, quorum.deadline)
         for node in asked:
-            if node != self.name:
-                self._effects.append(Send(node, {"op": "rget", "id": iid, "key": req.key}))
+            self._effects.append(Send(node, {"op": "rget", "id": iid, "key": req.key}))
+        if spares and need > 1:
+            heapq.heappush(self._speculations, (now + self.settings.speculative_retry, iid))
         self._advance_read(iid, read, now)
+
+    def _ask_spares(self, iid: int, read: _Read, count: int) -> None:
+        """Widen a read to ``count`` more of the live replicas it did not ask."""
+        asked, read.spares = read.spares[:count], read.spares[count:]
+        if not asked:
+            return
+        read.quorum.targets += tuple(asked)
+        for node in asked:
+            self._effects.append(Send(node, {"op": "rget", "id": iid, "key": read.key}))
 
     def _advance_read(self, iid: int, read: _Read, now: float) -> None:
         quorum = read.quorum
@@ -610,7 +636,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 self._keep_hint(peer, msg)
             elif op == "rput" or op == "repair":
                 self._merge_local(_bytes(msg.get("key")), state_from_wire(msg.get("state")))
-                if op == "rput":
+                if op == "rput" and msg.get("id"):  # id 0: the write was decided already, no one waits
                     self._effects.append(Reply(peer.encode(), {"op": "rput_ok", "id": msg.get("id")}))
             elif op == "handoff":
                 self._take_handoff(peer, msg)
@@ -712,6 +738,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 pending.quorum.on_state(peer, state_from_wire(msg.get("state")))
             else:
                 pending.quorum.on_failure(peer, str(msg.get("error")))
+                self._ask_spares(iid, pending, 1)  # in its place
             self._advance_read(iid, pending, now)
         elif op == "fwd_reply":
             reply = msg.get("reply")
@@ -758,6 +785,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             self._decide_write(iid, pending, pending.quorum.on_failure(peer, "unreachable"), now)
         elif isinstance(pending, _Read):
             pending.quorum.on_failure(peer, "unreachable")
+            self._ask_spares(iid, pending, 1)
             self._advance_read(iid, pending, now)
         elif pending.candidates:
             self._send_forward(iid, pending)

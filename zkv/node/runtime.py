@@ -169,6 +169,8 @@ class NodeRuntime:
             handoff_interval=config.handoff_interval_ms / 1000,
             max_hint_window=float(config.max_hint_window_s),
             anti_entropy_interval=config.anti_entropy_interval_ms / 1000,
+            read_repair_chance=config.read_repair_chance,
+            speculative_retry=config.speculative_retry_ms / 1000,
             joining=join is not None,
             generation=generation,
             wall_offset=time.time() - now,
