@@ -347,11 +347,20 @@ class NodeRuntime:
 
     # ------------------------------------------------------------------------------------------ input
 
+    def _recv_two(self) -> list[bytes]:
+        """One ROUTER message as frames, read with plain ``recv`` calls: ``recv_multipart`` costs 5 µs a
+        message where two ``recv`` and one RCVMORE check cost 3 (every client request comes this way)."""
+        recv, more = self.router.recv, self.router.getsockopt
+        frames = [recv(zmq.NOBLOCK), recv(zmq.NOBLOCK)]  # a ROUTER message is never its identity alone
+        while more(zmq.RCVMORE):
+            frames.append(recv(zmq.NOBLOCK))
+        return frames
+
     def _drain_router(self, now: float) -> None:
         curve = self.auth is not None
         for _ in range(DRAIN_LIMIT):
             try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=not curve)
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False) if curve else self._recv_two()
             except zmq.Again:
                 return
             role = NODE  # plaintext: everyone on the (loopback) network is trusted
@@ -630,7 +639,10 @@ class NodeRuntime:
                 error = MessageTooLarge("the reply is over max_message_bytes: resolve the key's siblings")
                 payload = pack({"id": chunk[0]["id"], **error.to_wire()})
             try:
-                self.router.send_multipart([route, payload], zmq.NOBLOCK)
+                # two sends, not send_multipart (3x slower in pyzmq); with ROUTER_MANDATORY only the
+                # first frame can fail, and then nothing was queued
+                self.router.send(route, zmq.SNDMORE | zmq.NOBLOCK)
+                self.router.send(payload, zmq.NOBLOCK)
             except zmq.ZMQError as exc:  # Again (queue full) or EHOSTUNREACH (the client is gone)
                 log.debug("reply to %r dropped: %s", route, exc)
                 return
