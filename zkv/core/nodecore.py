@@ -65,6 +65,7 @@ from zkv.protocol import GetRequest, InfoRequest, Limits, PutRequest, Request, o
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 20000
+_REPLY_OPS = frozenset({"rput_ok", "rget_ok", "rerr", "fwd_reply"})  # answers to this node's requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,12 +633,19 @@ class NodeCore(RebalanceMixin, ViewsMixin):
     def on_peer(self, peer: str, msg: dict[str, Any], now: float) -> None:
         op = msg.get("op")
         try:
-            if op == "rput" and "hint" in msg:
-                self._keep_hint(peer, msg)
-            elif op == "rput" or op == "repair":
+            # the ops of every request first: replies, replica writes, replica reads
+            if op in _REPLY_OPS:
+                self._on_peer_reply(peer, msg, now)
+            elif (op == "rput" and "hint" not in msg) or op == "repair":
                 self._merge_local(_bytes(msg.get("key")), state_from_wire(msg.get("state")))
                 if op == "rput" and msg.get("id"):  # id 0: the write was decided already, no one waits
                     self._effects.append(Reply(peer.encode(), {"op": "rput_ok", "id": msg.get("id")}))
+            elif op == "rget":
+                state = self.store.get(_bytes(msg.get("key"))) or EMPTY
+                reply = {"op": "rget_ok", "id": msg.get("id"), "state": state_to_wire(state)}
+                self._effects.append(Reply(peer.encode(), reply))
+            elif op == "rput":
+                self._keep_hint(peer, msg)
             elif op == "handoff":
                 self._take_handoff(peer, msg)
             elif op == "aae_tree":
@@ -655,14 +663,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             elif op == "handoff_ok":
                 if self.handoff is not None and self.handoff.owns(msg.get("id")):
                     self.handoff.on_delivered(msg["id"], now)
-            elif op == "rget":
-                state = self.store.get(_bytes(msg.get("key"))) or EMPTY
-                reply = {"op": "rget_ok", "id": msg.get("id"), "state": state_to_wire(state)}
-                self._effects.append(Reply(peer.encode(), reply))
             elif op == "fwd":
                 self._on_forwarded(peer, msg, now)
-            elif op in ("rput_ok", "rget_ok", "rerr", "fwd_reply"):
-                self._on_peer_reply(peer, msg, now)
             else:
                 raise InvalidRequest(f"unknown peer op {op!r}")
         except (ValueError, ZkvError) as exc:
