@@ -64,7 +64,7 @@ class Handoff:
         self.hints.add(target, key, state)
 
     def next_wakeup(self) -> float:
-        return self._next if self.hints.counts() else float("inf")
+        return self._next if len(self.hints) else float("inf")  # every turn asks: no dict built
 
     def offers(
         self, now: float, is_up: Callable[[str], bool], ids: itertools.count

@@ -227,7 +227,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 self._ask_spares(iid, read, len(read.spares))  # slow replicas: Cassandra's speculative retry
         if self.membership.heartbeat_due(now):
             self._effects.append(Publish(self.membership.make_heartbeat(now, len(self.store))))
-        if self.handoff is not None:
+        if self.handoff is not None and len(self.handoff.hints):
             for target, msg in self.handoff.offers(now, lambda n: self.membership.is_up(n, now), self._ids):
                 self._effects.append(Send(target, msg))
             for target in self.handoff.targets():

@@ -96,17 +96,22 @@ class ReadQuorum(_Quorum):
     """Replica states gathered for one read; the merge is the answer and the yardstick for repair."""
 
     states: dict[str, KeyState] = field(default_factory=dict)
+    _merged: KeyState = EMPTY  # merge of the first ``_merged_of`` states: the reply's, reused for repair
+    _merged_of: int = 0
 
     def _answers(self) -> Collection[str]:
         return self.states
 
     def on_state(self, node: str, state: KeyState) -> Outcome:
-        if node in self.targets and node not in self.failed:
-            self.states[node] = state
+        if node in self.targets and node not in self.failed and node not in self.states:
+            self.states[node] = state  # a replica's first answer counts; a repeat is ignored
         return self.outcome()
 
     def merged(self) -> KeyState:
-        return merge_all(self.states.values()) if self.states else EMPTY
+        if self._merged_of != len(self.states):  # states only ever arrive: the count names the merge
+            self._merged = merge_all(self.states.values())
+            self._merged_of = len(self.states)
+        return self._merged
 
     def stale_replicas(self) -> tuple[KeyState, list[str]]:
         """The merged state and the replicas that answered with less than it (read repair targets)."""
