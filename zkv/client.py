@@ -475,9 +475,12 @@ class Client:
                 if job.resend_on_timeout:
                     self._dispatch(job, by_id, now)
                 else:
-                    job.done, job.result = True, Timeout(
-                        f"no answer from a node within {self.timeout:.1f}s; the write may or may not "
-                        "have been applied (read before writing again)"
+                    job.done, job.result = (
+                        True,
+                        Timeout(
+                            f"no answer from a node within {self.timeout:.1f}s; the write may or may not "
+                            "have been applied (read before writing again)"
+                        ),
                     )
                 if job.done:
                     active -= 1

@@ -224,9 +224,9 @@ _CHECKS: dict[str, Any] = {
     "id": _is_id,
     "int": lambda v: type(v) is int and -MAX_ID <= v <= MAX_ID,
     "str": lambda v: isinstance(v, str) and len(v) <= 4096,
-    "bytes": lambda v: type(v) is bytes or isinstance(v, bytes),
-    "list": lambda v: type(v) is list or isinstance(v, list),
-    "map": lambda v: type(v) is dict or isinstance(v, dict),
+    "bytes": lambda v: isinstance(v, bytes),
+    "list": lambda v: isinstance(v, list),
+    "map": lambda v: isinstance(v, dict),
     "bool": lambda v: isinstance(v, bool),
     "any": lambda v: True,
 }

@@ -274,7 +274,7 @@ def _counter_ok(counter: object) -> bool:
 
 
 def _actor_ok(actor: object) -> bool:
-    return (type(actor) is str or isinstance(actor, str)) and 0 < len(actor) <= MAX_ACTOR_CHARS
+    return isinstance(actor, str) and 0 < len(actor) <= MAX_ACTOR_CHARS
 
 
 def wire_size(state: KeyState) -> int:
@@ -324,7 +324,7 @@ def state_from_wire(obj: object) -> KeyState:
             raise ValueError("malformed key state: bad timestamp")
         if not math.isfinite(ts):
             raise ValueError("malformed key state: bad timestamp")
-        if value is not None and type(value) is not bytes and not isinstance(value, bytes):
+        if value is not None and not isinstance(value, bytes):
             raise ValueError("malformed key state: bad value")
         if clock.get(actor, 0) < counter:
             raise ValueError("malformed key state: a sibling's dot is not in the clock")
