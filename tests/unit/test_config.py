@@ -121,6 +121,14 @@ def test_every_cluster_key_is_read(write) -> None:
     assert (config.max_key_bytes, config.max_value_bytes, config.max_siblings) == (256, 4096, 10)
 
 
+def test_read_fan_out_settings(write) -> None:
+    default = load_config(write(_render(None, _nodes())))
+    assert (default.read_repair_chance, default.speculative_retry_ms) == (0.1, 20)
+    cluster = {"read_repair_chance": "1", "speculative_retry_ms": "5"}
+    config = load_config(write(_render(cluster, _nodes())))
+    assert (config.read_repair_chance, config.speculative_retry_ms) == (1.0, 5)
+
+
 @pytest.mark.parametrize("key", ["read_consistency", "write_consistency"])
 @pytest.mark.parametrize("level", LEVELS)
 def test_every_level_is_accepted(write, key: str, level: str) -> None:
@@ -235,6 +243,10 @@ CLUSTER_ERRORS = [
     ("name", '""', "[cluster] name = '' must be 1-64 characters"),
     ("name", '"my cluster"', "[cluster] name = 'my cluster' must be 1-64 characters"),
     ("name", "7", "[cluster] name = 7 must be 1-64 characters"),
+    ("read_repair_chance", "1.5", "[cluster] read_repair_chance = 1.5 must be a number in [0, 1]"),
+    ("read_repair_chance", "-0.1", "[cluster] read_repair_chance = -0.1 must be a number in [0, 1]"),
+    ("read_repair_chance", "true", "[cluster] read_repair_chance = true must be a number in [0, 1]"),
+    ("speculative_retry_ms", "0", "[cluster] speculative_retry_ms = 0 must be positive"),
 ]
 
 
