@@ -387,9 +387,11 @@ def _write_unique(store: LogStore, count: int, offset: int = 0) -> dict[bytes, b
     return written
 
 
-def _record_starts(path: Path) -> list[int]:
+def _record_bounds(path: Path) -> list[int]:
+    """Where each record of a segment file starts, and where the last one ends (zeros may follow)."""
     data = path.read_bytes()
-    return [item.offset for item in scan(data, 0, len(data)) if isinstance(item, Record)]
+    records = [item for item in scan(data, 0, len(data)) if isinstance(item, Record)]
+    return [r.offset for r in records] + [records[-1].offset + records[-1].size]
 
 
 @pytest.mark.parametrize("indexed_prefix", [False, True], ids=["unindexed", "index-covers-a-prefix"])
@@ -402,22 +404,22 @@ def test_a_torn_tail_is_cut_at_every_byte_offset(tmp_path: Path, indexed_prefix:
         store = open_log(src, segment_bytes=1 << 20)
         written |= _write_unique(store, 10, offset=20)
     [segment] = segment_files(src)
-    starts = _record_starts(segment)
-    end = segment.stat().st_size
+    bounds = _record_bounds(segment)  # record i is bytes [bounds[i], bounds[i + 1])
+    data = segment.read_bytes()
     keys = list(written)
     image = crash_image(src, tmp_path / "image")
     store.close()
-    last_three = starts[-3]
-    for cut in range(last_three, end):
+    for cut in range(bounds[-4], bounds[-1]):
         case = tmp_path / f"cut{cut}"
         shutil.copytree(image, case)
         os.truncate(case / segment.name, cut)
         store = open_log(case, segment_bytes=1 << 20)
-        bounds = [*starts, end]  # record i is bytes [bounds[i], bounds[i + 1])
-        complete = sum(1 for i in range(len(starts)) if bounds[i + 1] <= cut)
+        complete = sum(1 for i in range(len(bounds) - 1) if bounds[i + 1] <= cut)
         for n, key in enumerate(keys):
             assert value_of(store, key) == (written[key] if n < complete else None), (cut, key)
-        assert store.statistics().recovery_torn_bytes == cut - bounds[complete]
+        # counted up to the last non-zero byte: zeros after it read as the preallocated end
+        torn = data[bounds[complete] : cut]
+        assert store.statistics().recovery_torn_bytes == len(torn.rstrip(b"\0"))
         assert store.statistics().corrupt_records == 0
         store.put(b"after", state(b"crash"))  # appends where the cut left off
         store.close()
@@ -425,6 +427,74 @@ def test_a_torn_tail_is_cut_at_every_byte_offset(tmp_path: Path, indexed_prefix:
         assert value_of(store, b"after") == b"crash" and len(store) == complete + 1
         store.close()
         shutil.rmtree(case)
+
+
+def test_the_active_segment_keeps_zeros_ahead_and_a_crash_reads_them_as_its_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Preallocation: zeros after the records make later fsyncs data-only; they are never a torn write."""
+    src = tmp_path / "src"
+    store = open_log(src, segment_bytes=1 << 20)
+    written = _write_unique(store, 20)
+    [segment] = segment_files(src)
+    end = _record_bounds(segment)[-1]
+    data = segment.read_bytes()
+    assert len(data) > end and not data[end:].strip(b"\0")  # zeros, and only zeros, after the records
+    size = len(data)
+    written |= _write_unique(store, 5, offset=20)  # lands inside the zeros: the file does not grow
+    assert segment.stat().st_size == size and _record_bounds(segment)[-1] > end
+    image = crash_image(src, tmp_path / "image")
+    store.close()
+    assert segment.stat().st_size == _record_bounds(segment)[-1]  # a clean close drops the zeros
+    caplog.clear()
+    store = open_log(image, segment_bytes=1 << 20)
+    assert {key: value_of(store, key) for key in written} == written
+    stats = store.statistics()
+    assert stats.recovery_torn_bytes == 0 and stats.corrupt_records == 0
+    assert "torn" not in caplog.text
+    store.put(b"after", state(b"crash"))  # appends right after the last record, not after the zeros
+    store.flush()
+    [reopened] = segment_files(image)
+    assert _record_bounds(reopened)[-1] == _record_bounds(segment)[-1] + len(
+        encode(1, 0, b"after", pack_state(state(b"crash")), 0)
+    )
+    store.close()
+    store = open_log(image, segment_bytes=1 << 20)
+    assert value_of(store, b"after") == b"crash" and len(store) == len(written) + 1
+    store.close()
+
+
+def test_a_closed_segment_has_no_zeros_after_its_records(tmp_path: Path) -> None:
+    store = open_log(tmp_path)  # 4 KiB segments: these writes roll several
+    _write_unique(store, 200)
+    *closed, active = segment_files(tmp_path)
+    assert len(closed) >= 3
+    for path in closed:
+        assert path.stat().st_size == _record_bounds(path)[-1], path
+    assert active.stat().st_size > _record_bounds(active)[-1]  # only the active one runs ahead
+    store.close()
+
+
+def test_a_write_half_on_disk_in_the_zeros_is_a_torn_tail(tmp_path: Path) -> None:
+    """A crash can leave the start of a record in the preallocated zeros: that record is cut, counted
+    up to its last non-zero byte, and every record before it is kept."""
+    src = tmp_path / "src"
+    store = open_log(src, segment_bytes=1 << 20)
+    written = _write_unique(store, 10)
+    image = crash_image(src, tmp_path / "image")
+    store.close()
+    [segment] = segment_files(image)
+    bounds = _record_bounds(segment)
+    data = bytearray(segment.read_bytes())
+    last = bytes(data[bounds[-2] : bounds[-1]])
+    half = len(last) // 2
+    data[bounds[-2] + half : bounds[-1]] = bytes(len(last) - half)  # the second half never reached the disk
+    segment.write_bytes(data)
+    store = open_log(image, segment_bytes=1 << 20)
+    lost = list(written)[-1]
+    assert {k: value_of(store, k) for k in written} == {**written, lost: None}
+    assert store.statistics().recovery_torn_bytes == len(last[:half].rstrip(b"\0"))
+    store.close()
 
 
 @pytest.mark.parametrize("where", ["active", "closed"])
@@ -441,8 +511,7 @@ def test_bit_flips_are_skipped_counted_and_never_returned(tmp_path: Path, where:
         store.close()
         src = image
     [segment] = segment_files(src)
-    starts = _record_starts(segment)
-    size = segment.stat().st_size
+    *starts, size = _record_bounds(segment)  # the active segment's preallocated zeros are not flipped
     rng = random.Random(3)
     positions = sorted(rng.sample(range(size), 40))
     positions += [starts[5] + 4, starts[6] + 1, starts[7]]  # a key length, a magic byte, a record's start
