@@ -63,6 +63,7 @@ class FakeNet:
         self.replies: list[tuple[str, dict[str, Any]]] = []  # (node that answered, reply)
         self.delivered: list[tuple[str, str, dict[str, Any]]] = []  # (src, dst, msg) peer traffic
         self.lost: list[tuple[str, str, dict[str, Any]]] = []
+        self.early: list[tuple[str, dict[str, Any]]] = []  # replies marked before_flush: (node, msg)
         self._waiting: list[tuple[str, str, dict[str, Any]]] = []
         self._ids = itertools.count(1)
         self.issued = 0
@@ -85,6 +86,8 @@ class FakeNet:
                 else:
                     self._deliver(src, effect.node, effect.msg)
             elif isinstance(effect, Reply):
+                if effect.before_flush:
+                    self.early.append((src, effect.msg))
                 if effect.route == CLIENT:
                     self.replies.append((src, wire(effect.msg)))
                 else:
@@ -281,6 +284,23 @@ def test_dropped_connection_makes_a_peer_down_at_once():
     assert net.put("n1", b"k", b"v")["error"] == "unavailable"
     core.on_connection("n2", True, net.now)
     assert net.put("n1", b"k", b"v")["ok"]
+
+
+def test_a_write_whose_local_copy_was_flushed_is_answered_before_the_next_flush():
+    """The reply to a write decided by acknowledgements that came after the coordinator's flush promises
+    nothing that a later flush adds: it may leave before it. Every other reply waits for the flush."""
+    net = FakeNet(failure_timeout=60.0)
+    same_turn = net.send("n1", "put", key=b"a", value=b"v", cl="quorum")  # acked before any flush
+    local_only = net.send("n1", "put", key=b"b", value=b"v", cl="one")  # decided by the local write
+    assert net.answer(same_turn)["ok"] and net.answer(local_only)["ok"]
+    assert net.early == []
+    net.held |= {"n2", "n3"}
+    rid = net.send("n1", "put", key=b"c", value=b"v", cl="all")
+    assert net.answer(rid) is None
+    net.cores["n1"].on_flushed()  # the runtime synced n1's copy; the replicas' acks are still out
+    net.release()
+    assert net.answer(rid)["ok"]
+    assert [(node, msg["id"]) for node, msg in net.early] == [("n1", rid)]  # not the replicas' rput_ok
 
 
 def test_write_times_out_when_a_replica_never_answers():

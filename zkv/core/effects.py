@@ -1,4 +1,5 @@
-"""What the core asks the runtime to do. The runtime carries these out after the turn's storage flush.
+"""What the core asks the runtime to do. The runtime carries these out after the turn's storage flush,
+but for requests to peers (they promise nothing) and replies marked ``before_flush``.
 
 Named tuples: the core builds several per request, and a tuple is built in C.
 """
@@ -17,10 +18,16 @@ class Send(NamedTuple):
 
 
 class Reply(NamedTuple):
-    """A reply on this node's ROUTER to ``route`` (a client's routing id, or a peer's name)."""
+    """A reply on this node's ROUTER to ``route`` (a client's routing id, or a peer's name).
+
+    ``before_flush``: the reply promises nothing that the turn's flush makes durable (a write decided by
+    replicas' acknowledgements, whose local copy an earlier flush already synced), so it may leave
+    before that flush instead of waiting for another node's unrelated writes to reach the disk.
+    """
 
     route: bytes
     msg: dict[str, Any]
+    before_flush: bool = False
 
 
 class Publish(NamedTuple):

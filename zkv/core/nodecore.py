@@ -109,6 +109,7 @@ class _Write:
     level: str
     started: float
     quorum: WriteQuorum
+    flushes: int  # the runtime's flushes before the local write: any later one made it durable
 
 
 @dataclass(slots=True)
@@ -184,6 +185,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self._strays: Any = None  # keys to check, after a ring change, for ones this node no longer owns
         self.stats = RequestStats()
         self._effects: list[Effect] = []
+        self._flushes = 0  # flushes the runtime reported (on_flushed): what a write waited for
         self._ids = itertools.count(1)
         self._pending: dict[int, _Write | _Read | _Forward] = {}
         self._deadlines: list[tuple[float, int]] = []
@@ -196,6 +198,11 @@ class NodeCore(RebalanceMixin, ViewsMixin):
     def take_effects(self) -> list[Effect]:
         effects, self._effects = self._effects, []
         return effects
+
+    def on_flushed(self) -> None:
+        """The runtime flushed the store (and the hints): every write made so far is as durable as the
+        fsync policy makes it. Replies that depend on no later write may now leave before a flush."""
+        self._flushes += 1
 
     def next_wakeup(self) -> float:
         wake = self.membership.next_wakeup()
@@ -360,7 +367,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             level = getattr(request, "level", None)
             self._finish(origin, op, level, now, now, exc.to_wire())
 
-    def _reply(self, origin: Origin, msg: dict[str, Any]) -> None:
+    def _reply(self, origin: Origin, msg: dict[str, Any], before_flush: bool = False) -> None:
         msg["id"] = origin.rid
         if origin.fwd_id is None:
             left = self._in_flight.get(origin.route, 0) - 1
@@ -368,17 +375,25 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 self._in_flight[origin.route] = left
             else:
                 self._in_flight.pop(origin.route, None)
-            self._effects.append(Reply(origin.route, msg))
+            self._effects.append(Reply(origin.route, msg, before_flush))
         else:
-            self._effects.append(Reply(origin.route, {"op": "fwd_reply", "id": origin.fwd_id, "reply": msg}))
+            fwd = {"op": "fwd_reply", "id": origin.fwd_id, "reply": msg}
+            self._effects.append(Reply(origin.route, fwd, before_flush))
 
     def _finish(
-        self, origin: Origin, op: str, level: str | None, started: float, now: float, msg: dict
+        self,
+        origin: Origin,
+        op: str,
+        level: str | None,
+        started: float,
+        now: float,
+        msg: dict,
+        before_flush: bool = False,
     ) -> None:
         """Answer a client request and count it (forwarded requests are counted where they arrived)."""
         error = None if msg.get("ok") else msg.get("error")
         self.stats.record(op, level, now - started, error)
-        self._reply(origin, msg)
+        self._reply(origin, msg, before_flush)
 
     def _track(self, pending: _Write | _Read | _Forward, deadline: float) -> int:
         if len(self._pending) >= MAX_PENDING:
@@ -466,7 +481,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self._put_local(req.key, state)
         quorum = WriteQuorum(live + tuple(fallbacks), need, now + self.settings.request_timeout)
         quorum.on_ack(self.name)
-        write = _Write(origin, req.op, level, now, quorum)
+        write = _Write(origin, req.op, level, now, quorum, self._flushes)
         if quorum.outcome() is Outcome.OK:
             self._finish(origin, req.op, level, now, now, ok(origin.rid))
             iid = 0  # decided already: replica acks need no bookkeeping
@@ -763,7 +778,9 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 alive=len(q.targets) - len(q.failed),
                 acknowledged=len(q.acked),
             ).to_wire()
-        self._finish(write.origin, write.op, write.level, write.started, now, msg)
+        # the local copy was synced by a flush since it was written: only the acks were awaited
+        synced = write.flushes < self._flushes
+        self._finish(write.origin, write.op, write.level, write.started, now, msg, synced)
 
     def on_send_failed(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """The runtime could not hand ``msg`` to ``peer`` (no connection): that replica failed."""

@@ -318,8 +318,7 @@ class NodeRuntime:
             core.on_tick(now)
             self._carry_out(now)
             if self.store.needs_flush() or self.hints.needs_flush():
-                self.store.flush()  # the interval policy's timer: an idle node must still fsync
-                self.hints.flush()
+                self._flush()  # the interval policy's timer: an idle node must still fsync
             # compaction in small slices: whenever idle, and a short one every 50 ms under load
             if not ready:
                 compacting = self.store.compact_step(COMPACTION_SLICE_S)
@@ -565,7 +564,9 @@ class NodeRuntime:
         the store (group commit), then every reply and acknowledgement.
 
         Requests carry no promise, so they need not wait for this node's fsync: a replica write leaves
-        while the local one is being synced. A dot they carry that this disk then loses in a crash is
+        while the local one is being synced. Nor do replies marked ``before_flush``: a write decided by
+        its replicas' acknowledgements, whose local copy an earlier flush synced, is answered before
+        this turn's fsync of other writes. A dot they carry that this disk then loses in a crash is
         never minted again, because a node that did not stop cleanly takes a new actor id
         (:meth:`_incarnation`).
 
@@ -579,11 +580,12 @@ class NodeRuntime:
         for _ in range(4):  # send failures may queue replies (unavailable); give those a pass too
             sends: dict[str, list[dict]] = defaultdict(list)
             replies: dict[bytes, list[dict]] = defaultdict(list)
+            early: dict[bytes, list[dict]] = defaultdict(list)  # replies that need not wait for the flush
             for effect in effects:
                 if isinstance(effect, Send):
                     sends[effect.node].append(effect.msg)
                 elif isinstance(effect, Reply):
-                    replies[effect.route].append(effect.msg)
+                    (early if effect.before_flush else replies)[effect.route].append(effect.msg)
                 elif isinstance(effect, Publish):
                     self.pub.send(pack(effect.msg), zmq.NOBLOCK)
                 elif isinstance(effect, Connect):
@@ -595,13 +597,20 @@ class NodeRuntime:
                     sends[self._peer_routes[route]] += replies.pop(route)
             for peer, msgs in sends.items():
                 self._send_peer(peer, msgs, now)
-            self.store.flush()
-            self.hints.flush()
+            for route, msgs in early.items():
+                self._send_reply(route, msgs)
+            self._flush()
             for route, msgs in replies.items():
                 self._send_reply(route, msgs)
             effects = self.core.take_effects()
             if not effects:
                 return
+
+    def _flush(self) -> None:
+        """The group commit: the turn's writes to disk, then tell the core (see Reply.before_flush)."""
+        self.store.flush()
+        self.hints.flush()
+        self.core.on_flushed()
 
     def _send_peer(self, peer: str, msgs: list[dict], now: float) -> None:
         if self.faults.active and self.faults.drops_out(peer):

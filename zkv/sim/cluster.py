@@ -7,10 +7,10 @@ Each :class:`SimNode` is one node process: a real :class:`zkv.core.nodecore.Node
 peers it holds request connections to (DEALERs) and the publishers it subscribes to (SUB). A **turn** is
 what one pass of the runtime's loop does: hand the core what arrived (one frame, possibly a batch), call
 ``on_tick``, then carry out the effects exactly in the runtime's order: peer requests leave first, one
-frame per peer; then the store and the hints are flushed (group commit); then replies and
-acknowledgements leave. Publishes go to every subscriber, ``Connect`` opens connections, ``Stop`` is a
-clean stop. After the turn the node sleeps until the core's next wakeup, but no longer than the
-runtime's poll cap.
+frame per peer, and the replies marked ``before_flush``; then the store and the hints are flushed (group
+commit); then the other replies and acknowledgements leave. Publishes go to every subscriber,
+``Connect`` opens connections, ``Stop`` is a clean stop. After the turn the node sleeps until the core's
+next wakeup, but no longer than the runtime's poll cap.
 
 Connections follow ZeroMQ's behaviour as the runtime configures it: a send to a peer whose connection is
 down (``ZMQ_IMMEDIATE``) fails at once and the core hears ``on_send_failed``; a crashed process drops its
@@ -20,8 +20,9 @@ connections (the fault filter drops silently). A paused process (SIGSTOP) keeps 
 sent to it waits, and it neither answers nor heartbeats until resumed.
 
 A **crash** drops the process between turns, or (``torn``) inside its next turn after the peer requests
-left and before the flush: the most unforgiving instant the runtime has. A restart opens new engines on
-the same disk, takes a new incarnation by :func:`zkv.core.incarnation.incarnation`, and connects anew.
+and early replies left and before the flush: the most unforgiving instant the runtime has. A restart
+opens new engines on the same disk, takes a new incarnation by :func:`zkv.core.incarnation.incarnation`,
+and connects anew.
 
 Any exception a core handler raises is a bug: it is recorded (the runtime would log it and go on).
 """
@@ -333,25 +334,29 @@ class SimCluster:
         for _ in range(4):  # send failures may queue replies; give those a pass too
             sends: dict[str, list[dict]] = {}
             replies: dict[bytes, list[dict]] = {}
+            early: dict[bytes, list[dict]] = {}  # replies marked before_flush
             for effect in effects:
                 if isinstance(effect, Send):
                     sends.setdefault(effect.node, []).append(effect.msg)
                 elif isinstance(effect, Reply):
-                    replies.setdefault(effect.route, []).append(effect.msg)
+                    batch = early if effect.before_flush else replies
+                    batch.setdefault(effect.route, []).append(effect.msg)
                 elif isinstance(effect, Publish):
                     self._publish(node, effect.msg)
                 elif isinstance(effect, Connect):
                     self._open(node, effect.node)
                 elif isinstance(effect, Stop):
                     self._flush(core)
-                    for route, msgs in replies.items():
+                    for route, msgs in [*early.items(), *replies.items()]:
                         self._send_reply(node, route, msgs)
                     self._die(node, clean=True)
                     return
             for peer, msgs in sends.items():
                 self._send_peer(node, peer, msgs, now)
-            if node.torn_crash and sends:
-                self._die(node, clean=False)  # after the requests left, before the flush
+            for route, msgs in early.items():
+                self._send_reply(node, route, msgs)
+            if node.torn_crash and (sends or early):
+                self._die(node, clean=False)  # after the requests and early replies left, before the flush
                 return
             self._flush(core)
             for route, msgs in replies.items():
@@ -364,6 +369,7 @@ class SimCluster:
         core.store.flush()
         if core.handoff is not None:
             core.handoff.hints.flush()  # type: ignore[attr-defined]
+        core.on_flushed()
 
     def _send_peer(self, node: SimNode, peer: str, msgs: list[dict], now: float) -> None:
         core = node.core
