@@ -43,11 +43,12 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 
 from zkv.client import Client  # noqa: E402
-from zkv.config import load_config  # noqa: E402
+from zkv.config import ClusterConfig, load_config  # noqa: E402
 from zkv.errors import ZkvError  # noqa: E402
 from zkv.localcluster import LocalCluster  # noqa: E402
 
 FILL_CONCURRENCY = 64
+SHIPPED_DETECTOR = ("heartbeat_interval_ms", "failure_timeout_ms")
 SIBLING_SAMPLE = 200
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -92,7 +93,13 @@ class Bench:
         else:
             workdir = Path(tempfile.mkdtemp(prefix="zkv-bench-"))
             self.stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-            settings: dict[str, Any] = {"replication_factor": args.replication_factor, "fsync": args.fsync}
+            settings: dict[str, Any] = {
+                "replication_factor": args.replication_factor,
+                "fsync": args.fsync,
+                # the shipped failure detector, not the test cluster's quick one (100 ms heartbeats), which
+                # takes a node whose disk stalls for a few hundred milliseconds for down
+                **{k: ClusterConfig.__dataclass_fields__[k].default for k in SHIPPED_DETECTOR},
+            }
             if args.engine:
                 settings["engine"] = args.engine
             cluster = LocalCluster(workdir, nodes=args.nodes, **settings)
