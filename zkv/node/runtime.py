@@ -564,11 +564,11 @@ class NodeRuntime:
         the store (group commit), then every reply and acknowledgement.
 
         Requests carry no promise, so they need not wait for this node's fsync: a replica write leaves
-        while the local one is being synced. Nor do replies marked ``before_flush``: a write decided by
-        its replicas' acknowledgements, whose local copy an earlier flush synced, is answered before
-        this turn's fsync of other writes. A dot they carry that this disk then loses in a crash is
+        while the local one is being synced. A dot they carry that this disk then loses in a crash is
         never minted again, because a node that did not stop cleanly takes a new actor id
-        (:meth:`_incarnation`).
+        (:meth:`_incarnation`). Nor do replies marked ``before_flush`` wait: a write decided by its
+        replicas' acknowledgements, whose local copy an earlier flush synced, is answered before this
+        turn's fsync of other writes.
 
         When the turn wrote nothing (reads), the replies to a peer that also gets requests ride in the
         same message, over this node's DEALER to it: one ZeroMQ send per peer instead of two. The peer's
