@@ -622,25 +622,23 @@ class LogStore:
         """The valid records of ``seg`` from ``start``: damage in the middle is counted, a torn tail cut."""
         if seg.written <= start:
             return
-        torn = None
+        torn = None  # (offset, bytes up to the last non-zero one): zeros after it are preallocation
         with mmap.mmap(seg.fd, seg.written, access=mmap.ACCESS_READ) as data:
             for item in scan(data, start, seg.written):
                 if isinstance(item, Record):
                     yield item
                 elif item.torn:
-                    torn = item
+                    torn = item.offset, len(data[item.offset :].rstrip(b"\0"))
                 else:
                     self._counters["corrupt_records"] += 1
                     seg.dead += item.size
                     log.warning("segment %d: %d damaged bytes at %d skipped", seg.id, item.size, item.offset)
         if torn is not None:
-            # zeros after the records are the preallocated end (segment.py), not a torn write
-            with mmap.mmap(seg.fd, seg.written, access=mmap.ACCESS_READ) as data:
-                damaged = len(data[torn.offset :].rstrip(b"\0"))  # to its last non-zero byte
-            if damaged:
-                log.warning("segment %d: torn tail of %d bytes at %d cut", seg.id, damaged, torn.offset)
+            offset, damaged = torn
+            if damaged:  # only zeros: the preallocated end (segment.py), not a torn write
+                log.warning("segment %d: torn tail of %d bytes at %d cut", seg.id, damaged, offset)
                 self._counters["recovery_torn_bytes"] += damaged
-            seg.truncate(torn.offset)
+            seg.truncate(offset)
 
     def _apply_all(self, seg: Segment, items: Iterator[tuple[int, bytes]]) -> None:
         """Recovery: each record ``(entry, key)`` of ``seg`` wins if it is its key's newest seen so far.
