@@ -45,6 +45,9 @@ def main() -> int:
                 f"the cluster to start (see {log_path})",
             )
         print(f"zkv: {len(config.nodes)} nodes up (logs: {log_path}); quitting the shell stops them.")
+        for spec in config.nodes:
+            if spec.http is not None:
+                print(f"zkv: {spec.name} HTTP API and dashboard at http://{spec.http}/ (docs/http.md)")
         return subprocess.call([str(bin_dir / "zkv-shell"), "--config", args.config])
     except AssertionError as exc:
         print(f"run_local: {exc}", file=sys.stderr)

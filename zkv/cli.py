@@ -38,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("ZKV_CONFIG", DEFAULT_CONFIG),
         help="cluster file (default: $ZKV_CONFIG or ./cluster.toml); see docs/configuration.md",
     )
-    parser.add_argument("--node", metavar="NAME", help="run only this node of the file, in this process")
+    parser.add_argument(
+        "--node",
+        metavar="NAME",
+        help="run only this node of the file, in this process (its http gateway runs apart: zkv-http)",
+    )
     parser.add_argument(
         "--join",
         metavar="ADDRESS",
@@ -106,6 +110,16 @@ def _supervise(config: ClusterConfig, path: Path, level: str) -> int:
         cmd = [sys.executable, "-m", "zkv.cli", "--config", str(path), "--node", name, "--log-level", level]
         children[name] = subprocess.Popen(cmd)
         log.info("started %s (pid %d)", name, children[name].pid)
+    for spec in config.nodes:
+        if spec.http is not None:  # the node's HTTP gateway (docs/http.md), supervised like the nodes
+            cmd = [sys.executable, "-m", "zkv.http.server", "--config", str(path), "--node", spec.name]
+            children[f"{spec.name}-http"] = subprocess.Popen([*cmd, "--log-level", level])
+            log.info(
+                "started %s-http on http://%s/ (pid %d)",
+                spec.name,
+                spec.http,
+                children[f"{spec.name}-http"].pid,
+            )
 
     stopping = False
 

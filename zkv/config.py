@@ -29,6 +29,7 @@ MAX_VNODES = 4096
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TCP_RE = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
 _IPC_RE = re.compile(r"^ipc://\S+$")
+_HTTP_RE = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
 
 _SECURITY_KEYS = ("curve", "client_keys", "admin_keys", "node_keys")
 
@@ -45,6 +46,7 @@ class NodeSpec:
     data_dir: Path  # absolute; relative paths in the file are resolved against the file's folder
     public_key: Path | None = None  # CURVE public key file (absolute), with [security] curve = true
     secret_key: Path | None = None  # CURVE secret key file; only the node itself needs to read it
+    http: str | None = None  # "HOST:PORT" of this node's HTTP gateway (zkv-http); None: no gateway
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +144,7 @@ _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "fsync": (FSYNC_POLICIES, "an fsync policy"),
 }
 _CLUSTER_KEYS = ("name", *_INT_KEYS, *_CHOICE_KEYS, "compaction_threshold", "read_repair_chance")
-_NODE_KEYS = ("name", "address", "gossip", "data_dir", "public_key", "secret_key")
+_NODE_KEYS = ("name", "address", "gossip", "data_dir", "public_key", "secret_key", "http")
 _NODE_REQUIRED = ("name", "address", "gossip")
 
 
@@ -331,8 +333,16 @@ def _parse_node(index: int, raw: Any, base: Path, fail: _Fail) -> NodeSpec:
         raise fail(f"{label} data_dir = {_show(data_dir)} must be a non-empty path string")
     resolved = Path(os.path.abspath(base / Path(data_dir).expanduser()))
     keys = {k: _path(f"{label} {k}", raw[k], base, fail) for k in ("public_key", "secret_key") if k in raw}
+    http = raw.get("http")
+    if http is not None and not valid_listen(http):
+        raise fail(f"{label} http = {_show(http)} is not of the form HOST:PORT (port 1-65535)")
     return NodeSpec(
-        name=name, address=endpoints["address"], gossip=endpoints["gossip"], data_dir=resolved, **keys
+        name=name,
+        address=endpoints["address"],
+        gossip=endpoints["gossip"],
+        data_dir=resolved,
+        http=http,
+        **keys,
     )
 
 
@@ -351,9 +361,27 @@ def _check_unique(nodes: tuple[NodeSpec, ...], fail: _Fail) -> None:
             if endpoint in endpoints:
                 raise fail(f"{label} {key} = {endpoint!r} is already used as {endpoints[endpoint]}")
             endpoints[endpoint] = f"the {key} of [[node]] #{index} ({spec.name})"
+        if spec.http is not None:
+            if spec.http in endpoints:
+                raise fail(f"{label} http = {spec.http!r} is already used as {endpoints[spec.http]}")
+            endpoints[spec.http] = f"the http of [[node]] #{index} ({spec.name})"
         if spec.data_dir in dirs:
             raise fail(f"{label} data_dir = '{spec.data_dir}' is already used by {dirs[spec.data_dir]}")
         dirs[spec.data_dir] = f"[[node]] #{index} ({spec.name})"
+
+
+def valid_listen(value: object) -> bool:
+    """Is ``value`` a ``HOST:PORT`` an HTTP gateway can listen on (the ``http`` key, ``--listen``)?"""
+    if not isinstance(value, str):
+        return False
+    match = _HTTP_RE.fullmatch(value)
+    return match is not None and 1 <= int(match["port"]) <= 65535
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:7181"`` -> ``("127.0.0.1", 7181)``; ``"[::1]:80"`` -> ``("::1", 80)``."""
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def _valid_endpoint(value: str) -> bool:

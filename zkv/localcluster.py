@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from zkv.client import Client, curve_options
-from zkv.config import load_config
+from zkv.config import load_config, split_listen
 from zkv.errors import ZkvError
 
 START_TIMEOUT_S = 20.0
@@ -69,13 +69,22 @@ class LocalCluster:
     """``nodes`` real node processes described by a generated cluster.toml in ``workdir``."""
 
     def __init__(
-        self, workdir: Path, nodes: int = 3, initial: int | None = None, curve: bool = False, **cluster: Any
+        self,
+        workdir: Path,
+        nodes: int = 3,
+        initial: int | None = None,
+        curve: bool = False,
+        http: bool = False,
+        **cluster: Any,
     ) -> None:
         """``initial``: how many of the nodes form the cluster at first; the others are started with
         ``--join`` later (they get a file listing every node, the first ones a file listing only them).
 
         ``curve``: CURVE on, with keys made in ``workdir/keys``: one per node, a client ``alice`` (in
-        ``keys/clients``) and an admin ``admin`` (in ``keys/admins``, used by :meth:`client` by default)."""
+        ``keys/clients``) and an admin ``admin`` (in ``keys/admins``, used by :meth:`client` by default).
+
+        ``http``: every node gets an ``http`` key, and :meth:`start` starts its gateway (``zkv-http``) too;
+        :meth:`url` is where it listens."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.names = [f"n{i + 1}" for i in range(nodes)]
@@ -88,9 +97,10 @@ class LocalCluster:
                 keygen(self.keys, n)
             keygen(self.keys / "clients", "alice")
             keygen(self.keys / "admins", "admin")
-        ports = free_ports(2 * nodes)
-        self.addresses = {n: f"tcp://127.0.0.1:{ports[2 * i]}" for i, n in enumerate(self.names)}
-        self.gossip = {n: f"tcp://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(self.names)}
+        ports = free_ports(3 * nodes)
+        self.addresses = {n: f"tcp://127.0.0.1:{ports[3 * i]}" for i, n in enumerate(self.names)}
+        self.gossip = {n: f"tcp://127.0.0.1:{ports[3 * i + 1]}" for i, n in enumerate(self.names)}
+        self.http = {n: f"127.0.0.1:{ports[3 * i + 2]}" for i, n in enumerate(self.names)} if http else {}
         settings = {
             "name": "test",
             "replication_factor": min(3, nodes),
@@ -105,6 +115,7 @@ class LocalCluster:
         self.initial_config_path = self.workdir / "cluster-initial.toml"
         self.initial_config_path.write_text(self._config_text(settings, self.initial))
         self.procs: dict[str, subprocess.Popen] = {}
+        self.gateways: dict[str, subprocess.Popen] = {}
         self._logs: dict[str, Any] = {}
 
     def _config_text(self, settings: dict[str, Any], names: list[str]) -> str:
@@ -127,6 +138,8 @@ class LocalCluster:
                 f'gossip = "{self.gossip[n]}"',
                 f'data_dir = "data/{n}"',
             ]
+            if n in self.http:
+                lines.append(f'http = "{self.http[n]}"')
             if self.curve:
                 lines += [f'public_key = "keys/{n}.key"', f'secret_key = "keys/{n}.key_secret"']
         return "\n".join(lines) + "\n"
@@ -156,7 +169,42 @@ class LocalCluster:
             self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         if wait:
             self.wait_ready(*(names or self.initial))
+        if self.http:
+            self.start_http(*(names or self.initial), wait=wait)
         return self
+
+    def start_http(self, *names: str, wait: bool = True, args: tuple[str, ...] = ()) -> None:
+        """Start the named nodes' gateways (``zkv-http --node NAME``) if not running; wait for /health."""
+        for name in names or self.names:
+            proc = self.gateways.get(name)
+            if proc is not None and proc.poll() is None:
+                continue
+            log = open(self.workdir / f"{name}-http.log", "ab")  # noqa: SIM115 - closed in close()
+            self._logs[f"{name}-http"] = log
+            cmd = [sys.executable, "-m", "zkv.http.server", "--config", str(self.config_path), "--node", name]
+            if self.curve:
+                cmd += ["--key", str(self.keys / "admins" / "admin.key_secret")]
+            self.gateways[name] = subprocess.Popen(
+                [*cmd, *args], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+            )
+        if wait:
+            for name in names or self.names:
+                wait_until(lambda n=name: self._gateway_answers(n), START_TIMEOUT_S, f"{name}'s gateway")
+
+    def _gateway_answers(self, name: str) -> bool:
+        proc = self.gateways[name]
+        if proc.poll() is not None:
+            log = (self.workdir / f"{name}-http.log").read_text(errors="replace")
+            raise RuntimeError(f"{name}'s gateway exited with status {proc.returncode}; log:\n{log[-3000:]}")
+        try:
+            with socket.create_connection(split_listen(self.http[name]), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def url(self, name: str = "n1") -> str:
+        """The base URL of ``name``'s gateway (``http=True``), like ``http://127.0.0.1:PORT``."""
+        return f"http://{self.http[name]}"
 
     def wait_ready(self, *names: str, timeout: float = START_TIMEOUT_S) -> None:
         """The named nodes are running, and every running node serves and sees every running node up."""
@@ -211,6 +259,15 @@ class LocalCluster:
     def close(self) -> list[str]:
         """End every process this cluster started; the names of those that had to be killed."""
         killed = []
+        for name, proc in self.gateways.items():
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                killed.append(f"{name}-http")
         for proc in self.procs.values():
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):

@@ -608,3 +608,34 @@ def test_quorum_size_unknown_level(level: str) -> None:
 def test_quorum_size_needs_replicas(n: int) -> None:
     with pytest.raises(ValueError):
         quorum_size("one", n)
+
+
+# --- the http key (the node's HTTP gateway) -------------------------------------------------------------
+
+
+def test_shipped_file_gives_every_node_an_http_gateway() -> None:
+    config = load_config(REPO_ROOT / "cluster.toml")
+    assert [n.http for n in config.nodes] == ["127.0.0.1:7181", "127.0.0.1:7182", "127.0.0.1:7183"]
+
+
+def test_http_is_optional_and_read_when_given(write) -> None:
+    nodes = _nodes(3)
+    nodes[1]["http"] = '"[::1]:8080"'
+    config = load_config(write(_render(None, nodes)))
+    assert [n.http for n in config.nodes] == [None, "[::1]:8080", None]
+
+
+@pytest.mark.parametrize(
+    "literal", ['"localhost"', '"127.0.0.1:0"', '"127.0.0.1:70000"', "7181", '"http://x:1"']
+)
+def test_bad_http_values_are_one_line_errors(write, literal: str) -> None:
+    nodes = _nodes(3)
+    nodes[0]["http"] = literal
+    message = _error(write, _render(None, nodes))
+    assert "(n1) http" in message and "HOST:PORT" in message
+
+
+def test_two_nodes_with_one_http_address_are_refused(write) -> None:
+    nodes = _nodes(3)
+    nodes[0]["http"] = nodes[2]["http"] = '"127.0.0.1:9000"'
+    assert "already used as the http of [[node]] #1" in _error(write, _render(None, nodes))

@@ -1,0 +1,108 @@
+"""The key routes on a real cluster: values, contexts, siblings, deletes, where and replicas."""
+
+from __future__ import annotations
+
+import base64
+
+from conftest import Http
+
+from zkv.localcluster import LocalCluster
+
+
+def test_put_then_get_returns_the_value_and_a_context(web: Http) -> None:
+    put = web.put("/v1/keys/user:42?consistency=quorum", b"alice")
+    assert put.status == 204, put.body
+    got = web.get("/v1/keys/user:42")
+    assert got.status == 200
+    assert got.body == b"alice"
+    assert got.header("Content-Type") == "application/octet-stream"
+    assert got.header("X-Zkv-Context")
+
+
+def test_values_are_raw_bytes_and_keys_any_bytes(web: Http) -> None:
+    value = bytes(range(256))
+    assert web.put("/v1/keys/bin%2Fkey%FF%00?consistency=all", value).status == 204
+    got = web.get("/v1/keys/bin%2Fkey%FF%00")
+    assert got.status == 200 and got.body == value
+    assert web.get("/v1/keys/bin%2Fkey%FF").status == 404  # a different key
+
+
+def test_missing_key_is_404_json(web: Http) -> None:
+    got = web.get("/v1/keys/never-written")
+    assert got.status == 404
+    assert got.json()["error"] == "not_found"
+    assert got.header("X-Zkv-Context") is None
+
+
+def test_accept_json_gets_values_context_and_found(web: Http) -> None:
+    web.put("/v1/keys/json-k", b"v1")
+    got = web.get("/v1/keys/json-k", headers={"Accept": "application/json"})
+    assert got.status == 200
+    body = got.json()
+    assert body["found"] is True
+    assert [base64.b64decode(v) for v in body["values"]] == [b"v1"]
+    assert body["context"] == got.header("X-Zkv-Context")
+    missing = web.get("/v1/keys/json-missing", headers={"Accept": "application/json"}).json()
+    assert missing["found"] is False and missing["values"] == []
+
+
+def test_get_then_put_with_the_context_supersedes(web: Http) -> None:
+    web.put("/v1/keys/ctx-k", b"old")
+    token = web.get("/v1/keys/ctx-k").header("X-Zkv-Context")
+    assert token
+    assert web.put("/v1/keys/ctx-k", b"new", headers={"X-Zkv-Context": token}).status == 204
+    got = web.get("/v1/keys/ctx-k?consistency=all")
+    assert got.status == 200 and got.body == b"new"
+
+
+def test_siblings_give_300_with_both_values_and_the_merged_context_resolves(web: Http) -> None:
+    web.put("/v1/keys/sib-k", b"base")
+    token = web.get("/v1/keys/sib-k").header("X-Zkv-Context")
+    assert token
+    for value in (b"left", b"right"):  # two writes from the same context: concurrent
+        assert (
+            web.put("/v1/keys/sib-k?consistency=all", value, headers={"X-Zkv-Context": token}).status == 204
+        )
+    got = web.get("/v1/keys/sib-k?consistency=all")
+    assert got.status == 300, got.body
+    body = got.json()
+    assert sorted(base64.b64decode(v) for v in body["siblings"]) == [b"left", b"right"]
+    assert body["context"] == got.header("X-Zkv-Context")
+    assert (
+        web.put(
+            "/v1/keys/sib-k?consistency=all", b"merged", headers={"X-Zkv-Context": body["context"]}
+        ).status
+        == 204
+    )
+    resolved = web.get("/v1/keys/sib-k?consistency=all")
+    assert resolved.status == 200 and resolved.body == b"merged"
+
+
+def test_delete_with_context_leaves_a_tombstone_with_a_context(web: Http) -> None:
+    web.put("/v1/keys/del-k", b"gone soon")
+    token = web.get("/v1/keys/del-k").header("X-Zkv-Context")
+    assert token
+    assert web.delete("/v1/keys/del-k?consistency=all", headers={"X-Zkv-Context": token}).status == 204
+    got = web.get("/v1/keys/del-k?consistency=all")
+    assert got.status == 404
+    assert got.header("X-Zkv-Context")  # the tombstone's context: a later write supersedes it
+
+
+def test_where_lists_the_preference_list(web: Http, gateway_cluster: LocalCluster) -> None:
+    got = web.get("/v1/keys/where-k/where")
+    assert got.status == 200
+    rows = got.json()["preference_list"]
+    with gateway_cluster.client() as client:
+        expected = list(client.ring().preference_list(b"where-k"))
+    assert [r["node"] for r in rows if r["role"] == "primary"] == expected
+    assert all(r["up"] for r in rows)
+
+
+def test_replicas_shows_each_replicas_versions(web: Http) -> None:
+    web.put("/v1/keys/rep-k?consistency=all", b"everywhere")
+    got = web.get("/v1/keys/rep-k/replicas")
+    assert got.status == 200
+    replicas = got.json()["replicas"]
+    assert sorted(replicas) == ["n1", "n2", "n3"]
+    for state in replicas.values():
+        assert [base64.b64decode(v["value"]) for v in state["versions"]] == [b"everywhere"]

@@ -1,0 +1,147 @@
+"""``/v1/keys/{key}``: PUT, GET, DELETE, and the key's ``where`` and ``replicas``.
+
+The key is the path segment after ``/v1/keys/``, percent-decoded to bytes (so a key may be any bytes,
+``/`` included as ``%2F``). Values are raw bytes both ways. The causal context travels in the
+``X-Zkv-Context`` header as an opaque token (see :mod:`zkv.http.wire`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from aiohttp import web
+
+from zkv.client import Client, GetResult
+from zkv.http.errors import HttpError, error_response
+from zkv.http.state import POOL
+from zkv.http.wire import b64, decode_token, encode_token, get_json, replicas_json
+from zkv.protocol import LEVELS
+
+CONTEXT_HEADER = "X-Zkv-Context"
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_PREFIX = "/v1/keys/"
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_route("GET", "/v1/keys/{key}", get_key)
+    app.router.add_route("PUT", "/v1/keys/{key}", put_key)
+    app.router.add_route("DELETE", "/v1/keys/{key}", delete_key)
+    app.router.add_route("GET", "/v1/keys/{key}/where", where)
+    app.router.add_route("GET", "/v1/keys/{key}/replicas", replicas)
+
+
+def key_of(request: web.Request) -> bytes:
+    """The key as bytes, from the raw (still percent-encoded) path, so ``%2F`` and non-UTF-8 survive."""
+    raw = request.raw_path.split("?", 1)[0].split("#", 1)[0]
+    segment = raw[len(_PREFIX) :].split("/", 1)[0].encode("latin-1", "replace")
+    if _BAD_ESCAPE.search(segment):
+        raise HttpError(
+            "invalid_request", "bad percent-encoding in the key (a % must be followed by two hex digits)"
+        )
+    key = unquote_to_bytes(segment)
+    if not key:
+        raise HttpError("invalid_request", "the key is empty")
+    return key
+
+
+def level_of(request: web.Request) -> str | None:
+    values = request.query.getall("consistency", [])
+    if not values:
+        return None
+    if len(values) > 1 or values[0] not in LEVELS:
+        raise HttpError(
+            "invalid_request",
+            f"unknown consistency {values[-1]!r}: use one of {', '.join(LEVELS)}",
+            allowed=list(LEVELS),
+        )
+    return values[0]
+
+
+def context_of(request: web.Request) -> bytes | None:
+    values = request.headers.getall(CONTEXT_HEADER, [])
+    if len(values) > 1:
+        raise HttpError("invalid_request", f"give {CONTEXT_HEADER} at most once")
+    return decode_token(values[0] if values else None)
+
+
+def _no_body(request: web.Request) -> None:
+    if request.body_exists or (request.content_length or 0) > 0:
+        raise HttpError("invalid_request", f"{request.method} takes no body")
+
+
+def _wants_json(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "application/octet-stream" not in accept
+
+
+def _context_headers(context: bytes | None) -> dict[str, str]:
+    token = encode_token(context)
+    return {CONTEXT_HEADER: token} if token else {}
+
+
+async def get_key(request: web.Request) -> web.Response:
+    key, level = key_of(request), level_of(request)
+    _no_body(request)
+    result: GetResult = await request.app[POOL].run(lambda c: c.get(key, level))
+    headers = _context_headers(result.context)
+    if _wants_json(request):
+        return web.json_response(get_json(result), headers=headers)
+    if not result.values:
+        return error_response("not_found", "no value for this key", headers=headers)
+    if len(result.values) > 1:
+        body = {"siblings": [b64(v) for v in result.values], "context": encode_token(result.context)}
+        return web.Response(
+            status=300, text=json.dumps(body), content_type="application/json", headers=headers
+        )
+    return web.Response(body=result.values[0], content_type="application/octet-stream", headers=headers)
+
+
+async def put_key(request: web.Request) -> web.Response:
+    key, level, context = key_of(request), level_of(request), context_of(request)
+    value = await request.read()
+
+    def put(client: Client) -> bytes | None:
+        client.put(key, value, level, context)
+        return None
+
+    await request.app[POOL].run(put)
+    return web.Response(status=204)
+
+
+async def delete_key(request: web.Request) -> web.Response:
+    key, level, context = key_of(request), level_of(request), context_of(request)
+    _no_body(request)
+    await request.app[POOL].run(lambda c: c.delete(key, level, context))
+    return web.Response(status=204)
+
+
+async def where(request: web.Request) -> web.Response:
+    key = key_of(request)
+    _no_body(request)
+
+    def look(client: Client) -> dict[str, Any]:
+        info = client.ring(refresh=True)
+        up = {n.name for n in client.nodes() if n.status == "up"}
+        preference = info.preference_list(key)
+        out = [
+            {"node": n, "address": info.addresses.get(n), "role": "primary", "up": n in up}
+            for n in preference
+        ]
+        out += [
+            {"node": p.node, "address": info.addresses.get(p.node), "role": "fallback", "up": True}
+            for p in info.ring.placements(key, lambda n: n in up)
+            if p.role == "fallback"
+        ]
+        return {"key": key.decode("utf-8", "replace"), "preference_list": out}
+
+    return web.json_response(await request.app[POOL].run(look))
+
+
+async def replicas(request: web.Request) -> web.Response:
+    key = key_of(request)
+    _no_body(request)
+    states = await request.app[POOL].run(lambda c: c.replicas(key))
+    return web.json_response({"key": key.decode("utf-8", "replace"), "replicas": replicas_json(states)})
