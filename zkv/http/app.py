@@ -15,8 +15,9 @@ from aiohttp import web
 from zkv.client import Client
 from zkv.http import cluster, health, keys
 from zkv.http.errors import HttpError, json_errors
+from zkv.http.loopclient import LoopClient
 from zkv.http.pool import DEFAULT_THREADS, ClientPool
-from zkv.http.state import POOL, SETTINGS, GatewaySettings
+from zkv.http.state import LOOP, POOL, SETTINGS, GatewaySettings
 
 STATIC_DIR = Path(__file__).parent / "static"
 BODY_SLACK = 64 * 1024  # a value at max_value_bytes passes aiohttp, so the node names the limit
@@ -37,7 +38,9 @@ def make_app(
     max_value = settings.config.max_value_bytes if settings.config is not None else 1048576
     app = web.Application(middlewares=[json_errors], client_max_size=max_value + BODY_SLACK)
     app[SETTINGS] = settings
-    app[POOL] = ClientPool(make_client, threads)
+    pool = app[POOL] = ClientPool(make_client, threads)
+    template = make_client()  # settings only (seeds, CURVE keys): the loop client owns its sockets
+    app[LOOP] = LoopClient(template, lambda: pool.run(lambda c: c.ring(refresh=True)))
     for setup in [*ROUTE_MODULES, *extra_routes]:
         setup(app)
     app.router.add_get("/", index)
@@ -60,4 +63,5 @@ async def static_file(request: web.Request) -> web.FileResponse:
 
 
 async def _close_pool(app: web.Application) -> None:
+    app[LOOP].close()
     app[POOL].close()

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from zkv.client import Client, GetResult
 from zkv.http.errors import HttpError, error_response
-from zkv.http.state import POOL
+from zkv.http.state import LOOP, POOL
 from zkv.http.wire import b64, decode_token, encode_token, get_json, replicas_json
 from zkv.protocol import LEVELS
 
@@ -85,7 +85,7 @@ def _context_headers(context: bytes | None) -> dict[str, str]:
 async def get_key(request: web.Request) -> web.Response:
     key, level = key_of(request), level_of(request)
     _no_body(request)
-    result: GetResult = await request.app[POOL].run(lambda c: c.get(key, level))
+    result: GetResult = await request.app[LOOP].get(key, level)
     headers = _context_headers(result.context)
     if _wants_json(request):
         return web.json_response(get_json(result), headers=headers)
@@ -102,19 +102,14 @@ async def get_key(request: web.Request) -> web.Response:
 async def put_key(request: web.Request) -> web.Response:
     key, level, context = key_of(request), level_of(request), context_of(request)
     value = await request.read()
-
-    def put(client: Client) -> bytes | None:
-        client.put(key, value, level, context)
-        return None
-
-    await request.app[POOL].run(put)
+    await request.app[LOOP].put(key, value, level, context)
     return web.Response(status=204)
 
 
 async def delete_key(request: web.Request) -> web.Response:
     key, level, context = key_of(request), level_of(request), context_of(request)
     _no_body(request)
-    await request.app[POOL].run(lambda c: c.delete(key, level, context))
+    await request.app[LOOP].delete(key, level, context)
     return web.Response(status=204)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from zkv.config import ClusterConfig
+from zkv.http.loopclient import LoopClient
 from zkv.http.pool import ClientPool
 
 
@@ -21,3 +22,4 @@ class GatewaySettings:
 
 POOL: web.AppKey[ClientPool] = web.AppKey("zkv_pool", ClientPool)
 SETTINGS: web.AppKey[GatewaySettings] = web.AppKey("zkv_settings", GatewaySettings)
+LOOP: web.AppKey[LoopClient] = web.AppKey("zkv_loop_client", LoopClient)
