@@ -3,17 +3,24 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 
 .PHONY: run test lint cluster clean
 
-$(STAMP): pyproject.toml
+# the runtime dependencies only: what `make run` needs
+$(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+# plus the test extra: what `make test` and `make lint` need
+$(STAMP): $(RUNTIME_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 ## install, start the 3-node cluster of cluster.toml in the background, open zkv-shell; quitting the shell stops the cluster
-run: $(STAMP)
+run: $(RUNTIME_STAMP)
 	$(BIN)/python scripts/run_local.py --config cluster.toml
 
 ## install and run the whole test suite (what CI runs)
@@ -22,7 +29,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 ## only start the cluster, in the foreground (Ctrl-C stops it)
-cluster: $(STAMP)
+cluster: $(RUNTIME_STAMP)
 	$(BIN)/zkv-node --config cluster.toml
 
 lint: $(STAMP)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 LEVELS = ("one", "quorum", "all")
 
@@ -35,14 +35,25 @@ class Command:
     summary: str
     help: str
     usage: str
+    options: tuple[
+        str, ...
+    ] = ()  # flags it takes anywhere after its name: "--sibling", "--context=" (a value)
 
     @property
     def max_args(self) -> int:
         return len(self.args)
 
 
-def _cmd(name: str, usage: str, args: tuple[str, ...], required: int, summary: str, help: str) -> Command:
-    return Command(name, args, required, summary, help.strip(), usage)
+def _cmd(
+    name: str,
+    usage: str,
+    args: tuple[str, ...],
+    required: int,
+    summary: str,
+    help: str,
+    options: tuple[str, ...] = (),
+) -> Command:
+    return Command(name, args, required, summary, help.strip(), usage, options)
 
 
 COMMANDS: dict[str, Command] = {
@@ -50,7 +61,7 @@ COMMANDS: dict[str, Command] = {
     for c in (
         _cmd(
             "put",
-            "put KEY VALUE [one|quorum|all]",
+            "put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling]",
             ("key", "value", "level"),
             2,
             "store a value",
@@ -60,9 +71,11 @@ consistency). Quote values with spaces or special characters shell-style: put gr
 
 Context: if you ran `get KEY` earlier in this shell, the put sends that get's context, so the new value
 replaces exactly the versions the get showed you. That is how you resolve siblings: `get KEY`, look at
-them, then `put KEY MERGED`. A put without a get first is concurrent with whatever the key holds and may
-leave siblings next to it.
+them, then `put KEY MERGED`. --context TOKEN sends a context a script kept (the "context" of
+`zkv-shell -o json -c "get KEY"`). A put with no context replaces every version its coordinator holds.
+--sibling writes the value next to whatever the key holds (Dynamo's raw behaviour: a new sibling).
 """,
+            ("--context=", "--sibling"),
         ),
         _cmd(
             "get",
@@ -78,14 +91,16 @@ writes left several versions (siblings), each is printed numbered, newest first;
         ),
         _cmd(
             "delete",
-            "delete KEY [one|quorum|all]",
+            "delete KEY [one|quorum|all] [--context TOKEN]",
             ("key", "level"),
             1,
             "delete a key",
             """
-Delete KEY (replicas keep a tombstone). After a `get KEY` in this shell the delete sends that get's
-context and removes exactly the versions it showed; without one, versions written concurrently survive.
+Delete KEY (replicas keep a tombstone). After a `get KEY` in this shell (or with --context TOKEN) the
+delete removes exactly the versions that get showed; without a context it removes every version its
+coordinator holds. Versions written concurrently elsewhere survive either way.
 """,
+            ("--context=",),
         ),
         _cmd(
             "switch",
@@ -196,6 +211,7 @@ are marked; read repair or a later write brings them together.
 class Invocation:
     command: Command
     args: list[str]
+    options: dict[str, str | bool] = field(default_factory=dict)  # "--context" -> TOKEN, "--sibling" -> True
 
     @property
     def name(self) -> str:
@@ -216,15 +232,16 @@ def split(line: str) -> list[str]:
         raise UsageError("syntax", f"{str(exc).lower()} in {line.strip()!r}", "close the quote") from None
 
 
-def check_level(word: str) -> str:
+def check_level(word: str, after_value: bool = False) -> str:
+    """``word`` when it is a level; ``after_value``: it followed a put's value, so a value with spaces
+    that was not quoted is the likely mistake, and the hint says how to quote."""
     if word in LEVELS:
         return word
     guess = nearest(word, LEVELS)
     did_you_mean = f"did you mean '{guess}'? " if guess else ""
+    quoting = ' (quote values with spaces: put k "a b")' if after_value else ""
     raise UsageError(
-        "bad_level",
-        f"unknown consistency level {word!r}",
-        f'{did_you_mean}use one, quorum or all (quote values with spaces: put k "a b")',
+        "bad_level", f"unknown consistency level {word!r}", f"{did_you_mean}use one, quorum or all{quoting}"
     )
 
 
@@ -241,19 +258,47 @@ def parse(line: str) -> Invocation | None:
         raise UsageError(
             "unknown_command", f"unknown command {words[0]!r}", hint + "type 'help' for the list"
         )
+    args, options = _options(command, args)
     if not command.required <= len(args) <= command.max_args:
-        raise UsageError("usage", f"{command.name} takes {_count(command)}", f"usage: {command.usage}")
+        raise UsageError("usage", f"{command.name} takes {_count(command)}", command.usage)
     for kind, arg in zip(command.args, args, strict=False):
         if kind == "level":
-            check_level(arg.lower())
+            check_level(arg.lower(), after_value="value" in command.args)
         elif kind == "command" and arg.lower() not in COMMANDS:
             guess = nearest(arg.lower(), list(COMMANDS))
             hint = f"did you mean '{guess}'? " if guess else ""
             raise UsageError("unknown_command", f"no command {arg!r}", hint + "type 'help' for the list")
         elif kind == "key" and not arg:
-            raise UsageError("usage", "the key must not be empty", f"usage: {command.usage}")
+            raise UsageError("usage", "the key must not be empty", command.usage)
     args = [a.lower() if k in ("level", "command") else a for k, a in zip(command.args, args, strict=False)]
-    return Invocation(command, args)
+    return Invocation(command, args, options)
+
+
+def _options(command: Command, words: list[str]) -> tuple[list[str], dict[str, str | bool]]:
+    """Take the command's ``--flags`` out of its words (``--context TOKEN`` or ``--context=TOKEN``).
+
+    Only words of the form ``--name`` that the command declares are options, so any other value, even
+    one starting with dashes, stays an argument (and ``--`` ends the options: ``put k -- --sibling``)."""
+    declared = {o.rstrip("="): o.endswith("=") for o in command.options}
+    args: list[str] = []
+    options: dict[str, str | bool] = {}
+    rest = iter(words)
+    for word in rest:
+        if word == "--" and declared:
+            args += list(rest)
+            break
+        flag, eq, inline = word.partition("=")
+        if not declared or not word.startswith("--") or flag not in declared:
+            args.append(word)
+            continue
+        if not declared[flag]:
+            options[flag] = True
+            continue
+        value = inline if eq else next(rest, None)
+        if not value:
+            raise UsageError("usage", f"{flag} needs a value", command.usage)
+        options[flag] = value
+    return args, options
 
 
 def _count(command: Command) -> str:

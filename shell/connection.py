@@ -61,5 +61,7 @@ def probe(client: Client, address: str) -> str | None:
 
 def probe_all(addresses: dict[str, str]) -> dict[str, bool]:
     """Which of the named nodes answer a ping right now (down nodes cost PROBE_TIMEOUT_S each)."""
+    if not addresses:
+        return {}
     with open_client(list(addresses.values()), timeout=PROBE_TIMEOUT_S) as client:
         return {name: probe(client, address) is not None for name, address in addresses.items()}

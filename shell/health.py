@@ -95,7 +95,8 @@ class HealthMonitor:
                 self.link.mark(False)
             return
         if address == self.target():
-            self.link.mark(True, sum(1 for n in nodes if n.status == "up"), len(nodes))
+            members = [n for n in nodes if n.status != "removed"]  # a node that left is not missing
+            self.link.mark(True, sum(1 for n in members if n.status == "up"), len(members))
 
     def _run(self) -> None:
         with open_client([self.target()], timeout=PING_TIMEOUT_S) as client:

@@ -35,7 +35,9 @@ def explain(command: str, exc: BaseException, node: str, address: str, others: l
             hint = "bring nodes back ('nodes' shows which are down)"
         return Failure(command, exc.code, exc.message, hint)
     if isinstance(exc, Timeout):
-        if exc.required:
+        if exc.required and command == "get":
+            hint = "too few replicas answered in time; retry, or read at a lower level"
+        elif exc.required:
             hint = "a write may have landed on some replicas; retry, or use a lower level"
         else:
             hint = f"{node} is slow or stuck; retry, or {_switch_hint(node, others)}"

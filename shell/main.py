@@ -18,8 +18,10 @@ from zkv_shell.render import Renderer, make_console
 from zkv_shell.results import Failure, Quit
 from zkv_shell.session import Session
 
+from zkv import __version__
+from zkv.client import normalize_address
 from zkv.config import load_config
-from zkv.errors import ConfigError
+from zkv.errors import BadAddress, ConfigError
 
 USAGE_ERROR = 2
 
@@ -40,9 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="With no option it reads ./cluster.toml (or $ZKV_CONFIG) and connects to its first node. "
         "Inside, type 'help'. Exit status: 0 ok, 1 a command failed, 2 could not start.",
     )
+    parser.add_argument("--version", action="version", version=f"zkv-shell {__version__}")
     where = parser.add_argument_group("where to connect")
     where.add_argument("--config", metavar="FILE", help="the cluster.toml to read (default ./cluster.toml)")
-    where.add_argument("--connect", metavar="ADDRESS", help="a node's address, like tcp://127.0.0.1:7101")
+    where.add_argument(
+        "--connect", metavar="ADDRESS", help="a node's address: HOST:PORT or tcp://HOST:PORT (127.0.0.1:7101)"
+    )
     where.add_argument("--node", metavar="NAME", help="the node of the config file to connect to")
     where.add_argument(
         "--key",
@@ -72,12 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_target(args: argparse.Namespace) -> Target:
     """The node to start on, from --connect, or --node / the first node of the config file."""
     config_path = args.config or os.environ.get("ZKV_CONFIG")
+    if args.connect:
+        args.connect = normalize_address(args.connect)  # BadAddress: one line, exit 2
     if args.connect and not config_path and not args.node:
         return Target(None, args.connect, {})
     path = Path(config_path or "cluster.toml")
     if not path.is_file():
         raise ConfigError(
-            f"no cluster file at {path}: pass --config FILE or --connect tcp://HOST:PORT "
+            f"no cluster file at {path}: pass --config FILE or --connect HOST:PORT "
             "(start a local cluster with: zkv-node --config cluster.toml)"
         )
     config = load_config(path)
@@ -106,8 +113,9 @@ def _main(argv: list[str] | None) -> int:
     renderer = Renderer(out, err, json_mode=args.output == "json")
     try:
         target = resolve_target(args)
-    except ConfigError as exc:
-        renderer.render(Failure("connect", exc.code, exc.message, ""))
+    except (ConfigError, BadAddress) as exc:
+        hint = "addresses look like 127.0.0.1:7101" if isinstance(exc, BadAddress) else ""
+        renderer.render(Failure("connect", exc.code, exc.message, hint))
         return USAGE_ERROR
     try:
         session = Session.connect(target.address, target.name, target.known)
@@ -158,14 +166,18 @@ def offer_others(session: Session, renderer: Renderer, interactive: bool) -> boo
     """The chosen node is down: say so and offer the nodes that answer; False when a script must stop."""
     node = session.node
     others = {n: a for n, a in session.known.items() if a != node.address}
-    up = [n for n, alive in probe_all(others).items() if alive]
-    alternatives = f"up: {', '.join(up)}; use --node {up[0]}" if up else "no other node answers either"
+    up = [n for n, alive in probe_all(others).items() if alive] if others else []
+    label = node.address if node.name == node.address else f"{node.name} ({node.address})"
+    if up:
+        alternatives = f"up: {', '.join(up)}; use --node {up[0]}"
+    elif others:
+        alternatives = "no other node answers either"
+    else:
+        alternatives = "is the cluster running there? check the address (HOST:PORT of a node's ROUTER)"
     if not interactive:
-        renderer.render(
-            Failure("connect", "no_node_available", f"{node.name} ({node.address}) is down", alternatives)
-        )
+        renderer.render(Failure("connect", "no_node_available", f"{label} is down", alternatives))
         return False
-    renderer.out.print(f"{node.name} ({node.address}) is down.", style="bold red")
+    renderer.out.print(f"{label} is down.", style="bold red")
     if not up:
         renderer.out.print(
             "No node of the cluster answers. Start it with: zkv-node --config cluster.toml — "

@@ -7,6 +7,7 @@ into plain JSON-able data for ``-o json``; nothing here prints.
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +121,7 @@ class Read(Result):
     values: tuple[bytes, ...] = ()
     timestamps: tuple[float, ...] = ()
     level: str | None = None
+    context: bytes | None = None  # to hand back on the next write (``put --context``, base64 in JSON)
 
     @property
     def found(self) -> bool:
@@ -135,6 +137,7 @@ class Read(Result):
             "timestamps": list(self.timestamps),
             "siblings": len(self.values),
             "level": self.level,
+            "context": base64.b64encode(self.context).decode("ascii") if self.context is not None else None,
         }
 
 
@@ -166,7 +169,9 @@ class Nodes(Result):
             "ok": True,
             "seen_by": self.seen_by,
             "up": self.up,
-            "down": len(self.rows) - self.up,
+            "down": sum(1 for r in self.rows if r.status == "down"),
+            # every status by count: joining, leaving and removed nodes are neither up nor down
+            "statuses": dict(sorted(Counter(r.status for r in self.rows).items())),
             "nodes": [
                 {
                     "name": r.name,

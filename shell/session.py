@@ -31,8 +31,8 @@ from zkv_shell.results import (
     Written,
 )
 
-from zkv.client import ReplicaState
-from zkv.errors import NoNodeAvailable, ZkvError
+from zkv.client import ReplicaState, context_bytes, normalize_address
+from zkv.errors import BadAddress, NoNodeAvailable, ZkvError
 
 #: commands that talk to the connected node; their outcome tells whether it answers
 _NETWORK = frozenset({"put", "get", "delete", "nodes", "status", "where"})
@@ -57,6 +57,7 @@ class Session:
         self.link = link or Link(connected=True)
         self.contexts: dict[bytes, tuple[bytes, int]] = {}  # key -> (context of its last get, versions seen)
         self.keys: dict[str, None] = {}  # keys used in this session, for completion (ordered set)
+        self._options: dict[str, str | bool] = {}
         self._handlers: dict[str, Callable[[list[str]], Result]] = {
             "put": self._put,
             "get": self._get,
@@ -130,10 +131,11 @@ class Session:
             return Failure(_first_word(line), exc.code, exc.message, exc.hint)
         if invocation is None:
             return None
-        return self.execute(invocation.name, invocation.args)
+        return self.execute(invocation.name, invocation.args, invocation.options)
 
-    def execute(self, name: str, args: list[str]) -> Result:
+    def execute(self, name: str, args: list[str], options: dict[str, str | bool] | None = None) -> Result:
         """Run an already parsed command, turning every exception into a Failure."""
+        self._options = options or {}  # the flags of the command being run (put/delete read them)
         try:
             result = self._handlers[name](args)
         except UsageError as exc:
@@ -168,12 +170,29 @@ class Session:
         return self._write("delete", key, None, self._level(args, 1))
 
     def _write(self, op: str, key: bytes, value: bytes | None, level: str | None) -> Result:
-        """A put or delete that sends the context of this shell's last get of the key, if any."""
-        context, seen = self.contexts.get(key, (None, 0))
+        """A put or delete with the context of ``--context``, else of this shell's last get of the key.
+
+        With neither it is a blind write (it replaces what its coordinator holds); ``put --sibling``
+        sends the empty context instead, so the value becomes a sibling of whatever is there."""
+        token = self._options.get("--context")
+        sibling = bool(self._options.get("--sibling"))
+        if isinstance(token, str) and sibling:
+            raise UsageError("usage", "--context and --sibling exclude each other", "put KEY VALUE --sibling")
+        if isinstance(token, str):
+            try:
+                context, seen = context_bytes(token), 0
+            except ZkvError as exc:
+                raise UsageError(
+                    "bad_context", exc.message, "pass the context -o json printed for a get"
+                ) from None
+        elif sibling:
+            context, seen = None, 0
+        else:
+            context, seen = self.contexts.get(key, (None, 0))
         if value is None:
             self.client.delete(key, level, context=context)
         else:
-            self.client.put(key, value, level, context=context)
+            self.client.put(key, value, level, context=context, concurrent=sibling)
         self.contexts.pop(key, None)  # used up: a second write with it would be concurrent with the first
         return Written(op, key, level or self.level_label, self.node.name, context is not None, seen)
 
@@ -185,14 +204,24 @@ class Session:
             self.contexts[key] = (result.context, len(result.values))
         else:
             self.contexts.pop(key, None)
-        return Read("get", key, tuple(result.values), tuple(result.timestamps), level or self.level_label)
+        return Read(
+            "get",
+            key,
+            tuple(result.values),
+            tuple(result.timestamps),
+            level or self.level_label,
+            result.context,
+        )
 
     # ------------------------------------------------------------------------------------------ nodes
 
     def _resolve(self, target: str) -> str:
         """The address of a node name (or an address as is); UsageError naming the known nodes."""
-        if "://" in target:
-            return target
+        if "://" in target or (":" in target and target not in self.known):
+            try:
+                return normalize_address(target)
+            except BadAddress as exc:
+                raise UsageError("bad_address", exc.message, "addresses look like 127.0.0.1:7101") from None
         if target not in self.known:
             self.learn()
         if target in self.known:
@@ -206,11 +235,11 @@ class Session:
         address = self._resolve(args[0])
         name = probe(self.client, address)
         if name is None:
-            label = args[0] if "://" not in args[0] else address
+            label = address if args[0] not in self.known else f"{args[0]} ({address})"
             return Failure(
                 "switch",
                 "node_down",
-                f"{label} ({address}) is not answering",
+                f"{label} is not answering",
                 f"staying on {self.node.name}; 'nodes' shows which nodes are up",
             )
         self.client.pin(address)
@@ -249,7 +278,16 @@ class Session:
 
     def _decommission(self, args: list[str]) -> Result:
         address = self._resolve(args[0])
-        reply = self.client.leave(address)
+        try:
+            reply = self.client.leave(address)
+        except NoNodeAvailable:
+            # the node to decommission is down, not the connected one: say so, and what to do instead
+            return Failure(
+                "decommission",
+                "node_down",
+                f"{args[0]} ({address}) is not answering, so it cannot hand its data over",
+                "start it again, then retry: a node hands its data over itself before it leaves",
+            )
         name = str(reply.get("node", args[0]))
         status = reply.get("status")
         return Message(

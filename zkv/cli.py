@@ -16,8 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from zkv import __version__
 from zkv.config import ClusterConfig, load_config
 from zkv.errors import ConfigError
+from zkv.scaffold import DEFAULT_PORT, busy_ports, write_cluster
 
 STOP_GRACE_S = 5.0
 DEFAULT_CONFIG = "cluster.toml"
@@ -30,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Logs go to stderr, one line per event, prefixed with the node name. "
         "Exit status: 0 after a clean stop, 1 when a node failed, 2 for a bad config or bad arguments. "
         "'zkv-node leave --config FILE --node NAME' makes a running node hand its data over and leave; "
-        "'zkv-node keygen --out DIR NAME' writes a CURVE key pair (see docs/security.md).",
+        "'zkv-node keygen --out DIR NAME' writes a CURVE key pair (see docs/security.md); "
+        "'zkv-node init' writes a ready cluster.toml; 'zkv-node --dev' runs a one-machine cluster at once.",
     )
+    _version(parser)
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -52,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
         "file): stream the ranges this node will own, then serve them",
     )
     parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="run a one-machine cluster with no config to write: uses (or first writes, as 'zkv-node init' "
+        "does) DIR/cluster.toml, DIR from --dev-dir",
+    )
+    parser.add_argument("--dev-dir", metavar="DIR", default="zkv-dev", help="with --dev (default ./zkv-dev)")
+    parser.add_argument("--nodes", type=int, default=3, help="with --dev: how many nodes (default 3)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"with --dev: first port ({DEFAULT_PORT})"
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -66,7 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         return _leave(argv[1:])
     if argv[:1] == ["keygen"]:
         return _keygen(argv[1:])
+    if argv[:1] == ["init"]:
+        return _init(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.dev:
+        made = _dev_config(Path(args.dev_dir), args.nodes, args.port)
+        if made is None:
+            return 2
+        args.config = str(made)
     if args.join is not None and not args.node:
         print("zkv-node: --join needs --node NAME (one node joins at a time)", file=sys.stderr)
         return 2
@@ -79,7 +101,59 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.node:
         return _run_one(config, args.node, args.log_level, args.join)
+    busy = busy_ports(config)
+    if busy:
+        print(f"zkv-node: {busy}", file=sys.stderr)
+        return 1
+    if args.dev:
+        print(
+            f"zkv-node: dev cluster of {len(config.nodes)} nodes from {args.config}; "
+            f"connect with: zkv-shell --config {args.config}  (Ctrl-C stops it)",
+            file=sys.stderr,
+        )
     return _supervise(config, Path(args.config), args.log_level)
+
+
+def _version(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=f"zkv {__version__}")
+
+
+def _dev_config(directory: Path, nodes: int, port: int) -> Path | None:
+    """The dev cluster's config: the one in ``directory``, or a fresh one written there."""
+    path = directory / "cluster.toml"
+    if path.exists():
+        return path
+    try:
+        return write_cluster(directory, nodes, port)
+    except (ValueError, OSError) as exc:
+        print(f"zkv-node --dev: {exc}", file=sys.stderr)
+        return None
+
+
+def _init(argv: list[str]) -> int:
+    """``zkv-node init``: write a ready cluster.toml (the wheel carries none)."""
+    parser = argparse.ArgumentParser(
+        prog="zkv-node init",
+        description="Write DIR/cluster.toml: a cluster of N nodes on this machine (node i listens on "
+        "PORT + 100*(i-1), its gossip one above; data in DIR/data). Then: zkv-node --config DIR/cluster.toml",
+    )
+    _version(parser)
+    parser.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
+    parser.add_argument("--dir", default=".", help="folder to write cluster.toml into (default: here)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"first node's port ({DEFAULT_PORT})")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing cluster.toml")
+    args = parser.parse_args(argv)
+    try:
+        path = write_cluster(Path(args.dir), args.nodes, args.port, args.force)
+    except FileExistsError as exc:
+        print(f"zkv-node init: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"zkv-node init: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({args.nodes} nodes). Start it: zkv-node --config {path}")
+    print(f"then, in another terminal: zkv-shell --config {path}")
+    return 0
 
 
 def _setup_logging(prefix: str, level: str) -> None:
@@ -162,6 +236,7 @@ def _keygen(argv: list[str]) -> int:
         "and DIR/NAME.key_secret (secret, mode 0600; keep it with its owner). The files are the ones "
         "zmq.auth.create_certificates makes.",
     )
+    _version(parser)
     parser.add_argument("--out", metavar="DIR", required=True, help="folder to write the two files into")
     parser.add_argument("name", help="node name (n1), or a client or admin name (alice)")
     args = parser.parse_args(argv)
@@ -191,6 +266,7 @@ def _leave(argv: list[str]) -> int:
         description="Decommission a node: it streams every key it holds to the nodes that replicate the key "
         "without it, then stops. The cluster keeps serving throughout.",
     )
+    _version(parser)
     parser.add_argument("--config", metavar="FILE", default=os.environ.get("ZKV_CONFIG", DEFAULT_CONFIG))
     parser.add_argument("--node", metavar="NAME", required=True, help="the node that leaves")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for it (default 600)")

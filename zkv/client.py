@@ -21,6 +21,7 @@ tests of forwarding want.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import heapq
 import itertools
@@ -35,7 +36,19 @@ import zmq
 from zkv.config import ClusterConfig, load_config
 from zkv.core.ring import Ring
 from zkv.core.versions import state_from_wire
-from zkv.errors import ConfigError, MessageTooLarge, NoNodeAvailable, Timeout, ZkvError, from_reply
+from zkv.errors import (
+    BadAddress,
+    BadArgument,
+    BadType,
+    ClientClosed,
+    ConfigError,
+    MessageTooLarge,
+    NoNodeAvailable,
+    Timeout,
+    UnknownNode,
+    ZkvError,
+    from_reply,
+)
 from zkv.protocol import LEVELS, pack, unpack_frame
 from zkv.security import KeyPair, load_key, make_curve_client
 
@@ -132,7 +145,49 @@ def _bytes(data: Data) -> bytes:
         return data
     if isinstance(data, str):
         return data.encode()
-    raise TypeError(f"keys and values are str or bytes, not {type(data).__name__}")
+    raise BadType(f"keys and values are str or bytes, not {type(data).__name__}")
+
+
+_SCHEMES = ("tcp://", "ipc://", "inproc://")
+
+
+def normalize_address(address: object) -> str:
+    """A node address as ZeroMQ wants it: ``HOST:PORT`` gets ``tcp://``; anything unusable is
+    :class:`~zkv.errors.BadAddress` (a ZMQError from deep inside a connect helps no one)."""
+    if not isinstance(address, str) or not address.strip():
+        raise BadAddress(f"a node address is a string like 127.0.0.1:7101, not {address!r}")
+    address = address.strip()
+    if "://" not in address:
+        address = "tcp://" + address
+    if not address.startswith(_SCHEMES):
+        raise BadAddress(f"{address!r}: addresses look like 127.0.0.1:7101 or tcp://127.0.0.1:7101")
+    if address.startswith("tcp://"):
+        host, _, port = address[len("tcp://") :].rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise BadAddress(f"{address!r}: a tcp address needs HOST:PORT with a port of 1-65535")
+    return address
+
+
+def check_level(level: object) -> str | None:
+    """A consistency level the cluster knows, or None (the cluster's default)."""
+    if level is None or level in LEVELS:
+        return level  # type: ignore[return-value]
+    raise BadArgument(f"unknown consistency level {level!r}; use one, quorum or all", level=str(level))
+
+
+def context_bytes(context: Any) -> bytes | None:
+    """A context as the wire carries it: bytes, a :class:`GetResult`'s, or the base64 text that
+    ``zkv-shell -o json`` prints (so a script can hand it back)."""
+    if context is None or isinstance(context, bytes):
+        return context
+    if isinstance(context, GetResult):
+        return context.context
+    if isinstance(context, str):
+        try:
+            return base64.b64decode(context.encode("ascii"), validate=True)
+        except (ValueError, UnicodeEncodeError):
+            raise BadArgument("the context is not base64 text from zkv-shell -o json or a get") from None
+    raise BadType(f"a context is bytes, base64 text or a GetResult, not {type(context).__name__}")
 
 
 @dataclass(slots=True)
@@ -162,12 +217,11 @@ class Client:
         if isinstance(addresses, str):
             addresses = [addresses]
         if not addresses:
-            raise ValueError("give at least one node address, like tcp://127.0.0.1:7101")
-        if consistency is not None and consistency not in LEVELS:
-            raise ValueError(f"unknown consistency level {consistency!r}; use one, quorum or all")
+            raise BadAddress("give at least one node address, like 127.0.0.1:7101")
+        consistency = check_level(consistency)
         if curve_key is not None and curve_key.secret is None:
-            raise ValueError("the client's CURVE key must include its secret key (the .key_secret file)")
-        self.seeds = list(addresses)
+            raise BadArgument("the client's CURVE key must include its secret key (the .key_secret file)")
+        self.seeds = [normalize_address(a) for a in addresses]
         self.curve_key = curve_key  # None: plaintext
         self.server_keys = dict(server_keys or {})  # node address -> its CURVE public key
         self.pinned = pinned  # send every request to the seeds, in order, instead of routing by the ring
@@ -188,6 +242,7 @@ class Client:
         # the cluster's limits, learned with the ring (these defaults are the nodes' defaults)
         self.max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES
         self.max_in_flight = DEFAULT_MAX_IN_FLIGHT
+        self.closed = False
 
     @classmethod
     def from_config(
@@ -208,6 +263,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        self.closed = True
         self._ctx.destroy(linger=0)
 
     @property
@@ -219,12 +275,27 @@ class Client:
 
     # ------------------------------------------------------------------------------------------ data
 
-    def put(self, key: Data, value: Data, consistency: str | None = None, context: Any = None) -> None:
-        """Store ``value``; with the ``context`` of an earlier get it supersedes exactly what that get saw."""
-        self._call_keyed(self._write_msg("put", key, value, consistency, context))
+    def put(
+        self,
+        key: Data,
+        value: Data,
+        consistency: str | None = None,
+        context: Any = None,
+        concurrent: bool = False,
+    ) -> None:
+        """Store ``value``.
+
+        With the ``context`` of an earlier get (the :class:`GetResult`, its ``.context`` bytes, or the
+        base64 text ``zkv-shell -o json`` prints) it supersedes exactly what that get saw. Without one it
+        is a *blind* write: it supersedes every version the coordinating replica holds (what a user of
+        any other store expects of a put). ``concurrent=True`` supersedes nothing: the value becomes a
+        sibling of whatever the key holds (Dynamo's raw semantics).
+        """
+        self._call_keyed(self._write_msg("put", key, value, consistency, _write_context(context, concurrent)))
 
     def delete(self, key: Data, consistency: str | None = None, context: Any = None) -> None:
-        """Delete (write a tombstone); with a context, only what the context saw is deleted."""
+        """Delete (write a tombstone); with a context, only what the context saw is deleted, without one
+        every version the coordinating replica holds."""
         self._call_keyed(self._write_msg("delete", key, None, consistency, context))
 
     def get(self, key: Data, consistency: str | None = None) -> GetResult:
@@ -232,10 +303,27 @@ class Client:
         return _get_result(_bytes(key), reply)
 
     def put_many(
-        self, items: Iterable[tuple[Data, Data]], consistency: str | None = None
+        self, items: Iterable[tuple[Data, Data] | tuple[Data, Data, Any]], consistency: str | None = None
     ) -> list[ZkvError | None]:
-        """Pipelined puts (all in flight at once); one entry per item: None, or the error it met."""
-        msgs = [self._write_msg("put", k, v, consistency, None) for k, v in items]
+        """Pipelined puts (all in flight at once); one entry per item: None, or the error it met.
+
+        An item is ``(key, value)`` or ``(key, value, context)`` (a context as :meth:`put` takes it)."""
+        msgs = []
+        for item in items:
+            if not isinstance(item, tuple) or len(item) not in (2, 3):
+                raise BadArgument("put_many takes (key, value) or (key, value, context) tuples")
+            context = item[2] if len(item) == 3 else None
+            msgs.append(self._write_msg("put", item[0], item[1], consistency, context))
+        return [r if isinstance(r, ZkvError) else None for r in self._run(msgs)]
+
+    def delete_many(
+        self, items: Iterable[Data | tuple[Data, Any]], consistency: str | None = None
+    ) -> list[ZkvError | None]:
+        """Pipelined deletes; an item is a key or ``(key, context)``; per item: None or its error."""
+        msgs = []
+        for item in items:
+            key, context = item if isinstance(item, tuple) else (item, None)
+            msgs.append(self._write_msg("delete", key, None, consistency, context))
         return [r if isinstance(r, ZkvError) else None for r in self._run(msgs)]
 
     def get_many(self, keys: Iterable[Data], consistency: str | None = None) -> list[GetResult | ZkvError]:
@@ -249,11 +337,11 @@ class Client:
     # ------------------------------------------------------------------------------------------ admin
 
     def ping(self, address: str | None = None) -> dict[str, Any]:
-        return self._call({"op": "ping"}, [address] if address else None)
+        return self._call({"op": "ping"}, [normalize_address(address)] if address else None)
 
     def nodes(self, address: str | None = None) -> list[NodeInfo]:
         """Every node as the node at ``address`` (default: any reachable) sees the cluster."""
-        reply = self._call({"op": "nodes"}, [address] if address else None)
+        reply = self._call({"op": "nodes"}, [normalize_address(address)] if address else None)
         fields = NodeInfo.__dataclass_fields__
         return [NodeInfo(**{k: v for k, v in row.items() if k in fields}) for row in reply["nodes"]]
 
@@ -323,17 +411,20 @@ class Client:
     # ------------------------------------------------------------------------------------------ plumbing
 
     def _resolve(self, node: str) -> str:
+        if not isinstance(node, str):
+            raise BadType(f"a node is a name or an address, not {type(node).__name__}")
         if "://" in node:
-            return node
+            return normalize_address(node)
         addresses = self.ring().addresses
         if node not in addresses:
-            raise ValueError(f"no node named {node!r} (nodes: {', '.join(sorted(addresses))})")
+            if ":" in node:  # HOST:PORT
+                return normalize_address(node)
+            raise UnknownNode(f"no node named {node!r} (nodes: {', '.join(sorted(addresses))})", node=node)
         return addresses[node]
 
     def _write_msg(self, op: str, key: Data, value: Data | None, level: str | None, context: Any) -> dict:
-        if isinstance(context, GetResult):
-            context = context.context
-        msg: dict[str, Any] = {"op": op, "key": _bytes(key), "cl": level or self.consistency}
+        context = context_bytes(context)
+        msg: dict[str, Any] = {"op": op, "key": _bytes(key), "cl": check_level(level) or self.consistency}
         if value is not None:
             msg["value"] = _bytes(value)
         if context is not None:
@@ -341,7 +432,7 @@ class Client:
         return msg
 
     def _read_msg(self, key: Data, level: str | None) -> dict:
-        return {"op": "get", "key": _bytes(key), "cl": level or self.consistency}
+        return {"op": "get", "key": _bytes(key), "cl": check_level(level) or self.consistency}
 
     def _candidates(self, key: bytes | None) -> list[str]:
         """Where to send: the key's preference list first, then every other known node."""
@@ -388,7 +479,11 @@ class Client:
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.SNDHWM, 100000)
             sock.setsockopt(zmq.RCVHWM, 100000)
-            sock.connect(address)
+            try:
+                sock.connect(address)
+            except zmq.ZMQError as exc:  # a host name that does not resolve, and the like
+                sock.close(linger=0)
+                raise BadAddress(f"cannot connect to {address}: {exc}", address=address) from None
             self._sockets[address] = sock
             self._address_of[sock] = address
             self._poller.register(sock, zmq.POLLIN)
@@ -442,6 +537,8 @@ class Client:
 
     def _run_jobs(self, jobs: list[_Job]) -> list[Any]:
         """Run ``jobs`` pipelined, at most ``max_in_flight`` unanswered at a time (the node's limit)."""
+        if self.closed:
+            raise ClientClosed("this client was closed; open a new one")
         by_id: dict[int, _Job] = {}
         deadlines: list[tuple[float, int]] = []
         waiting = iter(range(len(jobs)))
@@ -528,6 +625,20 @@ def curve_options(config: ClusterConfig, key_file: str | Path | None) -> dict[st
     if key.secret is None:
         raise ConfigError(f"{key_file} holds no secret key: pass the .key_secret file")
     return {"curve_key": key, "server_keys": servers}
+
+
+#: the context of a get that saw nothing: a write with it supersedes nothing (``put(..., concurrent=True)``)
+EMPTY_CONTEXT = b"\x90"  # msgpack of an empty list: the encoding of the empty clock
+
+
+def _write_context(context: Any, concurrent: bool) -> Any:
+    if concurrent:
+        if context is not None:
+            raise BadArgument(
+                "a put with a context supersedes what it saw; concurrent=True supersedes nothing"
+            )
+        return EMPTY_CONTEXT
+    return context
 
 
 def _get_result(key: bytes, reply: dict[str, Any]) -> GetResult:

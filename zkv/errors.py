@@ -96,6 +96,37 @@ class TooManySiblings(TooLarge):
     code = "too_many_siblings"
 
 
+class BadArgument(InvalidRequest, ValueError):
+    """A client call was given an argument it cannot use (unknown level, malformed context); raised in the
+    caller's process before anything is sent. Also a ``ValueError``, so ``except ValueError`` still works."""
+
+    code = "bad_argument"
+
+
+class BadType(BadArgument, TypeError):
+    """A key or value that is neither ``str`` nor ``bytes`` (``put("a", 5)``); also a ``TypeError``."""
+
+    code = "bad_type"
+
+
+class BadAddress(BadArgument):
+    """A node address the client cannot connect to (``HOST:PORT`` and ``tcp://HOST:PORT`` are accepted)."""
+
+    code = "bad_address"
+
+
+class UnknownNode(BadArgument):
+    """A node name the cluster does not know (``status("n9")``)."""
+
+    code = "unknown_node"
+
+
+class ClientClosed(ZkvError):
+    """The client was closed (``close()`` or the end of its ``with`` block); open a new one."""
+
+    code = "client_closed"
+
+
 class ProtocolError(ZkvError):
     """The bytes are not a zkv message at all (not msgpack, not a map, unknown op)."""
 
@@ -152,6 +183,11 @@ _BY_CODE: dict[str, type[ZkvError]] = {
         ContextTooLarge,
         MessageTooLarge,
         TooManySiblings,
+        BadArgument,
+        BadType,
+        BadAddress,
+        UnknownNode,
+        ClientClosed,
         ProtocolError,
         Overloaded,
         TooManyRequests,

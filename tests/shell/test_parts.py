@@ -34,9 +34,9 @@ def test_parse_splits_shell_style_and_lowercases_levels() -> None:
         ("xyzzy", "unknown_command", "type 'help' for the list"),
         ("get a qorum", "bad_level", "did you mean 'quorum'?"),
         ("put a b c", "bad_level", 'put k "a b"'),
-        ("get", "usage", "usage: get KEY [one|quorum|all]"),
-        ("nodes extra", "usage", "usage: nodes"),
-        ("get ''", "usage", "usage: get KEY"),
+        ("get", "usage", "get KEY [one|quorum|all]"),
+        ("nodes extra", "usage", "nodes"),
+        ("get ''", "usage", "get KEY"),
         ('get "a', "syntax", "close the quote"),
     ],
 )

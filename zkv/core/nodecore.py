@@ -192,6 +192,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self._speculations: list[tuple[float, int]] = []  # when a read asks its spare replicas
         self.status_extra: dict[str, Any] = {}  # facts only the runtime knows (pid, addresses)
         self._in_flight: dict[bytes, int] = {}  # unanswered requests per client route
+        self._connected: set[str] = set()  # peers whose request connection is up (for logging changes)
 
     # ------------------------------------------------------------------------------------------ driving
 
@@ -298,8 +299,16 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             self._unindexed = None
 
     def on_connection(self, peer: str, connected: bool, now: float) -> None:
-        """The runtime's word that the request connection to ``peer`` came up or dropped."""
-        log.info("connection to %s %s", peer, "up" if connected else "lost")
+        """The runtime's word that the request connection to ``peer`` came up or dropped.
+
+        Only a connection that was up can be lost: at start-up every peer is reported unconnected, and
+        logging that as "lost" sent operators hunting for a failure that never happened."""
+        if connected and peer not in self._connected:
+            self._connected.add(peer)
+            log.info("connection to %s up", peer)
+        elif not connected and peer in self._connected:
+            self._connected.discard(peer)
+            log.info("connection to %s lost", peer)
         self.membership.on_connection(peer, connected)
 
     def on_heartbeat(self, msg: dict[str, Any], now: float) -> None:
