@@ -183,8 +183,10 @@ def context_bytes(context: Any) -> bytes | None:
     if isinstance(context, GetResult):
         return context.context
     if isinstance(context, str):
-        try:
-            return base64.b64decode(context.encode("ascii"), validate=True)
+        try:  # standard base64 (zkv-shell -o json), or the URL-safe unpadded token of the HTTP API
+            text = context.strip().encode("ascii")
+            altchars = b"-_" if b"-" in text or b"_" in text else None
+            return base64.b64decode(text + b"=" * (-len(text) % 4), altchars=altchars, validate=True)
         except (ValueError, UnicodeEncodeError):
             raise BadArgument("the context is not base64 text from zkv-shell -o json or a get") from None
     raise BadType(f"a context is bytes, base64 text or a GetResult, not {type(context).__name__}")

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from shell_driver import SHELL, drive
-from zkv_shell.commands import UsageError, parse
+from zkv_shell.commands import COMMANDS, UsageError, parse
 from zkv_shell.health import HealthMonitor, Link
 from zkv_shell.hints import explain
 from zkv_shell.results import NodeRow, Nodes
@@ -63,7 +63,7 @@ def test_switch_to_a_silent_address_prints_it_once(shell: Session) -> None:
 
 
 def test_usage_is_said_once_and_the_quoting_hint_only_where_a_value_was_typed() -> None:
-    for line, hint in [("put a", "put KEY VALUE [one|quorum|all]"), ("get", "get KEY [one|quorum|all]")]:
+    for line, hint in [("put a", COMMANDS["put"].usage), ("get", "get KEY [one|quorum|all]")]:
         try:
             parse(line)
         except UsageError as exc:
