@@ -361,6 +361,18 @@ class Client:
                 out[member.name] = {row.name: row for row in rows}
         return out
 
+    def statuses(self, addresses: Sequence[str], timeout: float | None = None) -> list[dict[str, Any] | ZkvError]:
+        """The statistics of the nodes at ``addresses``, asked of each directly and in parallel (one entry
+        per address: its status, or the error it met); ``timeout`` bounds the wait for each, so one slow
+        node costs the dashboard's once-a-second poll a tick, not seconds."""
+        saved = self._timeout
+        if timeout is not None:
+            self._timeout = timeout
+        try:
+            return self._run_jobs([_Job({"op": "status"}, [address]) for address in addresses])
+        finally:
+            self._timeout = saved
+
     def status(self, node: str | None = None) -> dict[str, Any]:
         """A node's statistics (``node`` is a name or an address; default: any reachable node)."""
         return self._call({"op": "status"}, [self._resolve(node)] if node else None)

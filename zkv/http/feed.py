@@ -1,0 +1,226 @@
+"""What the dashboard's live feed says each second, computed from two polls of the cluster.
+
+The gateway polls, once a second while a dashboard listens, the membership view of its own node and every
+up node's ``status``. Nodes report cumulative counters (requests by ``op/level``, errors by code, read
+repairs, hints delivered, anti-entropy exchanges) and recent latency percentiles; a rate is the difference
+of two polls over the time between them, as Prometheus' ``rate()`` does with two scrapes. A counter that went
+down means the node restarted: its new value is then all that happened since (a reset, as in Prometheus).
+
+Pure: the poller hands in each poll with the monotonic time it was taken; nothing here touches a socket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DATA_OPS = ("get", "put", "delete")  # what a user sends; "status", "nodes", "ring"... are admin requests
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """One poll: the view of the asked node, each node's status (None: it did not answer), and when."""
+
+    at: float  # monotonic seconds
+    wall: float  # unix seconds, for the chart's time axis
+    seen_by: str
+    nodes: list[dict[str, Any]]
+    statuses: Mapping[str, dict[str, Any] | None]
+
+
+@dataclass(slots=True)
+class HintAges:
+    """When this gateway first saw hints pending for each (holder, target): the age of the oldest one.
+
+    Hints drain as soon as their owner is up, so a queue that stayed non-empty since a poll holds a hint
+    at least that old; a gateway started after the hints were written under-reports (it says "at least").
+    """
+
+    since: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def observe(self, holder: str, pending: Mapping[str, int], now: float) -> dict[str, float]:
+        ages = {}
+        for target, count in pending.items():
+            if count <= 0:
+                continue
+            first = self.since.setdefault((holder, target), now)
+            ages[target] = now - first
+        for key in [k for k in self.since if k[0] == holder and pending.get(k[1], 0) <= 0]:
+            del self.since[key]
+        return ages
+
+
+def _delta(cur: float, prev: float | None) -> float:
+    """How much a counter moved; a counter below its last value restarted from zero."""
+    if prev is None:
+        return 0.0
+    return cur - prev if cur >= prev else cur
+
+
+def _rates(cur: Mapping[str, int], prev: Mapping[str, int] | None, dt: float) -> dict[str, float]:
+    if prev is None or dt <= 0:
+        return {}
+    out = {}
+    for name, value in cur.items():
+        moved = _delta(value, prev.get(name, 0))
+        if moved:
+            out[name] = round(moved / dt, 3)
+    return out
+
+
+def data_rates(requests: Mapping[str, float]) -> dict[str, float]:
+    """Only the data requests (``get/quorum``...), which is what a user means by ops/s."""
+    return {k: v for k, v in requests.items() if k.partition("/")[0] in DATA_OPS}
+
+
+def ring_version(nodes: list[dict[str, Any]]) -> str:
+    """Changes exactly when the membership that shapes the ring does (names, vnodes, who is removed)."""
+    shape = sorted((n["name"], n.get("vnodes", 0), n.get("status") == "removed") for n in nodes)
+    return hashlib.blake2b(json.dumps(shape).encode(), digest_size=8).hexdigest()
+
+
+def _worst_latency(latency: Mapping[str, Mapping[str, float]], which: str) -> float | None:
+    values = [lat.get(which, 0.0) for op, lat in latency.items() if op in DATA_OPS and lat.get("count")]
+    return round(max(values), 3) if values else None
+
+
+def node_rates(cur: dict[str, Any] | None, prev: dict[str, Any] | None, dt: float) -> dict[str, Any]:
+    """One node's rates between two of its statuses (empty rates when either poll missed it)."""
+    if cur is None:
+        return {"reached": False}
+    base = prev if prev is not None and dt > 0 else None
+    if base is not None and cur.get("uptime_s", 0) < base.get("uptime_s", 0):
+        base = {}  # it restarted: everything it counted happened since the last poll
+    requests = _rates(cur.get("requests") or {}, None if base is None else base.get("requests") or {}, dt)
+    errors = _rates(cur.get("errors") or {}, None if base is None else base.get("errors") or {}, dt)
+    latency = cur.get("latency") or {}
+    data = data_rates(requests)
+    return {
+        "reached": True,
+        "requests": data,
+        "admin_requests": round(sum(v for k, v in requests.items() if k not in data), 3),
+        "errors": errors,
+        "ops": round(sum(data.values()), 3),
+        "p50_ms": _worst_latency(latency, "p50_ms"),
+        "p99_ms": _worst_latency(latency, "p99_ms"),
+        "latency": {op: lat for op, lat in latency.items() if op in DATA_OPS},
+        "keys": cur.get("keys"),
+    }
+
+
+def _counter(status: dict[str, Any] | None, *path: str) -> float | None:
+    value: Any = status
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def healing(
+    cur: Mapping[str, dict[str, Any] | None],
+    prev: Mapping[str, dict[str, Any] | None],
+    dt: float,
+    ages: HintAges,
+    now: float,
+) -> dict[str, Any]:
+    """Hints per holder and target (with their age), read repairs, anti-entropy rounds and the keys still
+    differing per peer at each node's last round, and join/leave transfers in progress."""
+    hints, repairs, aae, transfers = [], [], [], []
+    for name, status in sorted(cur.items()):
+        if status is None:
+            continue
+        before = prev.get(name)
+        h = status.get("hints") or {}
+        pending = h.get("pending") or {}
+        age = ages.observe(name, pending, now)
+        for target, count in sorted(pending.items()):
+            hints.append({"holder": name, "target": target, "count": count, "age_s": round(age[target], 1)})
+
+        def rate(*path: str, status: dict[str, Any] = status, before: Any = before) -> float:
+            c, p = _counter(status, *path), _counter(before, *path)
+            return round(_delta(c, p) / dt, 3) if c is not None and p is not None and dt > 0 else 0.0
+
+        repairs.append(
+            {
+                "node": name,
+                "read_repairs": status.get("read_repairs", 0),
+                "read_repairs_s": rate("read_repairs"),
+                "hints_delivered": h.get("delivered", 0),
+                "hints_dropped": h.get("dropped", 0),
+                "hints_received": status.get("hints_received", 0),
+            }
+        )
+        a = status.get("anti_entropy") or {}
+        aae.append(
+            {
+                "node": name,
+                "rounds": a.get("exchanges", 0),
+                "rounds_s": rate("anti_entropy", "exchanges"),
+                "keys_sent": a.get("keys_sent", 0),
+                "keys_received": a.get("keys_received", 0),
+                "differing": dict(sorted((a.get("last_differences") or {}).items())),
+                "leaves_differing": dict(sorted((a.get("last_leaves") or {}).items())),
+                "indexing": bool(a.get("indexing")),
+            }
+        )
+        t = status.get("transfer") or {}
+        for kind in ("join", "leave"):
+            if kind in t:
+                transfers.append({"node": name, "kind": kind, **t[kind]})
+    return {"hints": hints, "repairs": repairs, "anti_entropy": aae, "transfers": transfers}
+
+
+def snapshot(cur: Poll, prev: Poll | None, ages: HintAges) -> dict[str, Any]:
+    """The feed's message for one tick: the node table with rates, cluster totals, healing."""
+    dt = cur.at - prev.at if prev is not None else 0.0
+    before = prev.statuses if prev is not None else {}
+    per_node = {name: node_rates(st, before.get(name), dt) for name, st in cur.statuses.items()}
+    rows = []
+    for node in cur.nodes:
+        r = per_node.get(node["name"], {"reached": False})
+        status = cur.statuses.get(node["name"])
+        keys = status.get("keys") if status else None
+        if keys is None and node.get("keys", -1) >= 0:
+            keys = node["keys"]  # what gossip last said, when the node did not answer this poll
+        rows.append(
+            {
+                **node,
+                "keys": keys,
+                "ops": r.get("ops"),
+                "p50_ms": r.get("p50_ms"),
+                "p99_ms": r.get("p99_ms"),
+            }
+        )
+    totals: dict[str, float] = {}
+    errors: dict[str, float] = {}
+    for r in per_node.values():
+        for k, v in (r.get("requests") or {}).items():
+            totals[k] = round(totals.get(k, 0.0) + v, 3)
+        for k, v in (r.get("errors") or {}).items():
+            errors[k] = round(errors.get(k, 0.0) + v, 3)
+    p50s = [r["p50_ms"] for r in per_node.values() if r.get("p50_ms") is not None]
+    p99s = [r["p99_ms"] for r in per_node.values() if r.get("p99_ms") is not None]
+    return {
+        "t": cur.wall,
+        "dt": round(dt, 3),
+        "seen_by": cur.seen_by,
+        "ring_version": ring_version(cur.nodes),
+        "nodes": rows,
+        "cluster": {
+            "requests": totals,
+            "errors": errors,
+            "ops": round(sum(totals.values()), 3),
+            "p50_ms": max(p50s) if p50s else None,  # the worst node's: a cluster has no single p50
+            "p99_ms": max(p99s) if p99s else None,
+        },
+        "per_node": {
+            name: {k: v for k, v in r.items() if k in ("requests", "errors", "ops", "p50_ms", "p99_ms")}
+            for name, r in per_node.items()
+            if r.get("reached")
+        },
+        "healing": healing(cur.statuses, before, dt, ages, cur.at),
+    }

@@ -1,0 +1,69 @@
+// Every node's view side by side (the shell's `views`): where two nodes disagree about a member, the row
+// is marked. Paged by observers (columns) so 150 nodes stay readable.
+
+import { getJSON } from "./api.js";
+import { ago, el, fill, natural } from "./util.js";
+
+const COLUMNS = 12;
+let page = 0;
+let onlyDisagree = false;
+let last = null;
+
+export function initViews(rerender) {
+  document.getElementById("views-disagree").addEventListener("change", (e) => { onlyDisagree = e.target.checked; rerender(); });
+  document.getElementById("views-prev").addEventListener("click", () => { page = Math.max(0, page - 1); rerender(); });
+  document.getElementById("views-next").addEventListener("click", () => { page += 1; rerender(); });
+}
+
+/** {observer: {member: row} | {error}} from the gateway's views route. */
+export async function fetchViews() {
+  last = normalise(await getJSON("/v1/cluster/views"));
+  return last;
+}
+
+function normalise(body) {
+  const views = body.views || body;
+  const out = {};
+  for (const [observer, view] of Object.entries(views)) {
+    if (view && (view.error || view.message) && !view.nodes) out[observer] = { error: view.message || view.error };
+    else {
+      const rows = Array.isArray(view) ? view : view.nodes || Object.values(view);
+      out[observer] = Object.fromEntries(rows.map((r) => [r.name, r]));
+    }
+  }
+  return out;
+}
+
+export function renderViews() {
+  if (!last) return;
+  const observers = Object.keys(last).sort(natural);
+  const members = new Set();
+  for (const v of Object.values(last)) if (!v.error) for (const m of Object.keys(v)) members.add(m);
+  const pages = Math.max(1, Math.ceil(observers.length / COLUMNS));
+  page = Math.min(page, pages - 1);
+  const cols = observers.slice(page * COLUMNS, (page + 1) * COLUMNS);
+  const rows = [];
+  let disagreements = 0;
+  for (const member of [...members].sort(natural)) {
+    const statuses = new Set(observers.filter((o) => !last[o].error && last[o][member]).map((o) => last[o][member].status));
+    const disagree = statuses.size > 1;
+    if (disagree) disagreements++;
+    if (onlyDisagree && !disagree) continue;
+    rows.push(el("tr", { dataset: { member, disagree: String(disagree) } }, el("th", {}, member),
+      cols.map((o) => {
+        const v = last[o];
+        if (v.error) return el("td", { class: "st-down" }, "unreachable");
+        const r = v[member];
+        if (!r) return el("td", { class: disagree ? "disagree" : null }, "not a member");
+        return el("td", { class: `st-${r.status}${disagree ? " disagree" : ""}${o === member ? " self" : ""}`, dataset: { observer: o } },
+          o === member ? `${r.status} (self)` : `${r.status} · ${ago(r.heartbeat_age)}`);
+      })));
+  }
+  const head = el("tr", {}, el("th", {}, "member \\ seen by"), cols.map((o) => el("th", {}, o)));
+  fill(document.getElementById("views-result"), [
+    el("p", { class: disagreements ? "banner warn" : "banner ok" },
+      disagreements ? `${disagreements} member(s) seen differently by different nodes (marked red)` : `all ${observers.length} nodes agree on every member's status`),
+    el("table", { class: "matrix" }, el("thead", {}, head), el("tbody", {}, rows)),
+  ]);
+  document.getElementById("views-page").textContent = `nodes ${page * COLUMNS + 1}–${Math.min(observers.length, (page + 1) * COLUMNS)} of ${observers.length}`;
+}
