@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from zkv.client import Client
-from zkv.http import cluster, health, keys
+from zkv.http import cluster, dashboard, health, keys
 from zkv.http.errors import HttpError, json_errors
 from zkv.http.loopclient import LoopClient
 from zkv.http.pool import DEFAULT_THREADS, ClientPool
@@ -25,7 +25,7 @@ BODY_SLACK = 64 * 1024  # a value at max_value_bytes passes aiohttp, so the node
 RouteSetup = Callable[[web.Application], None]
 
 #: every route module, in the order their routes are added; add new ones here (or pass extra_routes)
-ROUTE_MODULES: list[RouteSetup] = [health.setup, keys.setup, cluster.setup]
+ROUTE_MODULES: list[RouteSetup] = [health.setup, keys.setup, cluster.setup, dashboard.setup]
 
 
 def make_app(

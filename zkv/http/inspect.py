@@ -26,7 +26,6 @@ from zkv.core.ring import RING_SIZE, Ring, hash64
 from zkv.core.versions import KeyState, Sibling, covers, merge_all
 from zkv.errors import NoNodeAvailable, ZkvError
 
-
 PAIRS_UP_TO = 4  # more siblings than this are all pairwise concurrent in the same way: one sentence, not n²
 
 

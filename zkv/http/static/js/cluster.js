@@ -15,7 +15,7 @@ export function initCluster(rerender) {
 
 export function renderCluster(state) {
   const tick = state.latest;
-  if (!tick) return;
+  if (!tick) return false;
   const all = [...tick.nodes].sort((a, b) => natural(a.name, b.name));
   const shown = filter ? all.filter((n) => n.name.includes(filter) || n.address.includes(filter) || n.status === filter) : all;
   const pages = Math.max(1, Math.ceil(shown.length / PAGE));
@@ -39,4 +39,5 @@ export function renderCluster(state) {
   const total = all.reduce((sum, n) => sum + (n.ops || 0), 0);
   document.getElementById("node-footer").textContent =
     `${statusCounts(all)} · ${all.length} nodes · ${rate(total)} ops/s` + (filter ? ` · ${shown.length} match the filter` : "");
+  return true;
 }

@@ -14,7 +14,7 @@ function rows(id, items, render, empty, columns) {
 
 export function renderHealing(state) {
   const h = state.latest && state.latest.healing;
-  if (!h) return;
+  if (!h) return false;
   const hints = [...h.hints].sort((a, b) => b.count - a.count);
   rows("hint-rows", hints, (x) => el("tr", { dataset: { holder: x.holder, target: x.target } },
     el("td", {}, x.holder), el("td", {}, x.target), el("td", { class: "num" }, x.count),
@@ -42,4 +42,5 @@ export function renderHealing(state) {
           `${peer}: ${n} keys` + (peer in x.leaves_differing ? `, ${x.leaves_differing[peer]} leaves` : "")))
       : el("span", {}, "no round yet"))),
   "no node answered", 6);
+  return true;
 }

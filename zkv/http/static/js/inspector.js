@@ -50,17 +50,19 @@ function concurrencyDrawing(data) {
   const colours = nodeColours(data.siblings);
   const maxSeen = Math.max(...c.lanes.map((l) => l.seen));
   const step = Math.min(40, 520 / Math.max(1, maxSeen));
-  const width = LANE_LEFT + step * maxSeen + 20, height = 30 * c.lanes.length + 16;
+  const width = LANE_LEFT + step * maxSeen + 20, height = 34 * c.lanes.length + 10;
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "lanes" });
   c.lanes.forEach((lane, row) => {
-    const y = 20 + row * 30;
+    const y = 14 + row * 34;
     svg.append(el("text", { x: 4, y: y + 4, "font-size": 12 }, `actor ${lane.actor}`));
     svg.append(el("line", { x1: LANE_LEFT, x2: LANE_LEFT + step * lane.seen, y1: y, y2: y, stroke: "#ccc" }));
     for (let n = 1; n <= lane.seen; n++) {
       const sib = lane.siblings.includes(n);
       const dot = `${lane.actor}:${n}`;
-      svg.append(el("circle", { cx: LANE_LEFT + step * n - step / 2, cy: y, r: sib ? 8 : 5, fill: sib ? colours.get(dot) : "#bbb",
+      const cx = LANE_LEFT + step * n - step / 2;
+      svg.append(el("circle", { cx, cy: y, r: sib ? 8 : 5, fill: sib ? colours.get(dot) : "#bbb",
         stroke: sib ? "#000" : "none", "data-dot": dot }, el("title", {}, sib ? `${dot}: a sibling` : `${dot}: superseded`)));
+      svg.append(el("text", { x: cx, y: y + 20, "text-anchor": "middle", "font-size": 10, fill: "#6b6f75" }, String(n)));
     }
   });
   return svg;
@@ -79,8 +81,9 @@ export function renderKey(data) {
   if (data.siblings.length > 1) {
     const byDot = new Map(data.versions.map((v) => [v.dot, v]));
     parts.push(el("h3", {}, `${data.siblings.length} siblings (concurrent writes): a read returns all of them`));
+    const colours = nodeColours(data.siblings);
     parts.push(el("div", { class: "siblings" }, data.siblings.map((dot) =>
-      el("div", { class: "sibling", dataset: { sibling: dot } }, el("div", { class: "value" }, showValue(byDot.get(dot).value)), el("span", { class: "dot" }, dot)))));
+      el("div", { class: "sibling", style: `border-color:${colours.get(dot)}`, dataset: { sibling: dot } }, el("div", { class: "value" }, showValue(byDot.get(dot).value)), el("span", { class: "dot" }, dot)))));
     parts.push(el("h3", {}, "why they are concurrent"));
     parts.push(concurrencyDrawing(data));
     parts.push(data.siblings.length <= MAX_PAIRS

@@ -8,22 +8,25 @@ import { inspectKey, renderKey } from "./inspector.js";
 import { initRates, onTick, renderRates } from "./rates.js";
 import { ensureRing, renderRing, setRingKey } from "./ring.js";
 import { statusCounts } from "./util.js";
-import { fetchViews, initViews, renderViews } from "./views.js";
+import { clearViews, fetchViews, initViews, renderViews } from "./views.js";
 
 const HISTORY = 300;
 const VIEWS_REFRESH_MS = 2000;
 const state = { latest: null, history: [], view: "cluster" };
+window.zkvDashboard = state; // for a look from the browser's console (and the tests)
 let stopFeed = null;
 let viewsTimer = null;
 
+// each returns whether it drew the view (false: its data has not arrived yet)
 const renderers = {
   cluster: renderCluster,
-  ring: async (s) => { if (s.latest) await ensureRing(s.latest.ring_version); renderRing(s); },
+  ring: async (s) => { if (!s.latest) return false; await ensureRing(s.latest.ring_version); return renderRing(s); },
   rates: renderRates,
   healing: renderHealing,
-  inspector: () => {},
+  inspector: () => true,
   views: renderViews,
 };
+let shownAt = 0; // when the view on screen was chosen: its first full draw is timed from here
 
 function showError(err) {
   console.warn(err);
@@ -31,8 +34,12 @@ function showError(err) {
 
 async function render(view = state.view) {
   try {
-    await renderers[view](state);
-    document.getElementById(`view-${view}`).dataset.ready = "true";
+    const drawn = await renderers[view](state);
+    const section = document.getElementById(`view-${view}`);
+    if (drawn && section.dataset.ready !== "true") {
+      section.dataset.ready = "true";
+      section.dataset.renderMs = String(Math.round(performance.now() - shownAt));
+    }
   } catch (err) {
     if (err instanceof AuthError) askToken();
     else showError(err);
@@ -42,10 +49,15 @@ async function render(view = state.view) {
 function route() {
   const view = (location.hash || "#cluster").slice(1);
   state.view = view in renderers ? view : "cluster";
-  for (const section of document.querySelectorAll("main > section")) section.hidden = section.dataset.view !== state.view;
+  shownAt = performance.now();
+  for (const section of document.querySelectorAll("main > section")) {
+    section.hidden = section.dataset.view !== state.view;
+    if (section.hidden) section.dataset.ready = "false";
+  }
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === state.view);
   clearInterval(viewsTimer);
   if (state.view === "views") {
+    clearViews();
     const refresh = () => fetchViews().then(() => render("views")).catch((err) => err instanceof AuthError ? askToken() : showError(err));
     refresh();
     viewsTimer = setInterval(refresh, VIEWS_REFRESH_MS);

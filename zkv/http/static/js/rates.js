@@ -78,4 +78,5 @@ export function renderRates(state) {
   box.dataset.scope = scope || "cluster";
   box.dataset.points = String(points.length);
   document.getElementById("rates-total").textContent = `— ${rate(total)} ops/s now`;
+  return state.latest !== null;
 }

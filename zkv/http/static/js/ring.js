@@ -77,7 +77,7 @@ export function setRingKey(info) {
 }
 
 export function renderRing(state) {
-  if (!ring) return;
+  if (!ring) return false;
   const statusOf = new Map((state.latest ? state.latest.nodes : []).map((n) => [n.name, n.status]));
   const legend = [...ring.members].sort((a, b) => natural(a.name, b.name)).map((m) =>
     el("tr", { dataset: { node: m.name, status: statusOf.get(m.name) || "?" } },
@@ -90,7 +90,7 @@ export function renderRing(state) {
   document.getElementById("ring-info").textContent = `${ring.vnodes} vnodes per node; each arc: the keys whose primary is that vnode's node`;
   const overlay = document.getElementById("ring-overlay");
   const info = document.getElementById("ring-key-info");
-  if (!keyInfo) { overlay.replaceChildren(); info.replaceChildren(); return; }
+  if (!keyInfo) { overlay.replaceChildren(); info.replaceChildren(); return true; }
   const first = walk(keyInfo.position, keyInfo.placements);
   const marks = [];
   const [kx, ky] = at(keyInfo.position, R_OUT + 14);
@@ -127,4 +127,5 @@ export function renderRing(state) {
       p.up ? "" : el("span", { class: "st-down" }, " (down)")))),
     el("p", { class: "hint" }, "Walk clockwise from the key: the first distinct nodes are its primaries; the next ones take writes while a primary is down (fallbacks)."),
   ]);
+  return true;
 }

@@ -15,6 +15,11 @@ export function initViews(rerender) {
   document.getElementById("views-next").addEventListener("click", () => { page += 1; rerender(); });
 }
 
+/** Forget the last views (they may be minutes old when the tab is opened again). */
+export function clearViews() {
+  last = null;
+}
+
 /** {observer: {member: row} | {error}} from the gateway's views route. */
 export async function fetchViews() {
   last = normalise(await getJSON("/v1/cluster/views"));
@@ -35,7 +40,7 @@ function normalise(body) {
 }
 
 export function renderViews() {
-  if (!last) return;
+  if (!last) return false;
   const observers = Object.keys(last).sort(natural);
   const members = new Set();
   for (const v of Object.values(last)) if (!v.error) for (const m of Object.keys(v)) members.add(m);
@@ -59,11 +64,15 @@ export function renderViews() {
           o === member ? `${r.status} (self)` : `${r.status} · ${ago(r.heartbeat_age)}`);
       })));
   }
+  const answered = observers.filter((o) => !last[o].error).length;
   const head = el("tr", {}, el("th", {}, "member \\ seen by"), cols.map((o) => el("th", {}, o)));
   fill(document.getElementById("views-result"), [
     el("p", { class: disagreements ? "banner warn" : "banner ok" },
-      disagreements ? `${disagreements} member(s) seen differently by different nodes (marked red)` : `all ${observers.length} nodes agree on every member's status`),
+      disagreements ? `${disagreements} member(s) seen differently by different nodes (marked red)`
+        : answered === observers.length ? `all ${observers.length} nodes agree on every member's status`
+          : `the ${answered} nodes that answered agree on every member's status (${observers.length - answered} unreachable)`),
     el("table", { class: "matrix" }, el("thead", {}, head), el("tbody", {}, rows)),
   ]);
   document.getElementById("views-page").textContent = `nodes ${page * COLUMNS + 1}–${Math.min(observers.length, (page + 1) * COLUMNS)} of ${observers.length}`;
+  return true;
 }

@@ -1,0 +1,197 @@
+"""The dashboard in a real browser against a real 3-node cluster with a real gateway per node.
+
+The tests of this module share one cluster and run in order; each leaves it with every node up. They
+also write the screenshots of docs/dashboard.md (docs/dashboard-img/), taken when the view shows what it
+is there for: a node down, hints waiting, siblings, a load.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dashboard_browser import Page
+from dashboard_metrics import data_requests
+
+from zkv.localcluster import LocalCluster, wait_until
+
+DOWN_WITHIN_S = 10.0
+SIBLINGS_KEY = "cart:alice"
+POINTS_BETWEEN = (
+    "([a, b]) => window.zkvDashboard.history.filter((h) => h.t > a && h.t <= b).map((h) => h.cluster.ops)"
+)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(Path(tmp_path_factory.mktemp("dashboard")), nodes=3, http=True)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        leaked = cluster.close()
+    assert not leaked, f"processes that ignored SIGTERM: {leaked}"
+
+
+def open_view(page: Page, cluster: LocalCluster, view: str) -> None:
+    page.goto(f"{cluster.url('n1')}/#{view}")
+    page.wait_for_selector("#live[data-state=live]", timeout=10_000)
+    page.wait_for_selector(f"#view-{view}[data-ready=true]", timeout=10_000)
+
+
+def rows_with(page: Page, status: str) -> int:
+    return page.evaluate(
+        f"document.querySelectorAll('#node-rows tr[data-node][data-status={status}]').length"
+    )
+
+
+class Load:
+    """Quorum puts and gets from a thread until stopped (bounded: at most ``limit_s``)."""
+
+    def __init__(self, cluster: LocalCluster, limit_s: float = 60.0, pause_s: float = 0.002) -> None:
+        self.cluster, self.limit_s, self.pause_s = cluster, limit_s, pause_s
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.limit_s
+        with self.cluster.client(timeout=2.0) as client:
+            i = 0
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                try:
+                    client.put(f"load:{i % 500}", f"value {i}", consistency="quorum")
+                    client.get(f"load:{(i * 7) % 500}", consistency="quorum")
+                except Exception as exc:  # noqa: BLE001 - counted, and the load goes on (a node may be down)
+                    self.errors.append(repr(exc))
+                i += 1
+                time.sleep(self.pause_s)
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+def test_every_node_shows_up(page: Page, cluster: LocalCluster) -> None:
+    open_view(page, cluster, "cluster")
+    wait_until(lambda: rows_with(page, "up") == 3, 10, "3 rows up")
+    assert page.locator("#node-rows tr[data-node]").count() == 3
+    assert page.inner_text("#node-footer").startswith("3 up, 0 down")
+    assert page.inner_text("#summary") == "3 up, 0 down"
+
+
+def test_a_killed_node_goes_down_and_comes_back_without_a_reload(page: Page, cluster: LocalCluster) -> None:
+    open_view(page, cluster, "cluster")
+    wait_until(lambda: rows_with(page, "up") == 3, 10, "3 rows up")
+    page.evaluate("window.__sameDocument = true")
+    cluster.kill("n3")
+    killed = time.monotonic()
+    page.wait_for_selector('#node-rows tr[data-node="n3"][data-status="down"]', timeout=DOWN_WITHIN_S * 1000)
+    took = time.monotonic() - killed
+    assert took < DOWN_WITHIN_S
+    assert page.inner_text("#node-footer").startswith("2 up, 1 down")
+    with Load(cluster, limit_s=30) as load:
+        # writes while n3 is down: their coordinators keep hints for it, which the healing view lists
+        wait_until(
+            lambda: len(load.errors) == 0 and page.evaluate("window.zkvDashboard.latest.cluster.ops") > 0,
+            10,
+            "the load to show in the feed",
+        )
+        page.screenshot_view("cluster")
+        page.goto(f"{cluster.url('n1')}/#healing")
+        page.wait_for_selector('#hint-rows tr[data-target="n3"]', timeout=10_000)
+        page.wait_for_function(
+            "window.zkvDashboard.latest.healing.hints.every((h) => h.age_s >= 3)", timeout=10_000
+        )
+        page.screenshot_view("healing")
+        page.goto(f"{cluster.url('n1')}/#views")
+        page.wait_for_selector("#view-views[data-ready=true]", timeout=10_000)
+        page.screenshot_view("views")
+        page.goto(f"{cluster.url('n1')}/#cluster")
+        page.evaluate("window.__sameDocument = true")
+    assert not load.errors, load.errors[:3]  # quorum holds with one node of three down
+    cluster.restart("n3")
+    page.wait_for_selector('#node-rows tr[data-node="n3"][data-status="up"]', timeout=DOWN_WITHIN_S * 1000)
+    assert page.evaluate("window.__sameDocument") is True  # the same document all along: no reload
+    # n3 is back: the hints kept for it are delivered and leave the healing view
+    page.goto(f"{cluster.url('n1')}/#healing")
+    page.wait_for_selector("#view-healing[data-ready=true]")
+    wait_until(
+        lambda: page.locator('#hint-rows tr[data-target="n3"]').count() == 0, 20, "hints delivered to n3"
+    )
+    delivered = page.evaluate(
+        "window.zkvDashboard.latest.healing.repairs.reduce((sum, r) => sum + r.hints_delivered, 0)"
+    )
+    assert delivered > 0
+
+
+def make_siblings(cluster: LocalCluster, key: str) -> None:
+    with cluster.client() as client:
+        client.put(key, "base")
+        seen = client.get(key)
+        client.put(key, "two books", context=seen)  # both writes carry the same context:
+        client.put(key, "one lamp", context=seen)  # neither saw the other, so both survive
+        assert sorted(client.get(key).values) == [b"one lamp", b"two books"]
+
+
+def test_the_inspector_shows_every_replica_and_both_siblings(page: Page, cluster: LocalCluster) -> None:
+    make_siblings(cluster, SIBLINGS_KEY)
+    open_view(page, cluster, "inspector")
+    page.fill("#key-input", SIBLINGS_KEY)
+    page.press("#key-input", "Enter")
+    page.wait_for_selector("[data-replica]")
+    replicas = page.locator("[data-replica]")
+    assert replicas.count() == 3
+    assert sorted(replicas.nth(i).get_attribute("data-replica") for i in range(3)) == ["n1", "n2", "n3"]
+    siblings = page.locator(".sibling[data-sibling]")
+    assert siblings.count() == 2
+    assert sorted(siblings.nth(i).locator(".value").inner_text() for i in range(2)) == [
+        "one lamp",
+        "two books",
+    ]
+    for i in range(3):  # every replica holds both siblings and has seen (superseded) the base value
+        assert replicas.nth(i).locator(".version.held").count() == 2
+    assert page.locator("svg.lanes circle").count() >= 3  # the base write and the two siblings' dots
+    assert "had not seen" in page.inner_text("#key-result")
+    page.screenshot_view("inspector")
+    # the same key on the ring: its three primaries are marked
+    page.click("#key-on-ring")
+    page.wait_for_selector("#ring-overlay circle[data-placement]")
+    assert page.locator("#ring-overlay circle[data-role=primary]").count() == 3
+    assert page.locator("#ring-legend tr[data-node]").count() == 3
+    page.screenshot_view("ring")
+
+
+def test_the_rates_chart_moves_under_load_and_agrees_with_the_nodes(
+    page: Page, cluster: LocalCluster
+) -> None:
+    open_view(page, cluster, "rates")
+    with Load(cluster, limit_s=40):
+        wait_until(lambda: float(page.get_attribute("#rates", "data-ops") or 0) > 0, 10, "the chart to move")
+        time.sleep(2)  # let a few full-load points in before measuring (the measured window is below)
+        before, t0 = data_requests(cluster), time.monotonic()
+        wait_until(lambda: time.monotonic() - t0 > 8, 10, "eight seconds of load")
+        after, t1 = data_requests(cluster), time.monotonic()
+        tick_t = page.evaluate("window.zkvDashboard.latest.t")
+        points = page.evaluate(POINTS_BETWEEN, [tick_t - (t1 - t0) + 1, tick_t])
+        page.screenshot_view("rates")
+    measured = (after - before) / (t1 - t0)
+    shown = sum(points) / len(points)
+    assert measured > 10, f"the load is too light to compare ({measured:.1f} ops/s)"
+    assert abs(shown - measured) <= 0.10 * measured, f"chart {shown:.1f} ops/s, nodes {measured:.1f} ops/s"
+    assert page.locator("#legend-requests [data-series='put/quorum']").count() == 1
+    assert page.locator("#chart-requests polyline").count() >= 2
+
+
+def test_no_view_logs_an_error(page: Page, cluster: LocalCluster) -> None:
+    for view in ("cluster", "ring", "rates", "healing", "inspector", "views"):
+        open_view(page, cluster, view)
+        time.sleep(1.2)  # a tick or two drawn on it
+    assert page.errors == []
