@@ -361,7 +361,9 @@ class Client:
                 out[member.name] = {row.name: row for row in rows}
         return out
 
-    def statuses(self, addresses: Sequence[str], timeout: float | None = None) -> list[dict[str, Any] | ZkvError]:
+    def statuses(
+        self, addresses: Sequence[str], timeout: float | None = None
+    ) -> list[dict[str, Any] | ZkvError]:
         """The statistics of the nodes at ``addresses``, asked of each directly and in parallel (one entry
         per address: its status, or the error it met); ``timeout`` bounds the wait for each, so one slow
         node costs the dashboard's once-a-second poll a tick, not seconds."""
