@@ -165,6 +165,22 @@ class ConfigError(ZkvError):
     code = "config_error"
 
 
+class StorageFull(ZkvError):
+    """The node's disk is full (ENOSPC, EDQUOT): it refuses writes, serves reads, and resumes by itself once
+    space is back. Retry: through other replicas now, or on this node after space was freed."""
+
+    code = "storage_full"
+    retriable = True
+
+
+class StorageError(ZkvError):
+    """The node's disk failed a write or an fsync (EIO...): it refuses writes until a probe write succeeds;
+    its operator should look at the disk (the node's log names the file and the error)."""
+
+    code = "storage_error"
+    retriable = True
+
+
 class InternalError(ZkvError):
     """A bug in zkv: the node caught it, logged it, and kept serving."""
 
@@ -194,6 +210,8 @@ _BY_CODE: dict[str, type[ZkvError]] = {
         Unauthorized,
         NoNodeAvailable,
         ConfigError,
+        StorageFull,
+        StorageError,
         InternalError,
     )
 }

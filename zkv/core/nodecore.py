@@ -38,6 +38,7 @@ from zkv.core.quorum import Outcome, ReadQuorum, WriteQuorum, required
 from zkv.core.rebalance import RebalanceMixin
 from zkv.core.ring import Ring, ring_of
 from zkv.core.stats import RequestStats
+from zkv.core.storagehealth import StorageHealth
 from zkv.core.transfer import JoinStream, LeaveStream, StreamSource
 from zkv.core.versions import (
     BATCH_BYTES,
@@ -54,6 +55,8 @@ from zkv.errors import (
     ContextTooLarge,
     InvalidRequest,
     Overloaded,
+    StorageError,
+    StorageFull,
     Timeout,
     TooManyRequests,
     TooManySiblings,
@@ -66,6 +69,7 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING = 20000
 _REPLY_OPS = frozenset({"rput_ok", "rget_ok", "rerr", "fwd_reply"})  # answers to this node's requests
+_STORAGE_CODES = {StorageFull.code: StorageFull, StorageError.code: StorageError}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +195,10 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self._deadlines: list[tuple[float, int]] = []
         self._speculations: list[tuple[float, int]] = []  # when a read asks its spare replicas
         self.status_extra: dict[str, Any] = {}  # facts only the runtime knows (pid, addresses)
+        self.storage_health = StorageHealth(now)
+        # replies that acknowledge a write not flushed yet: withdrawn if the flush fails (on_store_fault)
+        self._unflushed_acks: list[dict[str, Any]] = []
+        self._peer_disk: dict[str, str] = {}  # a peer's disk state when it is not ok, from its heartbeat
         self._in_flight: dict[bytes, int] = {}  # unanswered requests per client route
         self._connected: set[str] = set()  # peers whose request connection is up (for logging changes)
 
@@ -204,9 +212,62 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         """The runtime flushed the store (and the hints): every write made so far is as durable as the
         fsync policy makes it. Replies that depend on no later write may now leave before a flush."""
         self._flushes += 1
+        if self._unflushed_acks:
+            self._unflushed_acks.clear()
+
+    # ------------------------------------------------------------------------------------------ disk
+
+    def on_store_fault(self, code: int | None, message: str, now: float) -> None:
+        """The runtime's flush (or a metadata save) failed with ``errno`` ``code``: stop taking writes.
+
+        Every acknowledgement that depended on that flush is withdrawn before it leaves (the runtime
+        sends replies only after the flush): a client's ``ok`` becomes the refusal, a replica's
+        ``rput_ok`` an ``rerr``, a handoff or stream ack an ``rerr`` its sender ignores (it retries).
+        A write this node coordinates whose local copy was not flushed stops counting that copy.
+        """
+        health = self.storage_health
+        was_writable = health.writable
+        health.on_fault(code, message, now)
+        if was_writable:
+            log.error("storage: %s; this node refuses writes until it recovers", message)
+        refusal = health.refusal().to_wire()
+        for msg in self._unflushed_acks:
+            rid = msg.get("id")
+            op = msg.get("op")
+            msg.clear()
+            if op is None:  # a client's (or a forwarding peer's) answer
+                msg.update({"id": rid, **refusal})
+            else:
+                msg.update({"op": "rerr", "id": rid, "error": refusal["error"]})
+                msg["message"] = refusal["message"]
+        self._unflushed_acks.clear()
+        for iid, pending in list(self._pending.items()):
+            if isinstance(pending, _Write) and pending.flushes == self._flushes:
+                q = pending.quorum
+                if self.name in q.acked:
+                    q.acked.discard(self.name)
+                    q.failed[self.name] = refusal["error"]
+                    self._decide_write(iid, pending, q.outcome(), now)
+
+    def storage_probe_due(self, now: float) -> bool:
+        """Should the runtime retry its flush and measure the free space now (:meth:`on_storage_probe`)?"""
+        return self.storage_health.probe_due(now)
+
+    def on_storage_probe(self, free_bytes: int | None, now: float) -> None:
+        """A probe flushed everything that was buffered and found ``free_bytes`` free."""
+        health = self.storage_health
+        if not health.writable and health.on_probe(free_bytes, now):
+            log.warning("storage: writable again (%s bytes free)", free_bytes)
+        elif health.writable:
+            health.free_bytes = free_bytes
+
+    def _ack_write(self, route: bytes, msg: dict[str, Any]) -> None:
+        """A reply acknowledging a write to this node's disk: it leaves only after a good flush."""
+        self._unflushed_acks.append(msg)
+        self._effects.append(Reply(route, msg))
 
     def next_wakeup(self) -> float:
-        wake = self.membership.next_wakeup()
+        wake = min(self.membership.next_wakeup(), self.storage_health.next_probe)
         if self.handoff is not None:
             wake = min(wake, self.handoff.next_wakeup())
         wake = min(wake, self.aae.next_wakeup())
@@ -234,7 +295,10 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             if isinstance(read, _Read) and not read.replied:
                 self._ask_spares(iid, read, len(read.spares))  # slow replicas: Cassandra's speculative retry
         if self.membership.heartbeat_due(now):
-            self._effects.append(Publish(self.membership.make_heartbeat(now, len(self.store))))
+            heartbeat = self.membership.make_heartbeat(now, len(self.store))
+            if not self.storage_health.writable:
+                heartbeat["disk"] = self.storage_health.state  # peers show it in their node lists
+            self._effects.append(Publish(heartbeat))
         if self.handoff is not None and len(self.handoff.hints):
             for target, msg in self.handoff.offers(now, lambda n: self.membership.is_up(n, now), self._ids):
                 self._effects.append(Send(target, msg))
@@ -264,6 +328,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         merging makes the usual case, an owner that has them already, a no-op. A slice per tick.
         """
         assert self._strays is not None and self.handoff is not None
+        if not self.storage_health.writable:
+            return  # hints are written to this disk too: later
         done = 0
         for key in itertools.islice(self._strays, count):
             done += 1
@@ -312,6 +378,12 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self.membership.on_connection(peer, connected)
 
     def on_heartbeat(self, msg: dict[str, Any], now: float) -> None:
+        sender, disk = msg.get("node"), msg.get("disk")
+        if isinstance(sender, str) and sender != self.name:
+            if isinstance(disk, str):
+                self._peer_disk[sender] = disk
+            else:
+                self._peer_disk.pop(sender, None)
         if self.membership.on_heartbeat(msg, now):
             log.info("%s restarted (generation %s)", msg.get("node"), msg.get("gen"))
         self._membership_changed()
@@ -462,6 +534,14 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         need = required(level, len(preference))
         if self._forwarded(origin, raw, req.op, req.level, preference, live, need, now, may_forward):
             return
+        if not self.storage_health.writable:
+            # this disk refuses writes: a replica whose disk takes them coordinates instead (a coordinator
+            # must store the dot it mints, or it could mint it again)
+            others = tuple(n for n in live if n != self.name and n not in self._peer_disk)
+            if not (may_forward and others):
+                raise self.storage_health.refusal()
+            self._forward(origin, raw, req.op, req.level, others, now)
+            return
         fallbacks = self._fallbacks(req.key, preference, live, level, now)
         if len(live) + len(fallbacks) < need:
             raise Unavailable(
@@ -492,7 +572,9 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         quorum.on_ack(self.name)
         write = _Write(origin, req.op, level, now, quorum, self._flushes)
         if quorum.outcome() is Outcome.OK:
-            self._finish(origin, req.op, level, now, now, ok(origin.rid))
+            answer = ok(origin.rid)
+            self._unflushed_acks.append(answer)  # it counts the local copy: only after a good flush
+            self._finish(origin, req.op, level, now, now, answer)
             iid = 0  # decided already: replica acks need no bookkeeping
         else:
             iid = self._track(write, quorum.deadline)
@@ -627,7 +709,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self.stats.read_repairs += len(stale)
         for node in stale:
             if node == self.name:
-                self._merge_local(read.key, merged)
+                if self.storage_health.writable:
+                    self._merge_local(read.key, merged)
             else:
                 self._effects.append(
                     Send(node, {"op": "repair", "key": read.key, "state": state_to_wire(merged)})
@@ -663,7 +746,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             elif (op == "rput" and "hint" not in msg) or op == "repair":
                 self._merge_local(_bytes(msg.get("key")), state_from_wire(msg.get("state")))
                 if op == "rput" and msg.get("id"):  # id 0: the write was decided already, no one waits
-                    self._effects.append(Reply(peer.encode(), {"op": "rput_ok", "id": msg.get("id")}))
+                    self._ack_write(peer.encode(), {"op": "rput_ok", "id": msg.get("id")})
             elif op == "rget":
                 state = self.store.get(_bytes(msg.get("key"))) or EMPTY
                 reply = {"op": "rget_ok", "id": msg.get("id"), "state": state_to_wire(state)}
@@ -682,6 +765,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             elif op in ("stream", "stream_ok", "stream_push", "stream_push_ok"):
                 self._on_transfer(peer, op, msg, now)
             elif op in ("aae_push", "aae_keys_ok"):
+                if not self.storage_health.writable:
+                    return  # nothing can be stored: the next exchange after recovery repairs it
                 for key, state in self.aae.received(msg):
                     self._merge_local(key, state)
             elif op == "handoff_ok":
@@ -692,10 +777,14 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             else:
                 raise InvalidRequest(f"unknown peer op {op!r}")
         except (ValueError, ZkvError) as exc:
-            self.stats.bad_messages += 1
-            log.warning("bad %s message from %s: %s", op, peer, exc)
+            code = exc.code if isinstance(exc, ZkvError) else "invalid_request"
+            if code in _STORAGE_CODES:
+                self.stats.errors[code] += 1
+            else:
+                self.stats.bad_messages += 1
+                log.warning("bad %s message from %s: %s", op, peer, exc)
             if op in ("rput", "rget") and type(msg.get("id")) is int:
-                reply = {"op": "rerr", "id": msg["id"], "error": "invalid_request", "message": str(exc)}
+                reply = {"op": "rerr", "id": msg["id"], "error": code, "message": str(exc)}
                 self._effects.append(Reply(peer.encode(), reply))
 
     def _keep_hint(self, peer: str, msg: dict[str, Any]) -> None:
@@ -705,8 +794,10 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             raise InvalidRequest("this node keeps no hints")
         if not isinstance(owner, str) or self.membership.member(owner) is None or owner == self.name:
             raise InvalidRequest(f"hint for unknown node {owner!r}")
+        if not self.storage_health.writable:
+            raise self.storage_health.refusal()  # hints are written to this disk too
         self.handoff.keep(owner, _bytes(msg.get("key")), state_from_wire(msg.get("state")))
-        self._effects.append(Reply(peer.encode(), {"op": "rput_ok", "id": msg.get("id")}))
+        self._ack_write(peer.encode(), {"op": "rput_ok", "id": msg.get("id")})
 
     def _take_handoff(self, peer: str, msg: dict[str, Any]) -> None:
         """Be the owner coming back: merge the hinted states, acknowledge after the turn's flush."""
@@ -718,10 +809,13 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 raise InvalidRequest("malformed handoff item")
             self._merge_local(_bytes(item[0]), state_from_wire(item[1]))
         self.stats.hints_received += len(items)
-        self._effects.append(Reply(peer.encode(), {"op": "handoff_ok", "id": msg.get("id")}))
+        self._ack_write(peer.encode(), {"op": "handoff_ok", "id": msg.get("id")})
 
     def _put_local(self, key: bytes, state: KeyState) -> None:
-        """Every write to this replica goes here, so the Merkle leaves stay current."""
+        """Every write to this replica goes here, so the Merkle leaves stay current (and none while the
+        disk refuses writes: the caller gets the refusal)."""
+        if not self.storage_health.writable:
+            raise self.storage_health.refusal()
         self.store.put(key, state)
         if self._kept_digest is not None:
             self.aae.on_digest(key, self._kept_digest(key), self.ring)  # hashed once, by the store
@@ -731,6 +825,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             self.leave_stream.touch(key)  # leaving: hand this write over too before stopping
 
     def _merge_local(self, key: bytes, incoming: KeyState) -> None:
+        if not self.storage_health.writable:
+            raise self.storage_health.refusal()  # even a no-op: what this node holds may not be on disk
         local = self.store.get(key)
         merged = incoming if local is None else merge(local, incoming)
         if merged != local:
@@ -777,8 +873,23 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             return
         del self._pending[iid]
         q = write.quorum
+        # the local copy was synced by a flush since it was written: only the acks were awaited
+        synced = write.flushes < self._flushes
+        refused = [code for code in q.failed.values() if code in _STORAGE_CODES]
         if outcome is Outcome.OK:
             msg = ok(write.origin.rid)
+            if not synced and self.name in q.acked:
+                self._unflushed_acks.append(msg)
+        elif refused:
+            full = [node for node, code in q.failed.items() if code in _STORAGE_CODES]
+            disk = "full" if refused[0] == StorageFull.code else "failing"
+            msg = _STORAGE_CODES[refused[0]](
+                f"{write.level} needs {q.required} replicas, {len(q.acked)} acknowledged; "
+                f"{', '.join(sorted(full))} refused the write: disk {disk}"
+                " (the write may be visible on those that acknowledged)",
+                required=q.required,
+                acknowledged=len(q.acked),
+            ).to_wire()
         else:
             msg = Unavailable(
                 f"{write.level} needs {q.required} replicas, {len(q.acked)} acknowledged and "
@@ -787,8 +898,6 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 alive=len(q.targets) - len(q.failed),
                 acknowledged=len(q.acked),
             ).to_wire()
-        # the local copy was synced by a flush since it was written: only the acks were awaited
-        synced = write.flushes < self._flushes
         self._finish(write.origin, write.op, write.level, write.started, now, msg, synced)
 
     def on_send_failed(self, peer: str, msg: dict[str, Any], now: float) -> None:

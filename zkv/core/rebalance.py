@@ -103,6 +103,6 @@ class RebalanceMixin:
             for key, state in decode_items(msg):
                 self._merge_local(key, state)
             self.stats.keys_streamed_in += len(msg["items"])
-            self._effects.append(Reply(peer.encode(), {"op": "stream_push_ok", "id": msg.get("id")}))
+            self._ack_write(peer.encode(), {"op": "stream_push_ok", "id": msg.get("id")})
         elif op == "stream_push_ok" and self.leave_stream and self.leave_stream.owns(msg.get("id")):
             self.leave_stream.on_push_ok(msg["id"])

@@ -21,6 +21,8 @@ class ViewsMixin:
             member = self.membership.member(view.name)
             row["vnodes"] = member.vnodes if member else self.settings.vnodes
             row["ownership"] = share.get(view.name, 0.0)
+            mine = view.name == self.name
+            row["disk"] = self.storage_health.state if mine else self._peer_disk.get(view.name, "ok")
             out.append(row)
         return out
 
@@ -48,6 +50,7 @@ class ViewsMixin:
             "uptime_s": now - self.started,
             "keys": len(self.store),
             "storage": asdict(self.store.statistics()),
+            "disk": asdict(self.storage_health.statistics(now)),
             "requests": dict(stats.requests),
             "errors": dict(stats.errors),
             "latency": {op: asdict(s) for op, s in stats.latency().items()},

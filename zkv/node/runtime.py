@@ -152,6 +152,8 @@ class NodeRuntime:
             max_hints=config.max_hints,
             max_bytes=config.max_hint_bytes,
         )
+        self._unsaved_meta: dict | None = None  # metadata a full disk refused at start (saved by a probe)
+        self._meta_error: tuple[int | None, str] = (None, "")
         generation, actor = self._incarnation(config)
         now = time.monotonic()
         settings = NodeSettings(
@@ -187,6 +189,8 @@ class NodeRuntime:
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
         for peer in self.dealers:
             self.core.on_connection(peer, False, now)
+        if self._unsaved_meta is not None:
+            self.core.on_store_fault(self._meta_error[0], self._meta_error[1], now)  # start read-only
 
     def _start_curve(self, config: ClusterConfig) -> None:
         """Load this node's key pair and every allowed public key; start the ZAP handler."""
@@ -236,7 +240,13 @@ class NodeRuntime:
         the simulator uses too); the metadata is saved before the node serves."""
         wall_ms, durable = int(time.time() * 1000), config.engine == "log"
         generation, actor, meta = incarnation(self.name, self.store.load_meta(), wall_ms, durable)
-        self.store.save_meta(meta)
+        try:
+            self.store.save_meta(meta)
+        except OSError as exc:
+            # a full disk: the old file is intact (zkv.storage.records.write_atomic); the node starts
+            # read-only and takes writes only once this is saved (no dot is minted before that)
+            log.error("%s: metadata not saved (%s); starting read-only", self.name, exc)
+            self._unsaved_meta, self._meta_error = meta, (exc.errno, str(exc))
         return generation, actor
 
     def _connect_peer(self, peer: str, address: str, gossip: str) -> None:
@@ -294,9 +304,10 @@ class NodeRuntime:
             if self._delayed:
                 wake = min(wake, self._delayed[0][0])
             delay_ms = min(MAX_POLL_MS, max(0.0, (wake - time.monotonic()) * 1000))
+            writable = core.storage_health.writable
             if compacting:
                 delay_ms = 0
-            elif self.store.needs_flush() or self.hints.needs_flush():
+            elif writable and (self.store.needs_flush() or self.hints.needs_flush()):
                 delay_ms = min(delay_ms, self.config.fsync_interval_ms)
             ready = poller.poll(math.ceil(delay_ms))
             now = time.monotonic()
@@ -316,15 +327,24 @@ class NodeRuntime:
             if self._delayed:
                 self._release_delayed(now)
             core.on_tick(now)
+            if core.storage_probe_due(now):
+                self._probe(now)
             self._carry_out(now)
             if self.store.needs_flush() or self.hints.needs_flush():
-                self._flush()  # the interval policy's timer: an idle node must still fsync
-            # compaction in small slices: whenever idle, and a short one every 50 ms under load
-            if not ready:
-                compacting = self.store.compact_step(COMPACTION_SLICE_S)
-            elif now >= next_compaction:
-                compacting = self.store.compact_step(COMPACTION_SLICE_S / 2)
-                next_compaction = now + 0.05
+                self._flush(now)  # the interval policy's timer: an idle node must still fsync
+            # compaction in small slices: whenever idle, and a short one every 50 ms under load (none
+            # while the disk refuses writes: it needs room for its output before it frees any)
+            try:
+                if not core.storage_health.writable:
+                    compacting = False
+                elif not ready:
+                    compacting = self.store.compact_step(COMPACTION_SLICE_S)
+                elif now >= next_compaction:
+                    compacting = self.store.compact_step(COMPACTION_SLICE_S / 2)
+                    next_compaction = now + 0.05
+            except OSError as exc:
+                compacting = False
+                core.on_store_fault(exc.errno, f"compaction: {exc}", now)
         log.info("stopping")
         self.close()
 
@@ -332,13 +352,22 @@ class NodeRuntime:
         for dealer in getattr(self, "dealers", {}).values():
             dealer.disable_monitor()
         store, hints = getattr(self, "store", None), getattr(self, "hints", None)
-        if store is not None and hints is not None and getattr(self, "core", None) is not None:
-            store.flush()
-            hints.flush()
-            store.save_meta({**store.load_meta(), "clean_stop": True})  # everything minted is on disk
+        core = getattr(self, "core", None)
+        if store is not None and hints is not None and core is not None and self._unsaved_meta is None:
+            try:
+                store.flush()
+                hints.flush()
+                # everything minted is on disk; after a refused flush it is not, and the next start
+                # must take a fresh actor id, so clean_stop stays False then
+                store.save_meta({**store.load_meta(), "clean_stop": True})
+            except OSError as exc:
+                log.error("stopping with writes not on disk (%s); they were never acknowledged", exc)
         for each in (store, hints):
             if each is not None:
-                each.flush()
+                try:
+                    each.flush()
+                except OSError as exc:
+                    log.error("final flush: %s", exc)
                 each.close()
         if self.auth is not None:
             self.auth.stop()
@@ -599,18 +628,44 @@ class NodeRuntime:
                 self._send_peer(peer, msgs, now)
             for route, msgs in early.items():
                 self._send_reply(route, msgs)
-            self._flush()
+            self._flush(now)  # if it fails, the core turned the acks among ``replies`` into refusals
             for route, msgs in replies.items():
                 self._send_reply(route, msgs)
             effects = self.core.take_effects()
             if not effects:
                 return
 
-    def _flush(self) -> None:
-        """The group commit: the turn's writes to disk, then tell the core (see Reply.before_flush)."""
-        self.store.flush()
-        self.hints.flush()
+    def _flush(self, now: float) -> bool:
+        """The group commit: the turn's writes to disk, then tell the core (see Reply.before_flush).
+
+        A disk error is the core's to judge (:meth:`NodeCore.on_store_fault`); while the disk refuses
+        writes nothing new is written, and only the core's probes (:meth:`_probe`) flush again.
+        """
+        if not self.core.storage_health.writable:
+            return False
+        try:
+            self.store.flush()
+            self.hints.flush()
+        except OSError as exc:
+            self.core.on_store_fault(exc.errno, str(exc), now)
+            return False
         self.core.on_flushed()
+        return True
+
+    def _probe(self, now: float) -> None:
+        """The core asks whether the disk takes writes again: save what is pending, measure the room."""
+        try:
+            if self._unsaved_meta is not None:
+                self.store.save_meta(self._unsaved_meta)
+                self._unsaved_meta = None
+            self.store.flush()
+            self.hints.flush()
+            free = os.statvfs(self.spec.data_dir)
+        except OSError as exc:
+            self.core.on_store_fault(exc.errno, str(exc), now)
+            return
+        self.core.on_flushed()
+        self.core.on_storage_probe(free.f_bavail * free.f_frsize, now)
 
     def _send_peer(self, peer: str, msgs: list[dict], now: float) -> None:
         if self.faults.active and self.faults.drops_out(peer):

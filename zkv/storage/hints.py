@@ -178,8 +178,11 @@ class HintStore:
             queue.file.unsynced = True
             return
         queue.file.append(encode(HINT_DONE, 0, b"", msgpack.packb(gone)))
-        if queue.dead_bytes > max(REWRITE_MIN_BYTES, queue.live_bytes):
-            self._rewrite(queue)
+        if queue.dead_bytes > max(REWRITE_MIN_BYTES, queue.live_bytes) and not queue.file.sync_failed:
+            try:
+                self._rewrite(queue)
+            except OSError as exc:  # disk full: the old file stays, with its HINT_DONE records
+                log.warning("hints for %s not rewritten: %s", queue.target, exc)
 
     def counts(self) -> dict[str, int]:
         return {target: len(q.live) for target, q in self._queues.items() if q.live}
@@ -215,14 +218,19 @@ class HintStore:
         for hint_id, (offset, size) in queue.live.items():
             fresh[hint_id] = (len(data), size)
             data += queue.file.read(offset, size)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(self.directory)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            fsync_dir(self.directory)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         queue.file.close()
         queue.file = Segment(path)
         queue.live = fresh
@@ -231,19 +239,33 @@ class HintStore:
 
     def needs_flush(self) -> bool:
         return any(
-            q.file.buf or (self.fsync == "interval" and q.file.unsynced) for q in self._queues.values()
+            q.file.buf or q.file.sync_failed or (self.fsync == "interval" and q.file.unsynced)
+            for q in self._queues.values()
         )
 
     def flush(self) -> None:
-        """Group commit for hints, under the same policy as the store."""
+        """Group commit for hints, under the same policy as the store.
+
+        Raises ``OSError`` when the disk refuses; nothing is lost from memory, and a later flush tries
+        again. A hint file whose fsync failed is never fsynced again: its live hints are written to a
+        fresh file that replaces it (:meth:`_rewrite`, from memory and the page cache, CRC-checked when
+        loaded; a hint lost that way is repaired by anti-entropy, and was never acknowledged).
+        """
         now = self._clock()
         due = self.fsync == "always" or (
             self.fsync == "interval" and now - self._last_sync >= self.fsync_interval
         )
         for queue in self._queues.values():
+            if queue.file.sync_failed:
+                self._rewrite(queue)
+                continue
             queue.file.write_out()
             if due and queue.file.unsynced:
-                queue.file.sync()
+                try:
+                    queue.file.sync()
+                except OSError:
+                    queue.file.sync_failed = True
+                    raise
                 self._stats["fsyncs"] += 1
                 self._last_sync = now
 

@@ -242,7 +242,8 @@ class LogStore:
             seg.tomb_bytes += entry_size(e)
             seg.max_delete_seq = self._seq
         if len(seg.buf) >= SPILL_BYTES:
-            seg.write_out()
+            with contextlib.suppress(OSError):  # disk full: the buffer stays, and flush() reports it
+                seg.write_out()
 
     def _damaged(self, key: bytes, e: int) -> None:
         """A record failed its check on reading: count it, forget it (anti-entropy repairs the key)."""
@@ -262,10 +263,18 @@ class LogStore:
     def needs_flush(self) -> bool:
         """Is something buffered or not yet fsynced that a later :meth:`flush` must take care of?"""
         seg = self._active
-        return bool(seg.buf) or (self.fsync == "interval" and seg.unsynced)
+        return bool(seg.buf) or seg.sync_failed or (self.fsync == "interval" and seg.unsynced)
 
     def flush(self) -> None:
-        """The group commit: write every buffered record, and fsync once if the policy asks for it now."""
+        """The group commit: write every buffered record, and fsync once if the policy asks for it now.
+
+        Raises ``OSError`` when the disk refuses (full, or an I/O error); nothing buffered is lost then,
+        and a later flush tries again. A write that failed is cut back off the file; an fsync that failed
+        is never retried: the segment is sealed where the last good fsync ended and what it held since
+        is written again into a new segment (:meth:`_seal_after_failed_sync`).
+        """
+        if self._active.sync_failed:  # the seal did not finish (no room for a new segment): again
+            self._seal_after_failed_sync(self._active)
         seg = self._active
         if seg.buf:
             seg.write_out()
@@ -273,14 +282,72 @@ class LogStore:
         if seg.unsynced and self.fsync != "never":
             now = self._clock()
             if self.fsync == "always" or now - self._last_sync >= self.fsync_interval:
-                seg.sync()
+                self._sync_active(seg)
                 self._counters["fsyncs"] += 1
                 self._last_sync = now
         if seg.written >= self.segment_bytes:
             # "never" does not fsync even here: after a power cut an index may then point at lost
             # records, which the CRC check on reading catches (the key reads as missing, never wrong)
+            if seg.unsynced and self.fsync != "never":
+                self._sync_active(seg)
             self._close_segment(seg, sync=self.fsync != "never")
             self._active = self._writable(self._new_segment(durable=self.fsync != "never"))
+
+    def _sync_active(self, seg: Segment) -> None:
+        try:
+            seg.sync()
+        except OSError:
+            seg.sync_failed = True
+            self._seal_after_failed_sync(seg)
+            raise
+
+    def _seal_after_failed_sync(self, seg: Segment) -> None:
+        """After a failed fsync of the active segment: never trust its unsynced part again.
+
+        The records written since the last good fsync are copied (from memory, ``seg.tail``) into the
+        buffer of a new active segment, which a later flush writes and fsyncs; ``seg`` is cut back to
+        where that fsync ended and closed. Nothing of it was acknowledged (the runtime answers only after
+        a good flush), and the copies keep their sequence numbers, so a crash in between is harmless.
+        """
+        fresh = self._writable(self._new_segment(durable=False))
+        start, tail = seg.synced, bytes(seg.tail) + bytes(seg.buf)  # every record from ``start`` on
+        kept, count = bytearray(), 0
+        for e, key in iter_index(bytes(seg.index)):
+            offset, size = entry_offset(e), entry_size(e)
+            if offset < start:
+                kept += index_item(e, key)
+                count += 1
+                continue
+            table = self._deleted if entry_deleted(e) else self._dir
+            current = table.get(key)
+            if current is None or current & LOCATION_MASK != e & LOCATION_MASK:
+                continue  # superseded already: nothing to carry over
+            moved = relocate(current, fresh.id, fresh.append(tail[offset - start : offset - start + size]))
+            table[key] = moved
+            fresh.index += index_item(moved, key)
+            fresh.count += 1
+            fresh.min_seq = min(fresh.min_seq, entry_seq(moved))
+            seg.dead += size
+            if table is self._deleted:
+                seg.tomb_bytes -= size
+                fresh.tomb_bytes += size
+                fresh.max_delete_seq = max(fresh.max_delete_seq, entry_seq(moved))
+        seg.index, seg.count = kept, count
+        seg.buf.clear()
+        with contextlib.suppress(OSError):
+            seg.truncate(start)
+        seg.unsynced = False
+        seg.keep_tail = False
+        log.error(
+            "fsync of segment %d failed: sealed at %d bytes, %d records carried to segment %d",
+            seg.id,
+            start,
+            fresh.count,
+            fresh.id,
+        )
+        with contextlib.suppress(OSError):
+            self._close_segment(seg, sync=False)
+        self._active = fresh
 
     def _close_segment(self, seg: Segment, sync: bool = True) -> None:
         """Make ``seg`` durable (unless ``sync`` is off) and write its index file: it is read-only now."""
@@ -289,14 +356,21 @@ class LogStore:
             seg.sync()
             self._counters["fsyncs"] += 1
         seg.trim()
-        # the index is a shortcut with its own CRC: no fsync (a lost one means a scan at the next start)
-        write_atomic(seg.index_path, encode_index(seg.written, seg.count, seg.index), durable=False)
-        seg.indexed = True
+        # the index is a shortcut with its own CRC: no fsync (a lost one means a scan at the next start),
+        # and a full disk may refuse it: compaction and the next start then scan the segment instead
+        try:
+            write_atomic(seg.index_path, encode_index(seg.written, seg.count, seg.index), durable=False)
+            seg.indexed = True
+        except OSError as exc:
+            log.warning("index of segment %d not written (%s); it will be scanned", seg.id, exc)
+        seg.keep_tail = False
         seg.index = bytearray()
 
     def _writable(self, seg: Segment) -> Segment:
-        """``seg`` as the active segment: it keeps zeros ahead of its records, for cheaper fsyncs."""
+        """``seg`` as the active segment: it keeps zeros ahead of its records, for cheaper fsyncs, and
+        the bytes not yet fsynced, to write them again elsewhere if an fsync fails."""
         seg.preallocate = min(PREALLOCATE_BYTES, self.segment_bytes // 4)
+        seg.keep_tail = self.fsync != "never"
         return seg
 
     def _new_segment(self, durable: bool = True) -> Segment:
@@ -306,9 +380,9 @@ class LogStore:
         if seg_id > MAX_SEGMENT_ID:
             raise OSError(f"{self.directory}: out of segment ids")
         seg = Segment(self.directory / segment_name(seg_id), seg_id)
+        self._segments[seg_id] = seg
         if durable:
             fsync_dir(self.directory)
-        self._segments[seg_id] = seg
         return seg
 
     def close(self) -> None:
@@ -319,6 +393,8 @@ class LogStore:
         try:
             self._abandon_compaction(closing=True)
             self._close_segment(self._active)
+        except OSError as exc:  # disk full or failing: what is not on disk was never acknowledged
+            log.error("closing the log store in %s: %s", self.directory, exc)
         finally:
             for seg in self._segments.values():
                 seg.close()
@@ -457,7 +533,11 @@ class LogStore:
             fds.append(self._active.fd)
         done = self._background.run(functools.partial(sync_all, fds, self.directory))
         yield done
-        done.result()  # an fsync error ends the compaction here, before any input is removed
+        try:
+            done.result()  # an fsync error ends the compaction here, before any input is removed
+        except OSError:
+            self._active.sync_failed = True  # it fsynced the active segment too: never trust that again
+            raise
         self._counters["fsyncs"] += len(outputs) + 1
         for out in outputs:
             out.unsynced = False

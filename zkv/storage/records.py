@@ -235,16 +235,22 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
 
     ``durable=False`` skips both fsyncs, for files that are only a shortcut and carry their own CRC (index
     files): after a power cut such a file may be missing or fail its CRC, never hold wrong data.
+    A failure (disk full) removes the tmp file and leaves ``path`` as it was.
     """
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        write_all(fd, data)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     if durable:
         fsync_dir(path.parent)
 

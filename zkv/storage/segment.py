@@ -8,11 +8,20 @@ The segment being written may run ahead of its records with zeros (``preallocate
 that does not change the file's size flushes only data, with no journal commit: on ext4 here that is
 about half the CPU and usually less waiting (docs/storage.md, "Preallocation"). ``written`` is where
 the records end; the zeros after it are not records, and recovery reads them as the end of the segment.
+
+A failed fsync is never retried (PostgreSQL's lesson: after a failed fsync the kernel may have dropped
+the dirty pages and a second fsync "succeeds" over lost data). The log engine keeps the bytes written
+since the last good fsync (``tail``, when ``keep_tail``) so that it can write them again into a fresh
+segment and seal this one at ``synced``, the end of what an fsync did cover.
+
+Test seam: when the environment names a trigger file in ``ZKV_TEST_FSYNC_FAULT``, the first fsync after
+that file appears fails with EIO and removes it (how tests reach a real node's fsync error).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -20,6 +29,16 @@ from zkv.storage.records import pread_exact, pwrite_all
 
 SEGMENT_SUFFIX = ".log"
 INDEX_SUFFIX = ".idx"
+FSYNC_FAULT_TRIGGER = os.environ.get("ZKV_TEST_FSYNC_FAULT")  # tests only (module doc); read once
+
+
+def _fsync_fault_injected() -> bool:
+    """Take the test trigger file if it exists (one failed fsync per file)."""
+    try:
+        os.unlink(FSYNC_FAULT_TRIGGER)  # type: ignore[arg-type]
+    except OSError:
+        return False
+    return True
 
 
 def segment_name(seg_id: int) -> str:
@@ -46,6 +65,10 @@ class Segment:
         self.index = bytearray()  # index items of every record, while the segment is being written
         self.count = 0  # records in ``index``
         self.indexed = False  # an index file on disk covers the whole segment
+        self.synced = self.written  # the end of what the last good fsync covered
+        self.keep_tail = False  # keep the bytes written since that fsync (the log engine's active segment)
+        self.tail = bytearray()  # those bytes, from ``synced`` to ``written``
+        self.sync_failed = False  # an fsync failed: never fsync this segment again (module doc)
 
     @property
     def size(self) -> int:
@@ -74,12 +97,17 @@ class Segment:
         end = self.written + len(self.buf)
         try:
             pwrite_all(self.fd, self.buf, self.written)
-        except OSError:
+        except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, self.written)  # the zeros go too: a later write adds them again
                 self.allocated = self.written
-            raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         self.written = end
+        if self.keep_tail:
+            if self.tail:
+                self.tail += self.buf
+            else:
+                self.tail, self.buf = self.buf, self.tail  # no copy on the hot path (one write per fsync)
         self.buf.clear()
         self.unsynced = True
         if end > self.allocated:
@@ -99,12 +127,22 @@ class Segment:
             self.allocated = self.written
 
     def sync(self) -> None:
-        os.fdatasync(self.fd)
+        """fdatasync; on failure the caller must not call it again on this segment (module doc)."""
+        if FSYNC_FAULT_TRIGGER is not None and _fsync_fault_injected():
+            raise OSError(errno.EIO, f"fsync failed (injected by ZKV_TEST_FSYNC_FAULT): {self.path}")
+        try:
+            os.fdatasync(self.fd)
+        except OSError as exc:
+            raise OSError(exc.errno, f"fsync: {exc.strerror}", str(self.path)) from None
         self.unsynced = False
+        self.synced = self.written
+        self.tail.clear()
 
     def truncate(self, size: int) -> None:
         os.ftruncate(self.fd, size)
         self.written = self.allocated = size
+        self.synced = min(self.synced, size)
+        self.tail.clear()
 
     def close(self) -> None:
         if self.fd >= 0:
