@@ -105,7 +105,11 @@ def test_full_disk_refuses_writes_serves_reads_and_resumes(
             # n3 serves reads of what it holds, and the others show its disk state
             assert on_n3.get(acked[0], consistency="one").values == [VALUE]
             assert client.replicas(acked[0])["n3"].values == [VALUE]
-            wait_until(lambda: _sees_disk(client, cluster.addresses["n1"], "n3", "full"), 5, "n1 to show n3's disk full")
+            wait_until(
+                lambda: _sees_disk(client, cluster.addresses["n1"], "n3", "full"),
+                5,
+                "n1 to show n3's disk full",
+            )
             assert _disk(client, "n3")["refused_writes"] > 0
 
         # restarted while still full (no room even for the metadata): starts read-only, old metadata kept
