@@ -31,7 +31,7 @@ from aiohttp import web
 
 from zkv.client import Client
 from zkv.errors import InvalidRequest, ZkvError
-from zkv.http.feed import HintAges, Poll, snapshot
+from zkv.http.feed import HintAges, Poll, ring_drawing, snapshot
 from zkv.http.inspect import inspect
 from zkv.http.state import POOL, SETTINGS
 
@@ -175,16 +175,7 @@ async def history(request: web.Request) -> web.Response:
 
 def _ring(client: Client) -> dict[str, Any]:
     info = client.ring(refresh=True)
-    tokens = info.ring.tokens()
-    scale = float(2**64)
-    return {
-        "replication_factor": info.replication_factor,
-        "vnodes": info.vnodes,
-        "ownership": info.ring.ownership(),
-        "members": [
-            {"name": name, "tokens": [round(t / scale, 7) for t in tokens[name]]} for name in sorted(tokens)
-        ],
-    }
+    return ring_drawing(info.ring, info.vnodes)
 
 
 async def ring(request: web.Request) -> web.Response:

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from zkv.core.ring import RING_SIZE, Ring
+
 DATA_OPS = ("get", "put", "delete")  # what a user sends; "status", "nodes", "ring"... are admin requests
 
 
@@ -80,6 +82,18 @@ def ring_version(nodes: list[dict[str, Any]]) -> str:
     """Changes exactly when the membership that shapes the ring does (names, vnodes, who is removed)."""
     shape = sorted((n["name"], n.get("vnodes", 0), n.get("status") == "removed") for n in nodes)
     return hashlib.blake2b(json.dumps(shape).encode(), digest_size=8).hexdigest()
+
+
+def ring_drawing(ring: Ring, vnodes: int) -> dict[str, Any]:
+    """Every member's tokens as fractions of the ring (7 digits: far below a pixel), for drawing it."""
+    tokens = ring.tokens()
+    members = [{"name": n, "tokens": [round(t / RING_SIZE, 7) for t in tokens[n]]} for n in sorted(tokens)]
+    return {
+        "replication_factor": ring.replication_factor,
+        "vnodes": vnodes,
+        "ownership": ring.ownership(),
+        "members": members,
+    }
 
 
 def _worst_latency(latency: Mapping[str, Mapping[str, float]], which: str) -> float | None:

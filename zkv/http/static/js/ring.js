@@ -34,6 +34,7 @@ export async function ensureRing(version) {
 }
 
 function drawRing() {
+  window.zkvDashboard.ringDraws = (window.zkvDashboard.ringDraws || 0) + 1;
   const canvas = document.getElementById("ring-canvas");
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -115,9 +116,10 @@ export function renderRing(state) {
     const colour = ring.colours.get(p.node);
     marks.push(el("line", { x1: ax, y1: ay, x2: x, y2: y, stroke: "#000", "stroke-width": 1.5 }));
     marks.push(el("line", { x1: ax, y1: ay, x2: bx, y2: by, stroke: "#000", "stroke-width": 3 }));
-    marks.push(el("circle", { cx: x, cy: y, r: 11, fill: colour, stroke: p.role === "primary" ? "#000" : "#888",
-      "stroke-width": 2, "stroke-dasharray": p.role === "primary" ? null : "3 2", "data-placement": p.node, "data-role": p.role }));
-    marks.push(el("text", { x, y: y + 4, "text-anchor": "middle", "font-size": 12, "font-weight": 700, fill: "#fff" }, label));
+    marks.push(el("circle", { cx: x, cy: y, r: 11, fill: "#fff", stroke: colour, "stroke-width": 4,
+      "stroke-dasharray": p.role === "primary" ? null : "4 2", "data-placement": p.node, "data-role": p.role },
+      el("title", {}, `${p.node}: ${p.role}`)));
+    marks.push(el("text", { x, y: y + 4, "text-anchor": "middle", "font-size": 12, "font-weight": 700, fill: "#000" }, label));
   });
   fill(overlay, marks);
   fill(info, [

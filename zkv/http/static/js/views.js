@@ -4,7 +4,7 @@
 import { getJSON } from "./api.js";
 import { ago, el, fill, natural } from "./util.js";
 
-const COLUMNS = 12;
+const COLUMNS = 10;
 let page = 0;
 let onlyDisagree = false;
 let last = null;
@@ -50,17 +50,21 @@ export function renderViews() {
   const rows = [];
   let disagreements = 0;
   for (const member of [...members].sort(natural)) {
-    const statuses = new Set(observers.filter((o) => !last[o].error && last[o][member]).map((o) => last[o][member].status));
-    const disagree = statuses.size > 1;
+    const seen = observers.filter((o) => !last[o].error && last[o][member]).map((o) => last[o][member].status);
+    const counts = new Map();
+    for (const st of seen) counts.set(st, (counts.get(st) || 0) + 1);
+    const disagree = counts.size > 1;
+    const majority = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
     if (disagree) disagreements++;
     if (onlyDisagree && !disagree) continue;
-    rows.push(el("tr", { dataset: { member, disagree: String(disagree) } }, el("th", {}, member),
+    rows.push(el("tr", { class: disagree ? "row-disagree" : null, dataset: { member, disagree: String(disagree) } }, el("th", {}, member),
       cols.map((o) => {
         const v = last[o];
         if (v.error) return el("td", { class: "st-down" }, "unreachable");
         const r = v[member];
         if (!r) return el("td", { class: disagree ? "disagree" : null }, "not a member");
-        return el("td", { class: `st-${r.status}${disagree ? " disagree" : ""}${o === member ? " self" : ""}`, dataset: { observer: o } },
+        const odd = disagree && r.status !== majority; // this observer sees it unlike most
+        return el("td", { class: `st-${r.status}${odd ? " disagree" : ""}${o === member ? " self" : ""}`, dataset: { observer: o } },
           o === member ? `${r.status} (self)` : `${r.status} · ${ago(r.heartbeat_age)}`);
       })));
   }
@@ -68,10 +72,10 @@ export function renderViews() {
   const head = el("tr", {}, el("th", {}, "member \\ seen by"), cols.map((o) => el("th", {}, o)));
   fill(document.getElementById("views-result"), [
     el("p", { class: disagreements ? "banner warn" : "banner ok" },
-      disagreements ? `${disagreements} member(s) seen differently by different nodes (marked red)`
+      disagreements ? `${disagreements} member(s) seen differently by different nodes (row marked; in red, the nodes that see it unlike most)`
         : answered === observers.length ? `all ${observers.length} nodes agree on every member's status`
           : `the ${answered} nodes that answered agree on every member's status (${observers.length - answered} unreachable)`),
-    el("table", { class: "matrix" }, el("thead", {}, head), el("tbody", {}, rows)),
+    el("div", { class: "matrix-scroll" }, el("table", { class: "matrix" }, el("thead", {}, head), el("tbody", {}, rows))),
   ]);
   document.getElementById("views-page").textContent = `nodes ${page * COLUMNS + 1}–${Math.min(observers.length, (page + 1) * COLUMNS)} of ${observers.length}`;
   return true;
