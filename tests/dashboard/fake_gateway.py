@@ -33,6 +33,7 @@ class FakeCluster:
     def __init__(self, nodes: int) -> None:
         self.names = [f"n{i + 1}" for i in range(nodes)]
         self.ring = Ring.from_nodes(self.names, VNODES, 3)
+        self.share = self.ring.ownership()
         self.down = {self.names[-1]}
         self.polls = 0
         self.ages = HintAges()
@@ -41,7 +42,7 @@ class FakeCluster:
     def poll(self) -> Poll:
         self.polls += 1
         k = self.polls
-        share = self.ring.ownership()
+        share = self.share
         nodes = [
             {
                 "name": n,
@@ -113,13 +114,11 @@ class FakeGateway:
         async def events(request: web.Request) -> web.StreamResponse:
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)
-            history = []
-            for _ in range(120):  # two minutes of points to draw at once
-                poll = cluster.poll()
-                snap = snapshot(poll, cluster.last, cluster.ages)
-                cluster.last = poll
-                history.append({"t": snap["t"] - 120 + len(history), "cluster": snap["cluster"]})
-            await response.write(_sse("hello", {"tick_s": 1.0, "history": history[1:], "latest": None}))
+            first = cluster.poll()
+            snap = snapshot(cluster.poll(), first, cluster.ages)
+            # two minutes of (identical) points to draw at once
+            history = [{"t": snap["t"] - 120 + i, "cluster": snap["cluster"]} for i in range(120)]
+            await response.write(_sse("hello", {"tick_s": 1.0, "history": history, "latest": None}))
             try:
                 while True:
                     poll = cluster.poll()

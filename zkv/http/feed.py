@@ -41,18 +41,13 @@ class HintAges:
     at least that old; a gateway started after the hints were written under-reports (it says "at least").
     """
 
-    since: dict[tuple[str, str], float] = field(default_factory=dict)
+    since: dict[str, dict[str, float]] = field(default_factory=dict)  # holder -> target -> first seen
 
     def observe(self, holder: str, pending: Mapping[str, int], now: float) -> dict[str, float]:
-        ages = {}
-        for target, count in pending.items():
-            if count <= 0:
-                continue
-            first = self.since.setdefault((holder, target), now)
-            ages[target] = now - first
-        for key in [k for k in self.since if k[0] == holder and pending.get(k[1], 0) <= 0]:
-            del self.since[key]
-        return ages
+        before = self.since.get(holder, {})
+        seen = {target: before.get(target, now) for target, count in pending.items() if count > 0}
+        self.since[holder] = seen
+        return {target: now - first for target, first in seen.items()}
 
 
 def _delta(cur: float, prev: float | None) -> float:
