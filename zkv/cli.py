@@ -22,7 +22,17 @@ from zkv.errors import ConfigError
 from zkv.scaffold import DEFAULT_PORT, busy_ports, write_cluster
 
 STOP_GRACE_S = 5.0
+RESTART_BACKOFF_S = 0.5  # the first restart of a crashed node waits this long; each quick crash doubles it
+RESTART_BACKOFF_MAX_S = 30.0
+RESTART_RESET_S = 60.0  # a node that ran this long before crashing starts the back-off over
 DEFAULT_CONFIG = "cluster.toml"
+# day-2 commands (zkv/operations.py, docs/operations.md): command -> function
+OPERATIONS = {
+    "snapshot": "main_snapshot",
+    "verify": "main_verify",
+    "restore": "main_restore",
+    "rolling-restart": "main_rolling_restart",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit status: 0 after a clean stop, 1 when a node failed, 2 for a bad config or bad arguments. "
         "'zkv-node leave --config FILE --node NAME' makes a running node hand its data over and leave; "
         "'zkv-node keygen --out DIR NAME' writes a CURVE key pair (see docs/security.md); "
-        "'zkv-node init' writes a ready cluster.toml; 'zkv-node --dev' runs a one-machine cluster at once.",
+        "'zkv-node init' writes a ready cluster.toml; 'zkv-node --dev' runs a one-machine cluster at once. "
+        "Operations (docs/operations.md): snapshot, verify, restore, rolling-restart; each has --help.",
     )
     _version(parser)
     parser.add_argument(
@@ -54,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         const="",
         help="with --node: join a running cluster (through the node at ADDRESS, or the other nodes of the "
         "file): stream the ranges this node will own, then serve them",
+    )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help='supervising: restart a node that crashed, with back-off (as restart = "on-failure" in '
+        "[cluster]); without it a crashed node stays down",
     )
     parser.add_argument(
         "--dev",
@@ -83,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         return _keygen(argv[1:])
     if argv[:1] == ["init"]:
         return _init(argv[1:])
+    if argv[:1] and argv[0] in OPERATIONS:
+        import zkv.operations
+
+        return getattr(zkv.operations, OPERATIONS[argv[0]])(argv[1:])
     args = build_parser().parse_args(argv)
     if args.dev:
         made = _dev_config(Path(args.dev_dir), args.nodes, args.port)
@@ -111,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             f"connect with: zkv-shell --config {args.config}  (Ctrl-C stops it)",
             file=sys.stderr,
         )
-    return _supervise(config, Path(args.config), args.log_level)
+    return _supervise(
+        config, Path(args.config), args.log_level, args.restart or config.restart == "on-failure"
+    )
 
 
 def _version(parser: argparse.ArgumentParser) -> None:
@@ -175,25 +198,50 @@ def _run_one(config: ClusterConfig, name: str, level: str, join: str | None = No
         return 1
 
 
-def _supervise(config: ClusterConfig, path: Path, level: str) -> int:
-    """One child process per node; report deaths; stop all on Ctrl-C / SIGTERM."""
+def _supervise(config: ClusterConfig, path: Path, level: str, restart: bool = False) -> int:
+    """One child process per node; report deaths; stop all on Ctrl-C / SIGTERM.
+
+    ``restart`` (``--restart`` or ``restart = "on-failure"``): a child that exits with a non-zero status
+    is started again after a back-off that doubles with each quick failure (RESTART_BACKOFF_S up to
+    RESTART_BACKOFF_MAX_S; a child that ran RESTART_RESET_S counts as healthy again). A node that exits 0
+    (it left the cluster) is not restarted. One that exits with EXIT_RESTART asked for it (a rolling
+    restart) and is started again at once, whatever the policy.
+    """
+    from zkv.node.admin import EXIT_RESTART
+
     _setup_logging("supervisor", level)
     log = logging.getLogger("zkv.supervisor")
-    children: dict[str, subprocess.Popen] = {}
+    commands: dict[str, list[str]] = {}
     for name in config.node_names:
-        cmd = [sys.executable, "-m", "zkv.cli", "--config", str(path), "--node", name, "--log-level", level]
-        children[name] = subprocess.Popen(cmd)
-        log.info("started %s (pid %d)", name, children[name].pid)
+        commands[name] = [sys.executable, "-m", "zkv.cli", "--config", str(path), "--node", name]
+        commands[name] += ["--log-level", level]
     for spec in config.nodes:
         if spec.http is not None:  # the node's HTTP gateway (docs/http.md), supervised like the nodes
             cmd = [sys.executable, "-m", "zkv.http.server", "--config", str(path), "--node", spec.name]
-            children[f"{spec.name}-http"] = subprocess.Popen([*cmd, "--log-level", level])
-            log.info(
-                "started %s-http on http://%s/ (pid %d)",
-                spec.name,
-                spec.http,
-                children[f"{spec.name}-http"].pid,
-            )
+            commands[f"{spec.name}-http"] = [*cmd, "--log-level", level]
+    children: dict[str, subprocess.Popen] = {}
+    started_at: dict[str, float] = {}
+    failures: dict[str, int] = dict.fromkeys(commands, 0)
+    pending: dict[str, float] = {}  # name -> when to restart it
+
+    def launch(name: str) -> None:
+        again = name in children
+        children[name] = subprocess.Popen(commands[name])
+        started_at[name] = time.monotonic()
+        where = ""
+        if name.endswith("-http") and name not in config.node_names:
+            where = f" on http://{config.node(name[: -len('-http')]).http}/"
+        log.log(
+            logging.WARNING if again else logging.INFO,
+            "%s %s%s (pid %d)",
+            "restarted" if again else "started",
+            name,
+            where,
+            children[name].pid,
+        )
+
+    for name in commands:
+        launch(name)
 
     stopping = False
 
@@ -205,13 +253,39 @@ def _supervise(config: ClusterConfig, path: Path, level: str) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     failed = False
     running = dict(children)
-    while running and not stopping:
+    while (running or pending) and not stopping:
+        now = time.monotonic()
         for name, proc in list(running.items()):
             code = proc.poll()
-            if code is not None:
-                del running[name]
-                failed = True
-                log.error("%s (pid %d) exited with status %d; the others keep serving", name, proc.pid, code)
+            if code is None:
+                continue
+            del running[name]
+            if code == EXIT_RESTART:  # it was asked to restart (zkv-node rolling-restart): at once
+                pending[name] = now
+                log.warning("%s (pid %d) stopped for a restart; starting it again", name, proc.pid)
+                continue
+            if restart and code != 0:
+                if now - started_at[name] >= RESTART_RESET_S:
+                    failures[name] = 0
+                delay = min(RESTART_BACKOFF_MAX_S, RESTART_BACKOFF_S * 2 ** failures[name])
+                failures[name] += 1
+                pending[name] = now + delay
+                log.error(
+                    "%s (pid %d) exited with status %d; restarting it in %.1fs (restart %d)",
+                    name,
+                    proc.pid,
+                    code,
+                    delay,
+                    failures[name],
+                )
+                continue
+            failed = failed or code != 0
+            log.error("%s (pid %d) exited with status %d; the others keep serving", name, proc.pid, code)
+        for name, when in list(pending.items()):
+            if now >= when:
+                del pending[name]
+                launch(name)
+                running[name] = children[name]
         time.sleep(0.2)
     for proc in running.values():
         if proc.poll() is None:

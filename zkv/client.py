@@ -43,6 +43,7 @@ from zkv.errors import (
     ClientClosed,
     ConfigError,
     MessageTooLarge,
+    NodeStopping,
     NoNodeAvailable,
     Timeout,
     UnknownNode,
@@ -59,6 +60,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 1000
 CONNECT_PATIENCE_S = 1.0  # how long a connection that is not up yet may take before the next node is tried
 UNREACHABLE_BACKOFF_S = 2.0  # how long a node that refused a connection goes to the back of the line
+STOPPING_BACKOFF_S = 10.0  # ... and one that said it is stopping (its drain, its stop and restart)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,7 @@ class _Job:
     deadline: float = 0.0
     last_error: ZkvError | None = None
     resend_on_timeout: bool = True  # False for writes: a re-sent put may land twice, as two versions
+    slot: int = -1  # its place in the batch being run
 
 
 class Client:
@@ -425,6 +428,14 @@ class Client:
         """Show or set (``drop_in=[...]``, ``drop_out=[...]``) a node's fault filter."""
         return self._call({"op": "faults", **rules}, [self._resolve(node)])
 
+    def restart(self, node: str) -> dict[str, Any]:
+        """Ask ``node`` to drain and stop for a restart (its supervisor starts it again: rolling-restart)."""
+        return self._call({"op": "restart"}, [self._resolve(node)])
+
+    def snapshot(self, node: str, folder: str) -> dict[str, Any]:
+        """Ask ``node`` to snapshot its store into ``folder`` (absolute, on its machine): the manifest."""
+        return self._call({"op": "snapshot", "dir": folder}, [self._resolve(node)])
+
     # ------------------------------------------------------------------------------------------ plumbing
 
     def _resolve(self, node: str) -> str:
@@ -565,6 +576,7 @@ class Client:
                 i = next(waiting, None)
                 if i is None:
                     break
+                jobs[i].slot = i
                 self._dispatch(jobs[i], by_id, time.monotonic())
                 if not jobs[i].done:
                     active += 1
@@ -578,7 +590,7 @@ class Client:
                 continue
             ready = self._poller.poll(max(0.0, (deadline - time.monotonic()) * 1000))
             for sock, _ in ready:
-                active -= self._drain(sock, by_id)
+                active -= self._drain(sock, by_id, deadlines)
             now = time.monotonic()
             while deadlines and deadlines[0][0] <= now:
                 _, i = heapq.heappop(deadlines)
@@ -602,8 +614,13 @@ class Client:
                     heapq.heappush(deadlines, (job.deadline, i))
         return [j.result for j in jobs]
 
-    def _drain(self, sock: zmq.Socket, by_id: dict[int, _Job]) -> int:
-        """Take every reply waiting on ``sock``; how many jobs that finished."""
+    def _drain(self, sock: zmq.Socket, by_id: dict[int, _Job], deadlines: list[tuple[float, int]]) -> int:
+        """Take every reply waiting on ``sock``; how many jobs that finished.
+
+        A node that is stopping answers ``stopping`` without doing anything: the request, a write too,
+        goes to the next candidate at once (its new deadline joins ``deadlines``), and that node goes
+        to the back of the line for a while.
+        """
         finished = 0
         while True:
             try:
@@ -617,6 +634,15 @@ class Client:
             for reply in replies:
                 job = by_id.pop(reply.get("id"), None)  # type: ignore[arg-type]
                 if job is None or job.done:
+                    continue
+                if reply.get("error") == NodeStopping.code and job.candidates:
+                    self._unreachable_until[self._address_of[sock]] = time.monotonic() + STOPPING_BACKOFF_S
+                    job.last_error = from_reply(reply)
+                    self._dispatch(job, by_id, time.monotonic())
+                    if not job.done:
+                        heapq.heappush(deadlines, (job.deadline, job.slot))
+                        continue
+                    finished += 1
                     continue
                 job.done = True
                 job.result = reply if reply.get("ok") else from_reply(reply)

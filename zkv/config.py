@@ -94,6 +94,7 @@ class ClusterConfig:
     max_in_flight_per_client: int = 1000  # unanswered requests per client connection (too_many_requests)
     handshake_interval_ms: int = 5000  # ZMQ_HANDSHAKE_IVL: a connection must finish its handshake by then
     high_water_mark: int = 20000  # ZMQ SNDHWM/RCVHWM: messages queued per connection
+    restart: str = "no"  # zkv-node's supervisor: "on-failure" restarts a node that crashed (with back-off)
     security: SecuritySpec = SecuritySpec()
     path: Path | None = None  # the file it was loaded from
 
@@ -110,6 +111,8 @@ class ClusterConfig:
         """Node names in file order."""
         return tuple(spec.name for spec in self.nodes)
 
+
+RESTART_POLICIES = ("no", "on-failure")
 
 # [cluster] keys by kind; defaults come from the ClusterConfig fields. "name" is checked against NAME_RE.
 _INT_KEYS = (
@@ -142,6 +145,7 @@ _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "write_consistency": (LEVELS, "a consistency level"),
     "engine": (ENGINES, "a storage engine"),
     "fsync": (FSYNC_POLICIES, "an fsync policy"),
+    "restart": (RESTART_POLICIES, "a restart policy"),
 }
 _CLUSTER_KEYS = ("name", *_INT_KEYS, *_CHOICE_KEYS, "compaction_threshold", "read_repair_chance")
 _NODE_KEYS = ("name", "address", "gossip", "data_dir", "public_key", "secret_key", "http")

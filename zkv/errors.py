@@ -181,6 +181,14 @@ class StorageError(ZkvError):
     retriable = True
 
 
+class NodeStopping(ZkvError):
+    """The contacted node is stopping (a rolling restart) and did nothing with the request: the client
+    sends it, writes included, to another node."""
+
+    code = "stopping"
+    retriable = True
+
+
 class InternalError(ZkvError):
     """A bug in zkv: the node caught it, logged it, and kept serving."""
 
@@ -212,6 +220,7 @@ _BY_CODE: dict[str, type[ZkvError]] = {
         ConfigError,
         StorageFull,
         StorageError,
+        NodeStopping,
         InternalError,
     )
 }

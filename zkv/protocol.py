@@ -27,7 +27,20 @@ MAX_ID = 2**63 - 1
 
 #: requests a client may send to any node
 CLIENT_OPS = frozenset(
-    {"put", "get", "delete", "ping", "nodes", "status", "ring", "local_get", "faults", "leave"}
+    {
+        "put",
+        "get",
+        "delete",
+        "ping",
+        "nodes",
+        "status",
+        "ring",
+        "local_get",
+        "faults",
+        "leave",
+        "snapshot",
+        "restart",
+    }
 )
 #: requests only a peer node may send (they arrive on the ROUTER from a known node identity)
 PEER_OPS = frozenset(

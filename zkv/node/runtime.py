@@ -27,7 +27,15 @@ from zkv.config import ClusterConfig
 from zkv.core.effects import Connect, Publish, Reply, Send, Stop
 from zkv.core.incarnation import incarnation
 from zkv.core.nodecore import NodeCore, NodeSettings
-from zkv.errors import InternalError, InvalidRequest, MessageTooLarge, ProtocolError, Unauthorized
+from zkv.errors import (
+    InternalError,
+    InvalidRequest,
+    MessageTooLarge,
+    NodeStopping,
+    ProtocolError,
+    Unauthorized,
+)
+from zkv.node import admin
 from zkv.node.faults import FaultFilter
 from zkv.protocol import (
     MAX_BATCH,
@@ -61,7 +69,8 @@ log = logging.getLogger(__name__)
 DRAIN_LIMIT = 1000  # messages taken from one socket per turn, so one busy peer cannot starve the rest
 PEER_MESSAGE_OPS = (PEER_OPS | PEER_REPLY_OPS) - {"join_ok"}  # what peers send each other
 JOIN_OPS, JOIN_OK_OPS, GOSSIP_OPS = frozenset({"join"}), frozenset({"join_ok"}), frozenset({"hb"})
-ADMIN_OPS = frozenset({"faults", "leave"})  # requests that change a node's state: admins and nodes only
+# requests that change a node's state: admins and nodes only
+ADMIN_OPS = frozenset({"faults", "leave"}) | admin.RUNTIME_ADMIN_OPS
 MAX_POLL_MS = 200  # wake at least this often to notice a stop request
 COMPACTION_SLICE_S = 0.004
 
@@ -78,6 +87,8 @@ class NodeRuntime:
         self._delayed: list[tuple[float, int, Any, tuple]] = []  # messages held by a delay_in fault
         self._delay_seq = itertools.count()
         self._stopping = False
+        self._drain_until: float | None = None  # set by a restart request: refuse new work, then stop
+        self.exit_status = 0
         self.ctx = zmq.Context()
         self.ctx.setsockopt(zmq.LINGER, 0)
         self.auth: ZkvAuthenticator | None = None
@@ -330,6 +341,8 @@ class NodeRuntime:
             if core.storage_probe_due(now):
                 self._probe(now)
             self._carry_out(now)
+            if self._drain_until is not None and now >= self._drain_until:
+                self._stopping = True
             if self.store.needs_flush() or self.hints.needs_flush():
                 self._flush(now)  # the interval policy's timer: an idle node must still fsync
             # compaction in small slices: whenever idle, and a short one every 50 ms under load (none
@@ -423,6 +436,10 @@ class NodeRuntime:
                         )
                     elif msg.get("op") == "faults":
                         self._on_faults(route, msg)
+                    elif msg.get("op") in admin.RUNTIME_ADMIN_OPS:
+                        self._on_admin(route, msg, now)
+                    elif self._drain_until is not None and msg.get("op") in admin.DATA_OPS:
+                        self._reply_error(route, request_id(msg), NodeStopping(f"{self.name} is restarting"))
                     elif msg.get("op") == "join" and route.startswith(b"join~"):
                         if self._valid(msg, JOIN_OPS, route.decode("utf-8", "replace")):
                             self._guard(self.core.on_join, route, msg, now)
@@ -586,6 +603,27 @@ class NodeRuntime:
             log.warning("fault filter now %s", self.faults.describe())
         self._send_reply(route, [{"id": rid, "ok": True, "node": self.name, **self.faults.describe()}])
 
+    def _on_admin(self, route: bytes, msg: dict[str, Any], now: float) -> None:
+        """An admin request about this node's process or files (:mod:`zkv.node.admin`), answered at once."""
+        rid = request_id(msg)
+        if msg.get("op") == "restart":
+            if self._drain_until is None:
+                self._drain_until = now + self.config.request_timeout_ms / 1000 + admin.DRAIN_EXTRA_S
+                self.exit_status = admin.EXIT_RESTART
+                log.warning("restart requested: draining, then stopping")
+            self._send_reply(route, [{"id": rid, "ok": True, "node": self.name, "status": "stopping"}])
+            return
+        try:
+            body = admin.snapshot(self.store, self.name, self.config.name, msg)
+        except InvalidRequest as exc:
+            self._reply_error(route, rid, exc)
+            return
+        except OSError as exc:
+            self._reply_error(route, rid, InternalError(f"{msg.get('op')} failed: {exc}"))
+            return
+        log.info("snapshot of %d keys into %s", body.get("keys", 0), msg.get("dir"))
+        self._send_reply(route, [{"id": rid, "ok": True, "node": self.name, **body}])
+
     # ------------------------------------------------------------------------------------------ output
 
     def _carry_out(self, now: float) -> None:
@@ -726,7 +764,8 @@ class NodeRuntime:
 
 
 def serve(config: ClusterConfig, name: str, join: str | None = None) -> int:
-    """Run one node until SIGTERM/SIGINT (or until it left the cluster); the exit status for the CLI.
+    """Run one node until SIGTERM/SIGINT (or until it left the cluster); the exit status for the CLI
+    (:data:`zkv.node.admin.EXIT_RESTART` after a restart request).
 
     ``join``: None for a member of the cluster.toml cluster; "" to join through the other nodes of the
     file; an address to join through that node.
@@ -735,4 +774,4 @@ def serve(config: ClusterConfig, name: str, join: str | None = None) -> int:
     signal.signal(signal.SIGTERM, runtime.stop)
     signal.signal(signal.SIGINT, runtime.stop)
     runtime.run()
-    return 0
+    return runtime.exit_status

@@ -349,6 +349,36 @@ class LogStore:
             self._close_segment(seg, sync=False)
         self._active = fresh
 
+    def seal(self) -> list[Path]:
+        """Close the active segment (fsynced, indexed) and start a new one; the files a snapshot links.
+
+        Every record written so far is then in a closed segment, which never changes again. The new
+        active segment's name is made durable first, so a restart never reopens a sealed (possibly
+        hard-linked) segment for appending. A running compaction's outputs are left out: they hold
+        copies of records their inputs, which are listed, still hold.
+        """
+        if self._active.size:
+            self._close_segment(self._active)
+            self._active = self._writable(self._new_segment(durable=True))
+        files = []
+        for seg in sorted(self._segments.values(), key=lambda s: s.id):
+            if seg is self._active or seg.id in self._outputs or not seg.written:
+                continue
+            files.append(seg.path)
+            if seg.index_path.exists():
+                files.append(seg.index_path)
+        return files
+
+    def snapshot_meta(self) -> dict:
+        """What the sealed segments hold, for a snapshot's manifest: keys, record bytes, Merkle root."""
+        from zkv.storage.snapshot import merkle_root
+
+        return {
+            "keys": len(self._dir),
+            "bytes": self._live_bytes,
+            "merkle_root": merkle_root((key, entry_digest(e)) for key, e in self._dir.items()),
+        }
+
     def _close_segment(self, seg: Segment, sync: bool = True) -> None:
         """Make ``seg`` durable (unless ``sync`` is off) and write its index file: it is read-only now."""
         seg.write_out()
