@@ -57,6 +57,8 @@ _STATUS_SHOWN = {
     "in_flight",
     "peers_up",
     "peers",
+    "disk",
+    "clock",
 }
 
 
@@ -179,7 +181,8 @@ class Renderer:
             return Text("(not found)", style="dim")
         if len(r.values) == 1:
             return Text(show_bytes(r.values[0]))
-        lines = [Text(f"{len(r.values)} siblings (concurrent writes), newest first:", style="yellow")]
+        heading = f"{len(r.values)} siblings (concurrent writes), newest first by wall clock:"
+        lines = [Text(heading, style="yellow")]
         stamps = list(r.timestamps) + [None] * (len(r.values) - len(r.timestamps))
         shown = [show_bytes(v) for v in r.values]
         width = min(40, max(len(v) for v in shown))  # line the timestamps up unless a value is long
@@ -225,7 +228,9 @@ class Renderer:
                 "*" if row.name == r.seen_by else "",
                 row.name,
                 row.address,
-                Text(row.status, style=_STATUS_STYLE.get(row.status, "yellow")),  # joining, leaving
+                # joining, leaving in yellow; a disk that refuses writes is said next to the status
+                Text(row.status, style=_STATUS_STYLE.get(row.status, "yellow"))
+                + (Text(f" disk {row.disk}", style="red") if row.disk != "ok" else ""),
                 ago(row.heartbeat_age),
                 str(row.vnodes),
                 f"{row.ownership * 100:.1f}%",
@@ -244,6 +249,22 @@ class Renderer:
         flushes, keys = storage.get("flushes", 0), s.get("keys", "?")
         peers = f"{s.get('peers_up', '?')}/{s.get('peers', '?')}"
         parts.append(Text(f"keys {keys}   storage {engine}, {used} ({flushes} flushes)   peers up {peers}"))
+        disk = s.get("disk") or {}
+        if disk.get("state", "ok") != "ok":
+            parts.append(
+                Text(
+                    f"disk {disk['state']}: refusing writes for {duration(disk.get('since_s', 0))} "
+                    f"({disk.get('refused_writes', 0)} refused): {disk.get('error')}",
+                    style="red",
+                )
+            )
+        clock = s.get("clock") or {}
+        if clock.get("off_peers"):
+            offsets = clock.get("peer_offsets_s") or {}
+            off = ", ".join(f"{p} {offsets.get(p, 0):+.0f} s" for p in clock["off_peers"])
+            whose = "this node's clock looks wrong" if clock.get("suspect_self") else "peers' clocks are off"
+            limit = clock.get("max_skew_s", 60)
+            parts.append(Text(f"clock: {whose} (over {limit:.0f} s): {off}", style="yellow"))
         parts.append(
             Text(
                 f"in flight {s.get('in_flight', 0)}   forwarded {s.get('forwarded', 0)}   "

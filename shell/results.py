@@ -150,6 +150,7 @@ class NodeRow:
     vnodes: int
     ownership: float  # share of the key space it holds a replica of (0..1)
     keys: int  # -1: not reported yet
+    disk: str = "ok"  # full / failed: the node refuses writes
 
 
 @dataclass(frozen=True, slots=True)

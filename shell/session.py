@@ -251,7 +251,7 @@ class Session:
 
     def _nodes(self, args: list[str]) -> Result:
         rows = tuple(
-            NodeRow(n.name, n.address, n.status, n.heartbeat_age, n.vnodes, n.ownership, n.keys)
+            NodeRow(n.name, n.address, n.status, n.heartbeat_age, n.vnodes, n.ownership, n.keys, n.disk)
             for n in self.client.nodes()
         )
         self.known.update({r.name: r.address for r in rows})

@@ -65,7 +65,12 @@ STOPPING_BACKOFF_S = 10.0  # ... and one that said it is stopping (its drain, it
 
 @dataclass(frozen=True, slots=True)
 class GetResult:
-    """A read: every concurrent value (newest first) and the context to hand back on the next write."""
+    """A read: every concurrent value and the context to hand back on the next write.
+
+    Siblings are concurrent: no causal order exists between them. They are listed newest first by the
+    wall clock of the node that coordinated each write, a display order a skewed clock can get wrong
+    (``status`` → ``clock`` warns of such clocks); resolve siblings by their content, never by position.
+    """
 
     key: bytes
     values: list[bytes]

@@ -95,6 +95,7 @@ class ClusterConfig:
     handshake_interval_ms: int = 5000  # ZMQ_HANDSHAKE_IVL: a connection must finish its handshake by then
     high_water_mark: int = 20000  # ZMQ SNDHWM/RCVHWM: messages queued per connection
     restart: str = "no"  # zkv-node's supervisor: "on-failure" restarts a node that crashed (with back-off)
+    max_clock_skew_s: int = 60  # a peer whose wall clock is further off than this is warned of (status)
     security: SecuritySpec = SecuritySpec()
     path: Path | None = None  # the file it was loaded from
 
@@ -139,6 +140,7 @@ _INT_KEYS = (
     "handshake_interval_ms",
     "high_water_mark",
     "speculative_retry_ms",
+    "max_clock_skew_s",
 )
 _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "read_consistency": (LEVELS, "a consistency level"),

@@ -117,6 +117,8 @@ class LocalCluster:
         self.procs: dict[str, subprocess.Popen] = {}
         self.gateways: dict[str, subprocess.Popen] = {}
         self._logs: dict[str, Any] = {}
+        # a command to run a node under, by name (``["faketime", "-f", "+1h"]``); taken at each start
+        self.wrappers: dict[str, list[str]] = {}
 
     def _config_text(self, settings: dict[str, Any], names: list[str]) -> str:
         lines = ["[cluster]"] + [f"{k} = {_toml_value(v)}" for k, v in settings.items()]
@@ -166,6 +168,7 @@ class LocalCluster:
             else:
                 cmd = [sys.executable, "-m", "zkv.cli", "--config", str(self.config_path), "--node", name]
                 cmd += ["--join", self.addresses[self.initial[0]]]
+            cmd = self.wrappers.get(name, []) + cmd
             self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         if wait:
             self.wait_ready(*(names or self.initial))

@@ -50,7 +50,7 @@ def test_siblings_are_numbered_and_a_put_after_get_resolves_them(
         assert client.get("s").has_siblings
     run = drive(shell, "get s\nput s merged\nget s\n")
     out = run.lines
-    assert out[0] == "2 siblings (concurrent writes), newest first:"
+    assert out[0] == "2 siblings (concurrent writes), newest first by wall clock:"
     assert out[1].startswith("  1) second") and out[2].startswith("  2) first")
     assert out[3].startswith("resolve: put s VALUE")
     assert out[4] == "OK  (replaced the 2 siblings your get showed)"
@@ -61,7 +61,7 @@ def test_siblings_are_numbered_and_a_put_after_get_resolves_them(
 
 def test_a_put_without_a_get_first_leaves_siblings_and_delete_after_get_removes_all(shell: Session) -> None:
     run = drive(shell, "put t x\nput t y\nget t\ndelete t\nget t\n")
-    assert run.lines[2] == "2 siblings (concurrent writes), newest first:"
+    assert run.lines[2] == "2 siblings (concurrent writes), newest first by wall clock:"
     assert run.lines[-1] == "(not found)"
 
 

@@ -122,3 +122,19 @@ def test_view_reports_status_and_liveness() -> None:
     assert abs(view["n2"].heartbeat_age - 0.05) < 1e-9
     a.on_connection("n3", False)
     assert {v.name: v.status for v in a.view(0.15, 0)}["n3"] == DOWN
+
+
+def test_a_restart_under_a_generation_below_the_remembered_one_goes_above_it_at_once() -> None:
+    """A clock that was ahead in the previous life (or set back since) must not keep a node out."""
+    a, b = make("n1", generation=5000), make("n2", generation=9000)
+    for now in (0.1, 0.2):
+        beat(b, a, now)
+        beat(a, b, now)
+    assert a.is_up("n2", 0.2)
+    restarted = make("n2", now=1.0, generation=100)  # clock corrected, data dir empty
+    assert not beat(restarted, a, 1.0)  # stale: n1 remembers 9000 and drops it
+    beat(a, restarted, 1.0)  # n1's view names n2 under 9000
+    assert restarted.generation == 9001 and restarted.generation_raised
+    assert restarted.heartbeat_due(1.0)  # it says so at once
+    assert beat(restarted, a, 1.05)  # a restart, as n1 sees it
+    assert a.member("n2").generation == 9001 and a.is_up("n2", 1.05)

@@ -7,8 +7,11 @@ plus its whole membership **view**, one entry per member: ``[name, address, goss
 status, vnodes]``. Views merge entry by entry: the entry with the higher ``(generation, version)`` wins,
 so news travels node to node even where a direct link is cut, a node learns of members it was never
 configured with, and a restarted node (its generation is its start time) supersedes what was said of it
-before. ``status`` is what the member says of itself: ``joining``, ``normal``, ``leaving`` or
-``removed``; the ring is built from the ``normal`` and ``leaving`` members.
+before. The wall clock is only a starting point: a node that hears its own name gossiped under a
+generation at or above its own (its previous life, started under a clock that was ahead, or a clock set
+back since) takes the next one above it at once, so a corrected clock never keeps a node out.
+``status`` is what the member says of itself: ``joining``, ``normal``, ``leaving`` or ``removed``;
+the ring is built from the ``normal`` and ``leaving`` members.
 
 Liveness is local and never gossiped: each node runs a **phi-accrual** detector (Hayashibara et al.,
 as in Cassandra and Akka) on the arrival times of every peer's own heartbeats. ``phi`` is how unlikely
@@ -136,6 +139,7 @@ class Membership:
         self._next_heartbeat = now
         self._changed = True  # ring members may differ from what the caller last saw
         self._learned: list[str] = []  # members heard of through gossip, not yet connected to
+        self.generation_raised = False  # gossip raised this node's generation (the caller saves it)
 
     # ------------------------------------------------------------------------------------------ liveness
 
@@ -223,7 +227,11 @@ class Membership:
             except (TypeError, IndexError, KeyError):
                 pass
             member = _member_from_wire(entry)
-            if member is None or member.name == self.me:
+            if member is None:
+                continue
+            if member.name == self.me:
+                if member.generation >= self.generation:
+                    self._outlive(member.generation)
                 continue
             known = self._members.get(member.name)
             if known is None:
@@ -237,6 +245,14 @@ class Membership:
                     self._changed = True
                 self._members[member.name] = member
         return learned
+
+    def _outlive(self, generation: int) -> None:
+        """A peer remembers this node under ``generation``: go above it, or every heartbeat is stale."""
+        self.generation = generation + 1
+        me = self._members[self.me]
+        me.generation, me.version = self.generation, self._counter
+        self._next_heartbeat = -math.inf  # tell everyone now
+        self.generation_raised = True
 
     def heartbeat_due(self, now: float) -> bool:
         return now >= self._next_heartbeat

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from zkv.core.antientropy import AntiEntropy
+from zkv.core.clocks import DEFAULT_MAX_SKEW_S, ClockSkew
 from zkv.core.effects import Connect, Effect, Publish, Reply, Send
 from zkv.core.handoff import Handoff, Hints
 from zkv.core.membership import JOINING, NORMAL, Membership
@@ -94,7 +95,8 @@ class NodeSettings:
     speculative_retry: float = 0.02  # seconds before a read whose asked replicas are silent asks the rest
     joining: bool = False  # start as a joining member: stream the ranges it will own before serving them
     generation: int = 1
-    wall_offset: float = 0.0  # wall clock minus ``now``: timestamps siblings for display order only
+    wall_offset: float = 0.0  # wall clock minus ``now`` at start (the runtime keeps NodeCore.wall_offset)
+    max_clock_skew: float = DEFAULT_MAX_SKEW_S  # a peer's wall clock further off than this is warned of
     limits: Limits = Limits()
 
 
@@ -196,6 +198,10 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self._speculations: list[tuple[float, int]] = []  # when a read asks its spare replicas
         self.status_extra: dict[str, Any] = {}  # facts only the runtime knows (pid, addresses)
         self.storage_health = StorageHealth(now)
+        # wall clock minus ``now``: sibling timestamps (display order only) and the clock-skew check
+        self.wall_offset = settings.wall_offset
+        self.clocks = ClockSkew(settings.name, settings.max_clock_skew)
+        self._raised_to = 0  # the generation gossip last raised this node to (logged once)
         # replies that acknowledge a write not flushed yet: withdrawn if the flush fails (on_store_fault)
         self._unflushed_acks: list[dict[str, Any]] = []
         self._peer_disk: dict[str, str] = {}  # a peer's disk state when it is not ok, from its heartbeat
@@ -249,6 +255,13 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                     q.failed[self.name] = refusal["error"]
                     self._decide_write(iid, pending, q.outcome(), now)
 
+    def take_raised_generation(self) -> int | None:
+        """The generation gossip raised this node to, once (the runtime saves it in the metadata)."""
+        if not self.membership.generation_raised:
+            return None
+        self.membership.generation_raised = False
+        return self.membership.generation
+
     def storage_probe_due(self, now: float) -> bool:
         """Should the runtime retry its flush and measure the free space now (:meth:`on_storage_probe`)?"""
         return self.storage_health.probe_due(now)
@@ -296,6 +309,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 self._ask_spares(iid, read, len(read.spares))  # slow replicas: Cassandra's speculative retry
         if self.membership.heartbeat_due(now):
             heartbeat = self.membership.make_heartbeat(now, len(self.store))
+            heartbeat["wall"] = int((now + self.wall_offset) * 1000)
             if not self.storage_health.writable:
                 heartbeat["disk"] = self.storage_health.state  # peers show it in their node lists
             self._effects.append(Publish(heartbeat))
@@ -378,14 +392,24 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self.membership.on_connection(peer, connected)
 
     def on_heartbeat(self, msg: dict[str, Any], now: float) -> None:
-        sender, disk = msg.get("node"), msg.get("disk")
+        sender, disk, wall = msg.get("node"), msg.get("disk"), msg.get("wall")
         if isinstance(sender, str) and sender != self.name:
             if isinstance(disk, str):
                 self._peer_disk[sender] = disk
             else:
                 self._peer_disk.pop(sender, None)
+            if type(wall) is int:
+                self.clocks.on_heartbeat(sender, wall, now + self.wall_offset)
         if self.membership.on_heartbeat(msg, now):
             log.info("%s restarted (generation %s)", msg.get("node"), msg.get("gen"))
+        if self.membership.generation_raised and self._raised_to != self.membership.generation:
+            self._raised_to = self.membership.generation
+            log.warning(
+                "peers remember %s under a later generation (a clock that was ahead, or set back since): "
+                "now generation %d",
+                self.name,
+                self.membership.generation,
+            )
         self._membership_changed()
 
     def _membership_changed(self) -> None:
@@ -552,7 +576,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         local = self.store.get(req.key) or EMPTY
         context = _plausible(self._known_actors(req.context, local.clock), local.clock)
         try:
-            state, _ = update(local, self.settings.actor, context, req.value, now + self.settings.wall_offset)
+            state, _ = update(local, self.settings.actor, context, req.value, now + self.wall_offset)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
         if len(state.clock) > MAX_CONTEXT_ENTRIES:
@@ -935,7 +959,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
 
     def _answer_info(self, origin: Origin, req: InfoRequest, now: float) -> None:
         if req.op == "ping":
-            body = ok(req.id, node=self.name, generation=self.settings.generation)
+            body = ok(req.id, node=self.name, generation=self.membership.generation)
         elif req.op == "nodes":
             body = ok(req.id, node=self.name, nodes=self.nodes_view(now))
         elif req.op == "ring":

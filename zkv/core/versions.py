@@ -27,7 +27,7 @@ Tombstones are siblings whose value is ``None``; they carry dots like any write,
 exactly what its context saw and never resurrects it.
 
 Everything here is pure: time arrives as an argument (``timestamp`` orders siblings newest first for the
-user; it never decides causality).
+user, by the coordinator's wall clock, which a skewed clock gets wrong; it never decides causality).
 """
 
 from __future__ import annotations

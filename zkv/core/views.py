@@ -45,12 +45,13 @@ class ViewsMixin:
         stats = self.stats
         return {
             "node": self.name,
-            "generation": self.settings.generation,
+            "generation": self.membership.generation,
             "actor": self.settings.actor,
             "uptime_s": now - self.started,
             "keys": len(self.store),
             "storage": asdict(self.store.statistics()),
             "disk": asdict(self.storage_health.statistics(now)),
+            "clock": asdict(self.clocks.statistics()),
             "requests": dict(stats.requests),
             "errors": dict(stats.errors),
             "latency": {op: asdict(s) for op, s in stats.latency().items()},

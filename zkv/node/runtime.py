@@ -187,6 +187,7 @@ class NodeRuntime:
             joining=join is not None,
             generation=generation,
             wall_offset=time.time() - now,
+            max_clock_skew=float(config.max_clock_skew_s),
             limits=Limits(
                 max_key_bytes=config.max_key_bytes,
                 max_value_bytes=config.max_value_bytes,
@@ -260,6 +261,17 @@ class NodeRuntime:
             self._unsaved_meta, self._meta_error = meta, (exc.errno, str(exc))
         return generation, actor
 
+    def _save_generation(self, generation: int, now: float) -> None:
+        """Gossip raised this node's generation: the next start must go above it too."""
+        if self._unsaved_meta is not None:
+            self._unsaved_meta["generation"] = generation  # saved with the rest by the next probe
+            return
+        try:
+            self.store.save_meta({**self.store.load_meta(), "generation": generation})
+        except OSError as exc:
+            self._unsaved_meta = {**self.store.load_meta(), "generation": generation}
+            self.core.on_store_fault(exc.errno, f"metadata: {exc}", now)
+
     def _connect_peer(self, peer: str, address: str, gossip: str) -> None:
         """Open the request (DEALER) and gossip (SUB) connections to a member, once."""
         if peer == self.name or peer in self.dealers:
@@ -322,6 +334,7 @@ class NodeRuntime:
                 delay_ms = min(delay_ms, self.config.fsync_interval_ms)
             ready = poller.poll(math.ceil(delay_ms))
             now = time.monotonic()
+            core.wall_offset = time.time() - now  # follows a wall clock set while running
             for sock, _ in ready:
                 if sock is self.router:
                     self._drain_router(now)
@@ -338,6 +351,9 @@ class NodeRuntime:
             if self._delayed:
                 self._release_delayed(now)
             core.on_tick(now)
+            raised = core.take_raised_generation()
+            if raised is not None:
+                self._save_generation(raised, now)
             if core.storage_probe_due(now):
                 self._probe(now)
             self._carry_out(now)
