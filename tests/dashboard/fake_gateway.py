@@ -144,6 +144,9 @@ class FakeGateway:
             up = {n for n in cluster.names if n not in cluster.down}
             return web.json_response(inspect(name, cluster.ring, up, states))
 
+        async def whoami(request: web.Request) -> web.Response:
+            return web.json_response({"role": "client"})  # as a client token would: no admin action
+
         async def history(request: web.Request) -> web.Response:
             return web.json_response({"node": request.query.get("node"), "history": []})
 
@@ -152,6 +155,7 @@ class FakeGateway:
         app.router.add_get("/v1/dashboard/history", history)
         app.router.add_get("/v1/dashboard/keys/{key}", key)
         app.router.add_get("/v1/cluster/views", views)
+        app.router.add_get("/v1/dashboard/whoami", whoami)
         app.router.add_get("/", index)
         app.router.add_get("/{path:.+}", static_file)
         return app

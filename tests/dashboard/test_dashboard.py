@@ -169,6 +169,32 @@ def test_the_inspector_shows_every_replica_and_both_siblings(page: Page, cluster
     page.screenshot_view("ring")
 
 
+def test_the_inspector_shows_a_replica_that_missed_a_write(page: Page, cluster: LocalCluster) -> None:
+    key = "diverge:1"
+    with cluster.client("n1", pinned=True) as client:
+        client.faults("n3", drop_in={"n1": 1.0, "n2": 1.0})  # n3 hears nothing from its peers
+        try:
+            client.put(key, "only on two", consistency="quorum")  # n1 coordinates: n1 and n2 take it
+            open_view(page, cluster, "inspector")
+            page.fill("#key-input", key)
+            page.press("#key-input", "Enter")
+            page.wait_for_selector("[data-replica]")
+            assert page.get_attribute("#key-result .banner", "data-diverged") == "true"
+            assert page.locator('[data-replica="n3"] .version.missing').count() == 1
+            assert page.locator('[data-replica="n3"].diverges').count() == 1
+            for name in ("n1", "n2"):
+                assert page.locator(f'[data-replica="{name}"] .version.held').count() == 1
+        finally:
+            client.faults("n3", drop_in={})
+
+    def repaired() -> bool:  # anti-entropy brings n3 the write; inspecting again shows it
+        page.press("#key-input", "Enter")  # the answer replaces the cards when it arrives
+        return page.locator('[data-replica="n3"] .version.held').count() == 1
+
+    wait_until(repaired, 20, "anti-entropy to repair n3", interval=0.5)
+    assert page.get_attribute("#key-result .banner", "data-diverged") == "false"
+
+
 def test_the_rates_chart_moves_under_load_and_agrees_with_the_nodes(
     page: Page, cluster: LocalCluster
 ) -> None:
@@ -195,3 +221,15 @@ def test_no_view_logs_an_error(page: Page, cluster: LocalCluster) -> None:
         open_view(page, cluster, view)
         time.sleep(1.2)  # a tick or two drawn on it
     assert page.errors == []
+
+
+def test_an_admin_decommissions_a_node_from_the_page(page: Page, cluster: LocalCluster) -> None:
+    """Last in the module: n3 leaves the cluster for good. Without security the page is admin."""
+    open_view(page, cluster, "cluster")
+    wait_until(lambda: rows_with(page, "up") == 3, 10, "3 rows up")
+    assert page.locator("#node-rows button.decommission").count() == 2  # not for the gateway's own node
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click('#node-rows button.decommission[data-node="n3"]')
+    page.wait_for_selector('#node-rows tr[data-node="n3"][data-status="removed"]', timeout=30_000)
+    assert "n3 is leaving" in page.inner_text("#cluster-note")
+    assert page.inner_text("#node-footer").startswith("2 up, 0 down, 1 removed")

@@ -76,6 +76,7 @@ def test_the_page_stays_light_with_150_nodes(page: Page) -> None:
         page.goto(f"{gateway.url}/#cluster")
         page.wait_for_selector("#view-cluster[data-ready=true]", timeout=10_000)
         assert page.locator("#node-rows tr[data-node]").count() == 50  # one page of 50, not 150 rows
+        assert page.locator("#node-rows button.decommission").count() == 0  # a client: no admin action
         assert page.inner_text("#node-footer").startswith("149 up, 1 down · 150 nodes")
         page.click("#page-next")
         assert page.locator("#node-rows tr[data-node]").first.get_attribute("data-node") == "n51"

@@ -112,3 +112,27 @@ def test_inspector_lines_up_replicas_and_explains_siblings() -> None:
     assert len(out["concurrency"]["pairs"]) == 1
     assert 0.0 <= out["position"] < 1.0
     assert [p["role"] for p in out["placements"]][:3] == ["primary"] * 3
+
+
+def test_admin_actions_fail_closed_when_security_is_on() -> None:
+    from types import SimpleNamespace
+
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from zkv.http.dashboard import ROLE, role
+    from zkv.http.state import SETTINGS, GatewaySettings
+
+    def request(curve: bool, set_role: str | None = None) -> web.Request:
+        app = web.Application()
+        config = SimpleNamespace(security=SimpleNamespace(curve=curve))
+        app[SETTINGS] = GatewaySettings(config, "n1", "tcp://127.0.0.1:1")  # type: ignore[arg-type]
+        req = make_mocked_request("POST", "/v1/dashboard/nodes/n2/decommission", app=app)
+        if set_role is not None:
+            req[ROLE] = set_role
+        return req
+
+    assert role(request(curve=False)) == "admin"  # no security: the operator's own machine
+    assert role(request(curve=True)) == "client"  # security on and nobody vouched for the caller
+    assert role(request(curve=True, set_role="admin")) == "admin"
+    assert role(request(curve=False, set_role="client")) == "client"

@@ -8,6 +8,13 @@ Routes (mounted on the gateway by :func:`setup`):
   picker), so the feed itself stays small with 150 nodes.
 * ``GET /v1/dashboard/ring`` — every member's tokens as fractions of the ring, for drawing it.
 * ``GET /v1/dashboard/keys/{key}`` — the key inspector (:mod:`zkv.http.inspect`).
+* ``GET /v1/dashboard/whoami`` — whether the page may offer admin actions (``role``: admin or client).
+* ``POST /v1/dashboard/nodes/{name}/decommission`` — admin only: the node hands its data over and leaves
+  (the shell's ``decommission``).
+
+Roles fail closed: a request is admin when the gateway runs without security, or when an authentication
+layer in front of these handlers put ``role = "admin"`` on it (``request[ROLE]``); with security on and no
+role set, it is a client and admin actions are refused.
 
 One :class:`Feed` per gateway polls the cluster once a second, and only while at least one page listens;
 every listener gets the same encoded message. Like every route, it runs its blocking client calls on the
@@ -30,7 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from zkv.client import Client
-from zkv.errors import InvalidRequest, ZkvError
+from zkv.errors import InvalidRequest, Unauthorized, ZkvError
 from zkv.http.feed import HintAges, Poll, ring_drawing, snapshot
 from zkv.http.inspect import inspect
 from zkv.http.state import POOL, SETTINGS
@@ -182,6 +189,31 @@ async def ring(request: web.Request) -> web.Response:
     return web.json_response(await request.app[FEED].run(_ring))
 
 
+ROLE = "zkv_role"  # the request key an authentication middleware sets to "admin" or "client"
+
+
+def role(request: web.Request) -> str:
+    """``admin`` or ``client`` (see the module doc: without security everyone is admin)."""
+    set_by_auth = request.get(ROLE)
+    if isinstance(set_by_auth, str):
+        return set_by_auth
+    config = request.app[SETTINGS].config
+    secured = config is not None and config.security.curve
+    return "client" if secured else "admin"
+
+
+async def whoami(request: web.Request) -> web.Response:
+    return web.json_response({"role": role(request)})
+
+
+async def decommission(request: web.Request) -> web.Response:
+    if role(request) != "admin":
+        raise Unauthorized("decommissioning a node needs an admin token")
+    name = request.match_info["name"]
+    reply = await request.app[FEED].run(lambda c: c.leave(name))
+    return web.json_response({"node": name, "leaving": True, **{k: v for k, v in reply.items() if k != "id"}})
+
+
 def _inspect(client: Client, key: bytes) -> dict[str, Any]:
     info = client.ring(refresh=True)
     up = {n.name for n in client.nodes() if n.status == "up"}
@@ -210,3 +242,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/v1/dashboard/history", history)
     app.router.add_get("/v1/dashboard/ring", ring)
     app.router.add_get("/v1/dashboard/keys/{key}", key)
+    app.router.add_get("/v1/dashboard/whoami", whoami)
+    app.router.add_post("/v1/dashboard/nodes/{name}/decommission", decommission)

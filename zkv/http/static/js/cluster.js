@@ -1,6 +1,7 @@
 // Cluster: every node as the gateway's node sees it, paged so 150 nodes stay light, and a footer like
 // nodetool status' ("4 up, 1 down").
 
+import { postJSON } from "./api.js";
 import { ago, el, fill, ms, natural, pct, rate, statusCounts } from "./util.js";
 
 const PAGE = 50;
@@ -13,6 +14,18 @@ export function initCluster(rerender) {
   document.getElementById("page-next").addEventListener("click", () => { page += 1; rerender(); });
 }
 
+/** The shell's decommission: the node hands its data to the others and leaves the cluster. */
+async function decommission(name) {
+  if (!window.confirm(`Decommission ${name}? It hands its data to the other nodes and leaves the cluster.`)) return;
+  const note = document.getElementById("cluster-note");
+  try {
+    await postJSON(`/v1/dashboard/nodes/${encodeURIComponent(name)}/decommission`);
+    note.textContent = `${name} is leaving: it streams its ranges to their new owners, then stops.`;
+  } catch (err) {
+    note.textContent = `decommission ${name}: ${err.message}`;
+  }
+}
+
 export function renderCluster(state) {
   const tick = state.latest;
   if (!tick) return false;
@@ -20,6 +33,8 @@ export function renderCluster(state) {
   const shown = filter ? all.filter((n) => n.name.includes(filter) || n.address.includes(filter) || n.status === filter) : all;
   const pages = Math.max(1, Math.ceil(shown.length / PAGE));
   page = Math.min(page, pages - 1);
+  const admin = state.role === "admin"; // admin-only actions: hidden for client tokens
+  for (const th of document.querySelectorAll("#view-cluster th.admin-only")) th.hidden = !admin;
   const rows = shown.slice(page * PAGE, (page + 1) * PAGE).map((n) =>
     el("tr", { dataset: { node: n.name, status: n.status }, class: n.name === tick.seen_by ? "self" : null },
       el("td", {}, n.name),
@@ -32,6 +47,9 @@ export function renderCluster(state) {
       el("td", { class: "num ops" }, rate(n.ops)),
       el("td", { class: "num" }, ms(n.p50_ms)),
       el("td", { class: "num" }, ms(n.p99_ms)),
+      admin ? el("td", { class: "admin-only" }, n.status === "up" && n.name !== tick.seen_by
+        ? el("button", { class: "decommission", dataset: { node: n.name }, onclick: () => decommission(n.name) }, "decommission")
+        : "") : null,
     ));
   fill(document.getElementById("node-rows"), rows);
   document.getElementById("seen-by").textContent = tick.seen_by ? `as ${tick.seen_by} sees it` : "";

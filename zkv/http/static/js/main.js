@@ -12,7 +12,7 @@ import { clearViews, fetchViews, initViews, renderViews } from "./views.js";
 
 const HISTORY = 300;
 const VIEWS_REFRESH_MS = 2000;
-const state = { latest: null, history: [], view: "cluster" };
+const state = { latest: null, history: [], view: "cluster", role: "client" };
 window.zkvDashboard = state; // for a look from the browser's console (and the tests)
 let stopFeed = null;
 let viewsTimer = null;
@@ -103,9 +103,10 @@ function askToken(message) {
 
 async function start() {
   try {
-    await getJSON("/v1/dashboard/ring");
+    state.role = (await getJSON("/v1/dashboard/whoami")).role;
   } catch (err) {
     if (err instanceof AuthError) { askToken(); return; }
+    state.role = "client"; // unknown: offer no admin action
   }
   stopFeed = startFeed("/v1/dashboard/events", {
     onEvent,
