@@ -1,11 +1,19 @@
-"""A playwright page that records its console errors, and where the dashboard's screenshots go."""
+"""A playwright page that records its console errors, and where the dashboard's screenshots go.
+
+Screenshots go to ``$ZKV_SCREENSHOTS`` when it is set — to refresh docs/dashboard.md's pictures:
+``ZKV_SCREENSHOTS=docs/dashboard-img .venv/bin/python -m pytest tests/dashboard/test_dashboard.py`` — and
+otherwise to a folder of the test run (``$TMPDIR/zkv-dashboard-img``), so an ordinary ``make test`` does not
+rewrite committed images (they differ in every run: times, ports, rates).
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "dashboard-img"
+SCREENSHOTS = Path(os.environ.get("ZKV_SCREENSHOTS") or Path(tempfile.gettempdir()) / "zkv-dashboard-img")
 
 
 class Page:

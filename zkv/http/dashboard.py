@@ -189,7 +189,8 @@ async def ring(request: web.Request) -> web.Response:
     return web.json_response(await request.app[FEED].run(_ring))
 
 
-ROLE = "zkv_role"  # the request key an authentication middleware sets to "admin" or "client"
+#: the request key an auth middleware sets to "admin" or "client" (a typed key where aiohttp has them)
+ROLE: Any = web.RequestKey("zkv_role", str) if hasattr(web, "RequestKey") else "zkv_role"
 
 
 def role(request: web.Request) -> str:
