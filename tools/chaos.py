@@ -2,6 +2,7 @@
 
     python tools/chaos.py --schedules 50 --seconds 30          # soak
     python tools/chaos.py --seed 1234 --schedules 1            # replay one schedule
+    sudo python tools/chaos.py --netns --schedules 10 --seconds 120   # real partitions (root, Linux)
 
 Prints one summary line; a failing schedule prints its seed (replay it with --seed) and what broke.
 """
@@ -25,7 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="workload time per schedule (default 30)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the first schedule; the next add 1")
     parser.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
+    parser.add_argument(
+        "--netns",
+        action="store_true",
+        help="nodes in network namespaces, partitions with nftables (root, Linux; zkv/netchaos.py)",
+    )
     args = parser.parse_args(argv)
+    if args.netns:
+        return _netns(args)
     results = []
     failed = False
     for i in range(args.schedules):
@@ -45,6 +53,38 @@ def main(argv: list[str] | None = None) -> int:
             print(f"replay with: python tools/chaos.py --seed {seed} --schedules 1", file=sys.stderr)
     print(summary(results))
     return 1 if failed else 0
+
+
+def _netns(args: argparse.Namespace) -> int:
+    """Schedules on the network-namespace lab; one JSON line each, then the totals."""
+    from zkv.netchaos import run_netns_schedule, supported
+
+    why = supported()
+    if why is not None:
+        print(f"--netns {why}", file=sys.stderr)
+        return 2
+    totals = {"ops": 0, "acknowledged": 0, "quorum_reads": 0, "stale_quorum_reads": 0, "bad": 0}
+    converge = []
+    for i in range(args.schedules):
+        seed = args.seed + i
+        with tempfile.TemporaryDirectory(prefix=f"zkv-netns-{seed}-") as workdir:
+            r = run_netns_schedule(Path(workdir), seed, args.seconds, strict=False, clients=args.clients)
+        print(json.dumps(r), file=sys.stderr)
+        for key in ("ops", "acknowledged", "quorum_reads", "stale_quorum_reads"):
+            totals[key] += r[key]
+        totals["bad"] += r["lost_count"] + r["phantom_count"] + r["resurrected_count"] + r["diverged"]
+        converge.append(r["converge_s"])
+        if r["lost_count"] or r["phantom_count"] or r["resurrected_count"] or r["diverged"]:
+            print(f"replay with: python tools/chaos.py --netns --seed {seed} --schedules 1", file=sys.stderr)
+    rate = totals["stale_quorum_reads"] / max(1, totals["quorum_reads"])
+    print(
+        f"netns schedules={args.schedules} quorum=sloppy "
+        f"ops={totals['ops']} "
+        f"acknowledged={totals['acknowledged']} lost/phantom/resurrected/diverged={totals['bad']} "
+        f"stale_quorum_reads={totals['stale_quorum_reads']}/{totals['quorum_reads']} ({rate:.2%}) "
+        f"converge_max={max(converge, default=0):.2f}s"
+    )
+    return 1 if totals["bad"] else 0
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ class LocalCluster:
         initial: int | None = None,
         curve: bool = False,
         http: bool = False,
+        hosts: dict[str, str] | None = None,
         **cluster: Any,
     ) -> None:
         """``initial``: how many of the nodes form the cluster at first; the others are started with
@@ -84,7 +85,10 @@ class LocalCluster:
         ``keys/clients``) and an admin ``admin`` (in ``keys/admins``, used by :meth:`client` by default).
 
         ``http``: every node gets an ``http`` key, and :meth:`start` starts its gateway (``zkv-http``) too;
-        :meth:`url` is where it listens."""
+        :meth:`url` is where it listens.
+
+        ``hosts``: the IP each node listens on, by name (default 127.0.0.1; the network-namespace chaos
+        test gives each node its own, :mod:`zkv.netchaos`)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.names = [f"n{i + 1}" for i in range(nodes)]
@@ -98,8 +102,9 @@ class LocalCluster:
             keygen(self.keys / "clients", "alice")
             keygen(self.keys / "admins", "admin")
         ports = free_ports(3 * nodes)
-        self.addresses = {n: f"tcp://127.0.0.1:{ports[3 * i]}" for i, n in enumerate(self.names)}
-        self.gossip = {n: f"tcp://127.0.0.1:{ports[3 * i + 1]}" for i, n in enumerate(self.names)}
+        ip = {n: (hosts or {}).get(n, "127.0.0.1") for n in self.names}
+        self.addresses = {n: f"tcp://{ip[n]}:{ports[3 * i]}" for i, n in enumerate(self.names)}
+        self.gossip = {n: f"tcp://{ip[n]}:{ports[3 * i + 1]}" for i, n in enumerate(self.names)}
         self.http = {n: f"127.0.0.1:{ports[3 * i + 2]}" for i, n in enumerate(self.names)} if http else {}
         settings = {
             "name": "test",

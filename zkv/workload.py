@@ -119,3 +119,34 @@ def check_final(ops: Iterable[Op], final: Mapping[str, list[bytes]]) -> Report:
     report = check_sets(ops, sets, siblings)
     report.merge(check_registers(ops, registers))
     return report
+
+
+def stale_reads(ops: Iterable[Op], level: str = "quorum") -> tuple[int, list[str]]:
+    """Reads at ``level`` that missed an element acknowledged at ``level`` before the read began.
+
+    Every set add reads first (its ``saw``, read at the op's level, from ``invoked`` on); a read must see
+    every element whose add at the same level was acknowledged (``completed``) before that. With R + W > N
+    counted only over preference-list replicas (strict quorums) there are none; a sloppy quorum may count
+    a fallback's hint toward W, and a later read of the primaries can miss it. Returns (reads checked,
+    descriptions of the stale ones).
+    """
+    by_key: dict[str, list[Op]] = {}
+    for op in ops:
+        if op.kind == "add" and op.level == level and op.value is not None:
+            by_key.setdefault(op.key, []).append(op)
+    checked, stale = 0, []
+    for key, adds in by_key.items():
+        acked = sorted((op.completed, op.value) for op in adds if op.outcome == OK)
+        known: set[str] = set()
+        i = 0
+        for read in sorted(adds, key=lambda o: o.invoked):
+            while i < len(acked) and acked[i][0] < read.invoked:
+                known.add(acked[i][1])  # type: ignore[arg-type]
+                i += 1
+            seen = set().union(*(json.loads(v) for v in read.saw)) if read.saw else set()
+            checked += 1
+            missing = known - seen
+            if missing:
+                example = sorted(missing)[:3]
+                stale.append(f"{key}: a read by {read.client} at {read.invoked:.3f} missed {example}")
+    return checked, stale
