@@ -14,6 +14,23 @@ from dataclasses import dataclass, field
 LEVELS = ("one", "quorum", "all")
 
 
+TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_ttl(text: str) -> float:
+    """``30``, ``30s``, ``5m``, ``2h``, ``1d`` as seconds; a :class:`UsageError` for anything else.
+
+    The range (more than 0, at most 10 years) is the node's to check: it says so in its own words."""
+    number, scale = (text[:-1], TTL_UNITS[text[-1]]) if text[-1:] in TTL_UNITS else (text, 1)
+    try:
+        seconds = float(number) * scale
+    except ValueError:
+        raise UsageError(
+            "bad_ttl", f"--ttl {text!r} is not a duration", "give seconds or 30s, 5m, 2h, 1d"
+        ) from None
+    return seconds
+
+
 class UsageError(Exception):
     """The line is not a valid command; ``code`` and ``hint`` feed the one-line error the user sees."""
 
@@ -61,7 +78,7 @@ COMMANDS: dict[str, Command] = {
     for c in (
         _cmd(
             "put",
-            "put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling]",
+            "put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling] [--ttl 30s]",
             ("key", "value", "level"),
             2,
             "store a value",
@@ -74,8 +91,10 @@ replaces exactly the versions the get showed you. That is how you resolve siblin
 them, then `put KEY MERGED`. --context TOKEN sends a context a script kept (the "context" of
 `zkv-shell -o json -c "get KEY"`). A put with no context replaces every version its coordinator holds.
 --sibling writes the value next to whatever the key holds (Dynamo's raw behaviour: a new sibling).
+--ttl 30s makes the value expire (seconds, or with s, m, h, d; at most 10 years): then it reads as not
+found. A put without --ttl on an expiring key makes it permanent again.
 """,
-            ("--context=", "--sibling"),
+            ("--context=", "--sibling", "--ttl="),
         ),
         _cmd(
             "get",

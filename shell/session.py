@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from zkv_shell.commands import UsageError, check_level, nearest, parse, split
+from zkv_shell.commands import UsageError, check_level, nearest, parse, parse_ttl, split
 from zkv_shell.connection import Endpoint, PinnedClient, probe
 from zkv_shell.health import Link
 from zkv_shell.hints import explain
@@ -192,7 +192,9 @@ class Session:
         if value is None:
             self.client.delete(key, level, context=context)
         else:
-            self.client.put(key, value, level, context=context, concurrent=sibling)
+            ttl_text = self._options.get("--ttl")
+            ttl = parse_ttl(ttl_text) if isinstance(ttl_text, str) else None
+            self.client.put(key, value, level, context=context, concurrent=sibling, ttl=ttl)
         self.contexts.pop(key, None)  # used up: a second write with it would be concurrent with the first
         return Written(op, key, level or self.level_label, self.node.name, context is not None, seen)
 

@@ -293,8 +293,12 @@ class Client:
         consistency: str | None = None,
         context: Any = None,
         concurrent: bool = False,
+        ttl: float | None = None,
     ) -> None:
-        """Store ``value``.
+        """Store ``value``; with ``ttl`` (seconds, > 0, at most 10 years) it expires that long from now.
+
+        An expired key reads as not found at every consistency level; a put without ``ttl`` on an
+        expiring key makes it permanent again (docs/operations.md, "TTL").
 
         With the ``context`` of an earlier get (the :class:`GetResult`, its ``.context`` bytes, or the
         base64 text ``zkv-shell -o json`` prints) it supersedes exactly what that get saw. Without one it
@@ -302,7 +306,10 @@ class Client:
         any other store expects of a put). ``concurrent=True`` supersedes nothing: the value becomes a
         sibling of whatever the key holds (Dynamo's raw semantics).
         """
-        self._call_keyed(self._write_msg("put", key, value, consistency, _write_context(context, concurrent)))
+        msg = self._write_msg("put", key, value, consistency, _write_context(context, concurrent))
+        if ttl is not None:
+            msg["ttl"] = ttl
+        self._call_keyed(msg)
 
     def delete(self, key: Data, consistency: str | None = None, context: Any = None) -> None:
         """Delete (write a tombstone); with a context, only what the context saw is deleted, without one

@@ -24,6 +24,7 @@ from zkv.errors import ContextTooLarge, InvalidRequest, KeyTooLarge, ProtocolErr
 LEVELS = ("one", "quorum", "all")
 MAX_BATCH = 1024
 MAX_ID = 2**63 - 1
+MAX_TTL_S = 315_360_000  # 10 years: a longer TTL is a typo more often than a plan
 
 #: requests a client may send to any node
 CLIENT_OPS = frozenset(
@@ -81,6 +82,7 @@ class PutRequest(NamedTuple):
     value: bytes | None  # None: a delete (tombstone)
     level: str | None
     context: Clock
+    ttl: float | None = None  # seconds the value lives (the coordinator turns it into an absolute expiry)
 
     @property
     def op(self) -> str:
@@ -196,7 +198,10 @@ def parse_request(msg: dict[str, Any], limits: Limits) -> Request:
                     f"value is {len(value)} bytes, the limit is {limits.max_value_bytes}",
                     limit=limits.max_value_bytes,
                 )
-        return PutRequest(rid, _key(msg, limits), value, _level(msg), _context(msg, limits))
+        ttl = _ttl(msg) if "ttl" in msg else None
+        if ttl is not None and value is None:
+            raise InvalidRequest("a delete takes no ttl")
+        return PutRequest(rid, _key(msg, limits), value, _level(msg), _context(msg, limits), ttl)
     if op == "get":
         return GetRequest(rid, _key(msg, limits), _level(msg))
     if op in CLIENT_OPS:
@@ -207,6 +212,20 @@ def parse_request(msg: dict[str, Any], limits: Limits) -> Request:
     if op in PEER_OPS or op in PEER_REPLY_OPS:
         raise ProtocolError(f"op {op!r} is for nodes only")
     raise ProtocolError(f"unknown op {op!r}")
+
+
+def _ttl(msg: dict[str, Any]) -> float | None:
+    """A put's ``ttl``: seconds, more than 0 and at most :data:`MAX_TTL_S`; None (absent) means none."""
+    ttl = msg.get("ttl")
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
+        raise InvalidRequest(f"ttl must be a number of seconds, not {ttl!r}")
+    if ttl <= 0:
+        raise InvalidRequest(f"ttl must be more than 0 seconds, not {ttl!r} (delete the key instead)")
+    if ttl > MAX_TTL_S:
+        raise InvalidRequest(f"ttl of {ttl!r} seconds is past the maximum of {MAX_TTL_S} (10 years)")
+    return float(ttl)
 
 
 def ok(rid: int, **fields: Any) -> dict[str, Any]:

@@ -36,7 +36,12 @@ def state_digest(key: bytes, state: KeyState) -> int:
     canonical = msgpack.packb(
         [
             key,
-            [[s.actor, s.counter, s.timestamp, s.value] for s in state.siblings],
+            [
+                [s.actor, s.counter, s.timestamp, s.value]
+                if s.expires is None
+                else [s.actor, s.counter, s.timestamp, s.value, s.expires]
+                for s in state.siblings
+            ],
             sorted(state.clock.items()),
         ],
         use_bin_type=True,

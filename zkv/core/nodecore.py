@@ -576,7 +576,9 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         local = self.store.get(req.key) or EMPTY
         context = _plausible(self._known_actors(req.context, local.clock), local.clock)
         try:
-            state, _ = update(local, self.settings.actor, context, req.value, now + self.wall_offset)
+            wall = now + self.wall_offset
+            expires = None if req.ttl is None else wall + req.ttl
+            state, _ = update(local, self.settings.actor, context, req.value, wall, expires)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
         if len(state.clock) > MAX_CONTEXT_ENTRIES:
@@ -713,7 +715,14 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         if not read.replied and outcome is not Outcome.PENDING:
             read.replied = True
             if outcome is Outcome.OK:
-                self._finish(read.origin, "get", read.level, read.started, now, _read_reply(quorum.merged()))
+                self._finish(
+                    read.origin,
+                    "get",
+                    read.level,
+                    read.started,
+                    now,
+                    _read_reply(quorum.merged(), now + self.wall_offset),
+                )
             else:
                 err = Unavailable(
                     f"{read.level} needs {quorum.required} replicas, "
@@ -995,8 +1004,9 @@ def _plausible(context: dict[str, int], clock: Any) -> dict[str, int]:
     return {a: c for a, c in capped.items() if c > 0}
 
 
-def _read_reply(state: KeyState) -> dict[str, Any]:
-    live = [s for s in state.siblings if s.value is not None]
+def _read_reply(state: KeyState, wall: float) -> dict[str, Any]:
+    """The reply to a read: live values newest first (an expired one reads as deleted), the context."""
+    live = [s for s in state.siblings if not s.expired(wall)]
     return ok(
         0,
         values=[s.value for s in live],

@@ -70,6 +70,7 @@ class Sibling(NamedTuple):
     counter: int
     timestamp: float
     value: bytes | None
+    expires: float | None = None  # wall-clock seconds (TTL): from then on it reads as a tombstone
 
     @property
     def dot(self) -> Dot:
@@ -78,6 +79,10 @@ class Sibling(NamedTuple):
     @property
     def is_tombstone(self) -> bool:
         return self.value is None
+
+    def expired(self, wall: float) -> bool:
+        """Does this version read as deleted at wall-clock time ``wall``? (a tombstone, or past its TTL)"""
+        return self.value is None or (self.expires is not None and self.expires <= wall)
 
 
 class KeyState(NamedTuple):
@@ -193,8 +198,14 @@ def update(
     context: Mapping[str, int],
     value: bytes | None,
     timestamp: float,
+    expires: float | None = None,
 ) -> tuple[KeyState, Sibling]:
     """Apply a put (or, with ``value=None``, a delete) coordinated by ``actor``.
+
+    ``expires``: the absolute wall-clock time (the coordinator's ``timestamp`` plus the TTL) from which
+    the new version reads as deleted. It is part of the version (its dot's event), so every replica
+    holds the same expiry and decides the same way; a put without one supersedes an expiring version
+    like any put, which clears the TTL.
 
     Siblings the client's ``context`` saw are superseded; the others stay as siblings of the new value. The
     new dot counts on from everything ``actor`` minted for this key that this replica has seen: the
@@ -203,11 +214,31 @@ def update(
     counter = max(state.clock.get(actor, 0), context.get(actor, 0)) + 1
     if counter > MAX_COUNTER:
         raise ValueError("the context claims more writes than any node can have made")
-    new = Sibling(actor, counter, timestamp, value)
+    new = Sibling(actor, counter, timestamp, value, expires)
     kept = [s for s in state.siblings if not covers(context, s.dot)]
     clock = join(state.clock, context)
     clock[actor] = counter
     return KeyState(_ordered([new, *kept]), clock), new
+
+
+def visible(state: KeyState, wall: float) -> KeyState:
+    """``state`` as a reader sees it at wall-clock time ``wall``: expired versions become tombstones.
+
+    Only for replies: what is stored and exchanged between replicas keeps the version as it was written
+    (with its expiry), so a replica that missed the expiry still holds the version that supersedes the
+    older ones, and nothing older can come back through read repair, handoff or anti-entropy.
+    """
+    if all(s.expires is None or s.expires > wall for s in state.siblings):
+        return state
+    siblings = tuple(
+        s if s.expires is None or s.expires > wall else s._replace(value=None) for s in state.siblings
+    )
+    return KeyState(siblings, state.clock)
+
+
+def is_dead(state: KeyState, wall: float) -> bool:
+    """Every version of ``state`` reads as deleted at ``wall`` (tombstones, expired values): purgeable."""
+    return bool(state.siblings) and all(s.expired(wall) for s in state.siblings)
 
 
 def supersedes(a: KeyState, b: KeyState) -> bool:
@@ -283,9 +314,15 @@ def wire_size(state: KeyState) -> int:
 
 
 def state_to_wire(state: KeyState) -> list:
-    """A state as msgpack-able lists: ``[[[actor, counter, ts, value], ...], [[actor, counter], ...]]``."""
+    """A state as msgpack-able lists: ``[[[actor, counter, ts, value(, expires)], ...], [[actor, counter],
+    ...]]`` (``expires`` only on versions written with a TTL, so older states read the same)."""
     return [
-        [[s.actor, s.counter, s.timestamp, s.value] for s in state.siblings],
+        [
+            [s.actor, s.counter, s.timestamp, s.value]
+            if s.expires is None
+            else [s.actor, s.counter, s.timestamp, s.value, s.expires]
+            for s in state.siblings
+        ],
         [[a, c] for a, c in state.clock.items()],
     ]
 
@@ -314,9 +351,14 @@ def state_from_wire(obj: object) -> KeyState:
     siblings = []
     dots: set[Dot] = set()
     for entry in raw_siblings:
-        if not isinstance(entry, list | tuple) or len(entry) != 4:
+        if not isinstance(entry, list | tuple) or len(entry) not in (4, 5):
             raise ValueError("malformed key state: bad sibling")
-        actor, counter, ts, value = entry
+        actor, counter, ts, value = entry[:4]
+        expires = entry[4] if len(entry) == 5 else None
+        if expires is not None and (
+            isinstance(expires, bool) or not isinstance(expires, int | float) or not math.isfinite(expires)
+        ):
+            raise ValueError("malformed key state: bad expiry")
         dot = (actor, counter)
         if not _actor_ok(actor) or not _counter_ok(counter) or dot in dots:
             raise ValueError("malformed key state: bad or repeated dot")
@@ -329,7 +371,9 @@ def state_from_wire(obj: object) -> KeyState:
         if clock.get(actor, 0) < counter:
             raise ValueError("malformed key state: a sibling's dot is not in the clock")
         dots.add(dot)
-        siblings.append(Sibling(actor, counter, float(ts), value))
+        siblings.append(
+            Sibling(actor, counter, float(ts), value, None if expires is None else float(expires))
+        )
     return KeyState(_ordered(siblings), clock)
 
 
