@@ -49,7 +49,7 @@ def rows_with(page: Page, status: str) -> int:
 
 
 class Load:
-    """Quorum puts and gets from a thread until stopped (bounded: at most ``limit_s``)."""
+    """Puts and gets (quorum, and one) from a thread until stopped (bounded: at most ``limit_s``)."""
 
     def __init__(self, cluster: LocalCluster, limit_s: float = 60.0, pause_s: float = 0.002) -> None:
         self.cluster, self.limit_s, self.pause_s = cluster, limit_s, pause_s
@@ -65,6 +65,7 @@ class Load:
                 try:
                     client.put(f"load:{i % 500}", f"value {i}", consistency="quorum")
                     client.get(f"load:{(i * 7) % 500}", consistency="quorum")
+                    client.get(f"load:{(i * 3) % 500}", consistency="one")
                 except Exception as exc:  # noqa: BLE001 - counted, and the load goes on (a node may be down)
                     self.errors.append(repr(exc))
                 i += 1

@@ -123,9 +123,9 @@ def test_admin_actions_fail_closed_when_security_is_on() -> None:
     from zkv.http.dashboard import ROLE, role
     from zkv.http.state import SETTINGS, GatewaySettings
 
-    def request(curve: bool, set_role: str | None = None) -> web.Request:
+    def request(curve: bool, set_role: str | None = None, tokens: str | None = None) -> web.Request:
         app = web.Application()
-        config = SimpleNamespace(security=SimpleNamespace(curve=curve))
+        config = SimpleNamespace(security=SimpleNamespace(curve=curve, http_tokens=tokens))
         app[SETTINGS] = GatewaySettings(config, "n1", "tcp://127.0.0.1:1")  # type: ignore[arg-type]
         req = make_mocked_request("POST", "/v1/dashboard/nodes/n2/decommission", app=app)
         if set_role is not None:
@@ -134,5 +134,6 @@ def test_admin_actions_fail_closed_when_security_is_on() -> None:
 
     assert role(request(curve=False)) == "admin"  # no security: the operator's own machine
     assert role(request(curve=True)) == "client"  # security on and nobody vouched for the caller
+    assert role(request(curve=False, tokens="tokens.txt")) == "client"  # bearer tokens on: the same
     assert role(request(curve=True, set_role="admin")) == "admin"
     assert role(request(curve=False, set_role="client")) == "client"

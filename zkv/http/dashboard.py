@@ -199,7 +199,8 @@ def role(request: web.Request) -> str:
     if isinstance(set_by_auth, str):
         return set_by_auth
     config = request.app[SETTINGS].config
-    secured = config is not None and config.security.curve
+    security = config.security if config is not None else None
+    secured = security is not None and (security.curve or getattr(security, "http_tokens", None) is not None)
     return "client" if secured else "admin"
 
 

@@ -172,7 +172,10 @@ def healing(
                 "keys_sent": a.get("keys_sent", 0),
                 "keys_received": a.get("keys_received", 0),
                 "differing": dict(sorted((a.get("last_differences") or {}).items())),
-                "leaves_differing": dict(sorted((a.get("last_leaves") or {}).items())),
+                "leaves_differing": dict(sorted((a.get("leaves_differing") or {}).items())),
+                "since_round_s": {
+                    p: round(v, 1) for p, v in sorted((a.get("seconds_since_round") or {}).items())
+                },
                 "indexing": bool(a.get("indexing")),
             }
         )

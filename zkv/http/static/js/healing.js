@@ -39,7 +39,8 @@ export function renderHealing(state) {
     el("td", { class: "num" }, x.keys_sent), el("td", { class: "num" }, x.keys_received),
     el("td", { class: "chips" }, Object.keys(x.differing).length
       ? Object.entries(x.differing).map(([peer, n]) => el("span", { class: n ? "hot" : null, dataset: { peer } },
-          `${peer}: ${n} keys` + (peer in x.leaves_differing ? `, ${x.leaves_differing[peer]} leaves` : "")))
+          `${peer}: ${n} keys` + (peer in x.leaves_differing ? `, ${x.leaves_differing[peer]} leaves` : "")
+          + (x.since_round_s && peer in x.since_round_s ? ` · ${ago(x.since_round_s[peer])} ago` : "")))
       : el("span", {}, "no round yet"))),
   "no node answered", 6);
   return true;

@@ -94,9 +94,12 @@ export function renderRing(state) {
   if (!keyInfo) { overlay.replaceChildren(); info.replaceChildren(); return true; }
   const first = walk(keyInfo.position, keyInfo.placements);
   const marks = [];
-  const [kx, ky] = at(keyInfo.position, R_OUT + 14);
-  const [kx2, ky2] = at(keyInfo.position, R_IN - 14);
-  marks.push(el("line", { x1: kx, y1: ky, x2: kx2, y2: ky2, stroke: "#000", "stroke-width": 3 }));
+  const [kx, ky] = at(keyInfo.position, R_OUT + 4);
+  const [kx2, ky2] = at(keyInfo.position, R_IN - 10);
+  const [lx, ly] = at(keyInfo.position, R_IN - 40);
+  marks.push(el("line", { x1: kx, y1: ky, x2: kx2, y2: ky2, stroke: "#000", "stroke-width": 4, "data-key-mark": "" }));
+  marks.push(el("circle", { cx: kx2, cy: ky2, r: 5, fill: "#000" }));
+  marks.push(el("text", { x: lx, y: ly + 4, "text-anchor": "middle", "font-size": 12, "font-weight": 700 }, "key"));
   const last = Math.max(...keyInfo.placements.map((p) => first.get(p.node) ?? keyInfo.position));
   let end = last < keyInfo.position ? last + 1 : last;
   const large = end - keyInfo.position > 0.5 ? 1 : 0;
