@@ -24,6 +24,7 @@ _EXPORTS = {
     "TooLarge": "zkv.errors",
     "ProtocolError": "zkv.errors",
     "Overloaded": "zkv.errors",
+    "StorageUnavailable": "zkv.errors",
     "Unauthorized": "zkv.errors",
     "NoNodeAvailable": "zkv.errors",
 }

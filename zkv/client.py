@@ -105,7 +105,9 @@ class NodeInfo:
     ownership: float
     gossip: str = ""
     phi: float = 0.0  # the asked node's suspicion of this one (phi-accrual); down past the threshold
-    disk: str = "ok"  # ok | full | failed: a node whose disk refuses writes serves reads only
+    disk: str = (
+        "ok"  # ok | full | failed | unavailable: a node whose storage refuses writes serves reads only
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from zkv.core.quorum import required
 from zkv.core.versions import MAX_CONTEXT_BYTES
 from zkv.errors import ConfigError
 
 LEVELS = ("one", "quorum", "all")
-ENGINES = ("memory", "log")
+ENGINES = ("memory", "log", "redis")
 FSYNC_POLICIES = ("always", "interval", "never")
 
 MAX_VNODES = 4096
@@ -47,6 +48,7 @@ class NodeSpec:
     public_key: Path | None = None  # CURVE public key file (absolute), with [security] curve = true
     secret_key: Path | None = None  # CURVE secret key file; only the node itself needs to read it
     http: str | None = None  # "HOST:PORT" of this node's HTTP gateway (zkv-http); None: no gateway
+    redis: str | None = None  # engine = "redis": "unix:/ABS/PATH" or a redis:// URL; None: its own server
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +152,7 @@ _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "restart": (RESTART_POLICIES, "a restart policy"),
 }
 _CLUSTER_KEYS = ("name", *_INT_KEYS, *_CHOICE_KEYS, "compaction_threshold", "read_repair_chance")
-_NODE_KEYS = ("name", "address", "gossip", "data_dir", "public_key", "secret_key", "http")
+_NODE_KEYS = ("name", "address", "gossip", "data_dir", "public_key", "secret_key", "http", "redis")
 _NODE_REQUIRED = ("name", "address", "gossip")
 
 
@@ -212,6 +214,12 @@ def _parse(data: dict[str, Any], base_dir: Path, source: str, path: Path | None)
         raise fail("node must be an array of tables ([[node]], not [node])")
     nodes = tuple(_parse_node(i, raw, base, fail) for i, raw in enumerate(raw_nodes, start=1))
     _check_unique(nodes, fail)
+    for index, spec in enumerate(nodes, start=1):
+        if spec.redis is not None and settings["engine"] != "redis":
+            raise fail(
+                f"[[node]] #{index} ({spec.name}) redis = {spec.redis!r} is used only with "
+                f'[cluster] engine = "redis" (engine is {settings["engine"]!r})'
+            )
     if security.curve:
         for index, spec in enumerate(nodes, start=1):
             if spec.public_key is None:
@@ -338,7 +346,11 @@ def _parse_node(index: int, raw: Any, base: Path, fail: _Fail) -> NodeSpec:
     if not isinstance(data_dir, str) or not data_dir.strip():
         raise fail(f"{label} data_dir = {_show(data_dir)} must be a non-empty path string")
     resolved = Path(os.path.abspath(base / Path(data_dir).expanduser()))
-    keys = {k: _path(f"{label} {k}", raw[k], base, fail) for k in ("public_key", "secret_key") if k in raw}
+    keys: dict[str, Any] = {
+        k: _path(f"{label} {k}", raw[k], base, fail) for k in ("public_key", "secret_key") if k in raw
+    }
+    if "redis" in raw:
+        keys["redis"] = _redis_url(f"{label} redis", raw["redis"], base, fail)
     http = raw.get("http")
     if http is not None and not valid_listen(http):
         raise fail(f"{label} http = {_show(http)} is not of the form HOST:PORT (port 1-65535)")
@@ -350,6 +362,23 @@ def _parse_node(index: int, raw: Any, base: Path, fail: _Fail) -> NodeSpec:
         http=http,
         **keys,
     )
+
+
+def _redis_url(label: str, value: Any, base: Path, fail: _Fail) -> str:
+    """``unix:PATH`` (relative to the file's folder) or ``redis[s]://HOST[:PORT][/DB]``, normalised."""
+    if isinstance(value, str) and value.startswith("unix:"):
+        path = value.removeprefix("unix:").removeprefix("//")
+        if path.strip():
+            return "unix:" + os.path.abspath(base / Path(path).expanduser())
+    elif isinstance(value, str) and value.startswith(("redis://", "rediss://")):
+        try:
+            parsed = urlsplit(value)
+            parsed.port  # noqa: B018 - raises on a port that is no number or out of range
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.hostname:
+            return value
+    raise fail(f"{label} = {_show(value)} must be unix:PATH (a socket) or a redis://HOST:PORT URL")
 
 
 def _check_unique(nodes: tuple[NodeSpec, ...], fail: _Fail) -> None:

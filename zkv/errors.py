@@ -146,6 +146,17 @@ class TooManyRequests(Overloaded):
     code = "too_many_requests"
 
 
+class StorageUnavailable(ZkvError):
+    """The node's storage engine cannot take or give data now (its Redis is down, full or not answering).
+
+    Nothing the reply concerns was acknowledged; the node keeps serving what it can and recovers when the
+    storage is back. A write reported this way may still land later (it was never promised either way).
+    """
+
+    code = "storage_unavailable"
+    retriable = True
+
+
 class Unauthorized(ZkvError):
     """The caller's key may not do this (node-only messages, admin requests from a client key)."""
 
@@ -215,6 +226,7 @@ _BY_CODE: dict[str, type[ZkvError]] = {
         ProtocolError,
         Overloaded,
         TooManyRequests,
+        StorageUnavailable,
         Unauthorized,
         NoNodeAvailable,
         ConfigError,

@@ -217,7 +217,7 @@ CLUSTER_ERRORS = [
     ),
     ("write_consistency", '"ALL"', "[cluster] write_consistency = 'ALL' is not a consistency level"),
     ("read_consistency", "2", "[cluster] read_consistency = 2 is not a consistency level"),
-    ("engine", '"rocksdb"', "[cluster] engine = 'rocksdb' is not a storage engine (memory, log)"),
+    ("engine", '"rocksdb"', "[cluster] engine = 'rocksdb' is not a storage engine (memory, log, redis)"),
     (
         "fsync",
         '"sometimes"',
@@ -639,3 +639,32 @@ def test_two_nodes_with_one_http_address_are_refused(write) -> None:
     nodes = _nodes(3)
     nodes[0]["http"] = nodes[2]["http"] = '"127.0.0.1:9000"'
     assert "already used as the http of [[node]] #1" in _error(write, _render(None, nodes))
+
+
+# --- the redis key (engine = "redis": the node's Redis) --------------------------------------------------
+
+
+def test_redis_is_optional_and_normalised(write, tmp_path: Path) -> None:
+    nodes = _nodes()
+    nodes[0]["redis"] = '"unix:data/n1/redis.sock"'
+    nodes[1]["redis"] = '"redis://127.0.0.1:6379/2"'
+    config = load_config(write(_render({"engine": '"redis"'}, nodes)))
+    expected = f"unix:{tmp_path.resolve() / 'data' / 'n1' / 'redis.sock'}"
+    assert [n.redis for n in config.nodes] == [expected, "redis://127.0.0.1:6379/2", None]
+
+
+@pytest.mark.parametrize(
+    "literal", ['"unix:"', '"/tmp/redis.sock"', '"redis://"', '"redis://h:99999"', '"http://h:1"', "6379"]
+)
+def test_bad_redis_values_are_one_line_errors(write, literal: str) -> None:
+    nodes = _nodes()
+    nodes[0]["redis"] = literal
+    message = _error(write, _render({"engine": '"redis"'}, nodes))
+    assert "(n1) redis" in message and "unix:PATH" in message and "redis://HOST:PORT" in message
+
+
+def test_redis_without_the_redis_engine_is_refused(write) -> None:
+    nodes = _nodes()
+    nodes[2]["redis"] = '"unix:/run/redis.sock"'
+    message = _error(write, _render({"engine": '"log"'}, nodes))
+    assert "(n3) redis" in message and 'engine = "redis"' in message

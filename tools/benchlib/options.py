@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--engine",
-        choices=("memory", "log"),
+        choices=("memory", "log", "redis"),
         default=None,
         help="storage engine of the local cluster (default: the cluster.toml default, memory)",
     )

@@ -58,6 +58,7 @@ from zkv.errors import (
     Overloaded,
     StorageError,
     StorageFull,
+    StorageUnavailable,
     Timeout,
     TooManyRequests,
     TooManySiblings,
@@ -70,7 +71,16 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING = 20000
 _REPLY_OPS = frozenset({"rput_ok", "rget_ok", "rerr", "fwd_reply"})  # answers to this node's requests
-_STORAGE_CODES = {StorageFull.code: StorageFull, StorageError.code: StorageError}
+_STORAGE_CODES = {
+    StorageFull.code: StorageFull,
+    StorageError.code: StorageError,
+    StorageUnavailable.code: StorageUnavailable,
+}
+_REFUSED = {
+    StorageFull.code: "disk full",
+    StorageError.code: "disk failing",
+    StorageUnavailable.code: "storage unavailable",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +233,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
 
     # ------------------------------------------------------------------------------------------ disk
 
-    def on_store_fault(self, code: int | None, message: str, now: float) -> None:
+    def on_store_fault(self, code: int | str | None, message: str, now: float) -> None:
         """The runtime's flush (or a metadata save) failed with ``errno`` ``code``: stop taking writes.
 
         Every acknowledgement that depended on that flush is withdrawn before it leaves (the runtime
@@ -467,10 +477,30 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 self._coordinate_read(origin, request, raw, now, may_forward)
             else:
                 self._answer_info(origin, request, now)
+        except StorageUnavailable as exc:
+            if self.storage_health.writable:  # the store itself failed (not a refusal): judge it
+                self.on_store_fault(exc.code, exc.message, now)
+            if not (
+                may_forward
+                and isinstance(request, PutRequest | GetRequest)
+                and self._hand_over(origin, request, raw, now)
+            ):
+                self._finish(origin, request.op, getattr(request, "level", None), now, now, exc.to_wire())
         except ZkvError as exc:
             op = getattr(request, "op", "?")
             level = getattr(request, "level", None)
             self._finish(origin, op, level, now, now, exc.to_wire())
+
+    def _hand_over(self, origin: Origin, request: PutRequest | GetRequest, raw: dict, now: float) -> bool:
+        """This coordinator's storage cannot be read (its Redis is gone; nothing was sent yet): another
+        live replica whose storage works coordinates instead. False when there is none."""
+        live = self._live_replicas(request.key, now)[1]
+        others = tuple(n for n in live if n != self.name and n not in self._peer_disk)
+        if not others:
+            return False
+        self.stats.errors[StorageUnavailable.code] += 1
+        self._forward(origin, raw, request.op, request.level, others, now)
+        return True
 
     def _reply(self, origin: Origin, msg: dict[str, Any], before_flush: bool = False) -> None:
         msg["id"] = origin.rid
@@ -811,6 +841,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 raise InvalidRequest(f"unknown peer op {op!r}")
         except (ValueError, ZkvError) as exc:
             code = exc.code if isinstance(exc, ZkvError) else "invalid_request"
+            if isinstance(exc, StorageUnavailable) and self.storage_health.writable:
+                self.on_store_fault(code, exc.message, now)  # the store itself failed (not a refusal)
             if code in _STORAGE_CODES:
                 self.stats.errors[code] += 1
             else:
@@ -915,18 +947,19 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 self._unflushed_acks.append(msg)
         elif refused:
             full = [node for node, code in q.failed.items() if code in _STORAGE_CODES]
-            disk = "full" if refused[0] == StorageFull.code else "failing"
+            disk = _REFUSED[refused[0]]
             msg = _STORAGE_CODES[refused[0]](
                 f"{write.level} needs {q.required} replicas, {len(q.acked)} acknowledged; "
-                f"{', '.join(sorted(full))} refused the write: disk {disk}"
+                f"{', '.join(sorted(full))} refused the write: {disk}"
                 " (the write may be visible on those that acknowledged)",
                 required=q.required,
                 acknowledged=len(q.acked),
             ).to_wire()
         else:
+            why = ", ".join(f"{node}: {code}" for node, code in sorted(q.failed.items()))
             msg = Unavailable(
                 f"{write.level} needs {q.required} replicas, {len(q.acked)} acknowledged and "
-                f"{len(q.failed)} could not be reached (the write may be visible on those that acknowledged)",
+                f"{len(q.failed)} failed ({why}; the write may be visible on those that acknowledged)",
                 required=q.required,
                 alive=len(q.targets) - len(q.failed),
                 acknowledged=len(q.acked),

@@ -6,7 +6,8 @@ The runtime reports what the disk said, the core decides what it means (DESIGN.m
 catches and reports). A write, fsync or metadata save that fails with ENOSPC or EDQUOT makes the node
 **full**; any other error (EIO, EROFS...) makes it **failed**. Either way the node stops taking writes
 (client writes it would coordinate, replica writes, hints, handoffs, repairs into its store) with a
-named error (``storage_full``, ``storage_error``), and keeps serving what needs no disk write: reads,
+named error (``storage_full``, ``storage_error``; ``storage_unavailable`` when the engine's server,
+Redis, cannot be reached or is out of memory), and keeps serving what needs no disk write: reads,
 the views, gossip, hint delivery from what it holds. etcd does the same with its NOSPACE alarm,
 Cassandra with ``disk_failure_policy: stop_paranoid``'s gentler cousins.
 
@@ -21,18 +22,24 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from zkv.errors import StorageError, StorageFull, ZkvError
+from zkv.errors import StorageError, StorageFull, StorageUnavailable, ZkvError
 
-OK, FULL, FAILED = "ok", "full", "failed"
+OK, FULL, FAILED, UNAVAILABLE = "ok", "full", "failed", "unavailable"
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 PROBE_INTERVAL_S = 1.0
 FAILED_PROBE_INTERVAL_S = 5.0  # an I/O error is rarely gone in a second; do not hammer a failing disk
+UNAVAILABLE_PROBE_INTERVAL_S = 0.5  # a restarted Redis is back within a second: notice it soon
+PROBE_INTERVALS = {
+    FULL: PROBE_INTERVAL_S,
+    FAILED: FAILED_PROBE_INTERVAL_S,
+    UNAVAILABLE: UNAVAILABLE_PROBE_INTERVAL_S,
+}
 RESUME_FREE_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class StorageHealthStats:
-    state: str  # ok | full | failed
+    state: str  # ok | full | failed | unavailable
     error: str | None  # the last error the disk gave, with its file
     since_s: float  # how long the node has been in this state
     faults: int  # times the disk refused since start
@@ -57,15 +64,16 @@ class StorageHealth:
     def writable(self) -> bool:
         return self.state == OK
 
-    def on_fault(self, code: int | None, message: str, now: float) -> None:
-        """The disk refused a write, fsync or metadata save with ``errno`` ``code``."""
-        state = FULL if code in FULL_ERRNOS else FAILED
+    def on_fault(self, code: int | str | None, message: str, now: float) -> None:
+        """The disk refused a write, fsync or metadata save with ``errno`` ``code`` (or the engine's server
+        failed: ``code`` is then ``"storage_unavailable"``)."""
+        state = FULL if code in FULL_ERRNOS else UNAVAILABLE if code == StorageUnavailable.code else FAILED
         if self.state != state:
             self.since = now
         self.state = state
         self.error = message
         self.faults += 1
-        self.next_probe = now + (PROBE_INTERVAL_S if state == FULL else FAILED_PROBE_INTERVAL_S)
+        self.next_probe = now + PROBE_INTERVALS[state]
 
     def probe_due(self, now: float) -> bool:
         return self.state != OK and now >= self.next_probe
@@ -87,6 +95,10 @@ class StorageHealth:
     def refusal(self) -> ZkvError:
         """The error a refused write gets (counted)."""
         self.refused += 1
+        if self.state == UNAVAILABLE:
+            return StorageUnavailable(
+                f"this node's storage is unavailable ({self.error}); writes resume when it is back"
+            )
         if self.state == FULL:
             return StorageFull(f"this node's disk is full ({self.error}); writes resume once space is freed")
         return StorageError(f"this node's disk failed ({self.error}); no writes until a probe succeeds")

@@ -33,7 +33,10 @@ def snapshot(store: Any, node: str, cluster: str, msg: dict[str, Any]) -> dict[s
     if not isinstance(folder, str) or not folder:
         raise InvalidRequest("snapshot needs 'dir': the folder to write it into, on this node's machine")
     if not hasattr(store, "seal"):
-        raise InvalidRequest(f'{node} keeps its keys in memory: snapshots need engine = "log"')
+        raise InvalidRequest(
+            f'{node} runs an engine without snapshots: they need engine = "log" '
+            "(with engine = \"redis\", back up Redis itself: BGSAVE or a copy of its append-only files)"
+        )
     out = Path(folder)
     if not out.is_absolute():
         raise InvalidRequest(f"snapshot dir {folder!r} must be an absolute path")

@@ -33,6 +33,7 @@ from zkv.errors import (
     MessageTooLarge,
     NodeStopping,
     ProtocolError,
+    StorageUnavailable,
     Unauthorized,
 )
 from zkv.node import admin
@@ -73,6 +74,12 @@ JOIN_OPS, JOIN_OK_OPS, GOSSIP_OPS = frozenset({"join"}), frozenset({"join_ok"}),
 ADMIN_OPS = frozenset({"faults", "leave"}) | admin.RUNTIME_ADMIN_OPS
 MAX_POLL_MS = 200  # wake at least this often to notice a stop request
 COMPACTION_SLICE_S = 0.004
+STORE_FAULTS = (OSError, StorageUnavailable)  # a disk's errors, and the redis engine's server failing
+
+
+def fault_code(exc: OSError | StorageUnavailable) -> int | str | None:
+    """What :meth:`NodeCore.on_store_fault` is told: the errno, or the engine's error code."""
+    return exc.code if isinstance(exc, StorageUnavailable) else exc.errno
 
 
 class NodeRuntime:
@@ -154,6 +161,8 @@ class NodeRuntime:
             cache_bytes=config.cache_bytes,
             segment_bytes=config.segment_bytes,
             compaction_threshold=config.compaction_threshold,
+            redis_url=self.spec.redis,
+            namespace=name,
         )
         self.hints = open_hints(
             config.engine,
@@ -162,9 +171,10 @@ class NodeRuntime:
             config.fsync_interval_ms,
             max_hints=config.max_hints,
             max_bytes=config.max_hint_bytes,
+            store=self.store,
         )
         self._unsaved_meta: dict | None = None  # metadata a full disk refused at start (saved by a probe)
-        self._meta_error: tuple[int | None, str] = (None, "")
+        self._meta_error: tuple[int | str | None, str] = (None, "")
         generation, actor = self._incarnation(config)
         now = time.monotonic()
         settings = NodeSettings(
@@ -250,15 +260,15 @@ class NodeRuntime:
     def _incarnation(self, config: ClusterConfig) -> tuple[int, str]:
         """This start's generation and actor id, by the core's rule (:mod:`zkv.core.incarnation`, which
         the simulator uses too); the metadata is saved before the node serves."""
-        wall_ms, durable = int(time.time() * 1000), config.engine == "log"
+        wall_ms, durable = int(time.time() * 1000), config.engine != "memory"
         generation, actor, meta = incarnation(self.name, self.store.load_meta(), wall_ms, durable)
         try:
             self.store.save_meta(meta)
-        except OSError as exc:
+        except STORE_FAULTS as exc:
             # a full disk: the old file is intact (zkv.storage.records.write_atomic); the node starts
             # read-only and takes writes only once this is saved (no dot is minted before that)
             log.error("%s: metadata not saved (%s); starting read-only", self.name, exc)
-            self._unsaved_meta, self._meta_error = meta, (exc.errno, str(exc))
+            self._unsaved_meta, self._meta_error = meta, (fault_code(exc), str(exc))
         return generation, actor
 
     def _save_generation(self, generation: int, now: float) -> None:
@@ -371,9 +381,9 @@ class NodeRuntime:
                 elif now >= next_compaction:
                     compacting = self.store.compact_step(COMPACTION_SLICE_S / 2)
                     next_compaction = now + 0.05
-            except OSError as exc:
+            except STORE_FAULTS as exc:
                 compacting = False
-                core.on_store_fault(exc.errno, f"compaction: {exc}", now)
+                core.on_store_fault(fault_code(exc), f"compaction: {exc}", now)
         log.info("stopping")
         self.close()
 
@@ -389,13 +399,13 @@ class NodeRuntime:
                 # everything minted is on disk; after a refused flush it is not, and the next start
                 # must take a fresh actor id, so clean_stop stays False then
                 store.save_meta({**store.load_meta(), "clean_stop": True})
-            except OSError as exc:
+            except STORE_FAULTS as exc:
                 log.error("stopping with writes not on disk (%s); they were never acknowledged", exc)
         for each in (store, hints):
             if each is not None:
                 try:
                     each.flush()
-                except OSError as exc:
+                except STORE_FAULTS as exc:
                     log.error("final flush: %s", exc)
                 each.close()
         if self.auth is not None:
@@ -700,8 +710,8 @@ class NodeRuntime:
         try:
             self.store.flush()
             self.hints.flush()
-        except OSError as exc:
-            self.core.on_store_fault(exc.errno, str(exc), now)
+        except STORE_FAULTS as exc:
+            self.core.on_store_fault(fault_code(exc), str(exc), now)
             return False
         self.core.on_flushed()
         return True
@@ -715,8 +725,8 @@ class NodeRuntime:
             self.store.flush()
             self.hints.flush()
             free = os.statvfs(self.spec.data_dir)
-        except OSError as exc:
-            self.core.on_store_fault(exc.errno, str(exc), now)
+        except STORE_FAULTS as exc:
+            self.core.on_store_fault(fault_code(exc), str(exc), now)
             return
         self.core.on_flushed()
         self.core.on_storage_probe(free.f_bavail * free.f_frsize, now)

@@ -16,7 +16,7 @@ from typing import Protocol
 from zkv.core.versions import KeyState
 
 FSYNC_POLICIES = ("always", "interval", "never")
-ENGINES = ("memory", "log")
+ENGINES = ("memory", "log", "redis")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,8 @@ class StoreStats:
     recovery_index_entries: int = 0  # records the last open learnt from index files
     recovery_scanned_records: int = 0  # records the last open had to read from segment data
     recovery_torn_bytes: int = 0  # bytes of a torn tail cut by the last open
+    available: bool = True  # the engine takes writes now (False: its server is down or full)
+    failures: int = 0  # calls to the engine's server that failed (the redis engine)
 
 
 class Store(Protocol):
@@ -87,8 +89,14 @@ def open_store(
     cache_bytes: int | None = None,
     segment_bytes: int | None = None,
     compaction_threshold: float | None = None,
+    redis_url: str | None = None,
+    namespace: str = "zkv",
 ) -> Store:
-    """The engine named in cluster.toml; ``None`` settings take the engine's defaults."""
+    """The engine named in cluster.toml; ``None`` settings take the engine's defaults.
+
+    ``redis_url``: the redis engine's server (None: the node runs its own under ``data_dir``);
+    ``namespace``: the prefix of its Redis keys (the node name).
+    """
     if engine == "memory":
         from zkv.storage.memory import MemoryStore
 
@@ -109,4 +117,9 @@ def open_store(
             fsync_interval_ms=fsync_interval_ms,
             **{k: v for k, v in options.items() if v is not None},
         )
+    if engine == "redis":
+        from zkv.storage.redis import DEFAULT_CACHE_BYTES, RedisStore
+
+        cache = DEFAULT_CACHE_BYTES if cache_bytes is None else cache_bytes
+        return RedisStore(data_dir, fsync=fsync, url=redis_url, namespace=namespace, cache_bytes=cache)
     raise ValueError(f"storage engine {engine!r} is not available (engines: {', '.join(ENGINES)})")

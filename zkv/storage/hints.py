@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 import msgpack
@@ -383,8 +384,10 @@ def open_hints(
     fsync_interval_ms: int = 100,
     max_hints: int = DEFAULT_MAX_HINTS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    store: Any = None,
 ) -> HintStore | MemoryHintStore:
-    """The hint store that goes with a storage engine: ``data_dir/hints/`` for the log engine."""
+    """The hint store that goes with a storage engine: ``data_dir/hints/`` for the log engine, the
+    ``store``'s Redis for the redis engine."""
     if engine == "log":
         if data_dir is None:
             raise ValueError("the log engine needs a data_dir")
@@ -395,4 +398,10 @@ def open_hints(
             max_hints=max_hints,
             max_bytes=max_bytes,
         )
+    if engine == "redis":
+        from zkv.storage.redis import RedisHintStore, RedisStore
+
+        if not isinstance(store, RedisStore):
+            raise ValueError("the redis engine's hints need its RedisStore")
+        return RedisHintStore(store, max_hints=max_hints, max_bytes=max_bytes)
     return MemoryHintStore(max_hints=max_hints, max_bytes=max_bytes)
