@@ -35,7 +35,7 @@ def snapshot(store: Any, node: str, cluster: str, msg: dict[str, Any]) -> dict[s
     if not hasattr(store, "seal"):
         raise InvalidRequest(
             f'{node} runs an engine without snapshots: they need engine = "log" '
-            "(with engine = \"redis\", back up Redis itself: BGSAVE or a copy of its append-only files)"
+            '(with engine = "redis", back up Redis itself: BGSAVE or a copy of its append-only files)'
         )
     out = Path(folder)
     if not out.is_absolute():
