@@ -32,6 +32,7 @@ OPERATIONS = {
     "verify": "main_verify",
     "restore": "main_restore",
     "rolling-restart": "main_rolling_restart",
+    "repair": "main_repair",
 }
 
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "'zkv-node leave --config FILE --node NAME' makes a running node hand its data over and leave; "
         "'zkv-node keygen --out DIR NAME' writes a CURVE key pair (see docs/security.md); "
         "'zkv-node init' writes a ready cluster.toml; 'zkv-node --dev' runs a one-machine cluster at once. "
-        "Operations (docs/operations.md): snapshot, verify, restore, rolling-restart; each has --help.",
+        "Operations (docs/operations.md): snapshot, verify, restore, rolling-restart, repair (each: --help).",
     )
     _version(parser)
     parser.add_argument(

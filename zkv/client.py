@@ -446,6 +446,14 @@ class Client:
         """Ask ``node`` to drain and stop for a restart (its supervisor starts it again: rolling-restart)."""
         return self._call({"op": "restart"}, [self._resolve(node)])
 
+    def repair_now(self, node: str) -> dict[str, Any]:
+        """Ask ``node`` for a full anti-entropy pass with every peer now (progress: its status)."""
+        return self._call({"op": "repair_now"}, [self._resolve(node)])
+
+    def merge_states(self, node: str, items: list[list[Any]]) -> dict[str, Any]:
+        """Have ``node`` merge ``[key, wire state]`` items into their replicas (a live restore)."""
+        return self._call({"op": "merge_states", "items": items}, [self._resolve(node)])
+
     def snapshot(self, node: str, folder: str) -> dict[str, Any]:
         """Ask ``node`` to snapshot its store into ``folder`` (absolute, on its machine): the manifest."""
         return self._call({"op": "snapshot", "dir": folder}, [self._resolve(node)])

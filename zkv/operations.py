@@ -169,9 +169,18 @@ def _restore(argv: list[str]) -> int:
     _config_arg(parser)
     parser.add_argument("--from", dest="source", metavar="DIR", required=True, help="the snapshot folder")
     parser.add_argument("--node", metavar="NAME", help="only this node")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="restore into the running cluster instead: every key's state is merged into its replicas "
+        "like a repair, so versions written since the snapshot win and nothing newer is overwritten "
+        "(safe to run again after an interruption)",
+    )
     args = parser.parse_args(argv)
     config = load_config(args.config)
     folders = _node_folders(Path(args.source))
+    if args.live:
+        return _restore_live(args, config, folders)
     if args.node:
         config.node(args.node)
         if args.node in folders:
@@ -186,6 +195,57 @@ def _restore(argv: list[str]) -> int:
         copied = restore_files(folder, config.node(name).data_dir)
         took = time.monotonic() - started
         print(f"{name}: restored {copied} bytes into {config.node(name).data_dir} ({took:.2f}s)")
+    return 0
+
+
+LIVE_BATCH_ITEMS = 500
+LIVE_BATCH_BYTES = 1 << 20
+
+
+def _restore_live(args: argparse.Namespace, config: ClusterConfig, folders: dict[str, Path]) -> int:
+    """Merge every state of the snapshots into the running cluster, in batches, through its nodes."""
+    from zkv.core.versions import merge, state_to_wire, wire_size
+    from zkv.storage.snapshot import read_states
+
+    if args.node:
+        folders = {n: f for n, f in folders.items() if n == args.node} or folders
+    for folder in folders.values():
+        verify(folder)
+    states: dict[bytes, Any] = {}
+    for folder in folders.values():  # one state per key: the replicas' snapshots merged
+        for key, state in read_states(folder):
+            old = states.get(key)
+            states[key] = state if old is None else merge(old, state)
+    started = time.monotonic()
+    addresses = [spec.address for spec in config.nodes]
+    sent, turn = 0, 0
+    with _client(args, 10.0) as client:
+        batch: list[list[Any]] = []
+        size = 0
+        items = iter(states.items())
+        while True:
+            item = next(items, None)
+            if item is not None:
+                batch.append([item[0], state_to_wire(item[1])])
+                size += wire_size(item[1]) + len(item[0])
+            if batch and (item is None or len(batch) >= LIVE_BATCH_ITEMS or size >= LIVE_BATCH_BYTES):
+                for attempt in range(len(addresses)):
+                    address = addresses[(turn + attempt) % len(addresses)]
+                    try:
+                        client.merge_states(address, batch)
+                        break
+                    except ZkvError as exc:
+                        error = exc
+                else:
+                    raise Fail(1, f"no node took the states ({error}); {sent} of {len(states)} merged so far")
+                turn += 1
+                sent += len(batch)
+                batch, size = [], 0
+                if sent % 10_000 < LIVE_BATCH_ITEMS or item is None:
+                    print(f"{sent}/{len(states)} keys merged", flush=True)
+            if item is None:
+                break
+    print(f"live restore of {sent} keys in {time.monotonic() - started:.1f}s (newer versions kept)")
     return 0
 
 
@@ -273,4 +333,61 @@ def _rolling_restart(argv: list[str]) -> int:
                 )
             print(f"{name}: back and seen up by every node in {time.monotonic() - t0:.1f}s", flush=True)
     print(f"rolling restart of {len(config.node_names)} nodes in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- repair
+
+
+def main_repair(argv: list[str]) -> int:
+    return _run("zkv-node repair", _repair, argv)
+
+
+def _repair(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="zkv-node repair",
+        description="A full anti-entropy pass now: the node (or every node) compares its Merkle trees "
+        "with each peer in turn, exchanging differing keys, until every peer agrees on every key they "
+        "share. Prints progress; exit 1 if a peer stays unreachable past --timeout.",
+    )
+    _config_arg(parser)
+    parser.add_argument("--node", metavar="NAME", help="only this node (default: every node)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    names = [config.node(args.node).name] if args.node else list(config.node_names)
+    started = time.monotonic()
+    with _client(args, 5.0) as client:
+        for name in names:
+            try:
+                client.repair_now(config.node(name).address)
+            except ZkvError as exc:
+                raise Fail(1, f"{name} did not take the repair request: {exc}") from None
+        pending = dict.fromkeys(names)
+        shown: dict[str, tuple[int, int]] = {}
+        deadline = time.monotonic() + args.timeout
+        while pending:
+            for name in list(pending):
+                try:
+                    aae = client.status(config.node(name).address)["anti_entropy"]
+                except ZkvError:
+                    continue
+                progress = aae["pass"]
+                now_at = (progress["done"], aae["keys_sent"] + aae["keys_received"])
+                if shown.get(name) != now_at:
+                    shown[name] = now_at
+                    print(
+                        f"{name}: {progress['done']}/{progress['peers']} peers agree; "
+                        f"{aae['keys_sent']} keys sent, {aae['keys_received']} received so far",
+                        flush=True,
+                    )
+                if not progress["remaining"]:
+                    del pending[name]
+            if pending and time.monotonic() >= deadline:
+                raise Fail(
+                    1, f"repair not finished after {args.timeout:.0f}s: {', '.join(pending)} still going"
+                )
+            if pending:
+                time.sleep(0.3)
+    print(f"repair of {len(names)} node(s) done in {time.monotonic() - started:.1f}s")
     return 0

@@ -41,6 +41,8 @@ CLIENT_OPS = frozenset(
         "leave",
         "snapshot",
         "restart",
+        "repair_now",
+        "merge_states",
     }
 )
 #: requests only a peer node may send (they arrive on the ROUTER from a known node identity)

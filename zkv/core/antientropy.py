@@ -64,6 +64,9 @@ class AntiEntropy:
         self.keys_sent = 0
         self.keys_received = 0
         self.last_differences: dict[str, int] = {}
+        self.pass_peers: list[str] = []  # an on-demand full pass (zkv-node repair): peers still to agree with
+        self.pass_total = 0
+        self.passes = 0  # full passes finished
 
     # ------------------------------------------------------------------------------------------ digests
 
@@ -112,6 +115,13 @@ class AntiEntropy:
     def next_wakeup(self) -> float:
         return self._next
 
+    def request_pass(self, peers: Iterable[str], now: float) -> None:
+        """Compare with every peer in ``peers`` now, one after another, each until no key differs
+        (``zkv-node repair``); the periodic schedule resumes after it."""
+        self.pass_peers = sorted(set(peers) - {self.me})
+        self.pass_total = len(self.pass_peers)
+        self._next = min(self._next, now)
+
     def start(self, now: float, up_peers: list[str], ids: itertools.count) -> tuple[str, dict] | None:
         """The exchange to begin now, if one is due: ``(peer, aae_tree message)``."""
         for eid, exchange in list(self._in_flight.items()):
@@ -126,13 +136,16 @@ class AntiEntropy:
             retry = now + min(self.interval, 1.0)
             self._next = min([e.deadline for e in self._in_flight.values()] + [retry])
             return None
+        waiting = [p for p in self.pass_peers if p in up_peers]
         if self._follow_up in up_peers:
             peer = self._follow_up
+        elif waiting:
+            peer = waiting[0]
         else:
             peer = sorted(up_peers)[self._turn % len(up_peers)]
             self._turn += 1
         self._follow_up = None
-        self._next = now + self.interval
+        self._next = now + (FOLLOW_UP_S if self.pass_peers else self.interval)
         eid = next(ids)
         self._in_flight[eid] = _Exchange(peer, now + self.timeout)
         self.exchanges += 1
@@ -183,6 +196,11 @@ class AntiEntropy:
         if push or pull or msg.get("truncated"):
             self._follow_up = peer  # still differ: go again soon, same peer
             self._next = now + FOLLOW_UP_S
+        elif peer in self.pass_peers:  # a full pass: this peer agrees on every shared key
+            self.pass_peers.remove(peer)
+            if not self.pass_peers:
+                self.passes += 1
+            self._next = now + (FOLLOW_UP_S if self.pass_peers else self.interval)
         out: list[dict[str, Any]] = []
         if push:
             items, size = [], 0
@@ -233,4 +251,10 @@ class AntiEntropy:
             "keys_received": self.keys_received,
             "last_differences": dict(self.last_differences),
             "tracked_keys": len(self._digests),
+            "pass": {
+                "peers": self.pass_total,
+                "done": self.pass_total - len(self.pass_peers),
+                "remaining": list(self.pass_peers),
+                "passes": self.passes,
+            },
         }

@@ -30,6 +30,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from zkv.core import admin
 from zkv.core.antientropy import AntiEntropy
 from zkv.core.clocks import DEFAULT_MAX_SKEW_S, ClockSkew
 from zkv.core.effects import Connect, Effect, Publish, Reply, Send
@@ -1014,6 +1015,10 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         elif req.op == "local_get":
             state = self.store.get(req.args["key"]) or EMPTY
             body = ok(req.id, node=self.name, state=state_to_wire(state))
+        elif req.op == "repair_now":
+            body = ok(req.id, node=self.name, **admin.repair_now(self, now))
+        elif req.op == "merge_states":
+            body = ok(req.id, node=self.name, **admin.merge_states(self, req.args))
         else:
             raise InvalidRequest(f"{req.op!r} is not served by this node")
         self._finish(origin, req.op, None, now, now, body)

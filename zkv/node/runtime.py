@@ -71,7 +71,7 @@ DRAIN_LIMIT = 1000  # messages taken from one socket per turn, so one busy peer 
 PEER_MESSAGE_OPS = (PEER_OPS | PEER_REPLY_OPS) - {"join_ok"}  # what peers send each other
 JOIN_OPS, JOIN_OK_OPS, GOSSIP_OPS = frozenset({"join"}), frozenset({"join_ok"}), frozenset({"hb"})
 # requests that change a node's state: admins and nodes only
-ADMIN_OPS = frozenset({"faults", "leave"}) | admin.RUNTIME_ADMIN_OPS
+ADMIN_OPS = frozenset({"faults", "leave", "repair_now", "merge_states"}) | admin.RUNTIME_ADMIN_OPS
 MAX_POLL_MS = 200  # wake at least this often to notice a stop request
 COMPACTION_SLICE_S = 0.004
 STORE_FAULTS = (OSError, StorageUnavailable)  # a disk's errors, and the redis engine's server failing
