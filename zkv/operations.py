@@ -264,14 +264,28 @@ def main_rolling_restart(argv: list[str]) -> int:
     return _run("zkv-node rolling-restart", _rolling_restart, argv)
 
 
-def _wait(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
-    """Poll ``predicate`` until it holds (True) or ``timeout`` passes (False)."""
+SETTLE_S = 1.5  # how long every node must keep seeing every peer up before the next node restarts
+
+
+def _wait(predicate: Any, timeout: float, interval: float = 0.2, hold: float = SETTLE_S) -> bool:
+    """Poll ``predicate`` until it has held for ``hold`` seconds (True) or ``timeout`` passes (False).
+
+    Held, not just seen once: a node that restarted a moment ago has a failure detector with a few
+    samples, and a peer it counts up now may look suspect a heartbeat later; with one node already
+    down, that would be the one too many for a quorum."""
     deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
+    since: float | None = None
+    while True:
+        now = time.monotonic()
+        if predicate():
+            since = now if since is None else since
+            if now - since >= hold:
+                return True
+        else:
+            since = None
+        if now >= deadline:
             return False
         time.sleep(interval)
-    return True
 
 
 def _views_agree_up(client: Any, config: ClusterConfig, name: str | None = None, old_gen: int = 0) -> bool:
