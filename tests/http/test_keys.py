@@ -106,3 +106,16 @@ def test_replicas_shows_each_replicas_versions(web: Http) -> None:
     assert sorted(replicas) == ["n1", "n2", "n3"]
     for state in replicas.values():
         assert [base64.b64decode(v["value"]) for v in state["versions"]] == [b"everywhere"]
+
+
+def test_put_with_ttl_expires_and_bad_ttls_are_400(web: Http) -> None:
+    from zkv.localcluster import wait_until
+
+    assert web.put("/v1/keys/ttl-k?ttl=1", b"soon gone").status == 204
+    assert web.get("/v1/keys/ttl-k").body == b"soon gone"
+    wait_until(lambda: web.get("/v1/keys/ttl-k?consistency=all").status == 404, 10, "the TTL")
+    for bad in ("-1", "0", "soon", "1e12"):
+        got = web.put(f"/v1/keys/ttl-bad?ttl={bad}", b"v")
+        assert got.status == 400, (bad, got.body)
+        assert got.json()["error"] == "invalid_request" and "ttl" in got.json()["message"]
+    assert web.get("/v1/keys/ttl-bad").status == 404

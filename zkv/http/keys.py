@@ -99,10 +99,24 @@ async def get_key(request: web.Request) -> web.Response:
     return web.Response(body=result.values[0], content_type="application/octet-stream", headers=headers)
 
 
+def ttl_of(request: web.Request) -> float | None:
+    """``?ttl=SECONDS`` of a PUT (the node checks the range: more than 0, at most 10 years)."""
+    values = request.query.getall("ttl", [])
+    if not values:
+        return None
+    try:
+        if len(values) > 1:
+            raise ValueError
+        return float(values[0])
+    except ValueError:
+        raise HttpError("invalid_request", f"ttl must be one number of seconds, not {values!r}") from None
+
+
 async def put_key(request: web.Request) -> web.Response:
     key, level, context = key_of(request), level_of(request), context_of(request)
+    ttl = ttl_of(request)
     value = await request.read()
-    await request.app[LOOP].put(key, value, level, context)
+    await request.app[LOOP].put(key, value, level, context, ttl)
     return web.Response(status=204)
 
 

@@ -84,10 +84,14 @@ class LoopClient:
             key, list(reply.get("values", [])), reply.get("ctx"), list(reply.get("timestamps", []))
         )
 
-    async def put(self, key: bytes, value: bytes, level: str | None, context: bytes | None) -> dict[str, Any]:
+    async def put(
+        self, key: bytes, value: bytes, level: str | None, context: bytes | None, ttl: float | None = None
+    ) -> dict[str, Any]:
         msg: dict[str, Any] = {"op": "put", "key": key, "cl": level, "value": value}
         if context is not None:
             msg["ctx"] = context
+        if ttl is not None:
+            msg["ttl"] = ttl
         return await self._request(msg, write=True)
 
     async def delete(self, key: bytes, level: str | None, context: bytes | None) -> dict[str, Any]:
