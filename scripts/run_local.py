@@ -55,14 +55,17 @@ def own_nodes_up(
         return False
     for name in names:
         try:
-            pid = client.status(name).get("pid")
+            status = client.status(name)
         except ZkvError:
             return False
+        pid = status.get("pid")
         if isinstance(pid, int) and parent_pid(pid) not in (cluster.pid, None):
             raise ClusterFailed(
                 f"{name} answers from pid {pid}, which this 'make run' did not start: another cluster "
                 f"uses these ports. Stop it, or change the ports in the config.\n{log_since(log_path, start)}"
             )
+        if not status.get("readiness", {}).get("ready", True):
+            return False  # up, but not yet heard from a quorum of replicas for every range it holds
     return True
 
 
@@ -97,7 +100,7 @@ def main() -> int:
                 20,
                 f"the cluster to start (see {log_path})",
             )
-        print(f"zkv: {len(config.nodes)} nodes up (logs: {log_path}); quitting the shell stops them.")
+        print(f"zkv: {len(config.nodes)} nodes ready (logs: {log_path}); quitting the shell stops them.")
         for spec in config.nodes:
             if spec.http is not None:
                 print(f"zkv: {spec.name} HTTP API and dashboard at http://{spec.http}/ (docs/http.md)")

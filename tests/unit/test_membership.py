@@ -64,11 +64,43 @@ def test_jittery_peer_tolerated_longer_than_a_regular_one() -> None:
 
 def test_dropped_connection_means_down_at_once() -> None:
     a = make("n1")
+    a.on_connection("n2", True)
     assert a.is_up("n2", 0.01)
     a.on_connection("n2", False)
     assert not a.is_up("n2", 0.01)
     a.on_connection("n2", True)
     assert a.is_up("n2", 0.01)
+
+
+def test_a_connection_not_made_yet_is_not_a_lost_one() -> None:
+    """The start-up race: a peer that starts a moment later is still presumed up, and messages to it wait."""
+    a = make("n1")
+    a.on_connection("n2", False)  # the runtime's word at start: nothing connected yet
+    assert a.is_up("n2", 0.01)
+    assert a.awaiting_connection("n2", 0.01)
+    assert not a.heard_from("n2", 0.01)  # presumed up, not proven
+    a.on_connection("n2", True)
+    assert not a.awaiting_connection("n2", 0.02)
+
+
+def test_a_peer_never_heard_of_is_down_after_failure_timeout_and_not_awaited() -> None:
+    a = make("n1")
+    assert a.awaiting_connection("n3", 0.05)
+    assert a.is_up("n3", 4.9)  # no heartbeat yet: phi has nothing to judge by, only the hard bound counts
+    assert not a.is_up("n3", 5.1)
+    assert not a.awaiting_connection("n3", 5.1)  # down: a message to it fails at once
+    assert a.first_connect_wait == 1.0
+
+
+def test_heard_from_needs_a_heartbeat_and_a_connection() -> None:
+    a, b = make("n1"), make("n2")
+    assert a.heard_from("n1", 0.0)  # itself
+    beat(b, a, 0.1)
+    assert not a.heard_from("n2", 0.1)  # heartbeat, no request connection yet
+    a.on_connection("n2", True)
+    assert a.heard_from("n2", 0.1)
+    a.on_connection("n2", False)
+    assert not a.heard_from("n2", 0.1)
 
 
 def test_restart_is_detected_by_a_higher_generation() -> None:
@@ -120,6 +152,7 @@ def test_view_reports_status_and_liveness() -> None:
     assert view["n1"].status == UP and view["n1"].keys == 7
     assert view["n2"].status == UP and view["n2"].keys == 42
     assert abs(view["n2"].heartbeat_age - 0.05) < 1e-9
+    a.on_connection("n3", True)
     a.on_connection("n3", False)
     assert {v.name: v.status for v in a.view(0.15, 0)}["n3"] == DOWN
 

@@ -279,11 +279,22 @@ def test_dropped_connection_makes_a_peer_down_at_once():
     core = net.cores["n1"]
     if not hasattr(core, "on_connection"):
         pytest.skip("NodeCore.on_connection not present in this version")
-    core.on_connection("n2", False, net.now)
-    core.on_connection("n3", False, net.now)
+    for peer in ("n2", "n3"):
+        core.on_connection(peer, True, net.now)
+        core.on_connection(peer, False, net.now)
     assert net.put("n1", b"k", b"v")["error"] == "unavailable"
     core.on_connection("n2", True, net.now)
     assert net.put("n1", b"k", b"v")["ok"]
+
+
+def test_a_connection_not_made_yet_does_not_make_a_peer_down():
+    """The start-up race: "not connected" before a first connection is not "lost"."""
+    net = FakeNet(failure_timeout=60.0)
+    core = net.cores["n1"]
+    core.on_connection("n2", False, net.now)
+    core.on_connection("n3", False, net.now)
+    assert net.put("n1", b"k", b"v", cl="all")["ok"]
+    assert not core.readiness(net.now).ready  # presumed up, not heard from
 
 
 def test_a_write_whose_local_copy_was_flushed_is_answered_before_the_next_flush():

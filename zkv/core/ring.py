@@ -120,6 +120,10 @@ class Ring:
         index = bisect.bisect_left(self._tokens, hash64(key))
         return self._by_token[index % len(self._tokens)]
 
+    def preference_lists(self) -> set[tuple[str, ...]]:
+        """Every distinct preference list of the ring (one per token range, duplicates merged)."""
+        return set(self._by_token)
+
     def placements(self, key: bytes, is_up: Callable[[str], bool]) -> list[Placement]:
         """Sloppy-quorum targets: the up primaries, plus one up fallback for every down primary."""
         primaries = self.preference_list(key)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from zkv.core.readiness import Readiness, readiness
+
 
 class ViewsMixin:
     """Admin views of a node's state (mixed into NodeCore, whose attributes it reads)."""
@@ -41,6 +43,16 @@ class ViewsMixin:
             ],
         }
 
+    def readiness(self, now: float) -> Readiness:
+        """Can this node serve ``quorum`` for every range it holds (see :mod:`zkv.core.readiness`)?"""
+        membership = self.membership
+        return readiness(
+            self.name,
+            membership.status_of(self.name) or "normal",
+            self.ring.preference_lists(),
+            lambda n: membership.heard_from(n, now),
+        )
+
     def status_view(self, now: float) -> dict[str, Any]:
         stats = self.stats
         return {
@@ -66,6 +78,7 @@ class ViewsMixin:
             "transfer": self._transfer_view(),
             "peers_up": sum(1 for n in self.membership.peers() if self.membership.is_up(n, now)),
             "peers": len(self.membership.peers()),
+            "readiness": self.readiness(now).to_wire(),
             **self.status_extra,
         }
 

@@ -73,6 +73,7 @@ JOIN_OPS, JOIN_OK_OPS, GOSSIP_OPS = frozenset({"join"}), frozenset({"join_ok"}),
 # requests that change a node's state: admins and nodes only
 ADMIN_OPS = frozenset({"faults", "leave", "repair_now", "merge_states"}) | admin.RUNTIME_ADMIN_OPS
 MAX_POLL_MS = 200  # wake at least this often to notice a stop request
+READY_CHECK_S = 0.05  # how often a node that is not ready yet asks its core whether it is
 COMPACTION_SLICE_S = 0.004
 STORE_FAULTS = (OSError, StorageUnavailable)  # a disk's errors, and the redis engine's server failing
 
@@ -92,6 +93,10 @@ class NodeRuntime:
         self._peer_routes: dict[bytes, str] = {}
         self.faults = FaultFilter()
         self._delayed: list[tuple[float, int, Any, tuple]] = []  # messages held by a delay_in fault
+        # messages to a peer whose first connection is not up yet: (deadline, messages, frame), in order
+        self._held: dict[str, list[tuple[float, list[dict], bytes]]] = {}
+        self._ready_logged = False
+        self._next_ready_check = 0.0
         self._delay_seq = itertools.count()
         self._stopping = False
         self._drain_until: float | None = None  # set by a restart request: refuse new work, then stop
@@ -336,6 +341,8 @@ class NodeRuntime:
             wake = core.next_wakeup()
             if self._delayed:
                 wake = min(wake, self._delayed[0][0])
+            if self._held:
+                wake = min(wake, min(held[0][0] for held in self._held.values()))
             delay_ms = min(MAX_POLL_MS, max(0.0, (wake - time.monotonic()) * 1000))
             writable = core.storage_health.writable
             if compacting:
@@ -360,6 +367,10 @@ class NodeRuntime:
                 self._announce(now)
             if self._delayed:
                 self._release_delayed(now)
+            if self._held:
+                self._expire_held(now)
+            if not self._ready_logged and now >= self._next_ready_check:
+                self._log_ready(now)
             core.on_tick(now)
             raised = core.take_raised_generation()
             if raised is not None:
@@ -593,6 +604,8 @@ class NodeRuntime:
                 return
             if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.core.on_connection(peer, True, now)
+                if peer in self._held:
+                    self._release_held(peer, now)
             elif event["event"] == zmq.EVENT_DISCONNECTED:
                 self.core.on_connection(peer, False, now)
 
@@ -741,9 +754,46 @@ class NodeRuntime:
                     raise zmq.Again  # one message over the limit: it cannot be sent at all
                 dealer.send(payload, zmq.NOBLOCK)
             except zmq.Again:
-                for msg in chunk:
-                    if msg.get("op") in PEER_OPS:  # a reply riding along is lost, as on the ROUTER
-                        self.core.on_send_failed(peer, msg, now)
+                if payload is not None and self.core.membership.awaiting_connection(peer, now):
+                    # its first connection is still being made (it started just after us): wait for it
+                    deadline = now + self.core.membership.first_connect_wait
+                    self._held.setdefault(peer, []).append((deadline, chunk, payload))
+                    continue
+                self._send_failed(peer, chunk, now)
+
+    def _send_failed(self, peer: str, chunk: list[dict], now: float) -> None:
+        for msg in chunk:
+            if msg.get("op") in PEER_OPS:  # a reply riding along is lost, as on the ROUTER
+                self.core.on_send_failed(peer, msg, now)
+
+    def _release_held(self, peer: str, now: float) -> None:
+        """The first connection to ``peer`` is up: send what waited for it."""
+        dealer = self.dealers.get(peer)
+        for _, chunk, payload in self._held.pop(peer, []):
+            try:
+                if dealer is None:
+                    raise zmq.Again
+                dealer.send(payload, zmq.NOBLOCK)
+            except zmq.Again:
+                self._send_failed(peer, chunk, now)
+
+    def _expire_held(self, now: float) -> None:
+        """Messages that waited ``first_connect_wait`` for a first connection that never came: failed."""
+        for peer in list(self._held):
+            waiting = self._held[peer]
+            while waiting and waiting[0][0] <= now:
+                _, chunk, _ = waiting.pop(0)
+                self._send_failed(peer, chunk, now)
+            if not waiting:
+                del self._held[peer]
+
+    def _log_ready(self, now: float) -> None:
+        """Say "ready" once, when the node first can serve quorum for every range it holds."""
+        self._next_ready_check = now + READY_CHECK_S
+        state = self.core.readiness(now)
+        if state.ready:
+            self._ready_logged = True
+            log.info("ready: %s", state.reason)
 
     def _payloads(self, msgs: list[dict]) -> Any:
         """Pack ``msgs`` into as few frames as the batch and message limits allow: (messages, frame)

@@ -1,0 +1,73 @@
+"""Readiness during start-up, and the start-up race: no ``unavailable`` right after every node is ready."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import Http
+
+from zkv.errors import Unavailable
+from zkv.localcluster import LocalCluster, wait_until
+
+
+def _ready_status(web: Http) -> int | None:
+    try:
+        return web.get("/ready").status
+    except OSError:
+        return None  # the gateway is not listening yet
+
+
+def test_ready_is_503_with_a_reason_until_a_quorum_is_heard_from_then_200(tmp_path: Path) -> None:
+    with LocalCluster(tmp_path, nodes=3, http=True) as cluster:
+        cluster.start("n1", wait=False)
+        web = Http(cluster.url("n1"))
+        wait_until(lambda: _ready_status(web) == 503, 30, "n1's gateway to answer /ready with 503")
+        early = web.get("/ready")
+        body = early.json()
+        assert body["error"] == "not_ready"
+        assert "n1" in body["message"] and "quorum" in body["message"]
+        assert set(body["nodes"]["n1"]["waiting_for"]) == {"n2", "n3"}
+        assert web.get("/health").status == 200  # alive, just not ready
+        cluster.start("n2", "n3", wait=False)
+        wait_until(lambda: _ready_status(web) == 200, 30, "n1 to become ready")
+        assert web.get("/ready").json()["nodes"]["n1"]["ready"] is True
+        assert "ready: heard from a quorum" in cluster.log("n1")
+
+
+def test_five_nodes_started_together_serve_all_puts_through_every_coordinator_once_ready(
+    tmp_path: Path,
+) -> None:
+    with LocalCluster(tmp_path, nodes=5, http=True) as cluster:
+        cluster.start(wait=False)  # all five at once: the race is between their first connections
+        gateways = {name: Http(cluster.url(name)) for name in cluster.names}
+        for name, web in gateways.items():
+            wait_until(lambda web=web: _ready_status(web) == 200, 60, f"{name}'s /ready")
+        failures: list[str] = []
+        for name in cluster.names:
+            with cluster.client(name, pinned=True) as client:  # this node coordinates (or forwards)
+                for i in range(50):
+                    try:
+                        client.put(f"race-{name}-{i}", b"v", consistency="all")
+                    except Unavailable as exc:
+                        failures.append(f"{name} #{i}: {exc}")
+        assert failures == []
+        for name in cluster.names:
+            assert "ready: heard from a quorum" in cluster.log(name)
+
+
+def test_all_puts_right_after_a_first_quorum_put_meet_no_unavailable(tmp_path: Path) -> None:
+    """The race as found: the first ``quorum`` put succeeds, then ``all`` puts through other coordinators
+    failed with ``unavailable`` for ~150 ms, because a peer not connected *yet* counted as down."""
+    with LocalCluster(tmp_path, nodes=5) as cluster:
+        cluster.start(wait=False)
+        with cluster.client(timeout=1.0) as client:
+            wait_until(lambda: client.put("first", b"v", consistency="quorum") is None, 60, "a first put")
+        failures: list[str] = []
+        for name in cluster.names:
+            with cluster.client(name, pinned=True) as client:
+                for i in range(10):
+                    try:
+                        client.put(f"early-{name}-{i}", b"v", consistency="all")
+                    except Unavailable as exc:
+                        failures.append(f"{name} #{i}: {exc}")
+        assert failures == []
