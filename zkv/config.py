@@ -32,7 +32,16 @@ _TCP_RE = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<p
 _IPC_RE = re.compile(r"^ipc://\S+$")
 _HTTP_RE = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
 
-_SECURITY_KEYS = ("curve", "client_keys", "admin_keys", "node_keys")
+_SECURITY_KEYS = (
+    "curve",
+    "client_keys",
+    "admin_keys",
+    "node_keys",
+    "http_tokens",
+    "http_key",
+    "http_tls_cert",
+    "http_tls_key",
+)
 
 _Fail = Callable[[str], ConfigError]
 
@@ -59,6 +68,10 @@ class SecuritySpec:
     client_keys: Path | None = None  # clients: reads and writes
     admin_keys: Path | None = None  # operators: also the fault filter and leave
     node_keys: Path | None = None  # nodes not listed in the file (they join later)
+    http_tokens: Path | None = None  # the HTTP gateway's bearer tokens, hashed (zkv-http token)
+    http_key: Path | None = None  # with CURVE: the secret key the gateways reach the nodes with
+    http_tls_cert: Path | None = None  # the gateways serve HTTPS with this certificate (PEM)...
+    http_tls_key: Path | None = None  # ...and its private key
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +274,19 @@ def _parse_security(raw: Any, base: Path, fail: _Fail) -> SecuritySpec:
     if not isinstance(curve, bool):
         raise fail(f"[security] curve = {_show(curve)} must be true or false")
     folders: dict[str, Path | None] = {}
-    for key in ("client_keys", "admin_keys", "node_keys"):
+    for key in (
+        "client_keys",
+        "admin_keys",
+        "node_keys",
+        "http_tokens",
+        "http_key",
+        "http_tls_cert",
+        "http_tls_key",
+    ):
         value = raw.get(key)
         folders[key] = None if value is None else _path(f"[security] {key}", value, base, fail)
+    if (folders["http_tls_cert"] is None) != (folders["http_tls_key"] is None):
+        raise fail("[security] http_tls_cert and http_tls_key go together: give both or neither")
     return SecuritySpec(curve=curve, **folders)
 
 

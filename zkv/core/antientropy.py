@@ -67,6 +67,8 @@ class AntiEntropy:
         self.pass_peers: list[str] = []  # an on-demand full pass (zkv-node repair): peers still to agree with
         self.pass_total = 0
         self.passes = 0  # full passes finished
+        self.last_leaves: dict[str, int] = {}  # Merkle leaves that differed in the last round, per peer
+        self.round_at: dict[str, float] = {}  # when the last round with each peer completed (its now)
 
     # ------------------------------------------------------------------------------------------ digests
 
@@ -193,6 +195,8 @@ class AntiEntropy:
         push = [k for k, d in mine.items() if theirs.get(k) != d][: self.max_keys]
         pull = [k for k, d in theirs.items() if mine.get(k) != d][: self.max_keys]
         self.last_differences[peer] = len(set(push) | set(pull))
+        self.last_leaves[peer] = len(leaves)
+        self.round_at[peer] = now
         if push or pull or msg.get("truncated"):
             self._follow_up = peer  # still differ: go again soon, same peer
             self._next = now + FOLLOW_UP_S
@@ -250,6 +254,7 @@ class AntiEntropy:
             "keys_sent": self.keys_sent,
             "keys_received": self.keys_received,
             "last_differences": dict(self.last_differences),
+            "leaves_differing": dict(self.last_leaves),
             "tracked_keys": len(self._digests),
             "pass": {
                 "peers": self.pass_total,

@@ -20,9 +20,9 @@ the current silence is given the intervals seen so far, on a log10 scale; a peer
 reports that the request connection to it dropped (``on_connection``; a crashed process closes its
 sockets). At start every configured peer counts as heard at start, so the first requests are not refused
 before the first heartbeats land (phi only judges a peer once it was heard: until then the hard bound
-alone applies, counted from this node's start); a request connection that has not come up *yet* is not one that
-dropped (``awaiting_connection``: messages to such a peer are held for ``first_connect_wait``, not
-failed), which is what kept a just-started node answering ``unavailable`` for ~150 ms for ``all``.
+alone applies, counted from this node's start); a request connection that has not come up *yet* is not
+one that dropped (``awaiting_connection``: messages to such a peer are held for ``first_connect_wait``,
+not failed), which is what kept a just-started node answering ``unavailable`` for ~150 ms for ``all``.
 
 Pure: time arrives as ``now``; nothing here reads a clock or touches a socket.
 """

@@ -746,14 +746,9 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         if not read.replied and outcome is not Outcome.PENDING:
             read.replied = True
             if outcome is Outcome.OK:
-                self._finish(
-                    read.origin,
-                    "get",
-                    read.level,
-                    read.started,
-                    now,
-                    _read_reply(quorum.merged(), now + self.wall_offset),
-                )
+                reply = _read_reply(quorum.merged(), now + self.wall_offset)
+                self.stats.siblings.observe(len(reply["values"]))
+                self._finish(read.origin, "get", read.level, read.started, now, reply)
             else:
                 err = Unavailable(
                     f"{read.level} needs {quorum.required} replicas, "

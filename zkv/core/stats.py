@@ -6,10 +6,36 @@ percentiles describe the node as it is now, not since boot. Pure: durations are 
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, deque
 from dataclasses import dataclass
 
 WINDOW = 4096
+#: upper bounds (seconds) of the request latency and flush histograms (Prometheus-style, plus +Inf)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: upper bounds of the siblings-per-read histogram (values a read returned)
+SIBLING_BUCKETS = (0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 100.0)
+
+
+class Histogram:
+    """Counts per bucket since start (not a window), their sum and count: what /metrics exports."""
+
+    __slots__ = ("bounds", "counts", "sum", "count")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def to_wire(self) -> dict[str, object]:
+        counts = list(self.counts)
+        return {"bounds": list(self.bounds), "counts": counts, "sum": self.sum, "count": self.count}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +66,9 @@ class RequestStats:
         self.bad_messages = 0
         self._latency: dict[str, deque[float]] = {}
         self._labels: dict[tuple[str, str | None], str] = {}
+        self.latency_histograms: dict[str, Histogram] = {}  # by op
+        self.siblings = Histogram(SIBLING_BUCKETS)  # values per successful read
+        self.flushes = Histogram(LATENCY_BUCKETS)  # group commits (write + fsync), timed by the runtime
 
     def record(self, op: str, level: str | None, seconds: float, error: str | None = None) -> None:
         label = self._labels.get((op, level))
@@ -51,7 +80,16 @@ class RequestStats:
         window = self._latency.get(op)
         if window is None:
             window = self._latency[op] = deque(maxlen=WINDOW)
+            self.latency_histograms[op] = Histogram(LATENCY_BUCKETS)
         window.append(seconds)
+        self.latency_histograms[op].observe(seconds)
+
+    def histograms(self) -> dict[str, object]:
+        return {
+            "latency": {op: h.to_wire() for op, h in self.latency_histograms.items()},
+            "siblings": self.siblings.to_wire(),
+            "flush": self.flushes.to_wire(),
+        }
 
     def latency(self) -> dict[str, LatencySummary]:
         out = {}

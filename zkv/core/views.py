@@ -73,7 +73,12 @@ class ViewsMixin:
             "in_flight": len(self._pending),
             "hints": self.handoff.statistics() if self.handoff is not None else None,
             "hints_received": stats.hints_received,
-            "anti_entropy": {**self.aae.statistics(), "indexing": self._unindexed is not None},
+            "anti_entropy": {
+                **self.aae.statistics(),
+                "indexing": self._unindexed is not None,
+                "seconds_since_round": {peer: now - at for peer, at in self.aae.round_at.items()},
+            },
+            "histograms": stats.histograms(),
             "member_status": self.membership.status_of(self.name),
             "transfer": self._transfer_view(),
             "peers_up": sum(1 for n in self.membership.peers() if self.membership.is_up(n, now)),

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from zkv.client import Client
-from zkv.http import cluster, dashboard, health, keys
+from zkv.http import auth, cluster, dashboard, health, keys, metrics, openapi
 from zkv.http.errors import HttpError, json_errors
 from zkv.http.loopclient import LoopClient
 from zkv.http.pool import DEFAULT_THREADS, ClientPool
@@ -25,7 +25,14 @@ BODY_SLACK = 64 * 1024  # a value at max_value_bytes passes aiohttp, so the node
 RouteSetup = Callable[[web.Application], None]
 
 #: every route module, in the order their routes are added; add new ones here (or pass extra_routes)
-ROUTE_MODULES: list[RouteSetup] = [health.setup, keys.setup, cluster.setup, dashboard.setup]
+ROUTE_MODULES: list[RouteSetup] = [
+    health.setup,
+    metrics.setup,
+    openapi.setup,
+    keys.setup,
+    cluster.setup,
+    dashboard.setup,
+]
 
 
 def make_app(
@@ -41,6 +48,8 @@ def make_app(
     pool = app[POOL] = ClientPool(make_client, threads)
     template = make_client()  # settings only (seeds, CURVE keys): the loop client owns its sockets
     app[LOOP] = LoopClient(template, lambda: pool.run(lambda c: c.ring(refresh=True)))
+    if settings.tokens is not None:
+        app.middlewares.insert(0, auth.middleware(settings.tokens))
     for setup in [*ROUTE_MODULES, *extra_routes]:
         setup(app)
     app.router.add_get("/", index)

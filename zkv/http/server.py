@@ -11,15 +11,18 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
 from zkv.client import Client, curve_options
-from zkv.config import ClusterConfig, load_config, split_listen, valid_listen
+from zkv.config import NAME_RE, ClusterConfig, load_config, split_listen, valid_listen
 from zkv.errors import ConfigError
 from zkv.http.app import make_app
+from zkv.http.auth import ROLES, load_tokens, new_token
 from zkv.http.pool import DEFAULT_THREADS
 from zkv.http.state import GatewaySettings
 
@@ -58,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["token"]:
+        return _token(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -67,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         listen, settings = _settings(config, args.node, args.listen)
-        make_client = _client_factory(config, settings, args.key)
+        key = args.key or (str(config.security.http_key) if config.security.http_key else None)
+        make_client = _client_factory(config, settings, key)
+        ssl_context = _tls(config)
     except ConfigError as exc:
         print(f"zkv-http: {exc}", file=sys.stderr)
         return 2
@@ -76,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = make_app(settings, make_client, threads=args.threads)
     try:
-        asyncio.run(_serve(app, listen, config))
+        asyncio.run(_serve(app, listen, config, ssl_context))
     except OSError as exc:
         print(f"zkv-http: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -92,7 +100,60 @@ def _settings(config: ClusterConfig, node: str | None, listen: str | None) -> tu
         raise ConfigError(f"nowhere to listen: {what}")
     if not valid_listen(listen):
         raise ConfigError(f"--listen {listen!r} is not of the form HOST:PORT (port 1-65535)")
-    return listen, GatewaySettings(config, node, spec.address if spec else None)
+    security = config.security
+    tokens = load_tokens(security.http_tokens) if security.http_tokens is not None else None
+    if security.curve and tokens is None:
+        raise ConfigError(
+            "[security] curve = true, so the HTTP gateway needs bearer tokens: set [security] http_tokens "
+            "(make one: zkv-http token --config FILE --role admin NAME)"
+        )
+    return listen, GatewaySettings(config, node, spec.address if spec else None, tokens)
+
+
+def _tls(config: ClusterConfig) -> ssl.SSLContext | None:
+    security = config.security
+    if security.http_tls_cert is None or security.http_tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(security.http_tls_cert, security.http_tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load http_tls_cert / http_tls_key: {exc}") from None
+    return context
+
+
+def _token(argv: list[str]) -> int:
+    """``zkv-http token``: make a bearer token, store its hash in the http_tokens file, print it once."""
+    parser = argparse.ArgumentParser(
+        prog="zkv-http token",
+        description="Make a bearer token for the HTTP API: its hash goes into the file [security] "
+        "http_tokens names (or --file), the token itself is printed once; keep it with its owner.",
+    )
+    parser.add_argument("--config", metavar="FILE", default=os.environ.get("ZKV_CONFIG", "cluster.toml"))
+    parser.add_argument("--file", metavar="FILE", help="the tokens file (default: the config's http_tokens)")
+    parser.add_argument("--role", choices=ROLES, default="client", help="client (default) or admin")
+    parser.add_argument("name", help="who the token is for (shown in logs and 403 messages)")
+    args = parser.parse_args(argv)
+    path = Path(args.file) if args.file else None
+    if path is None:
+        try:
+            path = load_config(args.config).security.http_tokens
+        except ConfigError as exc:
+            print(f"zkv-http: {exc}", file=sys.stderr)
+            return 2
+        if path is None:
+            print(f"zkv-http: {args.config} has no [security] http_tokens; give --file", file=sys.stderr)
+            return 2
+    if not NAME_RE.fullmatch(args.name):
+        print(f"zkv-http token: name {args.name!r} must be 1-64 of A-Z a-z 0-9 _ . -", file=sys.stderr)
+        return 2
+    try:
+        token = new_token(path, args.role, args.name)
+    except OSError as exc:
+        print(f"zkv-http token: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
 
 
 def _client_factory(
@@ -110,7 +171,9 @@ def _client_factory(
     return make
 
 
-async def _serve(app: web.Application, listen: str, config: ClusterConfig) -> None:
+async def _serve(
+    app: web.Application, listen: str, config: ClusterConfig, ssl_context: ssl.SSLContext | None
+) -> None:
     host, port = split_listen(listen)
     runner = web.AppRunner(
         app,
@@ -126,11 +189,12 @@ async def _serve(app: web.Application, listen: str, config: ClusterConfig) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
         where = config.path.name if config.path else "the cluster"
-        print(f"zkv-http: serving http://{listen}/ for {where}", flush=True)
-        log.info("serving http://%s/", listen)
+        scheme = "https" if ssl_context is not None else "http"
+        print(f"zkv-http: serving {scheme}://{listen}/ for {where}", flush=True)
+        log.info("serving %s://%s/", scheme, listen)
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from zkv.config import ClusterConfig
+from zkv.http.auth import Identity
 from zkv.http.loopclient import LoopClient
 from zkv.http.pool import ClientPool
 
@@ -18,6 +19,7 @@ class GatewaySettings:
     config: ClusterConfig | None
     node: str | None  # the node this gateway belongs to (--node), None for a free-standing one
     node_address: str | None
+    tokens: dict[str, Identity] | None = field(default=None)  # hash -> identity; None: no tokens asked
 
 
 POOL: web.AppKey[ClientPool] = web.AppKey("zkv_pool", ClientPool)

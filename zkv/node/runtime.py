@@ -94,7 +94,7 @@ class NodeRuntime:
         self.faults = FaultFilter()
         self._delayed: list[tuple[float, int, Any, tuple]] = []  # messages held by a delay_in fault
         # messages to a peer whose first connection is not up yet: (deadline, messages, frame), in order
-        self._held: dict[str, list[tuple[float, list[dict], bytes]]] = {}
+        self._unconnected: dict[str, list[tuple[float, list[dict], bytes]]] = {}
         self._ready_logged = False
         self._next_ready_check = 0.0
         self._delay_seq = itertools.count()
@@ -341,8 +341,8 @@ class NodeRuntime:
             wake = core.next_wakeup()
             if self._delayed:
                 wake = min(wake, self._delayed[0][0])
-            if self._held:
-                wake = min(wake, min(held[0][0] for held in self._held.values()))
+            if self._unconnected:
+                wake = min(wake, min(held[0][0] for held in self._unconnected.values()))
             delay_ms = min(MAX_POLL_MS, max(0.0, (wake - time.monotonic()) * 1000))
             writable = core.storage_health.writable
             if compacting:
@@ -367,8 +367,8 @@ class NodeRuntime:
                 self._announce(now)
             if self._delayed:
                 self._release_delayed(now)
-            if self._held:
-                self._expire_held(now)
+            if self._unconnected:
+                self._expire_unconnected(now)
             if not self._ready_logged and now >= self._next_ready_check:
                 self._log_ready(now)
             core.on_tick(now)
@@ -604,8 +604,8 @@ class NodeRuntime:
                 return
             if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.core.on_connection(peer, True, now)
-                if peer in self._held:
-                    self._release_held(peer, now)
+                if peer in self._unconnected:
+                    self._release_unconnected(peer, now)
             elif event["event"] == zmq.EVENT_DISCONNECTED:
                 self.core.on_connection(peer, False, now)
 
@@ -721,7 +721,10 @@ class NodeRuntime:
         if not self.core.storage_health.writable:
             return False
         try:
+            started = time.monotonic() if self.store.needs_flush() else None
             self.store.flush()
+            if started is not None:
+                self.core.stats.flushes.observe(time.monotonic() - started)
             self.hints.flush()
         except STORE_FAULTS as exc:
             self.core.on_store_fault(fault_code(exc), str(exc), now)
@@ -757,7 +760,7 @@ class NodeRuntime:
                 if payload is not None and self.core.membership.awaiting_connection(peer, now):
                     # its first connection is still being made (it started just after us): wait for it
                     deadline = now + self.core.membership.first_connect_wait
-                    self._held.setdefault(peer, []).append((deadline, chunk, payload))
+                    self._unconnected.setdefault(peer, []).append((deadline, chunk, payload))
                     continue
                 self._send_failed(peer, chunk, now)
 
@@ -766,10 +769,10 @@ class NodeRuntime:
             if msg.get("op") in PEER_OPS:  # a reply riding along is lost, as on the ROUTER
                 self.core.on_send_failed(peer, msg, now)
 
-    def _release_held(self, peer: str, now: float) -> None:
+    def _release_unconnected(self, peer: str, now: float) -> None:
         """The first connection to ``peer`` is up: send what waited for it."""
         dealer = self.dealers.get(peer)
-        for _, chunk, payload in self._held.pop(peer, []):
+        for _, chunk, payload in self._unconnected.pop(peer, []):
             try:
                 if dealer is None:
                     raise zmq.Again
@@ -777,15 +780,15 @@ class NodeRuntime:
             except zmq.Again:
                 self._send_failed(peer, chunk, now)
 
-    def _expire_held(self, now: float) -> None:
+    def _expire_unconnected(self, now: float) -> None:
         """Messages that waited ``first_connect_wait`` for a first connection that never came: failed."""
-        for peer in list(self._held):
-            waiting = self._held[peer]
+        for peer in list(self._unconnected):
+            waiting = self._unconnected[peer]
             while waiting and waiting[0][0] <= now:
                 _, chunk, _ = waiting.pop(0)
                 self._send_failed(peer, chunk, now)
             if not waiting:
-                del self._held[peer]
+                del self._unconnected[peer]
 
     def _log_ready(self, now: float) -> None:
         """Say "ready" once, when the node first can serve quorum for every range it holds."""
