@@ -76,6 +76,7 @@ class LocalCluster:
         curve: bool = False,
         http: bool = False,
         hosts: dict[str, str] | None = None,
+        http_tls: bool = False,
         **cluster: Any,
     ) -> None:
         """``initial``: how many of the nodes form the cluster at first; the others are started with
@@ -86,6 +87,10 @@ class LocalCluster:
 
         ``http``: every node gets an ``http`` key, and :meth:`start` starts its gateway (``zkv-http``) too;
         :meth:`url` is where it listens.
+
+        With both ``curve`` and ``http``, the gateways need bearer tokens: :attr:`tokens` holds an admin's
+        (``"admin"``) and a client's (``"alice"``). ``http_tls``: the gateways serve HTTPS with a
+        self-signed certificate made here (``openssl``); :meth:`url` says ``https``.
 
         ``hosts``: the IP each node listens on, by name (default 127.0.0.1; the network-namespace chaos
         test gives each node its own, :mod:`zkv.netchaos`)."""
@@ -101,6 +106,23 @@ class LocalCluster:
                 keygen(self.keys, n)
             keygen(self.keys / "clients", "alice")
             keygen(self.keys / "admins", "admin")
+        self.tokens: dict[str, str] = {}
+        if curve and http:
+            from zkv.http.auth import new_token
+
+            self.tokens = {
+                "admin": new_token(self.workdir / "http_tokens", "admin", "admin"),
+                "alice": new_token(self.workdir / "http_tokens", "client", "alice"),
+            }
+        self.http_tls = http_tls
+        if http_tls:
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+                + ["-subj", "/CN=127.0.0.1", "-keyout", str(self.workdir / "http.key")]
+                + ["-out", str(self.workdir / "http.crt")],
+                check=True,
+                capture_output=True,
+            )
         ports = free_ports(3 * nodes)
         ip = {n: (hosts or {}).get(n, "127.0.0.1") for n in self.names}
         self.addresses = {n: f"tcp://{ip[n]}:{ports[3 * i]}" for i, n in enumerate(self.names)}
@@ -136,6 +158,12 @@ class LocalCluster:
                 'admin_keys = "keys/admins"',
                 'node_keys = "keys"',
             ]
+            if self.tokens:
+                lines += ['http_tokens = "http_tokens"', 'http_key = "keys/admins/admin.key_secret"']
+        if self.http_tls:
+            if not self.curve:
+                lines += ["", "[security]"]
+            lines += ['http_tls_cert = "http.crt"', 'http_tls_key = "http.key"']
         for n in names:
             lines += [
                 "",
@@ -212,7 +240,7 @@ class LocalCluster:
 
     def url(self, name: str = "n1") -> str:
         """The base URL of ``name``'s gateway (``http=True``), like ``http://127.0.0.1:PORT``."""
-        return f"http://{self.http[name]}"
+        return f"{'https' if self.http_tls else 'http'}://{self.http[name]}"
 
     def wait_ready(self, *names: str, timeout: float = START_TIMEOUT_S) -> None:
         """The named nodes are running, and every running node serves and sees every running node up."""

@@ -668,3 +668,12 @@ def test_redis_without_the_redis_engine_is_refused(write) -> None:
     nodes[2]["redis"] = '"unix:/run/redis.sock"'
     message = _error(write, _render({"engine": '"log"'}, nodes))
     assert "(n3) redis" in message and 'engine = "redis"' in message
+
+
+def test_security_http_keys_are_paths_and_tls_goes_in_pairs(write) -> None:
+    extra = '[security]\nhttp_tokens = "tokens"\nhttp_tls_cert = "c.pem"\nhttp_tls_key = "k.pem"\n'
+    config = load_config(write(_render(None, _nodes(3), extra)))
+    assert config.security.http_tokens is not None and config.security.http_tokens.name == "tokens"
+    assert config.security.http_tls_cert is not None and config.security.http_tls_cert.is_absolute()
+    half = '[security]\nhttp_tls_cert = "c.pem"\n'
+    assert "http_tls_cert and http_tls_key go together" in _error(write, _render(None, _nodes(3), half))

@@ -25,7 +25,9 @@ from zkv.http.errors import error_response
 CLIENT, ADMIN = "client", "admin"
 ROLES = (CLIENT, ADMIN)
 OPEN_ROUTES = frozenset({"/health", "/ready", "/openapi.json", "/", "/{path}"})
-ADMIN_ROUTES = frozenset({"/v1/nodes/{name}/faults", "/v1/nodes/{name}/leave"})
+ADMIN_ROUTES = frozenset(
+    {"/v1/nodes/{name}/faults", "/v1/nodes/{name}/leave", "/v1/dashboard/nodes/{name}/decommission"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,9 @@ def new_token(path: Path, role: str, name: str) -> str:
 
 
 def middleware(tokens: dict[str, Identity]) -> Callable:
-    """The check: 401 without a known token, 403 when a client token asks for an admin route."""
+    """The check: 401 without a known token, 403 when a client token asks for an admin route; the
+    token's role is left on the request for the dashboard's own checks (``dashboard.ROLE``)."""
+    from zkv.http.dashboard import ROLE  # here, not at the top: dashboard imports the app's state
 
     @web.middleware
     async def check(
@@ -95,6 +99,7 @@ def middleware(tokens: dict[str, Identity]) -> Callable:
             return error_response(
                 "unauthorized", f"{route} needs an admin token; {identity.name}'s is a client's", 403
             )
+        request[ROLE] = identity.role
         return await handler(request)
 
     return check
