@@ -58,8 +58,13 @@ def test_five_nodes_started_together_serve_all_puts_through_every_coordinator_on
 def test_all_puts_right_after_a_first_quorum_put_meet_no_unavailable(tmp_path: Path) -> None:
     """The race as found: the first ``quorum`` put succeeds, then ``all`` puts through other coordinators
     failed with ``unavailable`` for ~150 ms, because a peer not connected *yet* counted as down."""
-    with LocalCluster(tmp_path, nodes=5) as cluster:
+    # failure_timeout bounds how long a peer never heard from counts as up: 5 s covers five processes
+    # starting on a loaded 2-core machine (the shipped 3 s covers a normal start)
+    with LocalCluster(tmp_path, nodes=5, failure_timeout_ms=5000) as cluster:
         cluster.start(wait=False)
+        wait_until(
+            lambda: all("serving on" in cluster.log(n) for n in cluster.names), 60, "every node to serve"
+        )
         with cluster.client(timeout=1.0) as client:
             wait_until(lambda: client.put("first", b"v", consistency="quorum") is None, 60, "a first put")
         failures: list[str] = []
