@@ -222,7 +222,11 @@ def test_a_key_redis_lost_reads_as_missing_and_is_counted(server: RedisServer) -
     store.flush()
     redis.Redis(unix_socket_path=server.socket).hdel("zkv:n1:states", b"k")  # as a server that lost data
     assert store.get(b"k") is None and b"k" not in store
-    assert store.statistics().corrupt_records == 1
+    store.put(b"j", state(b"v"))
+    store.flush()
+    redis.Redis(unix_socket_path=server.socket).hset("zkv:n1:states", b"j", b"\xc1 not msgpack")
+    assert store.get(b"j") is None and b"j" not in store
+    assert store.statistics().corrupt_records == 2
     store.close()
 
 

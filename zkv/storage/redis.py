@@ -160,7 +160,13 @@ class RedisStore:
             log.warning("key %r is in the directory but not in Redis; dropped", key)
             self._forget(key)
             return None
-        state = unpack_state(raw)
+        try:
+            state = unpack_state(raw)
+        except Exception:  # noqa: BLE001 - bytes that are no state (edited by hand, damaged): the same
+            self._counters["missing"] += 1
+            log.warning("key %r holds no valid state in Redis; dropped", key)
+            self._forget(key)
+            return None
         self._cache.put(key, state, len(raw) + CACHE_ENTRY_OVERHEAD_BYTES)
         return state
 
