@@ -25,8 +25,11 @@ def _missing(what: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One browser per test module, not per session: playwright's sync API keeps an asyncio loop
+    running in this thread while it is open, and the shell tests that run after the dashboard's call
+    ``asyncio.run`` (prompt-toolkit), which refuses to start inside a running loop."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
