@@ -78,7 +78,7 @@ COMMANDS: dict[str, Command] = {
     for c in (
         _cmd(
             "put",
-            "put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling] [--ttl 30s]",
+            "put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling] [--ttl 30s] [--strict|--sloppy]",
             ("key", "value", "level"),
             2,
             "store a value",
@@ -93,8 +93,12 @@ them, then `put KEY MERGED`. --context TOKEN sends a context a script kept (the 
 --sibling writes the value next to whatever the key holds (Dynamo's raw behaviour: a new sibling).
 --ttl 30s makes the value expire (seconds, or with s, m, h, d; at most 10 years): then it reads as not
 found. A put without --ttl on an expiring key makes it permanent again.
+--strict counts only the key's own replicas toward the level (a strict quorum: a strict quorum read
+after it is sure to see it); --sloppy lets hinted writes on fallback nodes count (the cluster's
+sloppy_quorum decides when neither is given). The answer says when a strict quorum was used or when
+fallbacks counted: "OK  (sloppy quorum: 1 of the acknowledgements is a hint on a fallback)".
 """,
-            ("--context=", "--sibling", "--ttl="),
+            ("--context=", "--sibling", "--ttl=", "--strict", "--sloppy"),
         ),
         _cmd(
             "get",
@@ -110,16 +114,17 @@ writes left several versions (siblings), each is printed numbered, newest first;
         ),
         _cmd(
             "delete",
-            "delete KEY [one|quorum|all] [--context TOKEN]",
+            "delete KEY [one|quorum|all] [--context TOKEN] [--strict|--sloppy]",
             ("key", "level"),
             1,
             "delete a key",
             """
 Delete KEY (replicas keep a tombstone). After a `get KEY` in this shell (or with --context TOKEN) the
 delete removes exactly the versions that get showed; without a context it removes every version its
-coordinator holds. Versions written concurrently elsewhere survive either way.
+coordinator holds. Versions written concurrently elsewhere survive either way. --strict / --sloppy as
+for put.
 """,
-            ("--context=",),
+            ("--context=", "--strict", "--sloppy"),
         ),
         _cmd(
             "switch",

@@ -174,6 +174,15 @@ class Renderer:
         text = Text("OK", style="green")
         if r.with_context and r.resolved > 1:
             text.append(f"  (replaced the {r.resolved} siblings your get showed)", style="dim")
+        if r.hinted:
+            some = (
+                "1 of the acknowledgements is a hint"
+                if r.hinted == 1
+                else f"{r.hinted} acknowledgements are hints"
+            )
+            text.append(f"  (sloppy quorum: {some} on a fallback)", style="yellow")
+        elif r.quorum == "strict" and r.level != "all":
+            text.append("  (strict quorum)", style="dim")
         return text
 
     def _read(self, r: Read) -> RenderableType:

@@ -100,6 +100,8 @@ class Written(Result):
     node: str = ""
     with_context: bool = False
     resolved: int = 0
+    quorum: str = ""  # strict | sloppy: whether hints on fallbacks could count toward the level
+    hinted: int = 0  # acknowledgements that counted and came from fallbacks
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +112,8 @@ class Written(Result):
             "coordinator": self.node,
             "context": self.with_context,
             "resolved": self.resolved,
+            "quorum": self.quorum,
+            "hinted": self.hinted,
         }
 
 

@@ -189,14 +189,21 @@ class Session:
             context, seen = None, 0
         else:
             context, seen = self.contexts.get(key, (None, 0))
+        strict, loose = bool(self._options.get("--strict")), bool(self._options.get("--sloppy"))
+        if strict and loose:
+            raise UsageError("usage", "--strict and --sloppy exclude each other", "put KEY VALUE --strict")
+        sloppy = False if strict else (True if loose else None)
         if value is None:
-            self.client.delete(key, level, context=context)
+            done = self.client.delete(key, level, context=context, sloppy=sloppy)
         else:
             ttl_text = self._options.get("--ttl")
             ttl = parse_ttl(ttl_text) if isinstance(ttl_text, str) else None
-            self.client.put(key, value, level, context=context, concurrent=sibling, ttl=ttl)
+            done = self.client.put(
+                key, value, level, context=context, concurrent=sibling, ttl=ttl, sloppy=sloppy
+            )
         self.contexts.pop(key, None)  # used up: a second write with it would be concurrent with the first
-        return Written(op, key, level or self.level_label, self.node.name, context is not None, seen)
+        label = level or self.level_label
+        return Written(op, key, label, self.node.name, context is not None, seen, done.quorum, done.hinted)
 
     def _get(self, args: list[str]) -> Result:
         key = self._remember(args[0])

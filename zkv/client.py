@@ -111,6 +111,18 @@ class NodeInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteResult:
+    """How an acknowledged put or delete was counted.
+
+    ``quorum``: ``strict`` (only the key's own replicas counted toward W) or ``sloppy`` (hinted writes on
+    fallback nodes could count); ``hinted``: how many acknowledgements that counted came from fallbacks.
+    A sloppy write with ``hinted > 0`` may be missed by a quorum read until its hints are delivered."""
+
+    quorum: str = ""
+    hinted: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class StoredVersion:
     """One version a replica stores: a value (None for a tombstone) and the dot that wrote it."""
 
@@ -296,7 +308,8 @@ class Client:
         context: Any = None,
         concurrent: bool = False,
         ttl: float | None = None,
-    ) -> None:
+        sloppy: bool | None = None,
+    ) -> WriteResult:
         """Store ``value``; with ``ttl`` (seconds, > 0, at most 10 years) it expires that long from now.
 
         An expired key reads as not found at every consistency level; a put without ``ttl`` on an
@@ -307,16 +320,24 @@ class Client:
         is a *blind* write: it supersedes every version the coordinating replica holds (what a user of
         any other store expects of a put). ``concurrent=True`` supersedes nothing: the value becomes a
         sibling of whatever the key holds (Dynamo's raw semantics).
+
+        ``sloppy``: may hinted writes on fallback nodes count toward W (a sloppy quorum)? ``False`` counts
+        only the key's own replicas (a strict quorum: a strict quorum read after it sees it); ``None``
+        takes the cluster's ``sloppy_quorum``. The result says which one was used.
         """
-        msg = self._write_msg("put", key, value, consistency, _write_context(context, concurrent))
+        msg = self._write_msg("put", key, value, consistency, _write_context(context, concurrent), sloppy)
         if ttl is not None:
             msg["ttl"] = ttl
-        self._call_keyed(msg)
+        return _write_result(self._call_keyed(msg))
 
-    def delete(self, key: Data, consistency: str | None = None, context: Any = None) -> None:
+    def delete(
+        self, key: Data, consistency: str | None = None, context: Any = None, sloppy: bool | None = None
+    ) -> WriteResult:
         """Delete (write a tombstone); with a context, only what the context saw is deleted, without one
-        every version the coordinating replica holds."""
-        self._call_keyed(self._write_msg("delete", key, None, consistency, context))
+        every version the coordinating replica holds. ``sloppy`` as for :meth:`put`."""
+        return _write_result(
+            self._call_keyed(self._write_msg("delete", key, None, consistency, context, sloppy))
+        )
 
     def get(self, key: Data, consistency: str | None = None) -> GetResult:
         reply = self._call_keyed(self._read_msg(key, consistency))
@@ -472,13 +493,23 @@ class Client:
             raise UnknownNode(f"no node named {node!r} (nodes: {', '.join(sorted(addresses))})", node=node)
         return addresses[node]
 
-    def _write_msg(self, op: str, key: Data, value: Data | None, level: str | None, context: Any) -> dict:
+    def _write_msg(
+        self,
+        op: str,
+        key: Data,
+        value: Data | None,
+        level: str | None,
+        context: Any,
+        sloppy: bool | None = None,
+    ) -> dict:
         context = context_bytes(context)
         msg: dict[str, Any] = {"op": op, "key": _bytes(key), "cl": check_level(level) or self.consistency}
         if value is not None:
             msg["value"] = _bytes(value)
         if context is not None:
             msg["ctx"] = context
+        if sloppy is not None:
+            msg["sloppy"] = bool(sloppy)
         return msg
 
     def _read_msg(self, key: Data, level: str | None) -> dict:
@@ -708,3 +739,8 @@ def _write_context(context: Any, concurrent: bool) -> Any:
 
 def _get_result(key: bytes, reply: dict[str, Any]) -> GetResult:
     return GetResult(key, list(reply.get("values", [])), reply.get("ctx"), list(reply.get("timestamps", [])))
+
+
+def _write_result(reply: dict[str, Any]) -> WriteResult:
+    hinted = reply.get("hinted", 0)
+    return WriteResult(str(reply.get("quorum", "")), hinted if type(hinted) is int else 0)

@@ -111,6 +111,7 @@ class ClusterConfig:
     high_water_mark: int = 20000  # ZMQ SNDHWM/RCVHWM: messages queued per connection
     restart: str = "no"  # zkv-node's supervisor: "on-failure" restarts a node that crashed (with back-off)
     max_clock_skew_s: int = 60  # a peer whose wall clock is further off than this is warned of (status)
+    sloppy_quorum: bool = True  # hinted writes on fallbacks count toward W (false: only primaries count)
     security: SecuritySpec = SecuritySpec()
     path: Path | None = None  # the file it was loaded from
 
@@ -164,7 +165,14 @@ _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "fsync": (FSYNC_POLICIES, "an fsync policy"),
     "restart": (RESTART_POLICIES, "a restart policy"),
 }
-_CLUSTER_KEYS = ("name", *_INT_KEYS, *_CHOICE_KEYS, "compaction_threshold", "read_repair_chance")
+_CLUSTER_KEYS = (
+    "name",
+    *_INT_KEYS,
+    *_CHOICE_KEYS,
+    "compaction_threshold",
+    "read_repair_chance",
+    "sloppy_quorum",
+)
 _NODE_KEYS = ("name", "address", "gossip", "data_dir", "public_key", "secret_key", "http", "redis")
 _NODE_REQUIRED = ("name", "address", "gossip")
 
@@ -329,6 +337,10 @@ def _parse_cluster(cluster: dict[str, Any], fail: _Fail) -> dict[str, Any]:
     if isinstance(chance, bool) or not isinstance(chance, int | float) or not 0 <= chance <= 1:
         raise fail(f"[cluster] read_repair_chance = {_show(chance)} must be a number in [0, 1]")
     settings["read_repair_chance"] = float(chance)
+    sloppy = cluster.get("sloppy_quorum", True)
+    if not isinstance(sloppy, bool):
+        raise fail(f"[cluster] sloppy_quorum = {_show(sloppy)} must be true or false")
+    settings["sloppy_quorum"] = sloppy
     if settings["segment_bytes"] < 4096:
         raise fail(f"[cluster] segment_bytes = {settings['segment_bytes']} must be at least 4096")
 

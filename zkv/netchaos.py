@@ -39,6 +39,7 @@ from typing import Any
 
 from zkv.chaos import _converge
 from zkv.client import Client
+from zkv.errors import ZkvError
 from zkv.history import Op, Report
 from zkv.localcluster import LocalCluster, wait_until
 from zkv.workload import Call, check_final, client_steps, drive, stale_reads, workload_keys
@@ -218,6 +219,56 @@ def pinned_worker(task: tuple[str, str, float, int]) -> list[Op]:
     return ops
 
 
+def counter_worker(task: tuple[str, str, list[str], float]) -> tuple[list[tuple], list[tuple]]:
+    """Quorum writes of increasing numbers to this worker's own key (after a read at ``one``), each
+    followed by a quorum read of another worker's key, through one node.
+
+    The set workload reads at its write's level first, so a quorum write happens only where a quorum
+    read could: where W primaries are reachable, and a sloppy quorum never needs a fallback. A writer
+    that does not read at quorum first is what meets a partition with only fallbacks to count. Returns
+    ``(writes, reads)``: ``(key, n, invoked, completed, ok)`` and ``(key, invoked, highest n seen)``.
+    """
+    me, address, others, seconds = task
+    writes: list[tuple] = []
+    reads: list[tuple] = []
+    with Client([address], timeout=2.5, pinned=True) as client:
+        end, n, turn = time.monotonic() + seconds, 0, 0
+        while time.monotonic() < end:
+            n += 1
+            started = time.monotonic()
+            try:
+                # the context of a read at `one` (which any live replica can serve) keeps the key to one
+                # value; the quorum write then needs W nodes, fallbacks included when quorums are sloppy
+                mine = client.get(me, consistency="one")
+                client.put(me, str(n), consistency="quorum", context=mine)
+                writes.append((me, n, started, time.monotonic(), True))
+            except ZkvError as exc:
+                writes.append((me, n, started, time.monotonic(), False, exc.code))
+            key = others[turn % len(others)]
+            turn += 1
+            started = time.monotonic()
+            try:
+                got = client.get(key, consistency="quorum")
+            except ZkvError:
+                continue
+            reads.append((key, started, max((int(v) for v in got.values), default=0)))
+    return writes, reads
+
+
+def stale_counter_reads(writes: list[tuple], reads: list[tuple]) -> tuple[int, int]:
+    """(reads, stale reads): a read is stale when it saw less than a number acknowledged before it began."""
+    acked: dict[str, list[tuple[float, int]]] = {}
+    for key, n, _, completed, ok, *_ in writes:
+        if ok:
+            acked.setdefault(key, []).append((completed, n))
+    stale = 0
+    for key, invoked, seen in reads:
+        before = [n for completed, n in acked.get(key, []) if completed < invoked]
+        if before and seen < max(before):
+            stale += 1
+    return len(reads), stale
+
+
 def _inside(args: argparse.Namespace) -> dict[str, Any]:
     """The run, inside the client namespace (the lab is made by the caller; see the module doc)."""
     lab = NetnsLab(args.nodes, args.tag)
@@ -244,8 +295,14 @@ def _inside(args: argparse.Namespace) -> dict[str, Any]:
             (f"c{i}", addresses[i % len(addresses)], args.seconds, args.seed * 1000 + i)
             for i in range(args.clients)
         ]
-        with multiprocessing.get_context("spawn").Pool(args.clients) as pool:
+        counters = [f"count-{n}" for n in lab.names[-3:]]  # three blind writers, bound to the last nodes
+        counter_tasks = [
+            (key, cluster.addresses[n], [k for k in counters if k != key], args.seconds)
+            for key, n in zip(counters, lab.names[-3:], strict=True)
+        ]
+        with multiprocessing.get_context("spawn").Pool(args.clients + len(counter_tasks)) as pool:
             pending = pool.map_async(pinned_worker, tasks)
+            counting = pool.map_async(counter_worker, counter_tasks)
             player = NetFaultPlayer(lab, cluster, rng)
             end = time.monotonic() + args.seconds
             kinds = list(SHAPES)  # every shape at least once, then at random
@@ -256,6 +313,7 @@ def _inside(args: argparse.Namespace) -> dict[str, Any]:
                 player.heal()
                 time.sleep(rng.uniform(0.3, 1.0))
             histories = pending.get(timeout=args.seconds + 120)
+            counted = counting.get(timeout=120)
         player.heal()
         cluster.wait_ready()
         ops = [op for history in histories for op in history]
@@ -271,6 +329,9 @@ def _inside(args: argparse.Namespace) -> dict[str, Any]:
         hints = sum((s.get("hints") or {}).get("delivered", 0) for s in statuses)
         report.merge(check_final(ops, final))
         checked, stale = stale_reads(ops, "quorum")
+        blind_reads, blind_stale = stale_counter_reads(
+            [w for ws, _ in counted for w in ws], [r for _, rs in counted for r in rs]
+        )
         result.update(
             ops=report.ops,
             acknowledged=report.acknowledged,
@@ -285,6 +346,10 @@ def _inside(args: argparse.Namespace) -> dict[str, Any]:
             quorum_reads=checked,
             stale_quorum_reads=len(stale),
             stale_examples=stale[:5],
+            blind_writes_acked=sum(1 for ws, _ in counted for w in ws if w[4]),
+            blind_write_errors=dict(Counter(w[5] for ws, _ in counted for w in ws if not w[4])),
+            blind_quorum_reads=blind_reads,
+            stale_blind_quorum_reads=blind_stale,
             faults=dict(player.counts),
             hints_delivered=hints,  # writes a fallback (or the coordinator) kept for a primary it missed
         )
@@ -294,7 +359,7 @@ def _inside(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_netns_schedule(
-    workdir: Path, seed: int, seconds: float, strict: bool = False, clients: int = 4, nodes: int = 5
+    workdir: Path, seed: int, seconds: float, strict: bool = True, clients: int = 4, nodes: int = 5
 ) -> dict[str, Any]:
     """Make the lab, run one schedule inside it, tear the lab down; the run's figures (a dict)."""
     workdir.mkdir(parents=True, exist_ok=True)

@@ -85,6 +85,7 @@ class PutRequest(NamedTuple):
     level: str | None
     context: Clock
     ttl: float | None = None  # seconds the value lives (the coordinator turns it into an absolute expiry)
+    sloppy: bool | None = None  # may hinted writes on fallbacks count toward W? None: the cluster default
 
     @property
     def op(self) -> str:
@@ -203,7 +204,10 @@ def parse_request(msg: dict[str, Any], limits: Limits) -> Request:
         ttl = _ttl(msg) if "ttl" in msg else None
         if ttl is not None and value is None:
             raise InvalidRequest("a delete takes no ttl")
-        return PutRequest(rid, _key(msg, limits), value, _level(msg), _context(msg, limits), ttl)
+        sloppy = msg.get("sloppy")
+        if sloppy is not None and not isinstance(sloppy, bool):
+            raise InvalidRequest("sloppy must be true or false (or absent: the cluster's sloppy_quorum)")
+        return PutRequest(rid, _key(msg, limits), value, _level(msg), _context(msg, limits), ttl, sloppy)
     if op == "get":
         return GetRequest(rid, _key(msg, limits), _level(msg))
     if op in CLIENT_OPS:

@@ -33,7 +33,9 @@ def test_the_lab_cuts_and_heals_real_links() -> None:
             subprocess.Popen(["ip", "netns", "exec", lab.ns[n], "python3", "-c", listen]) for n in lab.names
         ]
         try:
-            assert _wait_connects(lab, "n1", "n2") and _connects(lab, "client", "n3")
+            for dst in lab.names:  # every listener is up
+                _wait_connects(lab, "client", dst)
+            assert _connects(lab, "n1", "n2") and _connects(lab, "n2", "n3")
             lab.cut("n1", ["n2"])
             assert not _connects(lab, "n1", "n2") and not _connects(lab, "n2", "n1")  # both ways
             assert _connects(lab, "n1", "n3") and _connects(lab, "client", "n1")
@@ -52,11 +54,16 @@ def _wait_connects(lab: NetnsLab, src: str, dst: str) -> bool:
     return wait_until(lambda: _connects(lab, src, dst), 5, "the listener to come up")  # no sleep
 
 
-def test_no_lost_phantom_or_resurrected_writes_under_real_partitions(tmp_path: Path, record_property) -> None:
-    result = run_netns_schedule(tmp_path, seed=7, seconds=SECONDS)
-    for key in ("acknowledged", "quorum_reads", "stale_quorum_reads", "converge_s", "hints_delivered"):
+def test_no_lost_phantom_or_resurrected_writes_nor_stale_strict_quorum_reads_under_real_partitions(
+    tmp_path: Path, record_property
+) -> None:
+    result = run_netns_schedule(tmp_path, seed=7, seconds=SECONDS, strict=True)
+    figures = ("acknowledged", "quorum_reads", "stale_quorum_reads", "blind_quorum_reads")
+    for key in (*figures, "stale_blind_quorum_reads", "blind_writes_acked", "converge_s", "hints_delivered"):
         record_property(key, result[key])
     assert result["acknowledged"] > 500, result
     assert set(result["faults"]) == set(SHAPES), result["faults"]  # every shape was played
     assert result["lost_count"] == result["phantom_count"] == result["resurrected_count"] == 0, result
     assert result["diverged"] == 0, result
+    assert result["quorum_reads"] > 200 and result["stale_quorum_reads"] == 0, result
+    assert result["blind_quorum_reads"] > 200 and result["stale_blind_quorum_reads"] == 0, result

@@ -261,3 +261,9 @@ def test_results_are_returned_not_printed(shell: Session) -> None:
     result = shell.run("get nothing-here")
     assert isinstance(result, Read) and not result.found
     assert shell.run("   ") is None and shell.run("# a comment") is None
+
+
+def test_put_says_when_a_strict_quorum_was_used(shell: Session) -> None:
+    run = drive(shell, "put s 1 --strict\nput s 2\nput s 3 --strict --sloppy\n")
+    assert run.lines[0] == "OK  (strict quorum)" and run.lines[1] == "OK", run.lines
+    assert any("--strict and --sloppy exclude each other" in line for line in run.lines[2:]), run.lines

@@ -108,6 +108,7 @@ class NodeSettings:
     generation: int = 1
     wall_offset: float = 0.0  # wall clock minus ``now`` at start (the runtime keeps NodeCore.wall_offset)
     max_clock_skew: float = DEFAULT_MAX_SKEW_S  # a peer's wall clock further off than this is warned of
+    sloppy_quorum: bool = True  # hinted writes on fallbacks count toward W (a request may say otherwise)
     limits: Limits = Limits()
 
 
@@ -127,6 +128,8 @@ class _Write:
     started: float
     quorum: WriteQuorum
     flushes: int  # the runtime's flushes before the local write: any later one made it durable
+    strict: bool = False  # only preference-list replicas count toward W
+    fallbacks: frozenset[str] = frozenset()  # fallbacks whose hinted acks count (a sloppy quorum)
 
 
 @dataclass(slots=True)
@@ -598,6 +601,14 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             self._forward(origin, raw, req.op, req.level, others, now)
             return
         fallbacks = self._fallbacks(req.key, preference, live, level, now)
+        strict = level == "all" or not (self.settings.sloppy_quorum if req.sloppy is None else req.sloppy)
+        if strict and len(live) < need:
+            raise Unavailable(
+                f"strict {level} needs {need} of the key's {len(preference)} replicas, {len(live)} alive "
+                "(hints on fallbacks do not count; a sloppy quorum would take them)",
+                required=need,
+                alive=len(live),
+            )
         if len(live) + len(fallbacks) < need:
             raise Unavailable(
                 f"{level} needs {need} of {len(preference)} replicas, {len(live)} alive",
@@ -625,11 +636,14 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 limit=self.settings.limits.max_siblings,
             )
         self._put_local(req.key, state)
-        quorum = WriteQuorum(live + tuple(fallbacks), need, now + self.settings.request_timeout)
+        # strict: the fallbacks still get the write and keep it as a hint, but their acks do not count
+        counted = live if strict else live + tuple(fallbacks)
+        quorum = WriteQuorum(counted, need, now + self.settings.request_timeout)
         quorum.on_ack(self.name)
-        write = _Write(origin, req.op, level, now, quorum, self._flushes)
+        hinted = frozenset() if strict else frozenset(fallbacks)
+        write = _Write(origin, req.op, level, now, quorum, self._flushes, strict, hinted)
         if quorum.outcome() is Outcome.OK:
-            answer = ok(origin.rid)
+            answer = ok(origin.rid, quorum="strict" if strict else "sloppy", hinted=0)
             self._unflushed_acks.append(answer)  # it counts the local copy: only after a good flush
             self._finish(origin, req.op, level, now, now, answer)
             iid = 0  # decided already: replica acks need no bookkeeping
@@ -938,7 +952,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         synced = write.flushes < self._flushes
         refused = [code for code in q.failed.values() if code in _STORAGE_CODES]
         if outcome is Outcome.OK:
-            msg = ok(write.origin.rid)
+            hinted = len(q.acked & write.fallbacks)
+            msg = ok(write.origin.rid, quorum="strict" if write.strict else "sloppy", hinted=hinted)
             if not synced and self.name in q.acked:
                 self._unflushed_acks.append(msg)
         elif refused:

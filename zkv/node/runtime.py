@@ -203,6 +203,7 @@ class NodeRuntime:
             generation=generation,
             wall_offset=time.time() - now,
             max_clock_skew=float(config.max_clock_skew_s),
+            sloppy_quorum=config.sloppy_quorum,
             limits=Limits(
                 max_key_bytes=config.max_key_bytes,
                 max_value_bytes=config.max_value_bytes,
