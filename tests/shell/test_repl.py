@@ -180,7 +180,7 @@ def test_errors_are_one_line_with_code_and_advice(shell: Session) -> None:
         "bad_level: unknown consistency level 'quorom' — did you mean 'quorum'? use one, quorum or all "
         '(quote values with spaces: put k "a b")',
         "usage: put takes 2 to 3 arguments — put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling] "
-        "[--ttl 30s]",
+        "[--ttl 30s] [--strict|--sloppy]",
         "unknown_node: no node named 'n9' — did you mean 'n3'? nodes: n1, n2, n3",
         "syntax: no closing quotation in 'put a \"open' — close the quote",
         "unknown_command: no command 'pt' — did you mean 'put'? type 'help' for the list",
@@ -204,7 +204,10 @@ def test_help_lists_every_command_and_explains_one(shell: Session) -> None:
         "replicas KEY",
     ):
         assert any(line.startswith(usage) for line in run.lines), usage  # fmt: skip
-    assert "usage: put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling] [--ttl 30s]" in run.lines
+    usage = (
+        "usage: put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling] [--ttl 30s] [--strict|--sloppy]"
+    )
+    assert usage in run.lines
     assert "sends that get's context" in run.output and "resolve siblings" in run.output
 
 

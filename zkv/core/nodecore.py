@@ -602,7 +602,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             return
         fallbacks = self._fallbacks(req.key, preference, live, level, now)
         strict = level == "all" or not (self.settings.sloppy_quorum if req.sloppy is None else req.sloppy)
-        if strict and len(live) < need:
+        if strict and level != "all" and len(live) < need:  # (all takes no fallbacks anyway: below)
             raise Unavailable(
                 f"strict {level} needs {need} of the key's {len(preference)} replicas, {len(live)} alive "
                 "(hints on fallbacks do not count; a sloppy quorum would take them)",
