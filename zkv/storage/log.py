@@ -358,7 +358,12 @@ class LogStore:
         copies of records their inputs, which are listed, still hold.
         """
         if self._active.size:
-            self._close_segment(self._active)
+            seg = self._active
+            seg.write_out()
+            if seg.unsynced:  # as flush does: a failed fsync is handled once, never retried
+                self._sync_active(seg)
+                self._counters["fsyncs"] += 1
+            self._close_segment(seg)
             self._active = self._writable(self._new_segment(durable=True))
         files = []
         for seg in sorted(self._segments.values(), key=lambda s: s.id):
