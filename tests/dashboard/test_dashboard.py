@@ -224,6 +224,22 @@ def test_no_view_logs_an_error(page: Page, cluster: LocalCluster) -> None:
     assert page.errors == []
 
 
+def test_the_page_follows_the_cluster_when_the_gateways_own_node_dies(
+    page: Page, cluster: LocalCluster
+) -> None:
+    open_view(page, cluster, "cluster")
+    wait_until(lambda: rows_with(page, "up") == 3, 10, "3 rows up")
+    assert page.inner_text("#seen-by") == "as n1 sees it"
+    cluster.kill("n1")  # its gateway lives on and asks another node
+    page.wait_for_selector('#node-rows tr[data-node="n1"][data-status="down"]', timeout=DOWN_WITHIN_S * 1000)
+    assert page.inner_text("#seen-by") in ("as n2 sees it", "as n3 sees it")
+    cluster.restart("n1")
+    page.wait_for_selector('#node-rows tr[data-node="n1"][data-status="up"]', timeout=DOWN_WITHIN_S * 1000)
+    wait_until(
+        lambda: page.inner_text("#seen-by") == "as n1 sees it", 10, "the gateway's node to be asked again"
+    )
+
+
 def test_an_admin_decommissions_a_node_from_the_page(page: Page, cluster: LocalCluster) -> None:
     """Last in the module: n3 leaves the cluster for good. Without security the page is admin."""
     open_view(page, cluster, "cluster")

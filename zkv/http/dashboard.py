@@ -70,15 +70,21 @@ class Feed:
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_TICKS)
         self.latest: dict[str, Any] | None = None
 
+    def _view(self, client: Client) -> tuple[list[Any], str | None]:
+        """The membership view of the gateway's node, or when it is down, of the next node up."""
+        up = [n["address"] for n in (self._last.nodes if self._last else []) if n["status"] == "up"]
+        # its own node first, unless the last view had it down (a silent node would cost a timeout a tick)
+        own_up = self.node_address is not None and (self._last is None or self.node_address in up)
+        candidates = list(dict.fromkeys([self.node_address, *up] if own_up else up))
+        for address in candidates:
+            try:
+                return client.nodes(address), address
+            except ZkvError:
+                continue
+        return client.nodes(), None  # any node that answers (raises when none does)
+
     def _poll(self, client: Client) -> Poll:
-        address = self.node_address
-        try:
-            infos = client.nodes(address)
-        except ZkvError:
-            if address is None:
-                raise
-            infos = client.nodes()  # its own node is down: show the cluster as another node sees it
-            address = None
+        infos, address = self._view(client)
         nodes = [asdict(n) for n in infos]
         asked = [n for n in infos if n.status in ("up", "joining", "leaving")]
         replies = client.statuses([n.address for n in asked], timeout=POLL_TIMEOUT_S) if asked else []
