@@ -1,0 +1,66 @@
+"""With security on (CURVE between nodes, bearer tokens on the gateway), the page asks for a token, and
+admin-only actions are shown to admin tokens only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dashboard_browser import Page
+
+from zkv.localcluster import LocalCluster, wait_until
+
+FORCED_DECOMMISSION = """async () => (await fetch("/v1/dashboard/nodes/n3/decommission", {method: "POST",
+    headers: {Authorization: `Bearer ${sessionStorage.getItem("zkv-token")}`}})).status"""
+REFUSED = "the server responded with a status of 401"  # the browser logs every refused request
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(Path(tmp_path_factory.mktemp("dashboard-secured")), nodes=3, curve=True, http=True)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        leaked = cluster.close()
+    assert not leaked, f"processes that ignored SIGTERM: {leaked}"
+
+
+def sign_in(page: Page, token: str) -> None:
+    page.wait_for_selector("#login[open]", timeout=10_000)
+    page.fill("#token-input", token)
+    page.press("#token-input", "Enter")
+
+
+def expected_refusals_only(page: Page) -> None:
+    """The 401s the test provoked are the only console errors; nothing else went wrong."""
+    others = [e for e in page.errors if REFUSED not in e]
+    assert others == []
+    page.errors.clear()
+
+
+def test_the_page_asks_for_a_token_and_hides_admin_actions_from_clients(
+    page: Page, secured: LocalCluster
+) -> None:
+    page.goto(f"{secured.url('n1')}/#cluster")
+    sign_in(page, "not-a-token")
+    page.wait_for_selector("#login[open]", timeout=10_000)  # refused: asked again
+    assert page.locator("#node-rows tr[data-node]").count() == 0  # and nothing shown
+    sign_in(page, secured.tokens["alice"])
+    page.wait_for_selector("#live[data-state=live]", timeout=10_000)
+    wait_until(lambda: page.locator("#node-rows tr[data-node][data-status=up]").count() == 3, 10, "3 up")
+    assert page.locator("#node-rows button.decommission").count() == 0  # a client token: no admin action
+    assert page.locator("#view-cluster th.admin-only[hidden]").count() == 1
+    status = page.evaluate(FORCED_DECOMMISSION)  # and the gateway refuses the action itself too
+    assert status == 403
+    page.errors[:] = [e for e in page.errors if "status of 403" not in e]
+    expected_refusals_only(page)
+
+
+def test_an_admin_token_sees_admin_actions(page: Page, secured: LocalCluster) -> None:
+    page.goto(f"{secured.url('n1')}/#cluster")
+    sign_in(page, secured.tokens["admin"])
+    page.wait_for_selector("#live[data-state=live]", timeout=10_000)
+    wait_until(lambda: page.locator("#node-rows button.decommission").count() == 2, 10, "admin actions")
+    expected_refusals_only(page)
