@@ -66,7 +66,12 @@ def test_all_puts_right_after_a_first_quorum_put_meet_no_unavailable(tmp_path: P
             lambda: all("serving on" in cluster.log(n) for n in cluster.names), 60, "every node to serve"
         )
         with cluster.client(timeout=1.0) as client:
-            wait_until(lambda: client.put("first", b"v", consistency="quorum") is None, 60, "a first put")
+
+            def first_put() -> bool:
+                client.put("first", b"v", consistency="quorum")  # raises until it succeeds
+                return True
+
+            wait_until(first_put, 60, "a first put")
         failures: list[str] = []
         for name in cluster.names:
             with cluster.client(name, pinned=True) as client:
