@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Client": "zkv.client",
     "GetResult": "zkv.client",
+    "Trace": "zkv.client",
     "NodeInfo": "zkv.client",
     "ReplicaState": "zkv.client",
     "StoredVersion": "zkv.client",

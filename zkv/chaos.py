@@ -45,9 +45,11 @@ def client_worker(task: tuple[str, list[str], float, int]) -> list[Op]:
             if call.op == "get":
                 return client.get(call.key, consistency=call.level)
             if call.op == "delete":
-                return client.delete(call.key, consistency=call.level, context=call.context)
+                return client.delete(call.key, consistency=call.level, context=call.context, trace=call.trace)
             assert call.value is not None
-            return client.put(call.key, call.value, consistency=call.level, context=call.context)
+            return client.put(
+                call.key, call.value, consistency=call.level, context=call.context, trace=call.trace
+            )
 
         steps = client_steps(name, random.Random(seed), time.monotonic, lambda: time.monotonic() < end, ops)
         drive(steps, perform)

@@ -64,6 +64,24 @@ STOPPING_BACKOFF_S = 10.0  # ... and one that said it is stopping (its drain, it
 
 
 @dataclass(frozen=True, slots=True)
+class Trace:
+    """How one request went (``trace=True``): the client's round trip, and the coordinator's receipt.
+
+    ``receipt`` is what the coordinator did (see :mod:`zkv.core.receipt`): ``coordinator``, ``replicas``
+    (node -> ms to its answer, the ones that answered before the reply), ``failed``, ``quorum`` (``strict``
+    or ``sloppy``: a fallback stood in for a down primary), ``hints`` written, and for a read
+    ``read_repairs`` (replicas found behind) and ``siblings_merged``; for a write its new ``dot``,
+    ``blind`` and the versions it ``replaced``."""
+
+    latency_ms: float
+    receipt: dict[str, Any]
+
+    @property
+    def coordinator(self) -> str:
+        return str(self.receipt.get("coordinator", "?"))
+
+
+@dataclass(frozen=True, slots=True)
 class GetResult:
     """A read: every concurrent value and the context to hand back on the next write.
 
@@ -76,6 +94,7 @@ class GetResult:
     values: list[bytes]
     context: bytes | None
     timestamps: list[float] = field(default_factory=list)
+    trace: Trace | None = None  # with get(..., trace=True)
 
     @property
     def value(self) -> bytes | None:
@@ -120,6 +139,7 @@ class WriteResult:
 
     quorum: str = ""
     hinted: int = 0
+    trace: Trace | None = None  # with trace=True: the latency and the coordinator's receipt
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +329,7 @@ class Client:
         concurrent: bool = False,
         ttl: float | None = None,
         sloppy: bool | None = None,
+        trace: bool = False,
     ) -> WriteResult:
         """Store ``value``; with ``ttl`` (seconds, > 0, at most 10 years) it expires that long from now.
 
@@ -324,24 +345,42 @@ class Client:
         ``sloppy``: may hinted writes on fallback nodes count toward W (a sloppy quorum)? ``False`` counts
         only the key's own replicas (a strict quorum: a strict quorum read after it sees it); ``None``
         takes the cluster's ``sloppy_quorum``. The result says which one was used.
+        ``trace=True`` also fills the result's ``.trace``: the latency and the coordinator's receipt.
         """
         msg = self._write_msg("put", key, value, consistency, _write_context(context, concurrent), sloppy)
         if ttl is not None:
             msg["ttl"] = ttl
-        return _write_result(self._call_keyed(msg))
+        return self._traced(msg, trace)
 
     def delete(
-        self, key: Data, consistency: str | None = None, context: Any = None, sloppy: bool | None = None
+        self,
+        key: Data,
+        consistency: str | None = None,
+        context: Any = None,
+        sloppy: bool | None = None,
+        trace: bool = False,
     ) -> WriteResult:
         """Delete (write a tombstone); with a context, only what the context saw is deleted, without one
-        every version the coordinating replica holds. ``sloppy`` as for :meth:`put`."""
-        return _write_result(
-            self._call_keyed(self._write_msg("delete", key, None, consistency, context, sloppy))
-        )
+        every version the coordinating replica holds. ``sloppy`` and ``trace`` as for :meth:`put`."""
+        return self._traced(self._write_msg("delete", key, None, consistency, context, sloppy), trace)
 
-    def get(self, key: Data, consistency: str | None = None) -> GetResult:
-        reply = self._call_keyed(self._read_msg(key, consistency))
-        return _get_result(_bytes(key), reply)
+    def get(self, key: Data, consistency: str | None = None, trace: bool = False) -> GetResult:
+        """Read every sibling; ``trace=True`` fills ``.trace`` with the latency and the receipt."""
+        msg = self._read_msg(key, consistency)
+        if not trace:
+            return _get_result(msg["key"], self._call_keyed(msg))
+        started = time.perf_counter()
+        reply = self._call_keyed({**msg, "trace": True})
+        done = Trace(round((time.perf_counter() - started) * 1000, 3), dict(reply.get("receipt") or {}))
+        return _get_result(msg["key"], reply, done)
+
+    def _traced(self, msg: dict[str, Any], trace: bool) -> WriteResult:
+        if not trace:
+            return _write_result(self._call_keyed(msg))
+        started = time.perf_counter()
+        reply = self._call_keyed({**msg, "trace": True})
+        done = Trace(round((time.perf_counter() - started) * 1000, 3), dict(reply.get("receipt") or {}))
+        return _write_result(reply, done)
 
     def put_many(
         self, items: Iterable[tuple[Data, Data] | tuple[Data, Data, Any]], consistency: str | None = None
@@ -737,10 +776,12 @@ def _write_context(context: Any, concurrent: bool) -> Any:
     return context
 
 
-def _get_result(key: bytes, reply: dict[str, Any]) -> GetResult:
-    return GetResult(key, list(reply.get("values", [])), reply.get("ctx"), list(reply.get("timestamps", [])))
+def _get_result(key: bytes, reply: dict[str, Any], trace: Trace | None = None) -> GetResult:
+    return GetResult(
+        key, list(reply.get("values", [])), reply.get("ctx"), list(reply.get("timestamps", [])), trace
+    )
 
 
-def _write_result(reply: dict[str, Any]) -> WriteResult:
+def _write_result(reply: dict[str, Any], trace: Trace | None = None) -> WriteResult:
     hinted = reply.get("hinted", 0)
-    return WriteResult(str(reply.get("quorum", "")), hinted if type(hinted) is int else 0)
+    return WriteResult(str(reply.get("quorum", "")), hinted if type(hinted) is int else 0, trace)

@@ -8,6 +8,14 @@ the faults are healed and the cluster is quiet, the final state of every key is 
   later write always contains what it read. Every acknowledged element must be in the final set (no
   lost write); every element in it must have been added by someone (no phantom); and the final
   siblings must form an antichain: none may be a version an acknowledged write saw and replaced.
+* **blind** — clients share a few keys and mix *blind* puts and deletes (no context) with get-then-put
+  writes that carry a context. A blind write may supersede only what its coordinator held, and its
+  receipt names that as a clock. So: an acknowledged write's value must survive unless a write that may
+  have landed saw it (a context write's get returned it, or a blind write's clock covers its dot, or a
+  blind write of unknown outcome was still running when it was made); what an acknowledged write saw or
+  covered must be gone; and a blind write's clock may not cover a version made after it was answered
+  (it would be claiming to supersede what it could not have seen: how a blind write that swallows
+  concurrent writes is caught).
 * **registers** — each client owns its keys and writes or deletes them by get-then-put, one operation
   at a time. The final values must be exactly what the last acknowledged operation left (its value, or
   nothing after a delete), give or take operations whose outcome is unknown that came after it; a value
@@ -41,6 +49,9 @@ class Op:
     completed: float
     saw: tuple[str, ...] = ()  # the values the get before it returned: what its context superseded
     level: str = ""  # the consistency level it was written at (how many disk losses it must survive)
+    dot: tuple[str, int] | None = None  # the version it made, from its receipt (acknowledged writes)
+    # a blind write's receipt: the clock of everything its coordinator held, which it superseded
+    superseded: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass(slots=True)
@@ -127,4 +138,65 @@ def check_registers(ops: Iterable[Op], final: Mapping[str, set[str]]) -> Report:
             replaced = any(op.value in later.saw for later in history[i + 1 :] if later.outcome != FAIL)
             if not replaced:
                 report.lost.append(f"{key}: acknowledged write {op.value} is gone (final {sorted(values)})")
+    return report
+
+
+def _covers(clock: tuple[tuple[str, int], ...] | None, dot: tuple[str, int] | None) -> bool:
+    return clock is not None and dot is not None and any(a == dot[0] and c >= dot[1] for a, c in clock)
+
+
+def check_blind(ops: Iterable[Op], final: Mapping[str, set[str]]) -> Report:
+    """Judge the blind-write workload (kinds ``bput``, ``bdelete``: blind; ``cput``: with a context)."""
+    report = Report()
+    by_key: dict[str, list[Op]] = {}
+    for op in ops:
+        if op.kind in ("bput", "bdelete", "cput"):
+            by_key.setdefault(op.key, []).append(op)
+    for key in set(by_key) | set(final):
+        history = by_key.get(key, [])
+        values = final.get(key, set())
+        report.ops += len(history)
+        written = {o.value for o in history if o.kind != "bdelete" and o.outcome != FAIL}
+        for value in sorted(values - written):
+            report.phantom.append(f"{key}: value {value} was never written")
+        blind_ok = [o for o in history if o.kind != "cput" and o.outcome == OK]
+        for b in blind_ok:
+            for o in history:
+                if (
+                    o is not b
+                    and o.outcome == OK
+                    and o.invoked > b.completed
+                    and _covers(b.superseded, o.dot)
+                ):
+                    report.lost.append(
+                        f"{key}: blind {b.kind} {b.client}-{b.seq} claims to supersede {o.kind} {o.value} "
+                        f"{o.dot}, written after it was answered"
+                    )
+        for o in history:
+            if o.outcome != OK or o.kind == "bdelete":
+                continue
+            report.acknowledged += 1
+            seen_by = [x for x in history if x.kind == "cput" and x.outcome == OK and o.value in x.saw]
+            covered_by = [b for b in blind_ok if b is not o and _covers(b.superseded, o.dot)]
+            if o.value in values and (seen_by or covered_by):
+                who = (seen_by + covered_by)[0]
+                report.resurrected.append(
+                    f"{key}: {o.value} came back after {who.kind} {who.client}-{who.seq} replaced it"
+                )
+            if o.value in values or covered_by:
+                continue
+            replaced = any(
+                x is not o
+                and x.outcome != FAIL
+                and (
+                    (x.kind == "cput" and o.value in x.saw)
+                    or (x.kind != "cput" and x.outcome == UNKNOWN and x.completed >= o.invoked)
+                )
+                for x in history
+            )
+            if not replaced:
+                report.lost.append(
+                    f"{key}: acknowledged {o.kind} {o.value} {o.dot} is gone and no write that saw it "
+                    f"replaced it (final {sorted(values)})"
+                )
     return report

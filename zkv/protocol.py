@@ -83,7 +83,7 @@ class PutRequest(NamedTuple):
     key: bytes
     value: bytes | None  # None: a delete (tombstone)
     level: str | None
-    context: Clock
+    context: Clock | None  # None: a blind write (no ctx sent): it supersedes what its coordinator holds
     ttl: float | None = None  # seconds the value lives (the coordinator turns it into an absolute expiry)
     sloppy: bool | None = None  # may hinted writes on fallbacks count toward W? None: the cluster default
 
@@ -162,10 +162,10 @@ def _level(msg: dict[str, Any]) -> str | None:
     return level
 
 
-def _context(msg: dict[str, Any], limits: Limits) -> Clock:
+def _context(msg: dict[str, Any], limits: Limits) -> Clock | None:
     ctx = msg.get("ctx")
     if ctx is None:
-        return {}
+        return None  # blind: not "saw nothing" (that is the empty context, b"\x90")
     if not isinstance(ctx, bytes):
         raise InvalidRequest("ctx must be bytes (the context a get returned)")
     if len(ctx) > limits.max_context_bytes:

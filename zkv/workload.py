@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from zkv.errors import InvalidRequest, ZkvError
-from zkv.history import FAIL, OK, UNKNOWN, Op, Report, check_registers, check_sets
+from zkv.history import FAIL, OK, UNKNOWN, Op, Report, check_blind, check_registers, check_sets
 
 SET_KEYS = 8
 REGISTER_KEYS = 4  # per client
+BLIND_KEYS = 3  # shared by every client: blind writes race with context writes on them
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,9 @@ class Call:
     level: str
     value: str | None = None
     context: Any = None
+    trace: bool = (
+        False  # ask for the coordinator's receipt (the blind workload needs what a write superseded)
+    )
 
 
 def outcome_of(exc: ZkvError) -> str:
@@ -59,7 +63,10 @@ def client_steps(
         seq += 1
         level = "quorum" if rng.random() < 0.7 else "one"
         started = clock()
-        if rng.random() < 0.5:
+        pick = rng.random()
+        if pick < 0.2:
+            yield from _blind_step(name, seq, rng, clock, level, started, ops)
+        elif pick < 0.6:
             key, element = f"set{rng.randrange(SET_KEYS)}", f"{name}-{seq}"
             read = yield Call("get", key, level)
             if isinstance(read, ZkvError):
@@ -84,6 +91,63 @@ def client_steps(
             ops.append(Op(name, seq, kind, key, value, outcome, started, clock(), saw, level))
 
 
+def _blind_step(
+    name: str,
+    seq: int,
+    rng: random.Random,
+    clock: Callable[[], float],
+    level: str,
+    started: float,
+    ops: list[Op],
+) -> Generator[Call, Any, None]:
+    """One operation on a shared key: a blind put or delete, or a get-then-put with the get's context."""
+    key, value = f"blind{rng.randrange(BLIND_KEYS)}", f"{name}-{seq}"
+    pick = rng.random()
+    if pick < 0.5:
+        kind = "bdelete" if pick < 0.15 else "bput"
+        result = yield Call(
+            "delete" if kind == "bdelete" else "put",
+            key,
+            level,
+            None if kind == "bdelete" else value,
+            trace=True,
+        )
+        saw: tuple[str, ...] = ()
+    else:
+        kind = "cput"
+        read = yield Call("get", key, level)
+        if isinstance(read, ZkvError):
+            return
+        saw = tuple(v.decode() for v in read.values)
+        result = yield Call("put", key, level, value, context=read, trace=True)
+    outcome = outcome_of(result) if isinstance(result, ZkvError) else OK
+    receipt = _receipt(result) if outcome == OK else {}
+    dot = receipt.get("dot")
+    superseded = receipt.get("superseded") if kind != "cput" else None
+    ops.append(
+        Op(
+            name,
+            seq,
+            kind,
+            key,
+            None if kind == "bdelete" else value,
+            outcome,
+            started,
+            clock(),
+            saw,
+            level,
+            (str(dot[0]), int(dot[1])) if dot else None,
+            tuple((str(a), int(c)) for a, c in superseded) if superseded is not None else None,
+        )
+    )
+
+
+def _receipt(result: Any) -> dict[str, Any]:
+    """The receipt of a write's result: a :class:`zkv.client.Trace`, or the reply's dict in the simulator."""
+    receipt = getattr(result, "receipt", result)
+    return receipt if isinstance(receipt, dict) else {}
+
+
 def drive(steps: Generator[Call, Any, None], perform: Callable[[Call], Any]) -> None:
     """Run a workload to its end with a blocking ``perform`` (errors it raises are sent back in)."""
     try:
@@ -100,7 +164,7 @@ def drive(steps: Generator[Call, Any, None], perform: Callable[[Call], Any]) -> 
 
 def workload_keys(clients: Iterable[str]) -> list[str]:
     """Every key the workloads of ``clients`` may touch (what the final read covers)."""
-    keys = [f"set{i}" for i in range(SET_KEYS)]
+    keys = [f"set{i}" for i in range(SET_KEYS)] + [f"blind{i}" for i in range(BLIND_KEYS)]
     return keys + [f"reg-{c}-{i}" for c in clients for i in range(REGISTER_KEYS)]
 
 
@@ -110,14 +174,18 @@ def check_final(ops: Iterable[Op], final: Mapping[str, list[bytes]]) -> Report:
     sets: dict[str, set[str]] = {}
     siblings: dict[str, set[str]] = {}
     registers: dict[str, set[str]] = {}
+    blind: dict[str, set[str]] = {}
     for key, values in final.items():
-        if key.startswith("set"):
+        if key.startswith("blind"):
+            blind[key] = {v.decode() for v in values}
+        elif key.startswith("set"):
             sets[key] = set().union(*(json.loads(v) for v in values)) if values else set()
             siblings[key] = {v.decode() for v in values}
         else:
             registers[key] = {v.decode() for v in values}
     report = check_sets(ops, sets, siblings)
     report.merge(check_registers(ops, registers))
+    report.merge(check_blind(ops, blind))
     return report
 
 

@@ -169,9 +169,9 @@ def test_keys_and_values_at_their_limits_are_accepted(hostile: LocalCluster) -> 
 def test_siblings_stop_at_their_limit_until_resolved(hostile: LocalCluster) -> None:
     with hostile.client(key="alice", timeout=3.0) as c:
         for i in range(4):
-            c.put("crowded", f"v{i}")  # no context: each one a sibling
+            c.put("crowded", f"v{i}", concurrent=True)  # supersedes nothing: each one a sibling
         with pytest.raises(Exception) as info:
-            c.put("crowded", "one too many")
+            c.put("crowded", "one too many", concurrent=True)
         assert getattr(info.value, "code", "") == "too_many_siblings"
         assert "resolve" in str(info.value)
         c.put("crowded", "merged", context=c.get("crowded"))
@@ -182,7 +182,8 @@ def test_a_forged_context_changes_no_other_data(hostile: LocalCluster) -> None:
     forged = encode_context({"n1~forged": 10**12, "nobody~x": 1, "n2~zz": 3})
     with hostile.client(key="alice", timeout=3.0) as c:
         c.put("forged", "x", context=forged, consistency="all")
-        c.put("forged", "y", consistency="all")  # a later write is not swallowed by the forged clock
+        # a later write that saw nothing is not swallowed by the forged clock
+        c.put("forged", "y", consistency="all", concurrent=True)
         assert sorted(c.get("forged", consistency="all").values) == [b"x", b"y"]
     _intact(hostile)
 

@@ -31,7 +31,18 @@ def test_missing_key_is_404_json(web: Http) -> None:
     got = web.get("/v1/keys/never-written")
     assert got.status == 404
     assert got.json()["error"] == "not_found"
-    assert got.header("X-Zkv-Context") is None
+    # the context of a read that found nothing: a write with it supersedes nothing (create if absent)
+    assert got.header("X-Zkv-Context")
+
+
+def test_blind_put_put_get_and_put_delete_get(web: Http) -> None:
+    """No context: a put replaces what its coordinator holds, a delete deletes (not a hidden sibling)."""
+    assert web.put("/v1/keys/blind-k", b"x").status == 204
+    assert web.put("/v1/keys/blind-k", b"y").status == 204
+    got = web.get("/v1/keys/blind-k?consistency=all")
+    assert got.status == 200 and got.body == b"y"
+    assert web.delete("/v1/keys/blind-k").status == 204
+    assert web.get("/v1/keys/blind-k?consistency=all").status == 404
 
 
 def test_accept_json_gets_values_context_and_found(web: Http) -> None:

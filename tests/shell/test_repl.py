@@ -46,7 +46,7 @@ def test_siblings_are_numbered_and_a_put_after_get_resolves_them(
 ) -> None:
     with cluster3.client() as client:
         client.put("s", "first")
-        client.put("s", "second")  # no context: concurrent with the first, so both survive
+        client.put("s", "second", concurrent=True)  # supersedes nothing: both survive
         assert client.get("s").has_siblings
     run = drive(shell, "get s\nput s merged\nget s\n")
     out = run.lines
@@ -59,10 +59,16 @@ def test_siblings_are_numbered_and_a_put_after_get_resolves_them(
         assert client.get("s").values == [b"merged"]
 
 
-def test_a_put_without_a_get_first_leaves_siblings_and_delete_after_get_removes_all(shell: Session) -> None:
-    run = drive(shell, "put t x\nput t y\nget t\ndelete t\nget t\n")
+def test_put_sibling_leaves_siblings_and_delete_after_get_removes_all(shell: Session) -> None:
+    run = drive(shell, "put t x\nput t y --sibling\nget t\ndelete t\nget t\n")
     assert run.lines[2] == "2 siblings (concurrent writes), newest first by wall clock:"
     assert run.lines[-1] == "(not found)"
+
+
+def test_blind_puts_and_deletes_do_what_a_user_expects(shell: Session) -> None:
+    """No get first: put/put/get shows the last value, put/delete/get shows nothing (not the old value)."""
+    run = drive(shell, "put b1 x\nput b1 y\nget b1\nput d1 x\ndelete d1\nget d1\n")
+    assert run.lines == ["OK", "OK", "y", "OK", "OK", "(not found)"]
 
 
 def test_switch_makes_the_node_the_coordinator(shell: Session, cluster3: LocalCluster) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zkv.history import FAIL, OK, UNKNOWN, Op, check_registers, check_sets
+from zkv.history import FAIL, OK, UNKNOWN, Op, check_blind, check_registers, check_sets
 
 
 def op(seq: int, kind: str, key: str, value: str | None, outcome: str = OK, saw: tuple[str, ...] = ()) -> Op:
@@ -85,3 +85,47 @@ def test_stale_reads_are_reads_that_miss_an_element_acknowledged_before_they_beg
     checked, stale = stale_reads(ops, "quorum")
     assert checked == 5 and len(stale) == 2
     assert "by c" in stale[0] and "a-1" in stale[0] and "by e" in stale[1]
+
+
+# ---------------------------------------------------------------------------------------------- blind writes
+
+
+def _b(client: str, seq: int, kind: str, value: str | None, t0: float, t1: float, **kw) -> Op:
+    return Op(client, seq, kind, "blind0", value, kw.pop("outcome", OK), t0, t1, **kw)
+
+
+def test_a_blind_write_may_supersede_what_its_clock_covers() -> None:
+    ops = [
+        _b("a", 1, "cput", "a-1", 0.0, 1.0, dot=("n1", 1)),
+        _b("b", 1, "bput", "b-1", 2.0, 3.0, dot=("n1", 2), superseded=(("n1", 1),)),
+    ]
+    assert check_blind(ops, {"blind0": {"b-1"}}).ok
+    back = check_blind(ops, {"blind0": {"a-1", "b-1"}})
+    assert back.resurrected and not back.lost
+
+
+def test_an_acknowledged_context_write_a_blind_clock_does_not_cover_must_survive() -> None:
+    ops = [
+        _b("a", 1, "cput", "a-1", 0.0, 1.0, dot=("n2", 1)),
+        _b("b", 1, "bput", "b-1", 0.5, 1.5, dot=("n1", 1), superseded=()),
+    ]
+    assert check_blind(ops, {"blind0": {"a-1", "b-1"}}).ok
+    gone = check_blind(ops, {"blind0": {"b-1"}})
+    assert gone.lost and "a-1" in gone.lost[0]
+
+
+def test_a_blind_clock_covering_a_later_write_is_an_overreach() -> None:
+    ops = [
+        _b("b", 1, "bput", "b-1", 0.0, 1.0, dot=("n1", 1), superseded=(("n2", 1000),)),
+        _b("a", 1, "cput", "a-1", 2.0, 3.0, dot=("n2", 5)),
+    ]
+    report = check_blind(ops, {"blind0": {"b-1"}})
+    assert any("written after it was answered" in p for p in report.lost)
+
+
+def test_a_blind_write_of_unknown_outcome_may_have_superseded_what_came_before_it_ended() -> None:
+    ops = [
+        _b("a", 1, "cput", "a-1", 0.0, 1.0, dot=("n2", 1)),
+        _b("b", 1, "bdelete", None, 0.5, 2.0, outcome=UNKNOWN),
+    ]
+    assert check_blind(ops, {"blind0": set()}).ok

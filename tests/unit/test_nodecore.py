@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zkv.client import EMPTY_CONTEXT
 from zkv.core.effects import Publish, Reply, Send
 from zkv.core.nodecore import NodeCore, NodeSettings
 from zkv.core.versions import EMPTY, MAX_COUNTER, covers, decode_context, encode_context
@@ -189,20 +190,47 @@ def test_put_then_get(level):
     assert states[0] == states[1] == states[2]
 
 
-def test_get_of_a_missing_key_is_empty_without_context():
+def test_get_of_a_missing_key_is_empty_with_the_empty_context():
     net = FakeNet()
     got = net.get("n3", b"nothing", cl="all")
-    assert got["ok"] and got["values"] == [] and got["ctx"] is None
+    assert got["ok"] and got["values"] == [] and got["ctx"] == EMPTY_CONTEXT
+    net.put("n1", b"nothing", b"meanwhile")
+    # a write with the context of a read that found nothing supersedes nothing
+    assert net.put("n2", b"nothing", b"mine", ctx=got["ctx"])["ok"]
+    assert sorted(net.get("n1", b"nothing", cl="all")["values"]) == [b"meanwhile", b"mine"]
 
 
-def test_put_with_context_replaces_and_without_context_adds_a_sibling():
+def test_put_with_context_replaces_with_the_empty_context_adds_a_sibling():
     net = FakeNet()
     net.put("n1", b"k", b"v1")
     ctx = net.get("n2", b"k")["ctx"]
     assert net.put("n3", b"k", b"v2", ctx=ctx)["ok"]
     assert net.get("n1", b"k")["values"] == [b"v2"]
-    assert net.put("n2", b"k", b"blind")["ok"]  # no context: concurrent with what is there
-    assert sorted(net.get("n1", b"k", cl="all")["values"]) == [b"blind", b"v2"]
+    assert net.put("n2", b"k", b"sibling", ctx=EMPTY_CONTEXT)["ok"]  # saw nothing: concurrent
+    assert sorted(net.get("n1", b"k", cl="all")["values"]) == [b"sibling", b"v2"]
+
+
+def test_a_blind_put_or_delete_supersedes_what_its_coordinator_holds():
+    net = FakeNet()
+    coordinator = "n1"
+    for i in range(50):
+        assert net.put(coordinator, b"k", b"v%d" % i)["ok"]
+    assert net.get("n2", b"k", cl="all")["values"] == [b"v49"]
+    assert net.request(coordinator, "delete", key=b"k")["ok"]
+    got = net.get("n3", b"k", cl="all")
+    assert got["values"] == [] and net.stored("n1", b"k").is_deleted
+
+
+def test_a_blind_put_keeps_a_concurrent_write_its_coordinator_has_not_seen():
+    net = FakeNet(failure_timeout=60.0)
+    net.put("n1", b"k", b"v0", cl="all")
+    ctx = net.get("n1", b"k")["ctx"]
+    net.cut.add("n1")  # n1 does not hear of the next write
+    assert net.put("n2", b"k", b"with-context", ctx=ctx, cl="quorum")["ok"]
+    net.cut.clear()
+    assert net.stored("n1", b"k").values == [b"v0"]
+    assert net.put("n1", b"k", b"blind", cl="one")["ok"]  # supersedes v0, the only version n1 holds
+    assert sorted(net.get("n3", b"k", cl="all")["values"]) == [b"blind", b"with-context"]
 
 
 def test_two_puts_with_one_context_through_two_coordinators_are_siblings_until_resolved():
@@ -551,9 +579,9 @@ def test_invalid_requests_get_an_error_and_change_nothing(msg, code, echo):
 def test_too_many_siblings_is_refused_and_changes_nothing():
     net = FakeNet(limits=Limits(max_siblings=3))
     for i in range(3):
-        assert net.put("n1", b"k", b"v%d" % i)["ok"]
+        assert net.put("n1", b"k", b"v%d" % i, ctx=EMPTY_CONTEXT)["ok"]
     before = net.stored("n1", b"k")
-    refused = net.put("n1", b"k", b"one-too-many")
+    refused = net.put("n1", b"k", b"one-too-many", ctx=EMPTY_CONTEXT)
     assert refused["error"] == "too_many_siblings"
     assert net.stored("n1", b"k") is before
     ctx = net.get("n1", b"k")["ctx"]
@@ -597,7 +625,7 @@ def test_context_returned_by_get_is_always_accepted_by_put():
 def test_a_forged_context_near_the_counter_ceiling_does_not_make_a_key_unwritable():
     net = FakeNet()
     assert net.put("n1", b"k", b"forged", ctx=encode_context({"n2": MAX_COUNTER}))["ok"]
-    assert net.put("n2", b"k", b"next")["ok"], "n2 can still mint a dot for the key"
+    assert net.put("n2", b"k", b"next", ctx=EMPTY_CONTEXT)["ok"], "n2 can still mint a dot for the key"
     assert sorted(net.get("n1", b"k")["values"]) == [b"forged", b"next"]
 
 
@@ -670,7 +698,8 @@ def test_random_runs_converge_and_lose_no_write(ops):
                 new = [s for s in after.siblings if s.actor == node and s.value == value]
                 dot = max((s.dot for s in new), key=lambda d: d[1])
                 writes.append((dot, value))
-                used.append(decode_context(ctx) if ctx else {})
+                # a blind write (no context) supersedes exactly what its coordinator held
+                used.append(decode_context(ctx) if ctx is not None else dict(before.clock) if before else {})
             else:
                 assert reply is not None and reply["ok"] is False and reply["error"] != "timeout"
         elif op == "get":

@@ -30,7 +30,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from zkv.core import admin
+from zkv.core import admin, receipt
 from zkv.core.antientropy import AntiEntropy
 from zkv.core.clocks import DEFAULT_MAX_SKEW_S, ClockSkew
 from zkv.core.effects import Connect, Effect, Publish, Reply, Send
@@ -130,6 +130,7 @@ class _Write:
     flushes: int  # the runtime's flushes before the local write: any later one made it durable
     strict: bool = False  # only preference-list replicas count toward W
     fallbacks: frozenset[str] = frozenset()  # fallbacks whose hinted acks count (a sloppy quorum)
+    receipt: dict[str, Any] | None = None  # kept only when the request asked for a trace
 
 
 @dataclass(slots=True)
@@ -141,6 +142,7 @@ class _Read:
     quorum: ReadQuorum
     spares: list[str]  # live replicas not asked (yet): asked when an asked one fails or is slow
     replied: bool = False
+    receipt: dict[str, Any] | None = None  # kept only when the request asked for a trace
 
 
 @dataclass(slots=True)
@@ -616,11 +618,14 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 alive=len(live) + len(fallbacks),
             )
         local = self.store.get(req.key) or EMPTY
-        context = _plausible(self._known_actors(req.context, local.clock), local.clock)
+        if req.context is None:
+            context: dict[str, int] = blind_context(local)
+        else:
+            context = _plausible(self._known_actors(req.context, local.clock), local.clock)
         try:
             wall = now + self.wall_offset
             expires = None if req.ttl is None else wall + req.ttl
-            state, _ = update(local, self.settings.actor, context, req.value, wall, expires)
+            state, new = update(local, self.settings.actor, context, req.value, wall, expires)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
         if len(state.clock) > MAX_CONTEXT_ENTRIES:
@@ -640,10 +645,31 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         counted = live if strict else live + tuple(fallbacks)
         quorum = WriteQuorum(counted, need, now + self.settings.request_timeout)
         quorum.on_ack(self.name)
+        # a down primary with no fallback to stand in for it: the coordinator keeps the hint itself
+        # (as Cassandra does); it does not count toward W, but the owner gets the write when back
+        covered = set(fallbacks.values())
+        keep_for = (
+            [o for o in preference if o not in live and o not in covered and self._hints_wanted(o, now)]
+            if self.handoff is not None
+            else []
+        )
         hinted = frozenset() if strict else frozenset(fallbacks)
         write = _Write(origin, req.op, level, now, quorum, self._flushes, strict, hinted)
+        if raw.get("trace") is True:
+            write.receipt = receipt.write_receipt(
+                self.name,
+                req.op,
+                level,
+                req.context is None,
+                context,
+                local,
+                state,
+                new,
+                fallbacks,
+                len(keep_for),
+            )
         if quorum.outcome() is Outcome.OK:
-            answer = ok(origin.rid, quorum="strict" if strict else "sloppy", hinted=0)
+            answer = self._write_ok(write, now, quorum="strict" if strict else "sloppy", hinted=0)
             self._unflushed_acks.append(answer)  # it counts the local copy: only after a good flush
             self._finish(origin, req.op, level, now, now, answer)
             iid = 0  # decided already: replica acks need no bookkeeping
@@ -662,12 +688,16 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             if node not in preference and node not in fallbacks and self.membership.is_up(node, now):
                 self._effects.append(Send(node, {"op": "rput", "id": iid, "key": req.key, "state": wire}))
         if self.handoff is not None:
-            # a down primary with no fallback to stand in for it: the coordinator keeps the hint itself
-            # (as Cassandra does); it does not count toward W, but the owner gets the write when back
-            covered = set(fallbacks.values())
-            for owner in preference:
-                if owner not in live and owner not in covered and self._hints_wanted(owner, now):
-                    self.handoff.keep(owner, req.key, state)
+            for owner in keep_for:
+                self.handoff.keep(owner, req.key, state)
+
+    def _write_ok(self, write: _Write, now: float, **fields: Any) -> dict[str, Any]:
+        """The success reply of a write, with its receipt when the request asked for one."""
+        if write.receipt is None:
+            return ok(write.origin.rid, **fields)
+        # the receipt says how the write was counted, as the reply does: strict or sloppy, hinted acks
+        write.receipt.update(fields)
+        return ok(write.origin.rid, receipt=receipt.stamp(write.receipt, now - write.started), **fields)
 
     def _hints_wanted(self, owner: str, now: float) -> bool:
         """Hints are kept only for an owner down less than the hint window; past it, anti-entropy repairs."""
@@ -738,6 +768,9 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         quorum = ReadQuorum((self.name, *asked), need, now + self.settings.request_timeout)
         quorum.on_state(self.name, self.store.get(req.key) or EMPTY)
         read = _Read(origin, level, req.key, now, quorum, spares)
+        if raw.get("trace") is True:
+            read.receipt = receipt.read_receipt(self.name, level)
+            receipt.on_answer(read.receipt, self.name, 0.0)
         iid = self._track(read, quorum.deadline)
         for node in asked:
             self._effects.append(Send(node, {"op": "rget", "id": iid, "key": req.key}))
@@ -762,6 +795,9 @@ class NodeCore(RebalanceMixin, ViewsMixin):
             if outcome is Outcome.OK:
                 reply = _read_reply(quorum.merged(), now + self.wall_offset)
                 self.stats.siblings.observe(len(reply["values"]))
+                if read.receipt is not None:
+                    done = receipt.finish_read(read.receipt, quorum.states, quorum.merged())
+                    reply["receipt"] = receipt.stamp(done, now - read.started)
                 self._finish(read.origin, "get", read.level, read.started, now, reply)
             else:
                 err = Unavailable(
@@ -928,13 +964,20 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         op = msg["op"]
         if isinstance(pending, _Write):
             q = pending.quorum
-            outcome = q.on_ack(peer) if op == "rput_ok" else q.on_failure(peer, str(msg.get("error")))
+            if op == "rput_ok":
+                receipt.on_answer(pending.receipt, peer, now - pending.started)
+                outcome = q.on_ack(peer)
+            else:
+                receipt.on_failure(pending.receipt, peer, str(msg.get("error")))
+                outcome = q.on_failure(peer, str(msg.get("error")))
             self._decide_write(iid, pending, outcome, now)
         elif isinstance(pending, _Read):
             if op == "rget_ok":
                 pending.quorum.on_state(peer, state_from_wire(msg.get("state")))
+                receipt.on_answer(pending.receipt, peer, now - pending.started)
             else:
                 pending.quorum.on_failure(peer, str(msg.get("error")))
+                receipt.on_failure(pending.receipt, peer, str(msg.get("error")))
                 self._ask_spares(iid, pending, 1)  # in its place
             self._advance_read(iid, pending, now)
         elif op == "fwd_reply":
@@ -953,7 +996,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         refused = [code for code in q.failed.values() if code in _STORAGE_CODES]
         if outcome is Outcome.OK:
             hinted = len(q.acked & write.fallbacks)
-            msg = ok(write.origin.rid, quorum="strict" if write.strict else "sloppy", hinted=hinted)
+            msg = self._write_ok(write, now, quorum="strict" if write.strict else "sloppy", hinted=hinted)
             if not synced and self.name in q.acked:
                 self._unflushed_acks.append(msg)
         elif refused:
@@ -996,8 +1039,10 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         if pending is None:
             return
         if isinstance(pending, _Write):
+            receipt.on_failure(pending.receipt, peer, "unreachable")
             self._decide_write(iid, pending, pending.quorum.on_failure(peer, "unreachable"), now)
         elif isinstance(pending, _Read):
+            receipt.on_failure(pending.receipt, peer, "unreachable")
             pending.quorum.on_failure(peer, "unreachable")
             self._ask_spares(iid, pending, 1)
             self._advance_read(iid, pending, now)
@@ -1034,6 +1079,18 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         self._finish(origin, req.op, None, now, now, body)
 
 
+def blind_context(local: KeyState) -> dict[str, int]:
+    """What a blind write (one without a context) supersedes: every version the coordinator holds or has
+    seen of the key, as a user of any other store expects of a put or delete.
+
+    Only what the coordinator has is superseded: a concurrent write it has not received yet survives as a
+    sibling, so no acknowledged write is dropped unseen (see docs/architecture.md, "Blind writes"). The
+    coordinator is always a replica of the key (other nodes forward), so its copy is the freshest it can
+    have without asking; asking the other replicas first would cost a round trip on every put.
+    """
+    return dict(local.clock)
+
+
 MAX_UNSEEN_WRITES = 2**32  # a real context is never this far ahead of a replica of the key
 
 
@@ -1059,7 +1116,9 @@ def _read_reply(state: KeyState, wall: float) -> dict[str, Any]:
         0,
         values=[s.value for s in live],
         timestamps=[s.timestamp for s in live],
-        ctx=state.context() if state.clock else None,
+        # always a context, the empty one for a key never written: a write with it supersedes nothing,
+        # which is what a read-modify-write that found nothing means (no context would be a blind write)
+        ctx=state.context(),
     )
 
 

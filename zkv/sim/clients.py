@@ -89,6 +89,8 @@ class SimClient:
             msg["value"] = call.value.encode()
         if call.op != "get" and call.context is not None and call.context.context is not None:
             msg["ctx"] = call.context.context
+        if call.trace:
+            msg["trace"] = True
         self._msg = msg
         self._last_error = None
         self._candidates = self._route(msg["key"])
@@ -134,7 +136,7 @@ class SimClient:
             elif self._msg["op"] == "get":
                 self._finish(ReadResult(list(reply.get("values", [])), reply.get("ctx")))
             else:
-                self._finish(None)
+                self._finish(reply.get("receipt"))  # None unless the call asked for a trace
 
     def _finish(self, result: Any) -> None:
         self.scheduler.after(self.rng.uniform(*THINK_S), self._advance, result)

@@ -6,6 +6,11 @@ Each variant patches one rule of the real core for the duration of a run and is 
   coordinator). Caught when the only copy of an acknowledged write is lost with a wiped disk.
 * ``no_siblings`` — replicas keep one sibling (the newest by timestamp) instead of every concurrent one,
   last-writer-wins style. Caught as lost acknowledged writes under concurrent updates.
+* ``blind_overreach`` — a blind write supersedes more than its coordinator saw: its context claims a
+  thousand more writes of every actor the key's clock names, so concurrent writes its coordinator had
+  not received (context-carrying ones included) vanish when its state meets theirs. Caught by the blind
+  workload's checker: an acknowledged write gone with no write that saw it, or a blind write claiming
+  to supersede a write made after it was answered.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Iterator
 
 from zkv.core import nodecore, quorum, versions
 
-VARIANTS = ("w_minus_1", "no_siblings")
+VARIANTS = ("w_minus_1", "no_siblings", "blind_overreach")
 
 
 @contextlib.contextmanager
@@ -39,6 +44,12 @@ def variant(name: str | None) -> Iterator[None]:
             return real(targets, max(1, required - 1), deadline)
 
         patch(nodecore, "WriteQuorum", weak_quorum)
+    elif name == "blind_overreach":
+
+        def overreach(local: versions.KeyState) -> dict[str, int]:
+            return {actor: counter + 1000 for actor, counter in local.clock.items()}
+
+        patch(nodecore, "blind_context", overreach)
     else:
         real_merge = versions.merge
 
