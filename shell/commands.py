@@ -195,6 +195,20 @@ one (fastest, one replica), quorum (a majority of the key's replicas) or all (ev
 """,
         ),
         _cmd(
+            "trace",
+            "trace [on|off]",
+            ("onoff",),
+            0,
+            "show each request's latency and consistency receipt",
+            """
+With `trace on`, every put, get and delete is followed by its round-trip latency and the coordinator's
+consistency receipt: which node coordinated, which replicas answered and how fast, which failed, strict
+or sloppy quorum (a fallback stood in for a down primary), hints written, and for a read the siblings
+merged and the read repairs sent; for a write whether it was blind and what it replaced. `trace off`
+stops it; `trace` says which it is. Like cqlsh's TRACING ON.
+""",
+        ),
+        _cmd(
             "where",
             "where KEY",
             ("key",),
@@ -292,9 +306,14 @@ def parse(line: str) -> Invocation | None:
             guess = nearest(arg.lower(), list(COMMANDS))
             hint = f"did you mean '{guess}'? " if guess else ""
             raise UsageError("unknown_command", f"no command {arg!r}", hint + "type 'help' for the list")
+        elif kind == "onoff" and arg.lower() not in ("on", "off"):
+            raise UsageError("usage", f"trace takes on or off, not {arg!r}", command.usage)
         elif kind == "key" and not arg:
             raise UsageError("usage", "the key must not be empty", command.usage)
-    args = [a.lower() if k in ("level", "command") else a for k, a in zip(command.args, args, strict=False)]
+    args = [
+        a.lower() if k in ("level", "command", "onoff") else a
+        for k, a in zip(command.args, args, strict=False)
+    ]
     return Invocation(command, args, options)
 
 

@@ -148,6 +148,9 @@ class Renderer:
         renderable = self._by_type[type(result)](result)
         if renderable is not None:
             self.out.print(renderable)
+        trace = getattr(result, "trace", None)
+        if trace is not None:
+            self.out.print(Group(*receipt_lines(trace)))
 
     def _table(self, *columns: str, title: str | None = None, caption: str | None = None) -> Table:
         table = Table(
@@ -389,6 +392,46 @@ class Renderer:
             style="dim",
         )
         return Group(table, tips)
+
+
+def receipt_lines(trace: Any) -> list[Text]:
+    """A traced command's latency and the coordinator's consistency receipt, a few dim lines."""
+    r = trace.receipt
+    lines = [
+        Text(
+            f"trace: {trace.latency_ms:.2f} ms round trip · coordinator {r.get('coordinator', '?')} "
+            f"({r.get('coordinator_ms', 0):.2f} ms) · {r.get('level', '?')}, {r.get('quorum', '?')} quorum",
+            style="cyan",
+        )
+    ]
+    answered = ", ".join(
+        f"{n} {ms:.2f} ms" for n, ms in sorted(r.get("replicas", {}).items(), key=lambda x: x[1])
+    )
+    failed = ", ".join(f"{n} ({code})" for n, code in sorted(r.get("failed", {}).items()))
+    lines.append(
+        Text(f"  replicas answered: {answered or 'none'}" + (f" · failed: {failed}" if failed else ""))
+    )
+    fallbacks = r.get("fallbacks") or {}
+    held = "".join(f", {f} holds {o}'s" for f, o in sorted(fallbacks.items()))
+    if r.get("op") == "get":
+        repairs = r.get("read_repairs") or []
+        lines.append(
+            Text(
+                f"  siblings merged: {r.get('siblings_merged', 0)} (of {r.get('versions_seen', 0)} versions "
+                f"seen) · read repairs: {len(repairs)}" + (f" ({', '.join(repairs)})" if repairs else "")
+            )
+        )
+    else:
+        kind = "blind" if r.get("blind") else "with context"
+        lines.append(
+            Text(
+                f"  hints written: {r.get('hints', 0)}{held} · {kind}, replaced {r.get('replaced', 0)} "
+                f"version(s), {r.get('siblings', 1)} now · dot {':'.join(map(str, r.get('dot', [])))}"
+            )
+        )
+    for line in lines[1:]:
+        line.stylize("dim")
+    return lines
 
 
 def failure_line(f: Failure) -> Text:

@@ -88,6 +88,8 @@ class ShellCompleter(Completer):
             return list(reversed(self.session.keys))  # most recently used first
         if kind == "level":
             return list(LEVELS)
+        if kind == "onoff":
+            return ["on", "off"]
         if kind == "node":
             return self.session.node_names
         if kind == "command":

@@ -22,6 +22,13 @@ def json_bytes(data: bytes | None) -> Any:
         return {"base64": base64.b64encode(data).decode("ascii")}
 
 
+def _trace_dict(trace: Any) -> dict[str, Any]:
+    """``{"trace": {"latency_ms": ..., "receipt": {...}}}`` for a traced command, else nothing."""
+    if trace is None:
+        return {}
+    return {"trace": {"latency_ms": trace.latency_ms, "receipt": trace.receipt}}
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     """Base of every result: the command that produced it."""
@@ -102,9 +109,11 @@ class Written(Result):
     resolved: int = 0
     quorum: str = ""  # strict | sloppy: whether hints on fallbacks could count toward the level
     hinted: int = 0  # acknowledgements that counted and came from fallbacks
+    trace: Any = None  # a zkv.client.Trace when the session traces (``trace on``)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **_trace_dict(self.trace),
             "command": self.command,
             "ok": True,
             "key": json_bytes(self.key),
@@ -126,6 +135,7 @@ class Read(Result):
     timestamps: tuple[float, ...] = ()
     level: str | None = None
     context: bytes | None = None  # to hand back on the next write (``put --context``, base64 in JSON)
+    trace: Any = None  # a zkv.client.Trace when the session traces (``trace on``)
 
     @property
     def found(self) -> bool:
@@ -142,6 +152,7 @@ class Read(Result):
             "siblings": len(self.values),
             "level": self.level,
             "context": base64.b64encode(self.context).decode("ascii") if self.context is not None else None,
+            **_trace_dict(self.trace),
         }
 
 

@@ -58,6 +58,7 @@ class Session:
         self.contexts: dict[bytes, tuple[bytes, int]] = {}  # key -> (context of its last get, versions seen)
         self.keys: dict[str, None] = {}  # keys used in this session, for completion (ordered set)
         self._options: dict[str, str | bool] = {}
+        self.tracing = False  # ``trace on``: every put, get and delete shows its receipt
         self._handlers: dict[str, Callable[[list[str]], Result]] = {
             "put": self._put,
             "get": self._get,
@@ -68,6 +69,7 @@ class Session:
             "decommission": self._decommission,
             "views": self._views,
             "consistency": self._consistency,
+            "trace": self._trace,
             "where": self._where,
             "replicas": self._replicas,
             "help": lambda args: Help("help", args[0] if args else None),
@@ -194,21 +196,30 @@ class Session:
             raise UsageError("usage", "--strict and --sloppy exclude each other", "put KEY VALUE --strict")
         sloppy = False if strict else (True if loose else None)
         if value is None:
-            done = self.client.delete(key, level, context=context, sloppy=sloppy)
+            done = self.client.delete(key, level, context=context, sloppy=sloppy, trace=self.tracing)
         else:
             ttl_text = self._options.get("--ttl")
             ttl = parse_ttl(ttl_text) if isinstance(ttl_text, str) else None
             done = self.client.put(
-                key, value, level, context=context, concurrent=sibling, ttl=ttl, sloppy=sloppy
+                key,
+                value,
+                level,
+                context=context,
+                concurrent=sibling,
+                ttl=ttl,
+                sloppy=sloppy,
+                trace=self.tracing,
             )
         self.contexts.pop(key, None)  # used up: a second write with it would be concurrent with the first
         label = level or self.level_label
-        return Written(op, key, label, self.node.name, context is not None, seen, done.quorum, done.hinted)
+        return Written(
+            op, key, label, self.node.name, context is not None, seen, done.quorum, done.hinted, done.trace
+        )
 
     def _get(self, args: list[str]) -> Result:
         key = self._remember(args[0])
         level = self._level(args, 1)
-        result = self.client.get(key, level)
+        result = self.client.get(key, level, trace=self.tracing)
         if result.context is not None:
             self.contexts[key] = (result.context, len(result.values))
         else:
@@ -220,6 +231,7 @@ class Session:
             tuple(result.timestamps),
             level or self.level_label,
             result.context,
+            result.trace,
         )
 
     # ------------------------------------------------------------------------------------------ nodes
@@ -320,6 +332,15 @@ class Session:
                 "'nodes' shows which nodes are up",
             )
         return Status("status", str(stats.get("node", args[0])), stats)
+
+    def _trace(self, args: list[str]) -> Result:
+        if args:
+            self.tracing = args[0] == "on"
+        state = "on" if self.tracing else "off"
+        text = f"tracing is {state}" + (
+            ": put, get and delete show their latency and consistency receipt" if self.tracing else ""
+        )
+        return Message("trace", text, {"trace": self.tracing})
 
     def _consistency(self, args: list[str]) -> Result:
         if args:

@@ -143,8 +143,10 @@ def _blind_step(
 
 
 def _receipt(result: Any) -> dict[str, Any]:
-    """The receipt of a write's result: a :class:`zkv.client.Trace`, or the reply's dict in the simulator."""
-    receipt = getattr(result, "receipt", result)
+    """The receipt of a write's result: the real client's (``WriteResult.trace``), or the reply's dict in
+    the simulator."""
+    trace = getattr(result, "trace", None)  # a WriteResult of the real client carries its Trace
+    receipt = getattr(trace if trace is not None else result, "receipt", result)
     return receipt if isinstance(receipt, dict) else {}
 
 

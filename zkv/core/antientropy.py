@@ -106,7 +106,9 @@ class AntiEntropy:
     def _shared_keys(self, peer: str, leaves: Iterable[int], ring: Ring) -> dict[bytes, int]:
         out: dict[bytes, int] = {}
         for leaf in leaves:
-            for key in self._leaf_keys[leaf]:
+            # in key order, not the set's (which follows PYTHONHASHSEED): the message, and which keys a
+            # truncated exchange carries, must not depend on the process (tests/sim/test_determinism.py)
+            for key in sorted(self._leaf_keys[leaf]):
                 preference = ring.preference_list(key)
                 if peer in preference and self.me in preference:
                     out[key] = self._digests[key]
