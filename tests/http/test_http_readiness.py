@@ -31,6 +31,7 @@ def test_ready_is_503_with_a_reason_until_a_quorum_is_heard_from_then_200(tmp_pa
         cluster.start("n2", "n3", wait=False)
         wait_until(lambda: _ready_status(web) == 200, 30, "n1 to become ready")
         assert web.get("/ready").json()["nodes"]["n1"]["ready"] is True
+        assert web.get("/ready").json()["nodes"]["n1"]["storage"] == "ok"  # the disk's state is shown
         assert "ready: heard from a quorum" in cluster.log("n1")
 
 

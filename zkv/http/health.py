@@ -37,7 +37,11 @@ async def ready(request: web.Request) -> web.Response:
         out = {}
         for target in targets:
             status = status_json(client.status(target))
-            out[str(status.get("node", target))] = status.get("readiness") or {"ready": True, "reason": ""}
+            state = dict(status.get("readiness") or {"ready": True, "reason": ""})
+            # a node whose disk refuses writes still serves reads and hands writes to a replica whose disk
+            # takes them, so it stays ready; the state is shown so an operator sees it here too
+            state["storage"] = (status.get("disk") or {}).get("state", "ok")
+            out[str(status.get("node", target))] = state
         return out
 
     try:

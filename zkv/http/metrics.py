@@ -165,6 +165,7 @@ def _node_metrics(
     gauge("zkv_stored_bytes", "Bytes of keys and values stored").add_metric([node], storage.get("bytes", 0))
     gauge("zkv_disk_bytes", "Bytes of the node's data files").add_metric([node], storage.get("disk_bytes", 0))
     counter("zkv_fsyncs", "fsync calls of the storage engine").add_metric([node], storage.get("fsyncs", 0))
+    _storage_health_metrics(node, status.get("disk") or {}, counter, gauge)
     repairs = status.get("read_repairs", 0)
     counter("zkv_read_repairs", "Stale replicas repaired by reads").add_metric([node], repairs)
     counter("zkv_forwarded", "Requests forwarded to a replica").add_metric([node], status.get("forwarded", 0))
@@ -208,6 +209,29 @@ def _node_metrics(
         by_state[str(member.get("status"))] = by_state.get(str(member.get("status")), 0) + 1
     for state, count in sorted(by_state.items()):
         states.add_metric([node, state], count)
+
+
+STORAGE_STATES = ("ok", "full", "failed", "unavailable")  # zkv.core.storagehealth's states
+
+
+def _storage_health_metrics(node: str, disk: dict[str, Any], counter: Any, gauge: Any) -> None:
+    """Whether the node's storage takes writes (a full or failing disk, a Redis that is gone): one gauge
+    per state, so an alert is ``zkv_storage_state{state!="ok"} == 1``."""
+    state = str(disk.get("state", "ok"))
+    states = gauge(
+        "zkv_storage_state", "1 for the state the node's storage is in, 0 for the others", ("state",)
+    )
+    for name in (*STORAGE_STATES, *(() if state in STORAGE_STATES else (state,))):
+        states.add_metric([node, name], 1 if name == state else 0)
+    counter("zkv_storage_faults", "Times the storage refused a write, fsync or metadata save").add_metric(
+        [node], disk.get("faults", 0)
+    )
+    counter("zkv_storage_refused_writes", "Writes refused because the storage took none").add_metric(
+        [node], disk.get("refused_writes", 0)
+    )
+    free = disk.get("free_bytes")
+    if free is not None:
+        gauge("zkv_storage_free_bytes", "Free bytes the last storage probe measured").add_metric([node], free)
 
 
 def _buckets(h: dict[str, Any]) -> list[tuple[str, float]]:
