@@ -8,7 +8,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 .PHONY: run test lint cluster clean
 
 # the runtime dependencies only: what `make run` needs
-$(RUNTIME_STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
@@ -23,9 +23,11 @@ $(STAMP): $(RUNTIME_STAMP)
 run: $(RUNTIME_STAMP)
 	$(BIN)/python scripts/run_local.py --config cluster.toml
 
-## install and run the whole test suite (what CI runs)
+## install and run the whole test suite (what CI runs): lint, type check, the wheel in a fresh venv, pytest
 test: $(STAMP)
-	$(BIN)/ruff check zkv shell tests scripts tools
+	$(BIN)/ruff check zkv shell tests scripts tools setup.py
+	$(BIN)/mypy
+	$(BIN)/python scripts/check_wheel.py
 	$(BIN)/python -m pytest -q
 
 ## only start the cluster, in the foreground (Ctrl-C stops it)
@@ -33,8 +35,9 @@ cluster: $(RUNTIME_STAMP)
 	$(BIN)/zkv-node --config cluster.toml
 
 lint: $(STAMP)
-	$(BIN)/ruff check zkv shell tests scripts tools
-	$(BIN)/ruff format --check zkv shell tests scripts tools
+	$(BIN)/ruff check zkv shell tests scripts tools setup.py
+	$(BIN)/ruff format --check zkv shell tests scripts tools setup.py
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) data build *.egg-info

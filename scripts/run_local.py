@@ -20,8 +20,8 @@ from pathlib import Path
 from zkv import Client
 from zkv.config import load_config
 from zkv.errors import ConfigError, ZkvError
-from zkv.localcluster import wait_until
 from zkv.scaffold import busy_ports
+from zkv.testing.localcluster import wait_until
 
 
 class ClusterFailed(Exception):

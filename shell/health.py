@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from zkv_shell.connection import open_client
-
 from zkv.client import Client
 from zkv.errors import ZkvError
+
+from .connection import open_client
 
 HEALTH_INTERVAL_S = 2.0
 PING_TIMEOUT_S = 1.0

@@ -6,8 +6,6 @@ Kept apart from the session so every error path (zkv errors, usage errors, bugs)
 
 from __future__ import annotations
 
-from zkv_shell.results import Failure
-
 from zkv.errors import (
     InvalidRequest,
     NoNodeAvailable,
@@ -20,6 +18,8 @@ from zkv.errors import (
     Unavailable,
     ZkvError,
 )
+
+from .results import Failure
 
 
 def explain(command: str, exc: BaseException, node: str, address: str, others: list[str]) -> Failure:

@@ -13,15 +13,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from zkv_shell.connection import probe_all, use_keys
-from zkv_shell.render import Renderer, make_console
-from zkv_shell.results import Failure, Quit
-from zkv_shell.session import Session
-
 from zkv import __version__
 from zkv.client import normalize_address
 from zkv.config import load_config
 from zkv.errors import BadAddress, ConfigError
+
+from .connection import probe_all, use_keys
+from .render import Renderer, make_console
+from .results import Failure, Quit
+from .session import Session
 
 USAGE_ERROR = 2
 
@@ -135,7 +135,7 @@ def _main(argv: list[str] | None) -> int:
         if scripted:
             lines = args.command if args.command else sys.stdin
             return run_script(session, renderer, lines)
-        from zkv_shell.repl import Repl  # prompt-toolkit only when there is a terminal to drive
+        from .repl import Repl  # prompt-toolkit only when there is a terminal to drive
 
         out.print(
             f"connected to {session.node.name} ({session.node.address}); type 'help' for commands",

@@ -19,8 +19,9 @@ from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from zkv_shell.commands import COMMANDS
-from zkv_shell.results import (
+
+from .commands import COMMANDS
+from .results import (
     Failure,
     Help,
     Message,

@@ -21,11 +21,12 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 from prompt_toolkit.styles import Style
-from zkv_shell.commands import COMMANDS, LEVELS
-from zkv_shell.health import HealthMonitor
-from zkv_shell.render import Renderer
-from zkv_shell.results import Failure, Message, Quit
-from zkv_shell.session import Session
+
+from .commands import COMMANDS, LEVELS
+from .health import HealthMonitor
+from .render import Renderer
+from .results import Failure, Message, Quit
+from .session import Session
 
 DEFAULT_HISTORY = "~/.zkv_history"
 
@@ -76,10 +77,10 @@ class ShellCompleter(Completer):
                 if name.startswith(prefix.lower()):
                     yield Completion(name, -len(prefix), display_meta=command.summary)
             return
-        command = COMMANDS.get(words[0].lower())
-        if command is None or index > command.max_args:
+        typed = COMMANDS.get(words[0].lower())
+        if typed is None or index > typed.max_args:
             return
-        for choice in self._choices(command.args[index - 1]):
+        for choice in self._choices(typed.args[index - 1]):
             if choice.startswith(prefix):
                 yield Completion(shlex.quote(choice), -len(prefix))
 
@@ -112,7 +113,7 @@ class Repl:
         self.session = session
         self.renderer = renderer
         self.monitor = monitor or HealthMonitor(lambda: session.node.address, session.link)
-        self.prompt = PromptSession(
+        self.prompt: PromptSession[str] = PromptSession(
             message=self.message,
             bottom_toolbar=self.toolbar,
             completer=ShellCompleter(session),

@@ -88,7 +88,7 @@ class Help(Result):
     topic: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        from zkv_shell.commands import COMMANDS
+        from .commands import COMMANDS
 
         names = [self.topic] if self.topic else list(COMMANDS)
         return {

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from zkv_shell.commands import UsageError, check_level, nearest, parse, parse_ttl, split
-from zkv_shell.connection import Endpoint, PinnedClient, probe
-from zkv_shell.health import Link
-from zkv_shell.hints import explain
-from zkv_shell.results import (
+from zkv.client import ReplicaState, context_bytes, normalize_address
+from zkv.errors import BadAddress, NoNodeAvailable, ZkvError
+
+from .commands import UsageError, check_level, nearest, parse, parse_ttl, split
+from .connection import Endpoint, PinnedClient, probe
+from .health import Link
+from .hints import explain
+from .results import (
     Failure,
     Help,
     Message,
@@ -30,9 +33,6 @@ from zkv_shell.results import (
     Where,
     Written,
 )
-
-from zkv.client import ReplicaState, context_bytes, normalize_address
-from zkv.errors import BadAddress, NoNodeAvailable, ZkvError
 
 #: commands that talk to the connected node; their outcome tells whether it answers
 _NETWORK = frozenset({"put", "get", "delete", "nodes", "status", "where"})

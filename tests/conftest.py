@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from zkv.localcluster import LocalCluster
+from zkv.testing.localcluster import LocalCluster
 
 
 @pytest.fixture

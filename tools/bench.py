@@ -32,20 +32,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib.options import build_parser, check_args
+from benchlib.pool import BenchFailed, EchoServer, WorkerPool
+from benchlib.report import check_targets, render, render_targets
+from benchlib.stats import CpuMeter, combine
+from benchlib.workload import Job, split
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchlib.options import build_parser, check_args  # noqa: E402
-from benchlib.pool import BenchFailed, EchoServer, WorkerPool  # noqa: E402
-from benchlib.report import check_targets, render, render_targets  # noqa: E402
-from benchlib.stats import CpuMeter, combine  # noqa: E402
-from benchlib.workload import Job, split  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
-
-from zkv.client import Client  # noqa: E402
-from zkv.config import ClusterConfig, load_config  # noqa: E402
-from zkv.errors import ZkvError  # noqa: E402
-from zkv.localcluster import LocalCluster  # noqa: E402
+from zkv.client import Client
+from zkv.config import ClusterConfig, load_config
+from zkv.errors import ZkvError
+from zkv.testing.localcluster import LocalCluster
 
 FILL_CONCURRENCY = 64
 SHIPPED_DETECTOR = ("heartbeat_interval_ms", "failure_timeout_ms")

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from zkv.chaos import describe_failure, run_schedule, summary
+from zkv.testing.chaos import describe_failure, run_schedule, summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--netns",
         action="store_true",
-        help="nodes in network namespaces, partitions with nftables (root, Linux; zkv/netchaos.py)",
+        help="nodes in network namespaces, partitions with nftables (root, Linux; zkv/testing/netchaos.py)",
     )
     parser.add_argument("--sloppy", action="store_true", help="with --netns: sloppy quorums (default strict)")
     args = parser.parse_args(argv)
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _netns(args: argparse.Namespace) -> int:
     """Schedules on the network-namespace lab; one JSON line each, then the totals."""
-    from zkv.netchaos import run_netns_schedule, supported
+    from zkv.testing.netchaos import run_netns_schedule, supported
 
     why = supported()
     if why is not None:

@@ -23,17 +23,14 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from zkv.core.effects import Reply, Send  # noqa: E402
-from zkv.core.nodecore import NodeCore, NodeSettings  # noqa: E402
-from zkv.node.runtime import PEER_MESSAGE_OPS  # noqa: E402
-from zkv.protocol import check_node_message, pack, unpack_frame  # noqa: E402
-from zkv.storage import open_store  # noqa: E402
-from zkv.storage.hints import open_hints  # noqa: E402
+from zkv.core.effects import Reply, Send
+from zkv.core.nodecore import NodeCore, NodeSettings
+from zkv.node.runtime import PEER_MESSAGE_OPS
+from zkv.protocol import check_node_message, pack, unpack_frame
+from zkv.storage import open_store
+from zkv.storage.hints import open_hints
 
 NOW = 1000.0  # time stands still: no deadline or timer fires while the requests run
 CLIENT = b"client"

@@ -31,7 +31,7 @@ from typing import Any
 
 from zkv.client import Client
 from zkv.config import load_config
-from zkv.localcluster import LocalCluster
+from zkv.testing.localcluster import LocalCluster
 
 KEY_PREFIX = "httpbench:"
 

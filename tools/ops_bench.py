@@ -20,7 +20,7 @@ from pathlib import Path
 try:
     from zkv.testing.localcluster import LocalCluster
 except ImportError:  # before the move under zkv/testing
-    from zkv.localcluster import LocalCluster  # type: ignore[no-redef]
+    from zkv.testing.localcluster import LocalCluster  # type: ignore[no-redef]
 
 ZKV_NODE = [sys.executable, "-m", "zkv.cli"]
 

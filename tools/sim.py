@@ -14,12 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from zkv.sim.run import SimConfig, Summary, run_many, run_seed  # noqa: E402
-from zkv.sim.variants import VARIANTS  # noqa: E402
+from zkv.sim.run import SimConfig, Summary, run_many, run_seed
+from zkv.sim.variants import VARIANTS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,12 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from zkv.core.versions import EMPTY, update  # noqa: E402
-from zkv.storage.log import LogStore  # noqa: E402
-from zkv.storage.memory import MemoryStore  # noqa: E402
-from zkv.storage.redis import RedisStore  # noqa: E402
+from zkv.core.versions import EMPTY, update
+from zkv.storage.log import LogStore
+from zkv.storage.memory import MemoryStore
+from zkv.storage.redis import RedisStore
 
 VALUE_BYTES = 100
 STATE = update(EMPTY, "n1~bench", {}, b"v" * VALUE_BYTES, 1.0)[0]

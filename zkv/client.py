@@ -213,7 +213,7 @@ def normalize_address(address: object) -> str:
 def check_level(level: object) -> str | None:
     """A consistency level the cluster knows, or None (the cluster's default)."""
     if level is None or level in LEVELS:
-        return level  # type: ignore[return-value]
+        return level
     raise BadArgument(f"unknown consistency level {level!r}; use one, quorum or all", level=str(level))
 
 
@@ -680,7 +680,7 @@ class Client:
             if job.done or job.deadline != deadline:
                 heapq.heappop(deadlines)  # answered, or re-sent with a later deadline
                 continue
-            ready = self._poller.poll(max(0.0, (deadline - time.monotonic()) * 1000))
+            ready = self._poller.poll(int(max(0.0, (deadline - time.monotonic()) * 1000)))  # as pyzmq would
             for sock, _ in ready:
                 active -= self._drain(sock, by_id, deadlines)
             now = time.monotonic()

@@ -314,7 +314,7 @@ def check_node_message(msg: dict[str, Any], allowed: frozenset[str] | None = Non
     """
     op = msg.get("op")
     rows = _COMPILED.get(op) if isinstance(op, str) else None
-    if rows is None or (allowed is not None and op not in allowed):
+    if rows is None or not isinstance(op, str) or (allowed is not None and op not in allowed):
         raise ProtocolError(f"unexpected node message op {op!r}")
     for name, check, optional, kind in rows:
         value = msg.get(name)

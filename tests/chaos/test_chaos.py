@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from zkv.chaos import describe_failure, run_schedule
+from zkv.testing.chaos import describe_failure, run_schedule
 
 SECONDS = 20
 

@@ -1,7 +1,7 @@
 """The chaos test on a real network: 5 nodes in network namespaces, partitions with nftables, kill -9.
 
 Root and Linux only (skipped otherwise, saying why). One short schedule here (CI); long ones with
-``python tools/chaos.py --netns``. See zkv/netchaos.py for the lab and the fault shapes.
+``python tools/chaos.py --netns``. See zkv/testing/netchaos.py for the lab and the fault shapes.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from zkv.localcluster import wait_until
-from zkv.netchaos import SHAPES, NetnsLab, run_netns_schedule, supported
+from zkv.testing.localcluster import wait_until
+from zkv.testing.netchaos import SHAPES, NetnsLab, run_netns_schedule, supported
 
 SECONDS = 40
 

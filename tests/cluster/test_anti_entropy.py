@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 KEYS = 10_000
 REFILL_BOUND_S = 60.0

@@ -14,8 +14,8 @@ import zmq
 
 from zkv.core.versions import encode_context
 from zkv.errors import MessageTooLarge, TooManyRequests
-from zkv.localcluster import LocalCluster
 from zkv.security import load_key, make_curve_client
+from zkv.testing.localcluster import LocalCluster
 
 LIMITS = {
     "max_key_bytes": 64,

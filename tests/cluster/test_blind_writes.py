@@ -4,7 +4,7 @@ so a loop of puts leaves one value and a delete deletes; writes with one context
 from __future__ import annotations
 
 from zkv import Client
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 
 def test_a_thousand_sequential_blind_puts_leave_one_value(cluster3: LocalCluster) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from zkv import Client
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 ZKV_NODE = [sys.executable, "-m", "zkv.cli"]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 REJOIN_S = 5.0
 # libfaketime through the environment, as the faketime command sets it, but with no wrapper process in

@@ -18,8 +18,8 @@ import pytest
 
 from zkv import Client
 from zkv.errors import StorageError, StorageFull
-from zkv.localcluster import LocalCluster, wait_until
 from zkv.storage.log import META_FILE, LogStore
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 TMPFS_BYTES = 8 * 1024 * 1024
 BALLAST_BYTES = 2 * 1024 * 1024 + 512 * 1024  # what the "operator" deletes to free space

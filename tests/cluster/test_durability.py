@@ -24,8 +24,8 @@ from durable_writer import HOT_KEYS, key_of, value_of
 
 from zkv.core.versions import EMPTY, update
 from zkv.errors import ZkvError
-from zkv.localcluster import LocalCluster, wait_until
 from zkv.storage.log import LogStore
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 WRITER = Path(__file__).with_name("durable_writer.py")
 KILLS = 6

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 # LocalCluster runs heartbeats every 100 ms with failure_timeout_ms = 2000
 DETECTION_BOUND_S = 2.0

@@ -14,8 +14,8 @@ import pytest
 from zkv import Client
 from zkv.config import load_config
 from zkv.errors import UnknownNode
-from zkv.localcluster import LocalCluster, free_ports, wait_until
 from zkv.scaffold import node_ports, ports_in_use
+from zkv.testing.localcluster import LocalCluster, free_ports, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 DELIVERY_BOUND_S = 15.0
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zkv.localcluster import LocalCluster
+from zkv.testing.localcluster import LocalCluster
 
 
 def actor_and_generation(cluster: LocalCluster, name: str) -> tuple[str, int]:

@@ -8,7 +8,7 @@ deliver, and the node would never catch up.
 
 from __future__ import annotations
 
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 VALUE = 60 * 1024
 LIMITS = {

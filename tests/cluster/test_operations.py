@@ -16,7 +16,7 @@ import pytest
 
 from zkv.client import Client
 from zkv.errors import ZkvError
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 ZKV_NODE = [sys.executable, "-m", "zkv.cli"]
 

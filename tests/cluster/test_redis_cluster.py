@@ -27,8 +27,8 @@ from test_replication import (  # noqa: F401
 )
 
 from zkv import Client, StorageUnavailable, ZkvError
-from zkv.localcluster import LocalCluster, wait_until
 from zkv.storage.redis_server import RedisServer
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 pytestmark = pytest.mark.usefixtures("needs_redis")
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from zkv import Client, InvalidRequest, Unavailable
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 LEVELS = ("one", "quorum", "all")
 

@@ -16,8 +16,8 @@ import zmq.auth
 
 from zkv.client import Client
 from zkv.errors import ConfigError, NoNodeAvailable, Unauthorized, ZkvError
-from zkv.localcluster import LocalCluster
 from zkv.security import keygen, load_key, make_curve_client
+from zkv.testing.localcluster import LocalCluster
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from zkv.errors import InvalidRequest
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 SHELL = Path(sys.executable).with_name("zkv-shell")
 LEVELS = ("one", "quorum", "all")

@@ -16,7 +16,7 @@ import pytest
 from dashboard_browser import Page
 from dashboard_metrics import data_requests
 
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 DOWN_WITHIN_S = 10.0
 SIBLINGS_KEY = "cart:alice"

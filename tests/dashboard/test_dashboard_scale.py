@@ -17,7 +17,7 @@ import pytest
 from dashboard_browser import Page
 from fake_gateway import FakeGateway
 
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 NODES = 20
 RENDER_LIMIT_MS = 1000

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dashboard_browser import Page
 
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 FORCED_DECOMMISSION = """async () => (await fetch("/v1/dashboard/nodes/n3/decommission", {method: "POST",
     headers: {Authorization: `Bearer ${sessionStorage.getItem("zkv-token")}`}})).status"""

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from zkv.localcluster import LocalCluster
+from zkv.testing.localcluster import LocalCluster
 
 
 @dataclass

@@ -9,7 +9,7 @@ import time
 import pytest
 from conftest import Http
 
-from zkv.localcluster import LocalCluster
+from zkv.testing.localcluster import LocalCluster
 
 _checks = itertools.count()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import Http
 
-from zkv.localcluster import LocalCluster
+from zkv.testing.localcluster import LocalCluster
 
 
 def test_nodes_lists_every_node_up(web: Http) -> None:

@@ -6,7 +6,7 @@ import base64
 
 from conftest import Http
 
-from zkv.localcluster import LocalCluster
+from zkv.testing.localcluster import LocalCluster
 
 
 def test_put_then_get_returns_the_value_and_a_context(web: Http) -> None:
@@ -120,7 +120,7 @@ def test_replicas_shows_each_replicas_versions(web: Http) -> None:
 
 
 def test_put_with_ttl_expires_and_bad_ttls_are_400(web: Http) -> None:
-    from zkv.localcluster import wait_until
+    from zkv.testing.localcluster import wait_until
 
     assert web.put("/v1/keys/ttl-k?ttl=1", b"soon gone").status == 204
     assert web.get("/v1/keys/ttl-k").body == b"soon gone"

@@ -9,7 +9,7 @@ import pytest
 from conftest import Http
 from prometheus_client.parser import text_string_to_metric_families
 
-from zkv.localcluster import LocalCluster
+from zkv.testing.localcluster import LocalCluster
 
 
 @pytest.fixture(scope="module")

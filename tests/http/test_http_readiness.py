@@ -7,7 +7,7 @@ from pathlib import Path
 from conftest import Http
 
 from zkv.errors import Unavailable
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 
 def _ready_status(web: Http) -> int | None:

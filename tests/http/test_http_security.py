@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import Http
 
-from zkv.localcluster import LocalCluster
+from zkv.testing.localcluster import LocalCluster
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from zkv_shell.session import Session
 
-from zkv.localcluster import LocalCluster
+from zkv.testing.localcluster import LocalCluster
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pexpect
 import pytest
 from shell_driver import SHELL
 
-from zkv.localcluster import LocalCluster
+from zkv.testing.localcluster import LocalCluster
 
 ANSI = r"(?:\x1b\[[0-9;?]*[A-Za-z])*"
 

@@ -10,7 +10,7 @@ from zkv_shell.health import HealthMonitor
 from zkv_shell.results import Failure, Nodes, Read, Replicas
 from zkv_shell.session import Session
 
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 
 def test_put_get_delete_with_levels_and_quoted_values(shell: Session) -> None:

@@ -17,7 +17,7 @@ from zkv_shell.session import Session
 
 from zkv.client import NodeInfo
 from zkv.errors import Timeout
-from zkv.localcluster import LocalCluster, free_ports, wait_until
+from zkv.testing.localcluster import LocalCluster, free_ports, wait_until
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ from shell_driver import SHELL, drive
 from zkv_shell.commands import UsageError, parse
 from zkv_shell.session import Session
 
-from zkv.localcluster import LocalCluster
+from zkv.testing.localcluster import LocalCluster
 
 
 def _shell(cluster: LocalCluster, tmp_path: Path, *commands: str) -> list[dict]:

@@ -7,7 +7,7 @@ import json
 from shell_driver import drive
 from zkv_shell.session import Session
 
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 
 def test_trace_on_shows_latency_coordinator_replicas_and_what_a_write_replaced(shell: Session) -> None:

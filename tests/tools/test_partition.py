@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from zkv import Client, Unavailable
-from zkv.localcluster import LocalCluster, wait_until
+from zkv.testing.localcluster import LocalCluster, wait_until
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "partition.py"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zkv.history import FAIL, OK, UNKNOWN, Op, check_blind, check_registers, check_sets
+from zkv.testing.history import FAIL, OK, UNKNOWN, Op, check_blind, check_registers, check_sets
 
 
 def op(seq: int, kind: str, key: str, value: str | None, outcome: str = OK, saw: tuple[str, ...] = ()) -> Op:
@@ -66,8 +66,8 @@ def test_sets_dominated_sibling_is_caught() -> None:
 def test_stale_reads_are_reads_that_miss_an_element_acknowledged_before_they_began() -> None:
     import json
 
-    from zkv.history import OK, UNKNOWN, Op
-    from zkv.workload import stale_reads
+    from zkv.testing.history import OK, UNKNOWN, Op
+    from zkv.testing.workload import stale_reads
 
     def add(client: str, seq: int, value: str, saw: list[str], invoked: float, completed: float, **kw):
         outcome = kw.get("outcome", OK)

@@ -209,7 +209,8 @@ class AntiEntropy:
             self._next = now + (FOLLOW_UP_S if self.pass_peers else self.interval)
         out: list[dict[str, Any]] = []
         if push:
-            items, size = [], 0
+            items: list[list[Any]] = []
+            size = 0
             for key in push:
                 state = local(key)
                 if state is None:
@@ -229,7 +230,8 @@ class AntiEntropy:
         keys = msg.get("keys")
         if not isinstance(keys, list) or len(keys) > self.max_keys:
             raise ValueError("aae_keys needs a list of at most max_keys keys")
-        items, size = [], 0
+        items: list[list[Any]] = []
+        size = 0
         for key in keys:
             state = local(key) if isinstance(key, bytes) else None
             if state is None:

@@ -36,6 +36,12 @@ class Hints(Protocol):
 
     def bytes(self) -> int: ...
 
+    def __len__(self) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def needs_flush(self) -> bool: ...
+
 
 @dataclass(slots=True)
 class Offer:
@@ -81,7 +87,8 @@ class Handoff:
         for target, count in self.hints.counts().items():
             if not count or target in busy or not is_up(target):
                 continue
-            batch, size = [], 0
+            batch: list[Any] = []
+            size = 0
             for hint in itertools.islice(self.hints.pending(target), BATCH):
                 if batch and size + wire_size(hint[2]) > self.batch_bytes:
                     break  # large values: fewer hints per message, so it stays under the message limit

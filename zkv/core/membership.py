@@ -368,7 +368,7 @@ class Membership:
                     gossip=m.gossip,
                     status=status,
                     generation=m.generation,
-                    heartbeat_age=0.0 if me else (now - detector.last_heard if heard else None),
+                    heartbeat_age=0.0 if me else (now - detector.last_heard if heard and detector else None),
                     keys=my_keys if me else (detector.keys if detector else -1),
                     phi=0.0 if me or not heard else round(self.phi(name, now), 2),
                 )

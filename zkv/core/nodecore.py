@@ -464,11 +464,11 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         limit = self.settings.limits.max_in_flight_per_client
         if in_flight >= limit:
             # one client pipelining without bound must not take the node's whole pending table
-            exc = TooManyRequests(
+            refusal = TooManyRequests(
                 f"{in_flight} requests of this client unanswered (limit {limit})", limit=limit
             )
-            self.stats.errors[exc.code] += 1
-            self._effects.append(Reply(route, {"id": request.id, **exc.to_wire()}))
+            self.stats.errors[refusal.code] += 1
+            self._effects.append(Reply(route, {"id": request.id, **refusal.to_wire()}))
             return
         self._in_flight[route] = in_flight + 1
         self._handle(Origin(route, request.id), request, msg, now, may_forward=True)
@@ -832,10 +832,10 @@ class NodeCore(RebalanceMixin, ViewsMixin):
                 err = Timeout(required=q.required, acknowledged=len(q.acked))
                 self._finish(pending.origin, pending.op, pending.level, pending.started, now, err.to_wire())
         elif isinstance(pending, _Read):
-            q = pending.quorum
+            rq = pending.quorum
             if not pending.replied:
                 pending.replied = True
-                err = Timeout(required=q.required, acknowledged=len(q.states))
+                err = Timeout(required=rq.required, acknowledged=len(rq.states))
                 self._finish(pending.origin, "get", pending.level, pending.started, now, err.to_wire())
             self._repair(pending)
         else:
@@ -958,7 +958,9 @@ class NodeCore(RebalanceMixin, ViewsMixin):
 
     def _on_peer_reply(self, peer: str, msg: dict[str, Any], now: float) -> None:
         iid = msg.get("id")
-        pending = self._pending.get(iid) if type(iid) is int else None
+        if type(iid) is not int:
+            return
+        pending = self._pending.get(iid)
         if pending is None:
             return  # late answer to a request already decided
         op = msg["op"]
@@ -1023,6 +1025,8 @@ class NodeCore(RebalanceMixin, ViewsMixin):
     def on_send_failed(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """The runtime could not hand ``msg`` to ``peer`` (no connection): that replica failed."""
         iid = msg.get("id")
+        if type(iid) is not int:
+            return  # not a request of this node's (every one it sends has an int id)
         if msg.get("op") == "handoff" and self.handoff is not None:
             self.handoff.on_failed(iid)
             return
@@ -1035,7 +1039,7 @@ class NodeCore(RebalanceMixin, ViewsMixin):
         if msg.get("op") == "stream_push" and self.leave_stream is not None:
             self.leave_stream.on_failed(iid)
             return
-        pending = self._pending.get(iid) if type(iid) is int else None
+        pending = self._pending.get(iid)
         if pending is None:
             return
         if isinstance(pending, _Write):

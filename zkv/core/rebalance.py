@@ -19,6 +19,10 @@ log = logging.getLogger("zkv.core.nodecore")
 class RebalanceMixin:
     """The joining and leaving side of a node (mixed into NodeCore)."""
 
+    join_stream: JoinStream | None
+    _join_after: float | None
+    leave_stream: LeaveStream | None
+
     def on_join(self, route: bytes, msg: dict[str, Any], now: float) -> None:
         """A node announces that it joins: take it into the view (joining) and answer with the view."""
         entry = msg.get("member")

@@ -81,7 +81,7 @@ class ViewsMixin:
             "histograms": stats.histograms(),
             "member_status": self.membership.status_of(self.name),
             "transfer": self._transfer_view(),
-            "peers_up": sum(1 for n in self.membership.peers() if self.membership.is_up(n, now)),
+            "peers_up": len([n for n in self.membership.peers() if self.membership.is_up(n, now)]),
             "peers": len(self.membership.peers()),
             "readiness": self.readiness(now).to_wire(),
             **self.status_extra,

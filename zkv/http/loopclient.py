@@ -19,7 +19,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import zmq
 
@@ -153,7 +153,7 @@ class LoopClient:
             call.rid = rid
             assert self._loop is not None
             call.timer = self._loop.call_later(self.timeout, self._expire, rid)
-            if sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 self._loop.call_soon(self._drain, sock)  # edge-triggered fd: a reply may already wait
             return
         if not call.future.done():
@@ -195,11 +195,11 @@ class LoopClient:
         self._sockets[address] = sock
         self._born[address] = time.monotonic()
         loop = self._loop or asyncio.get_running_loop()
-        loop.add_reader(sock.getsockopt(zmq.FD), self._drain, sock)
+        loop.add_reader(cast(int, sock.getsockopt(zmq.FD)), self._drain, sock)
         return sock
 
     def _drain(self, sock: zmq.Socket) -> None:
-        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        while cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             try:
                 payload = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
@@ -231,7 +231,7 @@ class LoopClient:
         self._calls.clear()
         for sock in self._sockets.values():
             if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(sock.getsockopt(zmq.FD))
+                self._loop.remove_reader(cast(int, sock.getsockopt(zmq.FD)))
             sock.close(linger=0)
         self._sockets.clear()
         self._ctx.term()

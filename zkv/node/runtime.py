@@ -138,8 +138,8 @@ class NodeRuntime:
         self.sub = self._socket(zmq.SUB)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         self.poller.register(self.sub, zmq.POLLIN)
-        for peer in config.nodes:
-            self._connect_peer(peer.name, peer.address, peer.gossip)
+        for member in config.nodes:
+            self._connect_peer(member.name, member.address, member.gossip)
         # a joining node announces itself to its seeds on sockets of their own (see _announce)
         self._seeds: dict[zmq.Socket, str] = {}
         if join is not None:
@@ -233,9 +233,9 @@ class NodeRuntime:
             if config.security.node_keys is not None:
                 for key, node in load_key_dir(config.security.node_keys).items():
                     self.node_keys[node] = key
-            for node in config.nodes:
-                if node.public_key is not None:
-                    self.node_keys[node.name] = load_key(node.public_key).public
+            for member in config.nodes:
+                if member.public_key is not None:
+                    self.node_keys[member.name] = load_key(member.public_key).public
             policy.add({key: node for node, key in self.node_keys.items()}, NODE)
             for folder, role in ((config.security.admin_keys, ADMIN), (config.security.client_keys, CLIENT)):
                 if folder is not None:
@@ -439,14 +439,17 @@ class NodeRuntime:
         curve = self.auth is not None
         for _ in range(DRAIN_LIMIT):
             try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False) if curve else self._recv_frames()
+                if curve:
+                    parts = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+                else:
+                    frames = self._recv_frames()
             except zmq.Again:
                 return
             role = NODE  # plaintext: everyone on the (loopback) network is trusted
             if curve:
-                user = self._user(frames[-1])
+                user = self._user(parts[-1])
                 role = user.split(":", 1)[0]
-                frames = [f.bytes for f in frames]
+                frames = [f.bytes for f in parts]
                 if self._impostor(frames[0], user):
                     continue
             if len(frames) != 2:
@@ -624,9 +627,13 @@ class NodeRuntime:
                 sender = msg.get("node")
                 if not self._valid(msg, GOSSIP_OPS, str(sender)):
                     continue
-                faulty = self.faults.active and isinstance(sender, str)
-                if faulty and (
-                    self.faults.drops_in(sender) or self._held(sender, self.core.on_heartbeat, (msg,), now)
+                if (
+                    self.faults.active
+                    and isinstance(sender, str)
+                    and (
+                        self.faults.drops_in(sender)
+                        or self._held(sender, self.core.on_heartbeat, (msg,), now)
+                    )
                 ):
                     continue
                 self._guard(self.core.on_heartbeat, msg, now)

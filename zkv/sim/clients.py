@@ -1,4 +1,5 @@
-"""Simulated clients: the shared workloads (:mod:`zkv.workload`) speaking the wire protocol to sim nodes.
+"""Simulated clients: the shared workloads (:mod:`zkv.testing.workload`) speaking the wire protocol to sim
+nodes.
 
 A :class:`SimClient` drives one workload generator. It behaves like :class:`zkv.client.Client` where that
 matters to what a history records: it sends a request to the first node of the key's preference list
@@ -20,7 +21,7 @@ from zkv.errors import NoNodeAvailable, Timeout, ZkvError, from_reply
 from zkv.protocol import pack, unpack_frame
 from zkv.sim.cluster import SimCluster
 from zkv.sim.network import Scheduler
-from zkv.workload import Call
+from zkv.testing.workload import Call
 
 THINK_S = (0.0, 0.01)  # between one operation's end and the next call
 

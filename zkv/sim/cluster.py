@@ -368,7 +368,7 @@ class SimCluster:
     def _flush(self, core: NodeCore) -> None:
         core.store.flush()
         if core.handoff is not None:
-            core.handoff.hints.flush()  # type: ignore[attr-defined]
+            core.handoff.hints.flush()
         core.on_flushed()
 
     def _send_peer(self, node: SimNode, peer: str, msgs: list[dict], now: float) -> None:

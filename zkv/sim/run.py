@@ -4,8 +4,8 @@
 generator, drawn from it in a fixed order), runs the workload for ``seconds`` of simulated time while a
 nemesis injects faults, heals everything, lets anti-entropy and handoff run until every replica of every
 key holds the same versions (or a bound passes), reads every key at ``all`` and judges the history with
-the fault test's checker (:func:`zkv.workload.check_final`). Same seed, same run: byte for byte, as the
-trace digest shows.
+the fault test's checker (:func:`zkv.testing.workload.check_final`). Same seed, same run: byte for byte,
+as the trace digest shows.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from functools import partial
 
 from zkv.core.membership import NORMAL
 from zkv.core.ring import Ring, node_tokens
-from zkv.history import OK, UNKNOWN, Op, Report
 from zkv.sim.clients import ReadResult, SimClient, client_router, scripted
 from zkv.sim.cluster import SimCluster
 from zkv.sim.network import LinkFault, Network, Scheduler
 from zkv.sim.variants import variant as broken_variant
-from zkv.workload import Call, check_final, client_steps, workload_keys
+from zkv.testing.history import OK, UNKNOWN, Op, Report
+from zkv.testing.workload import Call, check_final, client_steps, workload_keys
 
 FAULT_KINDS = {  # kind -> weight in the nemesis' choice
     "split": 3,
@@ -116,7 +116,8 @@ class SimResult:
 
 
 class Nemesis:
-    """Seeded faults, one window at a time: inject, hold, heal, rest (as :class:`zkv.chaos.FaultPlayer`)."""
+    """Seeded faults, one window at a time: inject, hold, heal, rest (as
+    :class:`zkv.testing.chaos.FaultPlayer`)."""
 
     def __init__(
         self, scheduler: Scheduler, cluster: SimCluster, network: Network, rng: random.Random
@@ -419,7 +420,7 @@ def _diverged(cluster: SimCluster, keys: list[str]) -> list[str]:
     out = []
     for key in keys:
         k = key.encode()
-        dots = []
+        dots: list[frozenset | None] = []
         for name in ring.preference_list(k):
             node = cluster.nodes[name]
             if node.core is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from zkv.core.versions import KeyState
 
@@ -106,7 +106,7 @@ def open_store(
 
         if data_dir is None:
             raise ValueError("the log engine needs a data_dir")
-        options = {
+        options: dict[str, Any] = {
             "cache_bytes": cache_bytes,
             "segment_bytes": segment_bytes,
             "compaction_threshold": compaction_threshold,

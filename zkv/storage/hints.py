@@ -151,7 +151,7 @@ class HintStore:
                 if rec is not None and rec.kind == HINT and rec.seq == hint_id:
                     with contextlib.suppress(Exception):
                         state = unpack_state(rec.value)
-                if state is None:
+                if state is None or rec is None:
                     damaged.append(hint_id)
                     continue
                 yield hint_id, rec.key, state

@@ -126,8 +126,9 @@ class LogStore:
         self._seq = 0
         self._live_bytes = 0
         self._last_sync = clock()
-        self._compaction: Iterator[None] | None = None
+        self._compaction: Iterator[futures.Future | None] | None = None
         self._outputs: set[int] = set()  # segments the running compaction is writing
+        self._active: Segment  # the segment appended to; set by _recover below
         self._background = BackgroundIO()  # the compaction's fsyncs and unlinks
         self._closed = False
         self._counters = dict.fromkeys(
@@ -168,11 +169,13 @@ class LogStore:
         self._counters["values_read"] += 1
         rec = decode(data)
         if rec is None or rec.kind != PUT or rec.key != key:
-            return self._damaged(key, e)
+            self._damaged(key, e)
+            return None
         try:
             state = unpack_state(rec.value)
         except Exception:  # noqa: BLE001 - a CRC-valid record that is still not a state: damaged too
-            return self._damaged(key, e)
+            self._damaged(key, e)
+            return None
         self._cache.put(key, state, size + CACHE_ENTRY_OVERHEAD_BYTES)
         return state
 

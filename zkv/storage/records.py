@@ -115,7 +115,7 @@ class Record(NamedTuple):
     digest: int = 0
 
 
-def record_size_at(buf: bytes | memoryview, pos: int, end: int) -> int:
+def record_size_at(buf: bytes | bytearray | memoryview | mmap.mmap, pos: int, end: int) -> int:
     """The size of the valid record at ``pos`` (header and body CRCs hold, fits before ``end``), else 0."""
     if end - pos < HEADER_BYTES:
         return 0

@@ -9,6 +9,7 @@ that had to be killed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -93,7 +94,7 @@ class LocalCluster:
         self-signed certificate made here (``openssl``); :meth:`url` says ``https``.
 
         ``hosts``: the IP each node listens on, by name (default 127.0.0.1; the network-namespace chaos
-        test gives each node its own, :mod:`zkv.netchaos`)."""
+        test gives each node its own, :mod:`zkv.testing.netchaos`)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.names = [f"n{i + 1}" for i in range(nodes)]
@@ -225,7 +226,9 @@ class LocalCluster:
             )
         if wait:
             for name in names or self.names:
-                wait_until(lambda n=name: self._gateway_answers(n), START_TIMEOUT_S, f"{name}'s gateway")
+                wait_until(
+                    functools.partial(self._gateway_answers, name), START_TIMEOUT_S, f"{name}'s gateway"
+                )
 
     def _gateway_answers(self, name: str) -> bool:
         proc = self.gateways[name]

@@ -2,8 +2,8 @@
 
 A workload is a generator that yields the next :class:`Call` (a get, put or delete) and is sent back its
 result: the read result (anything with ``.values``), ``None`` for a write, or the :class:`ZkvError` the
-call failed with. It records one :class:`zkv.history.Op` per operation into the list it was given. The
-driver owns the I/O: :func:`zkv.chaos.client_worker` performs calls with the real :class:`zkv.Client`
+call failed with. It records one :class:`zkv.testing.history.Op` per operation into the list it was given. The
+driver owns the I/O: :func:`zkv.testing.chaos.client_worker` performs calls with the real :class:`zkv.Client`
 against real processes, :mod:`zkv.sim.clients` as messages through the simulated network. Both therefore
 run the same operations, draw the same random numbers and record the same history, judged by the same
 checker (:func:`check_final`).
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zkv.errors import InvalidRequest, ZkvError
-from zkv.history import FAIL, OK, UNKNOWN, Op, Report, check_blind, check_registers, check_sets
+from zkv.testing.history import FAIL, OK, UNKNOWN, Op, Report, check_blind, check_registers, check_sets
 
 SET_KEYS = 8
 REGISTER_KEYS = 4  # per client
@@ -72,7 +72,7 @@ def client_steps(
             if isinstance(read, ZkvError):
                 continue
             current = set().union(*(json.loads(v) for v in read.values)) if read.values else set()
-            value = json.dumps(sorted(current | {element}))
+            value: str | None = json.dumps(sorted(current | {element}))
             result = yield Call("put", key, level, value, context=read)
             outcome = outcome_of(result) if isinstance(result, ZkvError) else OK
             saw = tuple(v.decode() for v in read.values)

@@ -1,11 +1,11 @@
 """Jepsen-style fault schedules against a real cluster: workloads, seeded faults, quiescence, a verdict.
 
 One schedule: start a 5-node cluster (log engine, fsync always), run client processes with the set and
-register workloads (:mod:`zkv.workload`, shared with the simulator), play a seeded random schedule of
+register workloads (:mod:`zkv.testing.workload`, shared with the simulator), play a seeded random schedule of
 faults — partitions of several shapes, kills with restart, pauses, lossy links — heal everything, wait
 until every replica of every key holds the same versions (convergence, timed), read every key, and check
-the history (:mod:`zkv.history`). The same seed gives the same fault schedule (the interleaving with real
-processes still varies; :mod:`zkv.sim` replays whole runs exactly).
+the history (:mod:`zkv.testing.history`). The same seed gives the same fault schedule (the interleaving
+with real processes still varies; :mod:`zkv.sim` replays whole runs exactly).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 
 from zkv.client import Client, ReplicaState
 from zkv.errors import ZkvError
-from zkv.history import Op, Report
-from zkv.localcluster import LocalCluster
-from zkv.workload import Call, check_final, client_steps, drive, workload_keys
+from zkv.testing.history import Op, Report
+from zkv.testing.localcluster import LocalCluster
+from zkv.testing.workload import Call, check_final, client_steps, drive, workload_keys
 
 
 @dataclass(slots=True)
@@ -35,7 +35,8 @@ class ScheduleResult:
 
 
 def client_worker(task: tuple[str, list[str], float, int]) -> list[Op]:
-    """One client process: the shared workload (:mod:`zkv.workload`) with a real client, until time is up."""
+    """One client process: the shared workload (:mod:`zkv.testing.workload`) with a real client, until time
+    is up."""
     name, addresses, seconds, seed = task
     ops: list[Op] = []
     with Client(addresses, timeout=2.5) as client:

@@ -1,6 +1,6 @@
 """The chaos test on a real network: nodes in network namespaces, partitions made with nftables.
 
-:mod:`zkv.chaos` cuts links with the nodes' own fault filter; here the kernel does it, as in a real
+:mod:`zkv.testing.chaos` cuts links with the nodes' own fault filter; here the kernel does it, as in a real
 deployment: TCP connections hang instead of closing, gossip and requests are lost alike, and nothing in
 zkv knows that a test is running. Linux and root only.
 
@@ -15,16 +15,17 @@ only one node sees both of); **ring** of majorities (each node sees its two neig
 majority, no two the same one); and **kill** -9 with a restart.
 
 The run itself (:func:`run_netns_schedule`) happens inside the client namespace (a child process started
-with ``ip netns exec``): the cluster, the client workloads of :mod:`zkv.workload`, the faults, the heal,
-convergence, the final read and the checks of :mod:`zkv.history`, plus the **stale-read** check
-(:func:`zkv.workload.stale_reads`): a quorum read that misses an element whose quorum write was
-acknowledged before the read began.
+with ``ip netns exec``): the cluster, the client workloads of :mod:`zkv.testing.workload`, the faults,
+the heal, convergence, the final read and the checks of :mod:`zkv.testing.history`, plus the
+**stale-read** check (:func:`zkv.testing.workload.stale_reads`): a quorum read that misses an element
+whose quorum write was acknowledged before the read began.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -37,12 +38,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from zkv.chaos import _converge
 from zkv.client import Client
 from zkv.errors import ZkvError
-from zkv.history import Op, Report
-from zkv.localcluster import LocalCluster, wait_until
-from zkv.workload import Call, check_final, client_steps, drive, stale_reads, workload_keys
+from zkv.testing.chaos import _converge
+from zkv.testing.history import Op, Report
+from zkv.testing.localcluster import LocalCluster, wait_until
+from zkv.testing.workload import Call, check_final, client_steps, drive, stale_reads, workload_keys
 
 SUBNET = "10.213.0"
 CLIENT_IP = f"{SUBNET}.2"
@@ -321,8 +322,11 @@ def _inside(args: argparse.Namespace) -> dict[str, Any]:
         converge_s, diverged = _converge(cluster, keys)
         with cluster.client(timeout=3.0) as c:
             # connections that hung through a partition may take a moment: each key gets a few tries
+            def read_all(key: str) -> list[Any]:
+                return [c.get(key, consistency="all")]
+
             final = {
-                key: wait_until(lambda k=key: [c.get(k, consistency="all")], 20, f"{key} at all")[0].values
+                key: wait_until(functools.partial(read_all, key), 20, f"{key} at all")[0].values
                 for key in keys
             }
             statuses = [c.status(name) for name in cluster.names]
@@ -365,7 +369,7 @@ def run_netns_schedule(
     workdir.mkdir(parents=True, exist_ok=True)
     with NetnsLab(nodes) as lab:
         tag = lab.hub[: -len("hub")]
-        cmd = [*["ip", "netns", "exec", lab.client], sys.executable, "-m", "zkv.netchaos", "--inside"]
+        cmd = [*["ip", "netns", "exec", lab.client], sys.executable, "-m", "zkv.testing.netchaos", "--inside"]
         cmd += ["--workdir", str(workdir), "--seed", str(seed), "--seconds", str(seconds)]
         cmd += ["--clients", str(clients), "--nodes", str(nodes), "--tag", tag]
         cmd += ["--strict"] if strict else []
