@@ -25,8 +25,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from zkv.core.effects import Reply, Send
 from zkv.core.nodecore import NodeCore, NodeSettings
+from zkv.core.turnplan import plan_turn
 from zkv.node.runtime import PEER_MESSAGE_OPS
 from zkv.protocol import check_node_message, pack, unpack_frame
 from zkv.storage import open_store
@@ -56,6 +56,7 @@ class Cluster:
         for core in self.cores.values():
             core.take_effects()
         self.ring = self.cores["n1"].ring
+        self.peer_routes = {name.encode(): name for name in members}
         self.answers = 0
         self.errors = 0
 
@@ -80,17 +81,11 @@ class Cluster:
                         check_node_message(msg, PEER_MESSAGE_OPS)
                         core.on_peer(sender, msg, NOW)
             core.on_tick(NOW)
-            sends: dict[str, list[dict]] = defaultdict(list)
-            replies: dict[bytes, list[dict]] = defaultdict(list)
-            for effect in core.take_effects():
-                if isinstance(effect, Send):
-                    sends[effect.node].append(effect.msg)
-                elif isinstance(effect, Reply):
-                    replies[effect.route].append(effect.msg)
-            for peer, msgs in sends.items():
+            plan = plan_turn(core.take_effects(), core.store.needs_flush(), self.peer_routes)
+            for peer, msgs in plan.before.items():
                 out[peer].append((False, name, pack(msgs if len(msgs) > 1 else msgs[0])))
             core.store.flush()
-            for route, msgs in replies.items():
+            for route, msgs in [*plan.early.items(), *plan.after.items()]:
                 payload = pack(msgs if len(msgs) > 1 else msgs[0])
                 if route == CLIENT:
                     for reply in unpack_frame(payload):

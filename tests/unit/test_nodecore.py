@@ -1,7 +1,8 @@
 """NodeCore end to end through a fake network: quorum requests, failures, read repair, forwarding, validation.
 
 :class:`FakeNet` is the fake link of STYLE.md (h11's two cores joined in a test), for a whole cluster: it
-collects every core's effects and delivers them in FIFO order, through msgpack as on the real wire. Peer
+collects every core's effects, orders them by the core's turn plan (:func:`zkv.core.turnplan.plan_turn`, as
+the runtime and the simulator do) and delivers them in FIFO order, through msgpack as on the real wire. Peer
 requests (``Send``) reach the target's ``on_peer``; replies whose route is a node name go back to that
 node's ``on_peer``; replies to ``b"client"`` are collected; heartbeats (``Publish``) reach every other
 core's ``on_heartbeat``. Nodes can be *cut* (everything to and from them is lost), *held* (their traffic
@@ -21,10 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zkv.client import EMPTY_CONTEXT
-from zkv.core.effects import Publish, Reply, Send
 from zkv.core.nodecore import NodeCore, NodeSettings
+from zkv.core.turnplan import plan_turn
 from zkv.core.versions import EMPTY, MAX_COUNTER, covers, decode_context, encode_context
-from zkv.protocol import Limits, pack, unpack_frame
+from zkv.protocol import PEER_OPS, Limits, pack, unpack_frame
 from zkv.storage.memory import MemoryStore
 
 CLIENT = b"client"
@@ -57,6 +58,7 @@ class FakeNet:
             )
             for name in self.members
         }
+        self.peer_routes = {name.encode(): name for name in self.members}
         self.cut: set[str] = set()
         self.held: set[str] = set()
         self.silent: set[str] = set()
@@ -72,34 +74,43 @@ class FakeNet:
     # ------------------------------------------------------------------------------------------ driving
 
     def run(self) -> None:
-        queue: deque[tuple[str, Any]] = deque()
+        """Carry every core's effects out in the order of its turn plan, one message at a time (FIFO).
+
+        The plan's flush is a no-op here: a test says when a node's runtime flushed (``on_flushed``)."""
+        queue: deque[tuple[str, str, Any, dict[str, Any]]] = deque()  # (src, how, destination, msg)
 
         def collect() -> None:
             for name, core in self.cores.items():
-                queue.extend((name, effect) for effect in core.take_effects())
+                effects = core.take_effects()
+                if not effects:
+                    continue
+                plan = plan_turn(effects, core.store.needs_flush(), self.peer_routes)
+                assert not plan.connects and not plan.stop, f"unexpected effects {effects!r}"
+                queue.extend((name, "publish", None, msg) for msg in plan.publishes)
+                queue.extend((name, "send", peer, m) for peer, msgs in plan.before.items() for m in msgs)
+                queue.extend((name, "early", route, m) for route, msgs in plan.early.items() for m in msgs)
+                queue.extend((name, "reply", route, m) for route, msgs in plan.after.items() for m in msgs)
 
         collect()
         while queue:
-            src, effect = queue.popleft()
-            if isinstance(effect, Send):
-                if effect.node in self.unreachable:
-                    self.cores[src].on_send_failed(effect.node, effect.msg, self.now)
-                else:
-                    self._deliver(src, effect.node, effect.msg)
-            elif isinstance(effect, Reply):
-                if effect.before_flush:
-                    self.early.append((src, effect.msg))
-                if effect.route == CLIENT:
-                    self.replies.append((src, wire(effect.msg)))
-                else:
-                    self._deliver(src, effect.route.decode(), effect.msg)
-            elif isinstance(effect, Publish):
+            src, how, dst, msg = queue.popleft()
+            if how == "send":
+                if dst not in self.unreachable:
+                    self._deliver(src, dst, msg)
+                elif msg.get("op") in PEER_OPS:  # a reply riding along is lost, as in the runtime
+                    self.cores[src].on_send_failed(dst, msg, self.now)
+            elif how == "publish":
                 if src not in self.cut and src not in self.silent:
                     for name, core in self.cores.items():
                         if name != src and name not in self.cut:
-                            core.on_heartbeat(wire(effect.msg), self.now)
+                            core.on_heartbeat(wire(msg), self.now)
             else:
-                raise AssertionError(f"unknown effect {effect!r}")
+                if how == "early":
+                    self.early.append((src, msg))
+                if dst == CLIENT:
+                    self.replies.append((src, wire(msg)))
+                else:
+                    self._deliver(src, dst.decode(), msg)
             collect()
 
     def _deliver(self, src: str, dst: str, msg: dict[str, Any]) -> None:

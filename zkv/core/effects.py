@@ -1,5 +1,6 @@
-"""What the core asks the runtime to do. The runtime carries these out after the turn's storage flush,
-but for requests to peers (they promise nothing) and replies marked ``before_flush``.
+"""What the core asks the runtime to do. In which order they leave around the turn's storage flush is
+the turn plan's business (:mod:`zkv.core.turnplan`): requests and replies marked ``before_flush`` before
+it, every other reply after it.
 
 Named tuples: the core builds several per request, and a tuple is built in C.
 """

@@ -17,16 +17,15 @@ import os
 import random
 import signal
 import time
-from collections import defaultdict
 from typing import Any
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from zkv.config import ClusterConfig
-from zkv.core.effects import Connect, Publish, Reply, Send, Stop
 from zkv.core.incarnation import incarnation
 from zkv.core.nodecore import NodeCore, NodeSettings
+from zkv.core.turnplan import CARRY_OUT_PASSES, plan_turn
 from zkv.errors import (
     InternalError,
     InvalidRequest,
@@ -674,54 +673,31 @@ class NodeRuntime:
     # ------------------------------------------------------------------------------------------ output
 
     def _carry_out(self, now: float) -> None:
-        """Send what the core queued, one batch per destination: requests to peers at once, then flush
-        the store (group commit), then every reply and acknowledgement.
-
-        Requests carry no promise, so they need not wait for this node's fsync: a replica write leaves
-        while the local one is being synced. A dot they carry that this disk then loses in a crash is
-        never minted again, because a node that did not stop cleanly takes a new actor id
-        (:meth:`_incarnation`). Nor do replies marked ``before_flush`` wait: a write decided by its
-        replicas' acknowledgements, whose local copy an earlier flush synced, is answered before this
-        turn's fsync of other writes.
-
-        When the turn wrote nothing (reads), the replies to a peer that also gets requests ride in the
-        same message, over this node's DEALER to it: one ZeroMQ send per peer instead of two. The peer's
-        ROUTER takes requests and replies alike from a node.
-        """
+        """Carry out what the core queued, in the order of the core's turn plan
+        (:func:`zkv.core.turnplan.plan_turn`, which says why): requests to peers and the replies that
+        need not wait, the flush (group commit), then every other reply, one batch per destination."""
         effects = self.core.take_effects()
-        if not effects:
-            return
-        for _ in range(4):  # send failures may queue replies (unavailable); give those a pass too
-            sends: dict[str, list[dict]] = defaultdict(list)
-            replies: dict[bytes, list[dict]] = defaultdict(list)
-            early: dict[bytes, list[dict]] = defaultdict(list)  # replies that need not wait for the flush
-            for effect in effects:
-                if isinstance(effect, Send):
-                    sends[effect.node].append(effect.msg)
-                elif isinstance(effect, Reply):
-                    (early if effect.before_flush else replies)[effect.route].append(effect.msg)
-                elif isinstance(effect, Publish):
-                    self.pub.send(pack(effect.msg), zmq.NOBLOCK)
-                elif isinstance(effect, Connect):
-                    self._connect_peer(effect.node, effect.address, effect.gossip)
-                elif isinstance(effect, Stop):
-                    self._stopping = True
-            if sends and not (self.store.needs_flush() or self.hints.needs_flush()):
-                for route in [r for r in replies if self._peer_routes.get(r) in sends]:
-                    sends[self._peer_routes[route]] += replies.pop(route)
-            for peer, msgs in sends.items():
-                self._send_peer(peer, msgs, now)
-            for route, msgs in early.items():
-                self._send_reply(route, msgs)
-            self._flush(now)  # if it fails, the core turned the acks among ``replies`` into refusals
-            for route, msgs in replies.items():
-                self._send_reply(route, msgs)
-            effects = self.core.take_effects()
+        for _ in range(CARRY_OUT_PASSES):
             if not effects:
                 return
+            plan = plan_turn(effects, self.store.needs_flush() or self.hints.needs_flush(), self._peer_routes)
+            for msg in plan.publishes:
+                self.pub.send(pack(msg), zmq.NOBLOCK)
+            for connect in plan.connects:
+                self._connect_peer(connect.node, connect.address, connect.gossip)
+            if plan.stop:
+                self._stopping = True
+            for peer, msgs in plan.before.items():
+                self._send_peer(peer, msgs, now)
+            for route, msgs in plan.early.items():
+                self._send_reply(route, msgs)
+            self._flush(now)  # if it fails, the core turned the acks among ``plan.after`` into refusals
+            for route, msgs in plan.after.items():
+                self._send_reply(route, msgs)
+            effects = self.core.take_effects()
 
     def _flush(self, now: float) -> bool:
-        """The group commit: the turn's writes to disk, then tell the core (see Reply.before_flush).
+        """The group commit: the turn's writes to disk, then tell the core (replies may then leave early).
 
         A disk error is the core's to judge (:meth:`NodeCore.on_store_fault`); while the disk refuses
         writes nothing new is written, and only the core's probes (:meth:`_probe`) flush again.

@@ -6,11 +6,12 @@ Each :class:`SimNode` is one node process: a real :class:`zkv.core.nodecore.Node
 :class:`~zkv.sim.storage.SimStore` and :class:`~zkv.sim.storage.SimHints` on its :class:`Disk`, the set of
 peers it holds request connections to (DEALERs) and the publishers it subscribes to (SUB). A **turn** is
 what one pass of the runtime's loop does: hand the core what arrived (one frame, possibly a batch), call
-``on_tick``, then carry out the effects exactly in the runtime's order: peer requests leave first, one
-frame per peer, and the replies marked ``before_flush``; then the store and the hints are flushed (group
-commit); then the other replies and acknowledgements leave. Publishes go to every subscriber,
-``Connect`` opens connections, ``Stop`` is a clean stop. After the turn the node sleeps until the core's
-next wakeup, but no longer than the runtime's poll cap.
+``on_tick``, then carry out the effects by the core's turn plan (:func:`zkv.core.turnplan.plan_turn`), the
+one the runtime executes: peer requests leave first, one frame per peer (with the replies that ride along
+when the turn wrote nothing), and the replies marked ``before_flush``; then the store and the hints are
+flushed (group commit); then the other replies and acknowledgements leave. Publishes go to every
+subscriber, ``Connect`` opens connections, ``Stop`` is a clean stop once the turn is carried out. After
+the turn the node sleeps until the core's next wakeup, but no longer than the runtime's poll cap.
 
 Connections follow ZeroMQ's behaviour as the runtime configures it: a send to a peer whose connection is
 down (``ZMQ_IMMEDIATE``) fails at once and the core hears ``on_send_failed``; a crashed process drops its
@@ -36,10 +37,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from zkv.core.effects import Connect, Publish, Reply, Send, Stop
 from zkv.core.incarnation import incarnation
 from zkv.core.nodecore import NodeCore, NodeSettings
-from zkv.protocol import MAX_BATCH, pack, unpack_frame
+from zkv.core.turnplan import CARRY_OUT_PASSES, plan_turn
+from zkv.protocol import MAX_BATCH, PEER_OPS, pack, unpack_frame
 from zkv.sim.network import Network, Scheduler
 from zkv.sim.storage import Disk, SimHints, SimStore
 
@@ -70,6 +71,7 @@ class SimNode:
     paused_until: float = 0.0
     timer_at: float = float("inf")
     dealers: dict[str, None] = field(default_factory=dict)  # peers with a request connection (ordered)
+    peer_routes: dict[bytes, str] = field(default_factory=dict)  # their routes (the runtime's _peer_routes)
     connected: dict[str, bool] = field(default_factory=dict)  # whether that connection is up
     join_seeds: list[str] = field(default_factory=list)  # started with --join through these
     seeds: list[str] = field(default_factory=list)  # the seeds still to announce to, until taken in
@@ -146,6 +148,7 @@ class SimCluster:
         settings = replace(node.settings, generation=generation, actor=actor)
         node.core = NodeCore(settings, store, now, hints=hints, rng=random.Random(node.rng.getrandbits(64)))
         node.dealers = {}
+        node.peer_routes = {}
         node.connected = {}
         for peer in settings.members:
             self._open(node, peer)
@@ -231,6 +234,7 @@ class SimCluster:
         if peer == node.name or peer in node.dealers:
             return
         node.dealers[peer] = None
+        node.peer_routes[peer.encode()] = peer
         node.connected[peer] = False
         self.subscribers.setdefault(peer, {})[node.name] = None
         assert node.core is not None
@@ -324,46 +328,37 @@ class SimCluster:
         self._turn(node, [])
 
     def _carry_out(self, node: SimNode, now: float) -> None:
-        """The runtime's ``_carry_out``: peer requests, then the flush, then replies."""
+        """The runtime's ``_carry_out``: the core's turn plan (:func:`zkv.core.turnplan.plan_turn`)."""
         core = node.core
         assert core is not None
         effects = core.take_effects()
         if not effects:
             self._flush(core)
             return
-        for _ in range(4):  # send failures may queue replies; give those a pass too
-            sends: dict[str, list[dict]] = {}
-            replies: dict[bytes, list[dict]] = {}
-            early: dict[bytes, list[dict]] = {}  # replies marked before_flush
-            for effect in effects:
-                if isinstance(effect, Send):
-                    sends.setdefault(effect.node, []).append(effect.msg)
-                elif isinstance(effect, Reply):
-                    batch = early if effect.before_flush else replies
-                    batch.setdefault(effect.route, []).append(effect.msg)
-                elif isinstance(effect, Publish):
-                    self._publish(node, effect.msg)
-                elif isinstance(effect, Connect):
-                    self._open(node, effect.node)
-                elif isinstance(effect, Stop):
-                    self._flush(core)
-                    for route, msgs in [*early.items(), *replies.items()]:
-                        self._send_reply(node, route, msgs)
-                    self._die(node, clean=True)
-                    return
-            for peer, msgs in sends.items():
+        for _ in range(CARRY_OUT_PASSES):
+            if not effects:
+                return
+            hints = core.handoff.hints if core.handoff is not None else None
+            wrote = core.store.needs_flush() or (hints is not None and hints.needs_flush())
+            plan = plan_turn(effects, wrote, node.peer_routes)
+            for msg in plan.publishes:
+                self._publish(node, msg)
+            for connect in plan.connects:
+                self._open(node, connect.node)
+            for peer, msgs in plan.before.items():
                 self._send_peer(node, peer, msgs, now)
-            for route, msgs in early.items():
+            for route, msgs in plan.early.items():
                 self._send_reply(node, route, msgs)
-            if node.torn_crash and (sends or early):
+            if node.torn_crash and (plan.before or plan.early):
                 self._die(node, clean=False)  # after the requests and early replies left, before the flush
                 return
             self._flush(core)
-            for route, msgs in replies.items():
+            for route, msgs in plan.after.items():
                 self._send_reply(node, route, msgs)
-            effects = core.take_effects()
-            if not effects:
+            if plan.stop:
+                self._die(node, clean=True)  # the runtime's loop ends after this turn, and closes cleanly
                 return
+            effects = core.take_effects()
 
     def _flush(self, core: NodeCore) -> None:
         core.store.flush()
@@ -378,7 +373,8 @@ class SimCluster:
             chunk = msgs[start : start + MAX_BATCH]
             if not node.connected.get(peer):
                 for msg in chunk:  # ZMQ_IMMEDIATE: no connection, the send fails at once
-                    self._guard(node, "on_send_failed", peer, msg, now)
+                    if msg.get("op") in PEER_OPS:  # a reply riding along is lost, as in the runtime
+                        self._guard(node, "on_send_failed", peer, msg, now)
                 continue
             payload = pack(chunk if len(chunk) > 1 else chunk[0])
             self.network.transmit(node.name, peer, payload, self._delivery(node.name, peer, "peer"))
