@@ -11,23 +11,26 @@ from anti-entropy. Kept out of :mod:`zkv.core.nodecore` so that module only rout
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zkv.core.effects import Send
 from zkv.core.transfer import parse_items
 from zkv.core.versions import state_to_wire
 from zkv.errors import InvalidRequest
 
+if TYPE_CHECKING:
+    from zkv.core.nodecore import NodeCore
+
 MAX_MERGE_ITEMS = 4096
 
 
-def repair_now(core: Any, now: float) -> dict[str, Any]:
+def repair_now(core: NodeCore, now: float) -> dict[str, Any]:
     """Start a full pass with every other member of the ring; the pass's progress so far."""
     core.aae.request_pass([m for m in core.ring.members if m != core.name], now)
     return core.aae.statistics()["pass"]
 
 
-def merge_states(core: Any, args: dict[str, Any]) -> dict[str, Any]:
+def merge_states(core: NodeCore, args: dict[str, Any]) -> dict[str, Any]:
     """Send each state to its key's replicas as a repair (merged locally when this node is one)."""
     raw = args.get("items")
     if not isinstance(raw, list) or len(raw) > MAX_MERGE_ITEMS:
@@ -40,8 +43,10 @@ def merge_states(core: Any, args: dict[str, Any]) -> dict[str, Any]:
     for key, state in items:
         for node in core.ring.preference_list(key):
             if node == core.name:
-                core._merge_local(key, state)
+                core.replica.merge_local(key, state)
                 local += 1
             else:
-                core._effects.append(Send(node, {"op": "repair", "key": key, "state": state_to_wire(state)}))
+                core.state.effects.append(
+                    Send(node, {"op": "repair", "key": key, "state": state_to_wire(state)})
+                )
     return {"merged": len(items), "local": local}

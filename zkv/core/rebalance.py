@@ -1,27 +1,66 @@
 """Join and leave as one node drives them: announce, stream, change status, stop.
 
-A mixin of :class:`zkv.core.nodecore.NodeCore` (whose membership, rings, store and effects it uses); the
-batches themselves are :mod:`zkv.core.transfer`. The theory of operation is there.
+Theory of operation
+-------------------
+A node's own status moves along one path, and :data:`TRANSITIONS` is that path, written once:
+
+    joining ──(ranges streamed in)──▶ normal ──(``leave``)──▶ leaving ──(keys handed over)──▶ removed
+
+* **Joining.** A joining node announces itself to its seeds (``join``) until one takes it in (``join_ok``
+  with the view); it then waits a few heartbeats, so every node has heard it joins and sends it the
+  writes of the ranges it will own, streams those ranges from their current owners, and turns normal.
+* **Leaving.** A leaving node hands every key it holds to the key's future owners (pushes, acknowledged),
+  including the writes that arrive while it does, turns removed, and stops a few heartbeats later, once
+  the others have heard it.
+
+The batches themselves are :mod:`zkv.core.transfer`; this module decides when they run and what the
+node's status becomes. Each status change is gossiped at once.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from zkv.core.effects import Reply, Send, Stop
 from zkv.core.membership import JOINING, LEAVING, NORMAL, REMOVED
-from zkv.core.transfer import JoinStream, LeaveStream, decode_items
+from zkv.core.replica import Replica
+from zkv.core.state import NodeState
+from zkv.core.transfer import JoinStream, LeaveStream
 
-log = logging.getLogger("zkv.core.nodecore")
+log = logging.getLogger("zkv.core.rebalance")
+
+TRANSITIONS = frozenset({(JOINING, NORMAL), (NORMAL, LEAVING), (LEAVING, REMOVED)})  # (from, to)
+SETTLE_HEARTBEATS = 5  # heartbeats to wait before streaming (joining) and before stopping (removed)
 
 
-class RebalanceMixin:
-    """The joining and leaving side of a node (mixed into NodeCore)."""
+class Rebalance:
+    """The joining and leaving side of a node."""
 
-    join_stream: JoinStream | None
-    _join_after: float | None
-    leave_stream: LeaveStream | None
+    def __init__(self, state: NodeState, replica: Replica, membership_changed: Callable[[], None]) -> None:
+        self.state = state
+        self.replica = replica
+        self.membership = state.membership
+        self._membership_changed = membership_changed
+        self._out = state.effects
+        self.join_stream: JoinStream | None = None
+        self.leave_stream: LeaveStream | None = None
+        self._join_after: float | None = None
+        self._stop_at: float | None = None
+
+    @property
+    def status(self) -> str | None:
+        return self.membership.status_of(self.state.name)
+
+    def _become(self, status: str) -> None:
+        """The node's own status changes: only along :data:`TRANSITIONS`, gossiped at once."""
+        assert (self.status, status) in TRANSITIONS, f"{self.status} -> {status}"
+        self.membership.set_status(status)
+        self.membership.heartbeat_now()
+        self._membership_changed()
+
+    # ------------------------------------------------------------------------------------------ joining
 
     def on_join(self, route: bytes, msg: dict[str, Any], now: float) -> None:
         """A node announces that it joins: take it into the view (joining) and answer with the view."""
@@ -30,11 +69,11 @@ class RebalanceMixin:
         name = entry[0] if isinstance(entry, list) and entry else None
         known = isinstance(name, str) and self.membership.member(name) is not None
         if not learned and not known:
-            self._effects.append(Reply(route, {"op": "join_ok", "id": msg.get("id"), "ok": False}))
+            self._out.append(Reply(route, {"op": "join_ok", "id": msg.get("id"), "ok": False}))
             return
         self._membership_changed()
         view = [m.to_wire() for m in self.membership.members()]
-        self._effects.append(Reply(route, {"op": "join_ok", "id": msg.get("id"), "ok": True, "view": view}))
+        self._out.append(Reply(route, {"op": "join_ok", "id": msg.get("id"), "ok": True, "view": view}))
 
     def on_join_ok(self, msg: dict[str, Any], now: float) -> None:
         """A seed took us in: learn the cluster, and stream once every node had time to hear we join."""
@@ -43,70 +82,79 @@ class RebalanceMixin:
             return
         self.membership.merge_view(view)
         self._membership_changed()
-        if self.membership.status_of(self.name) == JOINING and self._join_after is None:
-            self._join_after = now + 5 * self.settings.heartbeat_interval
+        if self.status == JOINING and self._join_after is None:
+            self._join_after = now + SETTLE_HEARTBEATS * self.state.settings.heartbeat_interval
 
     def announcement(self) -> dict[str, Any]:
         """What a joining node sends its seeds."""
-        return {"op": "join", "id": 0, "member": self.membership.member(self.name).to_wire()}
+        me = self.membership.member(self.state.name)
+        assert me is not None
+        return {"op": "join", "id": 0, "member": me.to_wire()}
 
     @property
     def joined(self) -> bool:
-        return self._join_after is not None or self.membership.status_of(self.name) != JOINING
+        """A seed took this node in (or it never joined): it stops announcing itself."""
+        return self._join_after is not None or self.status != JOINING
 
-    def _start_leaving(self) -> None:
-        if self.membership.status_of(self.name) != NORMAL:
+    def on_stream_ok(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        if self.join_stream is not None and self.join_stream.owns(msg.get("id")):
+            for key, state in self.join_stream.on_stream_ok(peer, msg):
+                self.replica.merge_local(key, state)
+
+    # ------------------------------------------------------------------------------------------ leaving
+
+    def start_leaving(self) -> None:
+        """An operator's ``leave``: hand every key over, then stop (a node not normal ignores it)."""
+        if self.status != NORMAL:
             return
-        self.membership.set_status(LEAVING)
-        self.membership.heartbeat_now()
-        self._membership_changed()
+        self._become(LEAVING)
+        store = self.state.store
+        timeout = self.state.settings.request_timeout
         self.leave_stream = LeaveStream(
-            sorted(self.store.keys()), self.settings.request_timeout, batch_bytes=self.source.batch_bytes
+            sorted(store.keys()), timeout, batch_bytes=self.replica.source.batch_bytes
         )
+        self.replica.on_write = self.leave_stream.touch
         log.warning("leaving the cluster: handing %d keys to their new owners", len(self.leave_stream.keys))
 
-    def _advance_transfers(self, now: float) -> None:
-        status = self.membership.status_of(self.name)
-        is_up = lambda n: self.membership.is_up(n, now)  # noqa: E731
+    def on_stream_push_ok(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        if self.leave_stream and self.leave_stream.owns(msg.get("id")):
+            self.leave_stream.on_push_ok(msg["id"])
+
+    # ------------------------------------------------------------------------------------------ driving
+
+    def on_send_failed(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        """A ``stream`` or ``stream_push`` of this node's could not be sent: it is asked again later."""
+        if msg.get("op") == "stream" and self.join_stream is not None:
+            self.join_stream.on_failed(msg.get("id"))
+        elif msg.get("op") == "stream_push" and self.leave_stream is not None:
+            self.leave_stream.on_failed(msg.get("id"))
+
+    def on_tick(self, now: float) -> None:
+        status = self.status
+        membership = self.membership
+        ring = self.state.ring
+        is_up = lambda n: membership.is_up(n, now)  # noqa: E731
         if status == JOINING and self._join_after is not None and now >= self._join_after:
             if self.join_stream is None:
-                sources = [n for n in self.ring.members if n != self.name]
-                self.join_stream = JoinStream(sources, self.settings.request_timeout)
+                sources = [n for n in ring.members if n != self.state.name]
+                self.join_stream = JoinStream(sources, self.state.settings.request_timeout)
                 log.info("joining: streaming the ranges this node will own from %s", ", ".join(sources))
-            self.join_stream.drop_departed(self.ring.members)
-            for source, msg in self.join_stream.requests(now, is_up, self._ids):
-                self._effects.append(Send(source, msg))
+            self.join_stream.drop_departed(ring.members)
+            for source, msg in self.join_stream.requests(now, is_up, self.state.ids):
+                self._out.append(Send(source, msg))
             if self.join_stream.complete:
                 log.info("joined: %d keys streamed; now serving", self.join_stream.keys_received)
-                self.membership.set_status(NORMAL)
-                self.membership.heartbeat_now()
-                self._membership_changed()
+                self._become(NORMAL)
         if status == LEAVING and self.leave_stream is not None:
-            pushes = self.leave_stream.pushes(now, self.ring, self.future_ring, self.store.get, self._ids)
+            pushes = self.leave_stream.pushes(
+                now, self.state.ring, self.state.future_ring, self.state.store.get, self.state.ids
+            )
             for target, msg in pushes:
-                self._effects.append(Send(target, msg))
+                self._out.append(Send(target, msg))
             if self.leave_stream.complete:
                 log.warning("left: %d keys handed over; stopping", self.leave_stream.keys_sent)
-                self.membership.set_status(REMOVED)
-                self.membership.heartbeat_now()
-                self._membership_changed()
-                self._stop_at = now + 5 * self.settings.heartbeat_interval
+                self._become(REMOVED)
+                self._stop_at = now + SETTLE_HEARTBEATS * self.state.settings.heartbeat_interval
         if self._stop_at is not None and now >= self._stop_at:
-            self._effects.append(Stop())
+            self._out.append(Stop())
             self._stop_at = None
-
-    def _on_transfer(self, peer: str, op: str, msg: dict[str, Any], now: float) -> None:
-        if op == "stream":
-            reply = self.source.on_stream(peer, msg, self.store.keys, self.store.get, self.future_ring)
-            self._effects.append(Reply(peer.encode(), reply))
-        elif op == "stream_ok":
-            if self.join_stream is not None and self.join_stream.owns(msg.get("id")):
-                for key, state in self.join_stream.on_stream_ok(peer, msg):
-                    self._merge_local(key, state)
-        elif op == "stream_push":
-            for key, state in decode_items(msg):
-                self._merge_local(key, state)
-            self.stats.keys_streamed_in += len(msg["items"])
-            self._ack_write(peer.encode(), {"op": "stream_push_ok", "id": msg.get("id")})
-        elif op == "stream_push_ok" and self.leave_stream and self.leave_stream.owns(msg.get("id")):
-            self.leave_stream.on_push_ok(msg["id"])

@@ -187,6 +187,7 @@ class SimCluster:
             store.save_meta({**store.load_meta(), "clean_stop": True})
             node.clean_stops += 1
         else:
+            assert isinstance(store, SimStore)
             store.crash()
         node.alive = False
         node.torn_crash = False

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from zkv.core import nodecore, quorum, versions
+from zkv.core import coordinator, quorum, replica, versions
 
 VARIANTS = ("w_minus_1", "no_siblings", "blind_overreach")
 
@@ -43,13 +43,13 @@ def variant(name: str | None) -> Iterator[None]:
         def weak_quorum(targets: tuple[str, ...], required: int, deadline: float) -> quorum.WriteQuorum:
             return real(targets, max(1, required - 1), deadline)
 
-        patch(nodecore, "WriteQuorum", weak_quorum)
+        patch(coordinator, "WriteQuorum", weak_quorum)
     elif name == "blind_overreach":
 
         def overreach(local: versions.KeyState) -> dict[str, int]:
             return {actor: counter + 1000 for actor, counter in local.clock.items()}
 
-        patch(nodecore, "blind_context", overreach)
+        patch(coordinator, "blind_context", overreach)
     else:
         real_merge = versions.merge
 
@@ -60,7 +60,7 @@ def variant(name: str | None) -> Iterator[None]:
             newest = max(merged.siblings, key=lambda s: (s.timestamp, s.dot))
             return versions.KeyState((newest,), merged.clock)
 
-        patch(nodecore, "merge", lww_merge)
+        patch(replica, "merge", lww_merge)
         patch(versions, "merge", lww_merge)
     try:
         yield
