@@ -28,9 +28,12 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
+from zkv.core.admission import ADMIN as ADMIN  # the roles, re-exported: the policy assigns them
+from zkv.core.admission import CLIENT as CLIENT
+from zkv.core.admission import NODE
+
 log = logging.getLogger(__name__)
 
-NODE, ADMIN, CLIENT = "node", "admin", "client"
 REQUEST_DOMAIN = "zkv"  # the ROUTER: clients, admins and peers
 GOSSIP_DOMAIN = "zkv-gossip"  # the PUB: nodes only
 
@@ -103,6 +106,12 @@ class AccessPolicy:
         text = route.decode("utf-8", "replace")
         name = text.removeprefix("join~")
         return name if name in self.node_names or text.startswith("join~") else None
+
+    def impostor(self, route: bytes, user: str) -> str | None:
+        """The node a message's routing identity names when its connection is not that node's (``user``
+        is ``role:name`` from ZAP); None for an honest message."""
+        claimed = self.claimed_node(route)
+        return None if claimed is None or user == f"{NODE}:{claimed}" else claimed
 
 
 class ZkvAuthenticator(ThreadAuthenticator):

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from zkv.core import admin
+from zkv.core.admission import Admission, admit
 from zkv.core.antientropy import AntiEntropy
 from zkv.core.clocks import ClockSkew
 from zkv.core.coordinator import STORAGE_CODES, Coordinator, Origin
@@ -45,7 +46,7 @@ from zkv.core.stats import RequestStats
 from zkv.core.storagehealth import StorageHealth
 from zkv.core.versions import BATCH_BYTES, EMPTY, state_to_wire
 from zkv.core.views import nodes_view, readiness, ring_view, status_view
-from zkv.errors import InvalidRequest, StorageUnavailable, TooManyRequests, ZkvError
+from zkv.errors import InvalidRequest, StorageUnavailable, TooManyRequests, Unauthorized, ZkvError
 from zkv.protocol import InfoRequest, ok, parse_request, request_id
 from zkv.storage.base import Store
 
@@ -312,9 +313,47 @@ class NodeCore:
     def announcement(self) -> dict[str, Any]:
         return self.rebalance.announcement()
 
+    def announcement_due(self, now: float) -> dict[str, Any] | None:
+        """What a joining node sends each of its seeds now, if anything (see :class:`Rebalance`)."""
+        return self.rebalance.announcement_due(now)
+
     @property
     def joined(self) -> bool:
         return self.rebalance.joined
+
+    # ------------------------------------------------------------------------------------------ admission
+
+    def admit(self, route: bytes, msg: dict[str, Any], role: str) -> Admission:
+        """Which way a message from a route that is no peer's goes (:func:`zkv.core.admission.admit`);
+        a refused one is answered and counted here."""
+        way = admit(route, msg, role)
+        if way is Admission.REFUSED:
+            refusal = Unauthorized(f"{msg.get('op')!r} needs an admin key")
+            self.count_rejected(refusal.code)
+            self._effects.append(Reply(route, {"id": request_id(msg), **refusal.to_wire()}))
+        return way
+
+    def count_rejected(self, code: str | None, malformed: bool = False) -> None:
+        """The runtime dropped a message before it reached a handler (an impostor, a frame it could not
+        decode, a handler's bug): count it where ``status`` shows it."""
+        if malformed:
+            self.stats.bad_messages += 1
+        if code is not None:
+            self.stats.errors[code] += 1
+
+    def on_malformed(self, sender: str, msg: dict[str, Any], error: ZkvError) -> None:
+        """A node message that failed its schema check: counted, logged and dropped (a replica request
+        with a usable id gets an ``rerr``, so its coordinator need not wait for the deadline)."""
+        self.count_rejected(error.code, malformed=True)
+        log.warning("dropped a malformed message from %s: %s", sender, error)
+        if self.membership.member(sender) is not None and sender != self.name:
+            self._refuse_replica_request(sender, msg, error.code, error.message)
+
+    def _refuse_replica_request(self, peer: str, msg: dict[str, Any], code: str, message: str) -> None:
+        """Answer an ``rput`` / ``rget`` that could not be served with ``rerr`` (other ops: nothing)."""
+        if msg.get("op") in ("rput", "rget") and type(msg.get("id")) is int:
+            reply = {"op": "rerr", "id": msg["id"], "error": code, "message": message}
+            self._effects.append(Reply(peer.encode(), reply))
 
     # ------------------------------------------------------------------------------------------ clients
 
@@ -377,9 +416,7 @@ class NodeCore:
             else:
                 self.stats.bad_messages += 1
                 log.warning("bad %s message from %s: %s", op, peer, exc)
-            if op in ("rput", "rget") and type(msg.get("id")) is int:
-                reply = {"op": "rerr", "id": msg["id"], "error": code, "message": str(exc)}
-                self._effects.append(Reply(peer.encode(), reply))
+            self._refuse_replica_request(peer, msg, code, str(exc))
 
     def on_send_failed(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """The runtime could not hand ``msg`` to ``peer`` (no connection): that replica failed."""

@@ -33,6 +33,7 @@ log = logging.getLogger("zkv.core.rebalance")
 
 TRANSITIONS = frozenset({(JOINING, NORMAL), (NORMAL, LEAVING), (LEAVING, REMOVED)})  # (from, to)
 SETTLE_HEARTBEATS = 5  # heartbeats to wait before streaming (joining) and before stopping (removed)
+ANNOUNCE_INTERVAL_S = 1.0  # a joining node tells its seeds again this often until one takes it in
 
 
 class Rebalance:
@@ -48,6 +49,7 @@ class Rebalance:
         self.leave_stream: LeaveStream | None = None
         self._join_after: float | None = None
         self._stop_at: float | None = None
+        self.next_announce = 0.0  # when a joining node announces itself to its seeds next
 
     @property
     def status(self) -> str | None:
@@ -90,6 +92,14 @@ class Rebalance:
         me = self.membership.member(self.state.name)
         assert me is not None
         return {"op": "join", "id": 0, "member": me.to_wire()}
+
+    def announcement_due(self, now: float) -> dict[str, Any] | None:
+        """The announcement to send every seed now, or None (taken in already, or sent less than
+        :data:`ANNOUNCE_INTERVAL_S` ago)."""
+        if self.joined or now < self.next_announce:
+            return None
+        self.next_announce = now + ANNOUNCE_INTERVAL_S
+        return self.announcement()
 
     @property
     def joined(self) -> bool:

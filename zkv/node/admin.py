@@ -16,10 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from zkv.core.admission import RUNTIME_OPS
 from zkv.errors import InvalidRequest
 from zkv.storage.snapshot import SnapshotError, link_files
 
-RUNTIME_ADMIN_OPS = frozenset({"snapshot", "restart"})
+RUNTIME_ADMIN_OPS = RUNTIME_OPS  # which requests those are is decided in zkv.core.admission
 #: what a stopping node refuses with ``stopping`` (the client sends it elsewhere); it still answers the rest
 DATA_OPS = frozenset({"put", "get", "delete", "scan"})
 #: a node that exits with this status asks to be started again (the supervisor does, whatever its policy)

@@ -1,9 +1,12 @@
 """The event loop of one zkv node: ZeroMQ sockets in, core calls, effects out.
 
 One thread, one ``zmq.Poller`` (DESIGN.md §3a): each turn drains every ready socket without blocking,
-hands every message to the core, runs the core's timers, flushes the store once (group commit) and only
-then sends what the core queued, batching everything bound for one destination into one message. No
-decision is made here beyond the fault filter; the core decides.
+hands every message to the core, runs the core's timers, and carries out what the core queued by the
+core's turn plan (:mod:`zkv.core.turnplan`): requests first, one flush of the store (group commit), then
+the replies, everything bound for one destination batched into one message. The core decides what a
+message means, who may send it (:mod:`zkv.core.admission`), when a joining node announces itself and
+what a malformed message gets back; the runtime moves bytes, checks the wire schema, runs the fault
+filter and reports what the disk and the sockets said.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from zkv.config import ClusterConfig
+from zkv.core.admission import Admission
 from zkv.core.incarnation import incarnation
 from zkv.core.nodecore import NodeCore, NodeSettings
 from zkv.core.turnplan import CARRY_OUT_PASSES, plan_turn
@@ -33,7 +37,6 @@ from zkv.errors import (
     NodeStopping,
     ProtocolError,
     StorageUnavailable,
-    Unauthorized,
 )
 from zkv.node import admin
 from zkv.node.faults import FaultFilter
@@ -69,8 +72,6 @@ log = logging.getLogger(__name__)
 DRAIN_LIMIT = 1000  # messages taken from one socket per turn, so one busy peer cannot starve the rest
 PEER_MESSAGE_OPS = (PEER_OPS | PEER_REPLY_OPS) - {"join_ok"}  # what peers send each other
 JOIN_OPS, JOIN_OK_OPS, GOSSIP_OPS = frozenset({"join"}), frozenset({"join_ok"}), frozenset({"hb"})
-# requests that change a node's state: admins and nodes only
-ADMIN_OPS = frozenset({"faults", "leave", "repair_now", "merge_states"}) | admin.RUNTIME_ADMIN_OPS
 MAX_POLL_MS = 200  # wake at least this often to notice a stop request
 READY_CHECK_S = 0.05  # how often a node that is not ready yet asks its core whether it is
 COMPACTION_SLICE_S = 0.004
@@ -156,7 +157,6 @@ class NodeRuntime:
                 seed.connect(address)
                 self._seeds[seed] = address
                 self.poller.register(seed, zmq.POLLIN)
-        self._next_announce = 0.0
         self.store = open_store(
             config.engine,
             self.spec.data_dir,
@@ -254,11 +254,12 @@ class NodeRuntime:
         return user if isinstance(user, str) else "client:?"
 
     def _impostor(self, route: bytes, user: str) -> bool:
-        """A routing identity that names a node, on a connection without that node's key."""
-        claimed = self.policy.claimed_node(route)
-        if claimed is None or user == f"{NODE}:{claimed}":
+        """A routing identity that names a node, on a connection without that node's key (the access
+        policy decides: :meth:`AccessPolicy.impostor`)."""
+        claimed = self.policy.impostor(route, user)
+        if claimed is None:
             return False
-        self.core.stats.errors["unauthorized"] += 1
+        self.core.count_rejected("unauthorized")
         log.warning("dropped a message from %s posing as node %s", user, claimed)
         return True
 
@@ -452,7 +453,7 @@ class NodeRuntime:
                 if self._impostor(frames[0], user):
                     continue
             if len(frames) != 2:
-                self.core.stats.bad_messages += 1
+                self.core.count_rejected(None, malformed=True)
                 self._reply_error(frames[0], None, ProtocolError("expected exactly one frame per message"))
                 continue
             route, payload = frames
@@ -460,7 +461,7 @@ class NodeRuntime:
             try:
                 messages = unpack_frame(payload)
             except ProtocolError as exc:
-                self.core.stats.bad_messages += 1
+                self.core.count_rejected(None, malformed=True)
                 if peer is None:
                     self._reply_error(route, None, exc)
                 continue
@@ -469,39 +470,36 @@ class NodeRuntime:
                     self._from_peer(peer, messages, now)
             else:
                 for msg in messages:
-                    if role == CLIENT and msg.get("op") in ADMIN_OPS:
-                        self.core.stats.errors["unauthorized"] += 1
-                        self._reply_error(
-                            route, request_id(msg), Unauthorized(f"{msg['op']!r} needs an admin key")
-                        )
-                    elif msg.get("op") == "faults":
+                    way = self.core.admit(route, msg, role)  # a refused one is answered by the core
+                    if way is Admission.FAULTS:
                         self._on_faults(route, msg)
-                    elif msg.get("op") in admin.RUNTIME_ADMIN_OPS:
+                    elif way is Admission.RUNTIME:
                         self._on_admin(route, msg, now)
                     elif self._drain_until is not None and msg.get("op") in admin.DATA_OPS:
                         self._reply_error(route, request_id(msg), NodeStopping(f"{self.name} is restarting"))
-                    elif msg.get("op") == "join" and route.startswith(b"join~"):
+                    elif way is Admission.JOIN:
                         if self._valid(msg, JOIN_OPS, route.decode("utf-8", "replace")):
                             self._guard(self.core.on_join, route, msg, now)
-                    elif not self._guard(self.core.on_client, route, msg, now):
+                    elif way is Admission.CLIENT and not self._guard(self.core.on_client, route, msg, now):
                         self._reply_error(
                             route, request_id(msg), InternalError("the node hit a bug; see its log")
                         )
 
     def _announce(self, now: float) -> None:
-        """Until a seed took this joining node in, tell every seed about it once a second."""
+        """Until a seed took this joining node in, tell every seed about it as often as the core says."""
         if self.core.joined:
             for seed in list(self._seeds):
                 self.poller.unregister(seed)
                 seed.close(linger=0)
             self._seeds.clear()
             return
-        if now < self._next_announce:
+        announcement = self.core.announcement_due(now)
+        if announcement is None:
             return
-        self._next_announce = now + 1.0
+        payload = pack(announcement)
         for seed in self._seeds:
             with contextlib.suppress(zmq.Again):
-                seed.send(pack(self.core.announcement()), zmq.NOBLOCK)
+                seed.send(payload, zmq.NOBLOCK)
 
     def _drain_seed(self, sock: zmq.Socket, now: float) -> None:
         while True:
@@ -562,14 +560,8 @@ class NodeRuntime:
             return False
 
     def _invalid(self, msg: dict[str, Any], sender: str, exc: ProtocolError) -> None:
-        """Count, log and drop a malformed node message (see :meth:`_valid`)."""
-        self.core.stats.bad_messages += 1
-        self.core.stats.errors[exc.code] += 1
-        log.warning("dropped a malformed message from %s: %s", sender, exc)
-        rid = msg.get("id")
-        if msg.get("op") in ("rput", "rget") and type(rid) is int and sender in self.dealers:
-            reply = {"op": "rerr", "id": rid, "error": exc.code, "message": exc.message}
-            self._send_reply(sender.encode(), [reply])
+        """A malformed node message: the core counts it, logs it and answers it if it should."""
+        self.core.on_malformed(sender, msg, exc)
 
     def _held(self, peer: str, handler: Any, args: tuple, now: float) -> bool:
         """A ``delay_in`` fault: keep what arrived from ``peer`` and hand it to the core later."""
@@ -596,7 +588,7 @@ class NodeRuntime:
     def _bug(self) -> None:
         """Log the exception being handled and count it; the caller goes on with the next message."""
         log.exception("bug while handling a message; the node keeps serving")
-        self.core.stats.errors["internal"] += 1
+        self.core.count_rejected("internal")
 
     def _drain_monitor(self, sock: zmq.Socket, now: float) -> None:
         peer = self._monitors[sock]

@@ -49,7 +49,6 @@ MIN_SLEEP_S = 0.001  # the runtime rounds a poll timeout up to whole millisecond
 CONNECT_DELAY_S = (0.001, 0.01)  # a handshake after a connect
 RECONNECT_DELAY_S = (0.05, 0.15)  # ZeroMQ's reconnect interval (100 ms) when a peer comes back
 DISCONNECT_DELAY_S = (0.0005, 0.005)  # a peer noticing that a process died
-ANNOUNCE_INTERVAL_S = 1.0  # a joining node tells its seeds again this often until taken in
 TORN_CRASH_GRACE_S = 0.1  # a torn crash waits this long for a turn to tear, then crashes anyway
 
 
@@ -75,7 +74,6 @@ class SimNode:
     connected: dict[str, bool] = field(default_factory=dict)  # whether that connection is up
     join_seeds: list[str] = field(default_factory=list)  # started with --join through these
     seeds: list[str] = field(default_factory=list)  # the seeds still to announce to, until taken in
-    next_announce: float = 0.0
     torn_crash: bool = False
     clean_stops: int = 0
     starts: int = 0
@@ -153,7 +151,6 @@ class SimCluster:
         for peer in settings.members:
             self._open(node, peer)
         node.seeds = list(node.join_seeds)
-        node.next_announce = now
         self.scheduler.record("start", name, generation, actor)
         self._turn(node, [])
         # peers that hold a connection to this node reconnect once it listens again
@@ -296,10 +293,10 @@ class SimCluster:
         if core.joined:
             node.seeds = []
             return
-        if now < node.next_announce:
+        announcement = core.announcement_due(now)
+        if announcement is None:
             return
-        node.next_announce = now + ANNOUNCE_INTERVAL_S
-        payload = pack(core.announcement())
+        payload = pack(announcement)
         for seed in node.seeds:
             self.network.transmit(
                 node.name, seed, payload, self._delivery(node.name, seed, "join"), filtered=False
@@ -310,7 +307,7 @@ class SimCluster:
         assert core is not None
         wake = min(core.next_wakeup(), now + MAX_POLL_S)
         if node.seeds:
-            wake = min(wake, node.next_announce)
+            wake = min(wake, core.rebalance.next_announce)
         if wake <= now:
             self.counts["busy_wakeups"] += 1  # the real loop would poll(0) and spin
             wake = now + MIN_SLEEP_S
