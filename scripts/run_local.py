@@ -58,7 +58,7 @@ def own_nodes_up(
             status = client.status(name)
         except ZkvError:
             return False
-        pid = status.get("pid")
+        pid = status.pid
         if isinstance(pid, int) and parent_pid(pid) not in (cluster.pid, None):
             raise ClusterFailed(
                 f"{name} answers from pid {pid}, which this 'make run' did not start: another cluster "

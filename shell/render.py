@@ -20,6 +20,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from zkv.core.status import NodeStatus
+
 from .commands import COMMANDS
 from .results import (
     Failure,
@@ -36,31 +38,6 @@ from .results import (
 )
 
 _STATUS_STYLE = {"up": "green", "down": "red"}
-
-#: status fields rendered in their own place; anything else a node reports is listed under "other"
-_STATUS_SHOWN = {
-    "id",
-    "ok",
-    "node",
-    "address",
-    "gossip",
-    "pid",
-    "generation",
-    "uptime_s",
-    "keys",
-    "storage",
-    "requests",
-    "errors",
-    "latency",
-    "forwarded",
-    "read_repairs",
-    "bad_messages",
-    "in_flight",
-    "peers_up",
-    "peers",
-    "disk",
-    "clock",
-}
 
 
 def make_console(file: IO[str] | None = None, force_terminal: bool | None = None) -> Console:
@@ -253,69 +230,125 @@ class Renderer:
 
     def _status(self, r: Status) -> RenderableType:
         s = r.stats
+        if s is None:
+            return Text(f"{r.node}: no statistics", style="dim")
         parts: list[RenderableType] = []
         head = Text(r.node, style="bold")
-        head.append(f"  {s.get('address', '')}  pid {s.get('pid', '?')}  up {duration(s.get('uptime_s', 0))}")
+        pid = s.pid if s.pid is not None else "?"
+        head.append(f"  {s.address or ''}  pid {pid}  up {duration(s.uptime_s)}")
+        if s.member_status not in (None, "normal"):
+            head.append(f"  {s.member_status}", style="yellow")
         parts.append(head)
-        storage = s.get("storage") or {}
-        engine, used = storage.get("engine", "?"), size(storage.get("bytes", 0))
-        flushes, keys = storage.get("flushes", 0), s.get("keys", "?")
-        peers = f"{s.get('peers_up', '?')}/{s.get('peers', '?')}"
-        parts.append(Text(f"keys {keys}   storage {engine}, {used} ({flushes} flushes)   peers up {peers}"))
-        disk = s.get("disk") or {}
-        if disk.get("state", "ok") != "ok":
+        storage = s.storage
+        peers = f"{s.peers_up}/{s.peers}"
+        parts.append(
+            Text(
+                f"keys {s.keys}   storage {storage.engine}, {size(storage.bytes)} ({storage.flushes} flushes)"
+                f"   peers up {peers}"
+            )
+        )
+        parts.append(
+            Text(
+                f"in flight {s.in_flight}   forwarded {s.forwarded}   "
+                f"read repairs {s.read_repairs}   bad messages {s.bad_messages}"
+            )
+        )
+        disk = s.disk
+        if disk is not None and disk.state != "ok":
             parts.append(
                 Text(
-                    f"disk {disk['state']}: refusing writes for {duration(disk.get('since_s', 0))} "
-                    f"({disk.get('refused_writes', 0)} refused): {disk.get('error')}",
+                    f"disk {disk.state}: refusing writes for {duration(disk.since_s)} "
+                    f"({disk.refused_writes} refused): {disk.error}",
                     style="red",
                 )
             )
-        clock = s.get("clock") or {}
-        if clock.get("off_peers"):
-            offsets = clock.get("peer_offsets_s") or {}
-            off = ", ".join(f"{p} {offsets.get(p, 0):+.0f} s" for p in clock["off_peers"])
-            whose = "this node's clock looks wrong" if clock.get("suspect_self") else "peers' clocks are off"
-            limit = clock.get("max_skew_s", 60)
-            parts.append(Text(f"clock: {whose} (over {limit:.0f} s): {off}", style="yellow"))
-        parts.append(
-            Text(
-                f"in flight {s.get('in_flight', 0)}   forwarded {s.get('forwarded', 0)}   "
-                f"read repairs {s.get('read_repairs', 0)}   bad messages {s.get('bad_messages', 0)}"
-            )
-        )
-        requests = s.get("requests") or {}
-        if requests:
+        clock = s.clock
+        if clock is not None and clock.off_peers:
+            offsets = clock.peer_offsets_s
+            off = ", ".join(f"{p} {offsets.get(p, 0):+.0f} s" for p in clock.off_peers)
+            whose = "this node's clock looks wrong" if clock.suspect_self else "peers' clocks are off"
+            parts.append(Text(f"clock: {whose} (over {clock.max_skew_s:.0f} s): {off}", style="yellow"))
+        if s.requests:
             table = self._table("op", "level", "requests", title="requests")
-            for name, count in sorted(requests.items()):
+            for name, count in sorted(s.requests.items()):
                 op, _, level = name.partition("/")
                 self._row(table, op, level or "-", str(count))
             parts.append(table)
-        latency = s.get("latency") or {}
-        if latency:
+        if s.latency:
             table = self._table("op", "samples", "p50", "p99", "max", title="latency (recent)")
-            for op, lat in sorted(latency.items()):
+            for op, lat in sorted(s.latency.items()):
                 self._row(
                     table,
                     op,
-                    str(lat.get("count", 0)),
-                    f"{lat.get('p50_ms', 0):.2f} ms",
-                    f"{lat.get('p99_ms', 0):.2f} ms",
-                    f"{lat.get('max_ms', 0):.2f} ms",
+                    str(lat.count),
+                    f"{lat.p50_ms:.2f} ms",
+                    f"{lat.p99_ms:.2f} ms",
+                    f"{lat.max_ms:.2f} ms",
                 )
             parts.append(table)
-        errors = s.get("errors") or {}
-        if errors:
+        if s.errors:
             table = self._table("code", "count", title="errors")
-            for code, count in sorted(errors.items()):
+            for code, count in sorted(s.errors.items()):
                 self._row(table, Text(code, style="red"), str(count))
             parts.append(table)
         else:
             parts.append(Text("errors: none", style="dim"))
-        other = {k: v for k, v in s.items() if k not in _STATUS_SHOWN}
-        for key, value in sorted(other.items()):
+        parts.append(self._hints(s))
+        parts.append(self._anti_entropy(s))
+        transfer = self._transfer(s)
+        if transfer is not None:
+            parts.append(transfer)
+        for key, value in sorted(s.extra.items()):
             parts.append(Text(f"{key.replace('_', ' ')}: {value}"))
         return Group(*parts)
+
+    def _hints(self, s: NodeStatus) -> RenderableType:
+        hints = s.hints
+        if hints is None:
+            return Text("hints: this node keeps none", style="dim")
+        table = self._table("kept", "bytes", "delivered", "dropped", "in flight", "received", title="hints")
+        kept = sum(hints.pending.values())
+        self._row(
+            table,
+            str(kept),
+            size(hints.bytes),
+            str(hints.delivered),
+            str(hints.dropped),
+            str(hints.in_flight),
+            str(s.hints_received),
+        )
+        if hints.pending:
+            table.caption = "waiting: " + ", ".join(
+                f"{owner} {n}" for owner, n in sorted(hints.pending.items())
+            )
+        return table
+
+    def _anti_entropy(self, s: NodeStatus) -> RenderableType:
+        aae = s.anti_entropy
+        title = "anti-entropy (indexing the keys on disk)" if aae.indexing else "anti-entropy"
+        table = self._table("exchanges", "keys sent", "keys received", "tracked keys", title=title)
+        self._row(
+            table, str(aae.exchanges), str(aae.keys_sent), str(aae.keys_received), str(aae.tracked_keys)
+        )
+        differing = {peer: n for peer, n in aae.last_differences.items() if n}
+        if differing:
+            table.caption = "last differences: " + ", ".join(f"{p} {n}" for p, n in sorted(differing.items()))
+        return table
+
+    def _transfer(self, s: NodeStatus) -> RenderableType | None:
+        t = s.transfer
+        if not (t.keys_served or t.keys_pushed_in or t.join or t.leave):
+            return None
+        table = self._table("transfer", "keys", "progress", "retries", title="transfers")
+        self._row(table, "served to joining nodes", str(t.keys_served), "-", "-")
+        self._row(table, "pushed in by leaving nodes", str(t.keys_pushed_in), "-", "-")
+        if t.join is not None:
+            done = f"{len(t.join.done)}/{len(t.join.sources)} sources"
+            self._row(table, "this node joining", str(t.join.keys_received), done, str(t.join.retries))
+        if t.leave is not None:
+            progress = f"{t.leave.position}/{t.leave.keys} keys"
+            self._row(table, "this node leaving", str(t.leave.keys_sent), progress, str(t.leave.retries))
+        return table
 
     # ------------------------------------------------------------------------------------------ keys
 

@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from zkv.core.status import NodeStatus
+
 
 def json_bytes(data: bytes | None) -> Any:
     """Text stays text in JSON; bytes that are not UTF-8 become ``{"base64": ...}``; None stays null."""
@@ -208,10 +210,10 @@ class Status(Result):
     """``status``: one node's statistics, as the node reported them."""
 
     node: str = ""
-    stats: dict[str, Any] = field(default_factory=dict)
+    stats: NodeStatus | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        stats = {k: v for k, v in self.stats.items() if k not in ("id", "ok")}
+        stats = self.stats.to_wire() if self.stats is not None else {}
         return {"command": "status", "ok": True, "node": self.node, "stats": stats}
 
 

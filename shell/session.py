@@ -331,7 +331,7 @@ class Session:
                 f"{args[0]} ({address}) is not answering",
                 "'nodes' shows which nodes are up",
             )
-        return Status("status", str(stats.get("node", args[0])), stats)
+        return Status("status", stats.node or args[0], stats)
 
     def _trace(self, args: list[str]) -> Result:
         if args:

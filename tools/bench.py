@@ -118,9 +118,9 @@ class Bench:
         engines = set()
         for name in names:
             status = self.client.status(name)
-            engines.add(status.get("storage", {}).get("engine", "?"))
-            if name not in self.node_pids and _is_loopback(info.addresses[name]) and status.get("pid"):
-                self.node_pids[name] = int(status["pid"])
+            engines.add(status.storage.engine)
+            if name not in self.node_pids and _is_loopback(info.addresses[name]) and status.pid:
+                self.node_pids[name] = int(status.pid)
         engine = ",".join(sorted(engines))
         self.cluster_info.update(
             replication_factor=info.replication_factor, vnodes=info.vnodes, engine=engine, nodes=len(names)

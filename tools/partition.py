@@ -97,7 +97,7 @@ class Cluster:
         """The node's pid: asked of the node, or remembered from an earlier command."""
         pids = self._pids()
         try:
-            pids[name] = int(self.client.status(self.addresses[name])["pid"])
+            pids[name] = int(self.client.status(self.addresses[name]).pid)
             self.state_path.write_text(json.dumps(pids))
         except ZkvError:
             if name not in pids:

@@ -16,6 +16,7 @@ _EXPORTS = {
     "GetResult": "zkv.client",
     "Trace": "zkv.client",
     "NodeInfo": "zkv.client",
+    "NodeStatus": "zkv.core.status",
     "ReplicaState": "zkv.client",
     "StoredVersion": "zkv.client",
     "ZkvError": "zkv.errors",

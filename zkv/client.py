@@ -35,6 +35,7 @@ import zmq
 
 from zkv.config import ClusterConfig, load_config
 from zkv.core.ring import Ring
+from zkv.core.status import NodeStatus
 from zkv.core.versions import state_from_wire
 from zkv.errors import (
     BadAddress,
@@ -453,9 +454,10 @@ class Client:
         finally:
             self._timeout = saved
 
-    def status(self, node: str | None = None) -> dict[str, Any]:
-        """A node's statistics (``node`` is a name or an address; default: any reachable node)."""
-        return self._call({"op": "status"}, [self._resolve(node)] if node else None)
+    def status(self, node: str | None = None) -> NodeStatus:
+        """A node's statistics (``node`` is a name or an address; default: any reachable node); its
+        ``to_wire()`` is the same as plain JSON-ready data."""
+        return NodeStatus.from_wire(self._call({"op": "status"}, [self._resolve(node)] if node else None))
 
     def ring(self, refresh: bool = False) -> RingInfo:
         if self._ring is None or refresh:

@@ -23,12 +23,12 @@ def test_a_wiped_replica_gets_every_key_back_without_reads(make_cluster) -> None
     cluster.start("n3")  # the memory engine: n3 comes back with nothing
     started = time.monotonic()
     with cluster.client(timeout=2.0) as c:
-        assert c.status("n3")["keys"] < KEYS
-        wait_until(lambda: c.status("n3")["keys"] == KEYS, REFILL_BOUND_S, "n3 to hold every key again", 0.2)
+        assert c.status("n3").keys < KEYS
+        wait_until(lambda: c.status("n3").keys == KEYS, REFILL_BOUND_S, "n3 to hold every key again", 0.2)
         took = time.monotonic() - started
         status = c.status("n3")
-        assert status["requests"].get("get/quorum", 0) == 0  # refilled with no client read
-        assert status["anti_entropy"]["keys_received"] >= KEYS
+        assert status.requests.get("get/quorum", 0) == 0  # refilled with no client read
+        assert status.anti_entropy.keys_received >= KEYS
         for k in random.Random(7).sample(keys[1:], 200):
             assert c.replicas(k)["n3"].values == [f"v-{k}".encode()]
         tomb = c.replicas(keys[0])["n3"]
@@ -61,4 +61,4 @@ def test_diverged_replicas_converge_both_ways(make_cluster) -> None:
             return True
 
         wait_until(converged, 30, "every replica to hold every write", 0.2)
-        assert all(c.status(n)["keys"] == 150 for n in cluster.names)
+        assert all(c.status(n).keys == 150 for n in cluster.names)

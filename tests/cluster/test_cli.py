@@ -82,7 +82,7 @@ def test_supervisor_runs_every_node_reports_a_crash_and_stops_all(tmp_path: Path
 
                 wait_until(all_up, 20, f"{address} to see every node up")
             for name, address in cluster.addresses.items():
-                pids[name] = client.status(address)["pid"]
+                pids[name] = client.status(address).pid
             client.put("k", "v", consistency="all")
             os.kill(pids["n2"], signal.SIGKILL)
             assert client.get("k", consistency="quorum").values == [b"v"]

@@ -42,16 +42,13 @@ def test_a_node_whose_clock_was_ahead_rejoins_at_once_after_the_fix(
     with cluster.client(timeout=2.0) as client:
         # the skew is seen on both sides, and n3 knows the odd clock is its own
         def warned() -> bool:
-            return (
-                "n3" in client.status("n1")["clock"]["off_peers"]
-                and client.status("n3")["clock"]["suspect_self"]
-            )
+            return "n3" in client.status("n1").clock.off_peers and client.status("n3").clock.suspect_self
 
         wait_until(warned, 5, "the clock skew to show in status")
-        offset = client.status("n1")["clock"]["peer_offsets_s"]["n3"]
+        offset = client.status("n1").clock.peer_offsets_s["n3"]
         assert 3500 < offset < 3700, offset
         record_property("measured_offset_s", round(offset, 1))
-        old_generation = client.status("n3")["generation"]
+        old_generation = client.status("n3").generation
         client.put(b"k", b"v", consistency="all")
     assert "wall clock is +3" in cluster.log("n1")  # the warning names the peer and the offset
     # n3's clock is fixed; it comes back with an empty data dir (a replaced disk)
@@ -65,12 +62,13 @@ def test_a_node_whose_clock_was_ahead_rejoins_at_once_after_the_fix(
     record_property("rejoin_s", round(rejoin, 2))
     with cluster.client(timeout=2.0) as client:
         status = client.status("n3")
-        assert status["generation"] > old_generation  # above what the peers remembered
-        assert not status["clock"]["off_peers"] and not status["clock"]["suspect_self"]
+        assert status.generation > old_generation  # above what the peers remembered
+        assert status.clock is not None
+        assert not status.clock.off_peers and not status.clock.suspect_self
         client.put(b"k2", b"v2", consistency="all")  # `all` works again
         assert client.get(b"k", consistency="all").values == [b"v"]
     # the raised generation was saved: a plain restart goes above it again
     cluster.kill("n3")
     cluster.start("n3")
     with cluster.client(timeout=2.0) as client:
-        assert client.status("n3")["generation"] > status["generation"]
+        assert client.status("n3").generation > status.generation

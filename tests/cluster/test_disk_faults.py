@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from zkv import Client
+from zkv.core.storagehealth import StorageHealthStats
 from zkv.errors import StorageError, StorageFull
 from zkv.storage.log import META_FILE, LogStore
 from zkv.testing.localcluster import LocalCluster, wait_until
@@ -60,8 +61,10 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
             subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def _disk(client: Client, node: str) -> dict:
-    return client.status(node)["disk"]
+def _disk(client: Client, node: str) -> StorageHealthStats:
+    disk = client.status(node).disk
+    assert disk is not None
+    return disk
 
 
 def _sees_disk(client: Client, observer: str, node: str, state: str) -> bool:
@@ -82,7 +85,7 @@ def test_full_disk_refuses_writes_serves_reads_and_resumes(
         with cluster.client(timeout=3.0) as client, Client([addresses["n3"]], pinned=True) as on_n3:
             # write until n3's disk refuses; every quorum write goes on through n1 and n2
             batch = 0
-            while _disk(client, "n3")["state"] == "ok":
+            while _disk(client, "n3").state == "ok":
                 assert batch < 60, "n3's disk never filled up"
                 keys = [b"k%06d" % (batch * 50 + i) for i in range(50)]
                 errors = client.put_many([(k, VALUE) for k in keys], consistency="quorum")
@@ -90,8 +93,8 @@ def test_full_disk_refuses_writes_serves_reads_and_resumes(
                 acked += keys
                 batch += 1
             disk = _disk(client, "n3")
-            assert disk["state"] == "full" and "No space left on device" in disk["error"], disk
-            assert str(data) in disk["error"]  # the error names the file
+            assert disk.state == "full" and "No space left on device" in (disk.error or ""), disk
+            assert str(data) in (disk.error or "")  # the error names the file
             record_property("writes_until_full", len(acked))
             assert cluster.procs["n3"].poll() is None  # alive
             # more quorum writes succeed through the others; `all` gets the named error
@@ -110,7 +113,7 @@ def test_full_disk_refuses_writes_serves_reads_and_resumes(
                 5,
                 "n1 to show n3's disk full",
             )
-            assert _disk(client, "n3")["refused_writes"] > 0
+            assert _disk(client, "n3").refused_writes > 0
 
         # restarted while still full (no room even for the metadata): starts read-only, old metadata kept
         cluster.kill("n3")
@@ -118,7 +121,7 @@ def test_full_disk_refuses_writes_serves_reads_and_resumes(
         _fill(data / "filler.bin")
         cluster.start("n3")
         with cluster.client(timeout=3.0) as client:
-            assert _disk(client, "n3")["state"] == "full"
+            assert _disk(client, "n3").state == "full"
             assert (data / META_FILE).read_bytes() == meta_before
             assert not (data / (META_FILE + ".tmp")).exists()
             with pytest.raises(StorageFull):
@@ -126,7 +129,7 @@ def test_full_disk_refuses_writes_serves_reads_and_resumes(
             # the operator frees space: n3 takes writes again by itself
             (data / "filler.bin").unlink()
             ballast.unlink()
-            resumed = wait_until(lambda: _disk(client, "n3")["state"] == "ok", 5, "n3 to take writes again")
+            resumed = wait_until(lambda: _disk(client, "n3").state == "ok", 5, "n3 to take writes again")
             assert resumed
             client.put(b"after-resume", VALUE, consistency="all")
             assert (data / META_FILE).read_bytes() != meta_before  # the new generation is saved now
@@ -136,7 +139,7 @@ def test_full_disk_refuses_writes_serves_reads_and_resumes(
         cluster.start("n3")
         with cluster.client(timeout=3.0) as client:
             status = client.status("n3")
-            assert status["storage"]["corrupt_records"] == 0 and status["disk"]["state"] == "ok"
+            assert status.storage.corrupt_records == 0 and status.disk.state == "ok"
             assert client.replicas(b"after-resume")["n3"].values == [VALUE]
             held = [k for k in acked[:200] if client.replicas(k)["n3"].values == [VALUE]]
             assert len(held) == 200
@@ -164,19 +167,19 @@ def test_a_failed_fsync_is_never_acknowledged(
             on_n1.put(b"during", b"v1", consistency="all")
         assert "refused the write" in str(refused.value) or "fsync" in str(refused.value)
         wait_until(lambda: not trigger.exists(), 5, "a node to take the fault")
-        assert any(_disk(client, n)["state"] == "failed" for n in cluster.names)
+        assert any(_disk(client, n).state == "failed" for n in cluster.names)
         # the node seals its segment, writes what it held again elsewhere, and resumes after a probe
         wait_until(
-            lambda: all(_disk(client, n)["state"] == "ok" for n in cluster.names), 15, "every disk to resume"
+            lambda: all(_disk(client, n).state == "ok" for n in cluster.names), 15, "every disk to resume"
         )
         client.put(b"after", b"v2", consistency="all")
-        victims = [n for n in cluster.names if client.status(n)["disk"]["faults"] > 0]
+        victims = [n for n in cluster.names if client.status(n).disk.faults > 0]
     for node in victims:
         cluster.kill(node)
         cluster.start(node)
     with cluster.client(timeout=3.0) as client:
         for node in victims:
-            assert client.status(node)["storage"]["corrupt_records"] == 0
+            assert client.status(node).storage.corrupt_records == 0
             assert client.replicas(b"before")[node].values == [b"v0"]
             assert client.replicas(b"after")[node].values == [b"v2"]
     with contextlib.suppress(FileNotFoundError):

@@ -144,7 +144,7 @@ def test_restart_with_200k_keys_is_fast(tmp_path: Path, record_property) -> None
 
 def _require_log_engine(cluster: LocalCluster, name: str) -> None:
     with cluster.client() as client:
-        engine = client.status(name).get("storage", {}).get("engine")
+        engine = client.status(name).storage.engine
     if engine != "log":
         pytest.skip(f"runtime not wired to the log engine yet ({name} runs engine={engine!r})")
 
@@ -224,7 +224,7 @@ def test_a_node_with_200k_keys_serves_again_quickly(
     cluster.start("n1")  # returns once n1 serves and every node sees it up
     serve_s = time.monotonic() - started
     with cluster.client() as client:
-        assert client.status("n1")["keys"] == RESTART_KEYS
+        assert client.status("n1").keys == RESTART_KEYS
         for i in random.Random(5).sample(range(RESTART_KEYS), 50):
             assert client.replicas(b"key%d" % i)["n1"].values == [b"v" * 100]
     record_property("serve_again_s", round(serve_s, 2))

@@ -122,7 +122,7 @@ def test_host_port_addresses_and_unknown_node_names(cluster3: LocalCluster) -> N
     with Client([bare]) as client:
         client.put("a", "1")
         assert client.get("a").values == [b"1"]
-        assert client.status(cluster3.addresses["n2"].removeprefix("tcp://"))["node"] == "n2"
+        assert client.status(cluster3.addresses["n2"].removeprefix("tcp://")).node == "n2"
         with pytest.raises(UnknownNode) as err:
             client.status("n9")
         assert err.value.code == "unknown_node" and "n1, n2, n3" in err.value.message

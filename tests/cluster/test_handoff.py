@@ -11,7 +11,7 @@ DELIVERY_BOUND_S = 15.0
 
 def pending_hints(cluster: LocalCluster, names: list[str]) -> int:
     with cluster.client(timeout=1.0) as c:
-        return sum(sum(c.status(n)["hints"]["pending"].values()) for n in names)
+        return sum(sum(c.status(n).hints.pending.values()) for n in names)
 
 
 def holds_all(cluster: LocalCluster, node: str, keys: list[str]) -> bool:
@@ -40,7 +40,7 @@ def test_writes_while_a_replica_is_down_reach_it_when_it_returns(make_cluster) -
     assert holds_all(cluster, "n3", keys)
     assert time.monotonic() - started < DELIVERY_BOUND_S
     with cluster.client() as c:
-        assert c.status("n3")["hints_received"] == len(keys)
+        assert c.status("n3").hints_received == len(keys)
 
 
 def test_fallback_nodes_stand_in_for_a_down_primary(make_cluster) -> None:
@@ -57,7 +57,7 @@ def test_fallback_nodes_stand_in_for_a_down_primary(make_cluster) -> None:
         )
         # `all` still needs every primary; `quorum` and `one` take a fallback's hint
         assert c.put_many([(k, f"v-{k}") for k in mine], consistency="quorum") == [None] * len(mine)
-        fallbacks_hold = sum(c.status(n)["hints"]["pending"].get("n5", 0) for n in ["n1", "n2", "n3", "n4"])
+        fallbacks_hold = sum(c.status(n).hints.pending.get("n5", 0) for n in ["n1", "n2", "n3", "n4"])
         assert fallbacks_hold >= len(mine)
         # the fallbacks kept the writes as hints, not as their own data
         for k in mine[:20]:
@@ -86,5 +86,5 @@ def test_no_hints_for_a_node_down_longer_than_the_hint_window(make_cluster) -> N
         wait_until(lambda: pending_hints(cluster, ["n1", "n2"]) == 0, 10, "the hints past the window to go")
         assert c.put_many([(f"late{i}", "v") for i in range(50)], consistency="quorum") == [None] * 50
         assert pending_hints(cluster, ["n1", "n2"]) == 0
-        dropped = sum(c.status(n)["hints"]["dropped"] for n in ["n1", "n2"])
+        dropped = sum(c.status(n).hints.dropped for n in ["n1", "n2"])
         assert dropped == 50

@@ -8,7 +8,7 @@ from zkv.testing.localcluster import LocalCluster
 def actor_and_generation(cluster: LocalCluster, name: str) -> tuple[str, int]:
     with cluster.client(timeout=2.0) as c:
         status = c.status(name)
-    return status["actor"], status["generation"]
+    return status.actor, status.generation
 
 
 def test_actor_survives_a_clean_stop_but_not_a_crash(make_cluster) -> None:

@@ -57,8 +57,8 @@ def test_join_and_leave_under_load(make_cluster) -> None:
         with cluster.client("n1", "n3") as c:
             statuses = {n.name: n.status for n in c.nodes()}
             assert statuses == {"n1": "up", "n2": "up", "n3": "up", "n4": "up"}
-            joined = c.status("n4")["transfer"]["join"]
-            assert sorted(joined["done"]) == ["n1", "n2", "n3"] and joined["keys_received"] > 0
+            joined = c.status("n4").transfer.join
+            assert sorted(joined.done) == ["n1", "n2", "n3"] and joined.keys_received > 0
             writes_after_join = history.writes
             wait_until(lambda: history.writes > writes_after_join + 200, 30, "writes after the join")
             c.leave("n2")
@@ -74,9 +74,9 @@ def test_join_and_leave_under_load(make_cluster) -> None:
 
     with Client([cluster.addresses[n] for n in ("n1", "n3", "n4")]) as c:
         assert (
-            c.status("n1")["transfer"]["keys_pushed_in"]
-            + c.status("n3")["transfer"]["keys_pushed_in"]
-            + c.status("n4")["transfer"]["keys_pushed_in"]
+            c.status("n1").transfer.keys_pushed_in
+            + c.status("n3").transfer.keys_pushed_in
+            + c.status("n4").transfer.keys_pushed_in
             > 0
         )  # n2 handed its keys over
         ring = c.ring(refresh=True)

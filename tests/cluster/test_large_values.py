@@ -50,4 +50,4 @@ def test_large_values_reach_a_returning_node_and_a_joining_one(make_cluster) -> 
     with cluster.client(timeout=5.0) as c:
         assert all(c.get(k, consistency="all").values == [_value(k)] for k in keys)
         status = c.status("n1")
-        assert status["bad_messages"] == 0
+        assert status.bad_messages == 0

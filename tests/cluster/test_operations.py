@@ -179,7 +179,7 @@ class Supervisor:
 
 
 def _pids(client: Client, cluster: LocalCluster) -> dict[str, int]:
-    return {name: client.status(cluster.addresses[name])["pid"] for name in cluster.names}
+    return {name: client.status(cluster.addresses[name]).pid for name in cluster.names}
 
 
 def test_supervisor_restarts_a_crashed_node_and_rolling_restart_fails_no_request(tmp_path: Path) -> None:
@@ -189,9 +189,7 @@ def test_supervisor_restarts_a_crashed_node_and_rolling_restart_fails_no_request
         with cluster.client(timeout=2.0) as client:
             pids = wait_until(lambda: _pids(client, cluster), 30, "every node serving")
             os.kill(pids["n2"], signal.SIGKILL)
-            wait_until(
-                lambda: client.status(cluster.addresses["n2"])["pid"] != pids["n2"], 30, "n2 restarted"
-            )
+            wait_until(lambda: client.status(cluster.addresses["n2"]).pid != pids["n2"], 30, "n2 restarted")
             assert f"n2 (pid {pids['n2']}) exited with status -9; restarting it in" in supervisor.text()
             assert supervisor.proc.poll() is None
             with Load(lambda: cluster.client(timeout=2.0), threads=3, read=True) as load:

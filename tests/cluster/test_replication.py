@@ -78,7 +78,7 @@ def test_each_key_is_held_by_exactly_n_nodes(cluster5: LocalCluster) -> None:
             assert far.get(k).values == [k.encode()]
             far.put(k, "via-outsider", context=far.get(k))
         assert c.get(k, consistency="all").values == [b"via-outsider"]
-        assert c.status(outsider)["forwarded"] >= 2
+        assert c.status(outsider).forwarded >= 2
 
 
 def test_sigkill_one_of_three(cluster3: LocalCluster) -> None:
@@ -184,7 +184,7 @@ def test_read_repair_fills_a_replica_that_missed_a_write(make_cluster) -> None:
             wait_until(lambda: n1.nodes()[1].status == "up", 5, "n1 to hear n2 again")
             assert n1.get("missed", consistency="quorum").values == [b"value"]
         wait_until(lambda: c.replicas("missed")["n2"].values == [b"value"], 5, "read repair to reach n2")
-        assert sum(c.status(n)["read_repairs"] for n in cluster3.names) >= 1
+        assert sum(c.status(n).read_repairs for n in cluster3.names) >= 1
 
 
 def test_bad_requests_get_named_errors_and_change_nothing(cluster3: LocalCluster) -> None:

@@ -29,7 +29,7 @@ def test_requests_carry_the_level_asked_for(shell: Session, cluster3: LocalClust
     run = drive(shell, "put k v one\nget k all\nget k\n", json_mode=True)
     put, get_all, get_default = run.json()
     assert (put["level"], get_all["level"], get_default["level"]) == ("one", "all", "quorum")
-    requests = cluster3.client().status("n1")["requests"]
+    requests = cluster3.client().status("n1").requests
     assert requests.get("put/one") == 1 and requests.get("get/all") == 1 and requests.get("get/quorum") == 1
 
 
@@ -77,8 +77,8 @@ def test_switch_makes_the_node_the_coordinator(shell: Session, cluster3: LocalCl
     assert shell.node.name == "n2"
     assert "".join(text for _, text in run.repl.message()) == "zkv n2 [quorum]> "
     with cluster3.client() as client:
-        assert client.status("n2")["requests"].get("put/quorum") == 1
-        assert "put/quorum" not in client.status("n1")["requests"]
+        assert client.status("n2").requests.get("put/quorum") == 1
+        assert "put/quorum" not in client.status("n1").requests
     # by address too
     run = drive(shell, f"switch {cluster3.addresses['n3']}\n")
     assert shell.node.name == "n3" and "now connected to n3" in run.output

@@ -366,7 +366,7 @@ def test_write_times_out_when_a_replica_never_answers():
     assert reply["required"] == 3 and reply["acknowledged"] == 2
     net.advance(10.0)
     assert net.answer(rid) == reply  # answered exactly once
-    assert net.cores["n1"].status_view(net.now)["in_flight"] == 0
+    assert net.cores["n1"].status(net.now).in_flight == 0
 
 
 def test_read_times_out_when_replicas_never_answer():

@@ -11,6 +11,7 @@ from anti-entropy. Kept out of :mod:`zkv.core.nodecore` so that module only rout
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from zkv.core.effects import Send
@@ -27,7 +28,7 @@ MAX_MERGE_ITEMS = 4096
 def repair_now(core: NodeCore, now: float) -> dict[str, Any]:
     """Start a full pass with every other member of the ring; the pass's progress so far."""
     core.aae.request_pass([m for m in core.ring.members if m != core.name], now)
-    return core.aae.statistics()["pass"]
+    return asdict(core.aae.statistics().full_pass)
 
 
 def merge_states(core: NodeCore, args: dict[str, Any]) -> dict[str, Any]:

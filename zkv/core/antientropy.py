@@ -31,6 +31,7 @@ from typing import Any
 
 from zkv.core.merkle import LEAVES, MerkleTree, leaf_of, pack_leaves, state_digest, unpack_leaves
 from zkv.core.ring import Ring
+from zkv.core.status import AntiEntropyStatistics, FullPassStatistics
 from zkv.core.transfer import parse_items
 from zkv.core.versions import BATCH_BYTES, KeyState, state_to_wire, wire_size
 
@@ -252,18 +253,18 @@ class AntiEntropy:
     def on_failed(self, exchange_id: Any) -> None:
         self._in_flight.pop(exchange_id, None)
 
-    def statistics(self) -> dict[str, Any]:
-        return {
-            "exchanges": self.exchanges,
-            "keys_sent": self.keys_sent,
-            "keys_received": self.keys_received,
-            "last_differences": dict(self.last_differences),
-            "leaves_differing": dict(self.last_leaves),
-            "tracked_keys": len(self._digests),
-            "pass": {
-                "peers": self.pass_total,
-                "done": self.pass_total - len(self.pass_peers),
-                "remaining": list(self.pass_peers),
-                "passes": self.passes,
-            },
-        }
+    def statistics(self) -> AntiEntropyStatistics:
+        return AntiEntropyStatistics(
+            exchanges=self.exchanges,
+            keys_sent=self.keys_sent,
+            keys_received=self.keys_received,
+            last_differences=dict(self.last_differences),
+            leaves_differing=dict(self.last_leaves),
+            tracked_keys=len(self._digests),
+            full_pass=FullPassStatistics(
+                peers=self.pass_total,
+                done=self.pass_total - len(self.pass_peers),
+                remaining=list(self.pass_peers),
+                passes=self.passes,
+            ),
+        )

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from zkv.core.status import HandoffStatistics
 from zkv.core.versions import BATCH_BYTES, KeyState, state_to_wire, wire_size
 
 BATCH = 256  # hints per handoff message
@@ -126,11 +127,11 @@ class Handoff:
     def on_failed(self, offer_id: int) -> None:
         self._in_flight.pop(offer_id, None)
 
-    def statistics(self) -> dict[str, Any]:
-        return {
-            "pending": {t: c for t, c in self.hints.counts().items() if c},
-            "bytes": self.hints.bytes(),
-            "delivered": self.delivered,
-            "dropped": self.dropped,
-            "in_flight": len(self._in_flight),
-        }
+    def statistics(self) -> HandoffStatistics:
+        return HandoffStatistics(
+            pending={t: c for t, c in self.hints.counts().items() if c},
+            bytes=self.hints.bytes(),
+            delivered=self.delivered,
+            dropped=self.dropped,
+            in_flight=len(self._in_flight),
+        )

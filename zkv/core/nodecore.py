@@ -43,9 +43,10 @@ from zkv.core.ring import Ring
 from zkv.core.settings import NodeSettings
 from zkv.core.state import NodeState
 from zkv.core.stats import RequestStats
+from zkv.core.status import NodeStatus
 from zkv.core.storagehealth import StorageHealth
 from zkv.core.versions import BATCH_BYTES, EMPTY, state_to_wire
-from zkv.core.views import nodes_view, readiness, ring_view, status_view
+from zkv.core.views import node_status, nodes_view, readiness, ring_view
 from zkv.errors import InvalidRequest, StorageUnavailable, TooManyRequests, Unauthorized, ZkvError
 from zkv.protocol import InfoRequest, ok, parse_request, request_id
 from zkv.storage.base import Store
@@ -141,7 +142,7 @@ class NodeCore:
             "ping": lambda req, now: ok(req.id, node=self.name, generation=self.membership.generation),
             "nodes": lambda req, now: ok(req.id, node=self.name, nodes=nodes_view(self, now)),
             "ring": lambda req, now: ok(req.id, **ring_view(self)),
-            "status": lambda req, now: ok(req.id, **self.status_view(now)),
+            "status": lambda req, now: ok(req.id, **self.status(now).to_wire()),
             "leave": self._on_leave,
             "local_get": self._on_local_get,
             "repair_now": lambda req, now: ok(req.id, node=self.name, **admin.repair_now(self, now)),
@@ -391,8 +392,9 @@ class NodeCore:
         state = self.store.get(req.args["key"]) or EMPTY
         return ok(req.id, node=self.name, state=state_to_wire(state))
 
-    def status_view(self, now: float) -> dict[str, Any]:
-        return status_view(self, now)
+    def status(self, now: float) -> NodeStatus:
+        """This node's statistics (the ``status`` request's answer)."""
+        return node_status(self, now)
 
     def readiness(self, now: float) -> Readiness:
         """Can this node serve ``quorum`` for every range it holds (see :mod:`zkv.core.readiness`)?"""

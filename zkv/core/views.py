@@ -1,4 +1,4 @@
-"""What the admin requests (nodes, ring, status) return: plain data, never formatting.
+"""What the admin requests (nodes, ring, status) return: data, never formatting.
 
 Like riak_core_status next to riak_core_console: the node returns data, and the shell decides how it
 looks. Functions of a :class:`zkv.core.nodecore.NodeCore`, kept apart so the request logic stays readable.
@@ -6,11 +6,12 @@ looks. Functions of a :class:`zkv.core.nodecore.NodeCore`, kept apart so the req
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from zkv.core.readiness import Readiness
 from zkv.core.readiness import readiness as node_readiness
+from zkv.core.status import JoinStatistics, LeaveStatistics, NodeStatus, TransferStatistics
 
 if TYPE_CHECKING:
     from zkv.core.nodecore import NodeCore
@@ -58,60 +59,56 @@ def ring_view(core: NodeCore) -> dict[str, Any]:
     }
 
 
-def status_view(core: NodeCore, now: float) -> dict[str, Any]:
+def node_status(core: NodeCore, now: float) -> NodeStatus:
+    """What the ``status`` request answers: every component's statistics, put together."""
     stats = core.stats
-    return {
-        "node": core.name,
-        "generation": core.membership.generation,
-        "actor": core.settings.actor,
-        "uptime_s": now - core.started,
-        "keys": len(core.store),
-        "storage": asdict(core.store.statistics()),
-        "disk": asdict(core.storage_health.statistics(now)),
-        "clock": asdict(core.clocks.statistics()),
-        "requests": dict(stats.requests),
-        "errors": dict(stats.errors),
-        "latency": {op: asdict(s) for op, s in stats.latency().items()},
-        "forwarded": stats.forwarded,
-        "read_repairs": stats.read_repairs,
-        "bad_messages": stats.bad_messages,
-        "in_flight": core.coordinator.in_flight,
-        "hints": core.handoff.statistics() if core.handoff is not None else None,
-        "hints_received": stats.hints_received,
-        "anti_entropy": {
-            **core.aae.statistics(),
-            "indexing": core.replica.unindexed is not None,
-            "seconds_since_round": {peer: now - at for peer, at in core.aae.round_at.items()},
-        },
-        "histograms": stats.histograms(),
-        "member_status": core.membership.status_of(core.name),
-        "transfer": _transfer_view(core),
-        "peers_up": len([n for n in core.membership.peers() if core.membership.is_up(n, now)]),
-        "peers": len(core.membership.peers()),
-        "readiness": readiness(core, now).to_wire(),
-        **core.status_extra,
-    }
+    membership = core.membership
+    extra = dict(core.status_extra)  # what only the runtime knows
+    return NodeStatus(
+        node=core.name,
+        generation=core.membership.generation,
+        actor=core.settings.actor,
+        uptime_s=now - core.started,
+        keys=len(core.store),
+        storage=core.store.statistics(),
+        disk=core.storage_health.statistics(now),
+        clock=core.clocks.statistics(),
+        requests=dict(stats.requests),
+        errors=dict(stats.errors),
+        latency=stats.latency(),
+        forwarded=stats.forwarded,
+        read_repairs=stats.read_repairs,
+        bad_messages=stats.bad_messages,
+        in_flight=core.coordinator.in_flight,
+        hints=core.handoff.statistics() if core.handoff is not None else None,
+        hints_received=stats.hints_received,
+        anti_entropy=replace(
+            core.aae.statistics(),
+            indexing=core.replica.unindexed is not None,
+            seconds_since_round={peer: now - at for peer, at in core.aae.round_at.items()},
+        ),
+        member_status=membership.status_of(core.name),
+        transfer=_transfer(core),
+        peers_up=len([n for n in membership.peers() if membership.is_up(n, now)]),
+        peers=len(membership.peers()),
+        histograms=stats.histograms(),
+        readiness=readiness(core, now).to_wire(),
+        pid=extra.pop("pid", None),
+        address=extra.pop("address", None),
+        gossip=extra.pop("gossip", None),
+        extra=extra,
+    )
 
 
-def _transfer_view(core: NodeCore) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "keys_served": core.replica.source.keys_sent,
-        "keys_pushed_in": core.stats.keys_streamed_in,
-    }
-    if core.rebalance.join_stream is not None:
-        j = core.rebalance.join_stream
-        out["join"] = {
-            "sources": j.sources,
-            "done": sorted(j.done),
-            "keys_received": j.keys_received,
-            "retries": j.retries,
-        }
-    if core.rebalance.leave_stream is not None:
-        ls = core.rebalance.leave_stream
-        out["leave"] = {
-            "keys": len(ls.keys),
-            "position": ls.position,
-            "keys_sent": ls.keys_sent,
-            "retries": ls.retries,
-        }
-    return out
+def _transfer(core: NodeCore) -> TransferStatistics:
+    join, leave = core.rebalance.join_stream, core.rebalance.leave_stream
+    return TransferStatistics(
+        keys_served=core.replica.source.keys_sent,
+        keys_pushed_in=core.stats.keys_streamed_in,
+        join=JoinStatistics(list(join.sources), sorted(join.done), join.keys_received, join.retries)
+        if join is not None
+        else None,
+        leave=LeaveStatistics(len(leave.keys), leave.position, leave.keys_sent, leave.retries)
+        if leave is not None
+        else None,
+    )

@@ -330,7 +330,7 @@ def _inside(args: argparse.Namespace) -> dict[str, Any]:
                 for key in keys
             }
             statuses = [c.status(name) for name in cluster.names]
-        hints = sum((s.get("hints") or {}).get("delivered", 0) for s in statuses)
+        hints = sum(s.hints.delivered if s.hints is not None else 0 for s in statuses)
         report.merge(check_final(ops, final))
         checked, stale = stale_reads(ops, "quorum")
         blind_reads, blind_stale = stale_counter_reads(
