@@ -7,6 +7,7 @@ holds no replica of a key forwards the request inside the cluster, so the semant
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,26 +17,27 @@ from zkv.errors import ZkvError
 
 PROBE_TIMEOUT_S = 0.5  # a live node answers a ping on loopback in milliseconds
 
-#: what every client the shell opens needs besides addresses: the CURVE keys when the cluster uses them
-CLIENT_OPTIONS: dict[str, Any] = {}
+ClientOptions = Mapping[str, Any]  # what every client the shell opens needs besides addresses: CURVE keys
 
 
-def use_keys(config: ClusterConfig, key_file: str | None) -> None:
-    """Set the CURVE keys of every client the shell opens, from the config and ``--key``."""
-    CLIENT_OPTIONS.clear()
-    CLIENT_OPTIONS.update(curve_options(config, key_file))
+def client_options(config: ClusterConfig, key_file: str | None) -> ClientOptions:
+    """The CURVE keys of every client the shell opens, from the config and ``--key`` (none in plaintext)."""
+    return dict(curve_options(config, key_file))
 
 
-def open_client(addresses: list[str], **kwargs: Any) -> Client:
+def open_client(addresses: list[str], options: ClientOptions | None = None, **kwargs: Any) -> Client:
     """A client with the shell's keys."""
-    return Client(addresses, **CLIENT_OPTIONS, **kwargs)
+    return Client(addresses, **(options or {}), **kwargs)
 
 
 class PinnedClient(Client):
     """A :class:`Client` that sends every request to one node, the session's coordinator."""
 
-    def __init__(self, address: str, timeout: float | None = None) -> None:
-        super().__init__([address], timeout=timeout, pinned=True, **CLIENT_OPTIONS)
+    def __init__(
+        self, address: str, timeout: float | None = None, options: ClientOptions | None = None
+    ) -> None:
+        self.options: ClientOptions = dict(options or {})  # the shell's other clients open with these too
+        super().__init__([address], timeout=timeout, pinned=True, **self.options)
 
     def pin(self, address: str) -> None:
         """Make ``address`` the coordinator of every following request (sockets to others stay open)."""
@@ -59,9 +61,9 @@ def probe(client: Client, address: str) -> str | None:
     return str(reply.get("node", "?"))
 
 
-def probe_all(addresses: dict[str, str]) -> dict[str, bool]:
+def probe_all(addresses: dict[str, str], options: ClientOptions | None = None) -> dict[str, bool]:
     """Which of the named nodes answer a ping right now (down nodes cost PROBE_TIMEOUT_S each)."""
     if not addresses:
         return {}
-    with open_client(list(addresses.values()), timeout=PROBE_TIMEOUT_S) as client:
+    with open_client(list(addresses.values()), options, timeout=PROBE_TIMEOUT_S) as client:
         return {name: probe(client, address) is not None for name, address in addresses.items()}

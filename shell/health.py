@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from zkv.client import Client
 from zkv.errors import ZkvError
 
-from .connection import open_client
+from .connection import ClientOptions, open_client
 
 HEALTH_INTERVAL_S = 2.0
 PING_TIMEOUT_S = 1.0
@@ -64,10 +64,17 @@ class Link:
 class HealthMonitor:
     """Pings ``target()`` (the connected node's address) every ``interval`` s and records it in ``link``."""
 
-    def __init__(self, target: Callable[[], str], link: Link, interval: float = HEALTH_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        target: Callable[[], str],
+        link: Link,
+        interval: float = HEALTH_INTERVAL_S,
+        options: ClientOptions | None = None,
+    ) -> None:
         self.target = target
         self.link = link
         self.interval = interval
+        self.options = options  # the shell's CURVE keys
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="zkv-shell-health", daemon=True)
@@ -99,7 +106,7 @@ class HealthMonitor:
             self.link.mark(True, sum(1 for n in members if n.status == "up"), len(members))
 
     def _run(self) -> None:
-        with open_client([self.target()], timeout=PING_TIMEOUT_S) as client:
+        with open_client([self.target()], self.options, timeout=PING_TIMEOUT_S) as client:
             while not self._stop.is_set():
                 started = time.monotonic()
                 self.check(client)

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from zkv import __version__
@@ -18,7 +18,7 @@ from zkv.client import normalize_address
 from zkv.config import load_config
 from zkv.errors import BadAddress, ConfigError
 
-from .connection import probe_all, use_keys
+from .connection import ClientOptions, client_options, probe_all
 from .render import Renderer, make_console
 from .results import Failure, Quit
 from .session import Session
@@ -33,6 +33,7 @@ class Target:
     name: str | None
     address: str
     known: dict[str, str]
+    options: ClientOptions = field(default_factory=dict)  # CURVE keys for every client the shell opens
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,13 +89,13 @@ def resolve_target(args: argparse.Namespace) -> Target:
             "(start a local cluster with: zkv-node --config cluster.toml)"
         )
     config = load_config(path)
-    use_keys(config, args.key)
+    options = client_options(config, args.key)
     known = {n.name: n.address for n in config.nodes}
     if args.connect:
         name = next((n for n, a in known.items() if a == args.connect), None)
-        return Target(name, args.connect, known)
+        return Target(name, args.connect, known, options)
     spec = config.node(args.node) if args.node else config.nodes[0]
-    return Target(spec.name, spec.address, known)
+    return Target(spec.name, spec.address, known, options)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +119,7 @@ def _main(argv: list[str] | None) -> int:
         renderer.render(Failure("connect", exc.code, exc.message, hint))
         return USAGE_ERROR
     try:
-        session = Session.connect(target.address, target.name, target.known)
+        session = Session.connect(target.address, target.name, target.known, options=target.options)
     except Exception as exc:  # a malformed address and the like: one line, never a traceback
         renderer.render(
             Failure(
@@ -166,7 +167,7 @@ def offer_others(session: Session, renderer: Renderer, interactive: bool) -> boo
     """The chosen node is down: say so and offer the nodes that answer; False when a script must stop."""
     node = session.node
     others = {n: a for n, a in session.known.items() if a != node.address}
-    up = [n for n, alive in probe_all(others).items() if alive] if others else []
+    up = [n for n, alive in probe_all(others, session.client.options).items() if alive] if others else []
     label = node.address if node.name == node.address else f"{node.name} ({node.address})"
     if up:
         alternatives = f"up: {', '.join(up)}; use --node {up[0]}"

@@ -112,7 +112,9 @@ class Repl:
     ) -> None:
         self.session = session
         self.renderer = renderer
-        self.monitor = monitor or HealthMonitor(lambda: session.node.address, session.link)
+        self.monitor = monitor or HealthMonitor(
+            lambda: session.node.address, session.link, options=session.client.options
+        )
         self.prompt: PromptSession[str] = PromptSession(
             message=self.message,
             bottom_toolbar=self.toolbar,

@@ -14,7 +14,7 @@ from zkv.client import ReplicaState, context_bytes, normalize_address
 from zkv.errors import BadAddress, NoNodeAvailable, ZkvError
 
 from .commands import UsageError, check_level, nearest, parse, parse_ttl, split
-from .connection import Endpoint, PinnedClient, probe
+from .connection import ClientOptions, Endpoint, PinnedClient, probe
 from .health import Link
 from .hints import explain
 from .results import (
@@ -84,9 +84,11 @@ class Session:
         name: str | None = None,
         known: dict[str, str] | None = None,
         level: str | None = None,
+        options: ClientOptions | None = None,
     ) -> Session:
-        """A session coordinated by the node at ``address``; it learns the node's name and the ring now."""
-        client = PinnedClient(address)
+        """A session coordinated by the node at ``address``; it learns the node's name and the ring now.
+        ``options``: the CURVE keys every client of the session opens with."""
+        client = PinnedClient(address, options=options)
         answered = probe(client, address)
         session = cls(
             client,

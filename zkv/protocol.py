@@ -22,11 +22,13 @@ from zkv.core.versions import Clock, decode_context
 from zkv.errors import ContextTooLarge, InvalidRequest, KeyTooLarge, ProtocolError, ValueTooLarge
 
 LEVELS = ("one", "quorum", "all")
-MAX_BATCH = 1024
+MAX_BATCH = 1024  # messages in one frame
+BATCH_BYTES = 4 * 1024 * 1024  # soft cap on the key states one node-to-node message carries (ZMQ_MAXMSGSIZE)
 MAX_ID = 2**63 - 1
 MAX_TTL_S = 315_360_000  # 10 years: a longer TTL is a typo more often than a plan
 
-#: requests a client may send to any node
+#: requests on a node's request socket from a client or an admin (``faults`` and ``leave`` change a node's
+#: state: with CURVE they need an admin key, see :data:`zkv.core.admission.ADMIN_OPS`)
 CLIENT_OPS = frozenset(
     {
         "put",
@@ -82,7 +84,7 @@ class PutRequest(NamedTuple):
     id: int
     key: bytes
     value: bytes | None  # None: a delete (tombstone)
-    level: str | None
+    consistency: str | None
     context: Clock | None  # None: a blind write (no ctx sent): it supersedes what its coordinator holds
     ttl: float | None = None  # seconds the value lives (the coordinator turns it into an absolute expiry)
     sloppy: bool | None = None  # may hinted writes on fallbacks count toward W? None: the cluster default
@@ -95,7 +97,7 @@ class PutRequest(NamedTuple):
 class GetRequest(NamedTuple):
     id: int
     key: bytes
-    level: str | None
+    consistency: str | None
     op: str = "get"
 
 
@@ -153,13 +155,13 @@ def _key(msg: dict[str, Any], limits: Limits) -> bytes:
     return key
 
 
-def _level(msg: dict[str, Any]) -> str | None:
-    level = msg.get("cl")
-    if level is None:
+def _consistency(msg: dict[str, Any]) -> str | None:
+    consistency = msg.get("cl")  # the wire's short name for it
+    if consistency is None:
         return None
-    if level not in LEVELS:
-        raise InvalidRequest(f"unknown consistency level {level!r}; use one, quorum or all")
-    return level
+    if consistency not in LEVELS:
+        raise InvalidRequest(f"unknown consistency level {consistency!r}; use one, quorum or all")
+    return consistency
 
 
 def _context(msg: dict[str, Any], limits: Limits) -> Clock | None:
@@ -207,9 +209,11 @@ def parse_request(msg: dict[str, Any], limits: Limits) -> Request:
         sloppy = msg.get("sloppy")
         if sloppy is not None and not isinstance(sloppy, bool):
             raise InvalidRequest("sloppy must be true or false (or absent: the cluster's sloppy_quorum)")
-        return PutRequest(rid, _key(msg, limits), value, _level(msg), _context(msg, limits), ttl, sloppy)
+        return PutRequest(
+            rid, _key(msg, limits), value, _consistency(msg), _context(msg, limits), ttl, sloppy
+        )
     if op == "get":
-        return GetRequest(rid, _key(msg, limits), _level(msg))
+        return GetRequest(rid, _key(msg, limits), _consistency(msg))
     if op in CLIENT_OPS:
         args = {k: v for k, v in msg.items() if k not in ("op", "id")}
         if op == "local_get":

@@ -22,7 +22,13 @@ def _cluster(names: list[str]) -> tuple[Scheduler, Network, SimCluster]:
     scheduler = Scheduler()
     network = Network(scheduler, random.Random(1))
     cluster = SimCluster(
-        scheduler, network, random.Random(2), names, vnodes=8, anti_entropy_interval=1.0, request_timeout=1.0
+        scheduler,
+        network,
+        random.Random(2),
+        names,
+        vnodes=8,
+        anti_entropy_interval_s=1.0,
+        request_timeout_s=1.0,
     )
     for name in names:
         cluster.start(name)

@@ -258,7 +258,7 @@ def test_two_puts_with_one_context_through_two_coordinators_are_siblings_until_r
 
 
 def test_delete_does_not_come_back_from_a_replica_that_missed_it():
-    net = FakeNet(failure_timeout=60.0)
+    net = FakeNet(failure_timeout_s=60.0)
     net.put("n1", b"k", b"v", cl="all")
     ctx = net.get("n1", b"k")["ctx"]
     net.cut.add("n3")
@@ -288,7 +288,7 @@ def test_info_requests_answer_locally():
 
 
 def test_unavailable_when_two_of_three_peers_are_down():
-    net = FakeNet(failure_timeout=3.0)
+    net = FakeNet(failure_timeout_s=3.0)
     net.now = 3.5  # no heartbeat ever arrived: both peers are past failure_timeout
     for op, fields in (("put", {"value": b"v"}), ("get", {})):
         reply = net.request("n1", op, key=b"k", cl="quorum", **fields)
@@ -302,7 +302,7 @@ def test_unavailable_when_two_of_three_peers_are_down():
 
 
 def test_one_peer_down_allows_quorum_but_not_all_and_recovers_on_heartbeat():
-    net = FakeNet(failure_timeout=3.0)
+    net = FakeNet(failure_timeout_s=3.0)
     net.silent.add("n3")
     net.advance(4.0)  # n2's heartbeats keep it up, n3 says nothing
     assert net.put("n1", b"k", b"v", cl="quorum")["ok"]
@@ -314,7 +314,7 @@ def test_one_peer_down_allows_quorum_but_not_all_and_recovers_on_heartbeat():
 
 
 def test_dropped_connection_makes_a_peer_down_at_once():
-    net = FakeNet(failure_timeout=60.0)
+    net = FakeNet(failure_timeout_s=60.0)
     core = net.cores["n1"]
     if not hasattr(core, "on_connection"):
         pytest.skip("NodeCore.on_connection not present in this version")
@@ -339,7 +339,7 @@ def test_a_connection_not_made_yet_does_not_make_a_peer_down():
 def test_a_write_whose_local_copy_was_flushed_is_answered_before_the_next_flush():
     """The reply to a write decided by acknowledgements that came after the coordinator's flush promises
     nothing that a later flush adds: it may leave before it. Every other reply waits for the flush."""
-    net = FakeNet(failure_timeout=60.0)
+    net = FakeNet(failure_timeout_s=60.0)
     same_turn = net.send("n1", "put", key=b"a", value=b"v", cl="quorum")  # acked before any flush
     local_only = net.send("n1", "put", key=b"b", value=b"v", cl="one")  # decided by the local write
     assert net.answer(same_turn)["ok"] and net.answer(local_only)["ok"]
@@ -354,7 +354,7 @@ def test_a_write_whose_local_copy_was_flushed_is_answered_before_the_next_flush(
 
 
 def test_write_times_out_when_a_replica_never_answers():
-    net = FakeNet(request_timeout=2.0, failure_timeout=60.0)
+    net = FakeNet(request_timeout_s=2.0, failure_timeout_s=60.0)
     net.cut.add("n3")
     rid = net.send("n1", "put", key=b"k", value=b"v", cl="all")
     assert net.answer(rid) is None
@@ -370,7 +370,7 @@ def test_write_times_out_when_a_replica_never_answers():
 
 
 def test_read_times_out_when_replicas_never_answer():
-    net = FakeNet(request_timeout=2.0, failure_timeout=60.0)
+    net = FakeNet(request_timeout_s=2.0, failure_timeout_s=60.0)
     net.cut |= {"n2", "n3"}
     rid = net.send("n1", "get", key=b"k", cl="quorum")
     assert net.answer(rid) is None
@@ -381,7 +381,7 @@ def test_read_times_out_when_replicas_never_answer():
 
 
 def test_quorum_write_times_out_when_both_peers_are_silent_on_requests():
-    net = FakeNet(request_timeout=2.0, failure_timeout=60.0)
+    net = FakeNet(request_timeout_s=2.0, failure_timeout_s=60.0)
     net.cut |= {"n2", "n3"}
     rid = net.send("n2", "put", key=b"k", value=b"v")
     net.advance(2.5)
@@ -390,7 +390,7 @@ def test_quorum_write_times_out_when_both_peers_are_silent_on_requests():
 
 
 def test_unreachable_replicas_fail_a_write_at_once():
-    net = FakeNet(failure_timeout=60.0)
+    net = FakeNet(failure_timeout_s=60.0)
     net.unreachable.add("n3")
     reply = net.put("n1", b"k", b"v", cl="all")
     # decided the moment the send to n3 fails, before n2's ack is back: only n1's own write counts
@@ -403,7 +403,7 @@ def test_unreachable_replicas_fail_a_write_at_once():
 
 
 def test_quorum_read_asks_only_the_replicas_it_needs():
-    net = FakeNet(failure_timeout=60.0, read_repair_chance=0.0)
+    net = FakeNet(failure_timeout_s=60.0, read_repair_chance=0.0)
     assert net.put("n1", b"k", b"v", cl="all")["ok"]
     before = len(net.traffic("rget"))
     assert net.get("n1", b"k", cl="quorum")["values"] == [b"v"]
@@ -413,7 +413,7 @@ def test_quorum_read_asks_only_the_replicas_it_needs():
 
 
 def test_a_silent_replica_makes_a_read_ask_the_spare_after_speculative_retry():
-    net = FakeNet(failure_timeout=60.0, read_repair_chance=0.0, speculative_retry=0.05)
+    net = FakeNet(failure_timeout_s=60.0, read_repair_chance=0.0, speculative_retry_s=0.05)
     assert net.put("n1", b"k", b"v", cl="all")["ok"]
     before = len(net.traffic("rget"))
     net.held |= {"n2", "n3"}
@@ -429,7 +429,7 @@ def test_a_silent_replica_makes_a_read_ask_the_spare_after_speculative_retry():
 
 
 def test_an_unreachable_replica_makes_a_read_ask_the_spare_at_once():
-    net = FakeNet(failure_timeout=60.0, read_repair_chance=0.0)
+    net = FakeNet(failure_timeout_s=60.0, read_repair_chance=0.0)
     assert net.put("n1", b"k", b"v", cl="all")["ok"]
     net.unreachable |= {"n2"}
     assert net.get("n1", b"k", cl="quorum")["values"] == [b"v"]
@@ -438,7 +438,7 @@ def test_an_unreachable_replica_makes_a_read_ask_the_spare_at_once():
 
 
 def test_read_repair_after_every_replica_answered():
-    net = FakeNet(failure_timeout=60.0, read_repair_chance=1.0)
+    net = FakeNet(failure_timeout_s=60.0, read_repair_chance=1.0)
     net.cut.add("n3")
     assert net.put("n1", b"k", b"v", cl="quorum")["ok"]
     assert net.stored("n3", b"k") is None
@@ -457,7 +457,7 @@ def test_read_repair_after_every_replica_answered():
 
 
 def test_read_repair_of_the_coordinator_itself():
-    net = FakeNet(failure_timeout=60.0)
+    net = FakeNet(failure_timeout_s=60.0)
     net.cut.add("n1")
     net.put("n2", b"k", b"v", cl="quorum")
     net.cut.clear()
@@ -488,7 +488,7 @@ def test_request_to_a_node_outside_the_preference_list_is_forwarded():
 
 
 def test_forwarded_errors_come_back_to_the_client():
-    net = FakeNet(nodes=5, replication_factor=3, failure_timeout=3.0)
+    net = FakeNet(nodes=5, replication_factor=3, failure_timeout_s=3.0)
     key = key_outside(net, "n1")
     preference = net.cores["n1"].ring.preference_list(key)
     net.silent |= set(preference[1:])
@@ -500,7 +500,7 @@ def test_forwarded_errors_come_back_to_the_client():
 
 
 def test_forward_is_unavailable_when_no_replica_is_up():
-    net = FakeNet(nodes=5, replication_factor=3, failure_timeout=3.0)
+    net = FakeNet(nodes=5, replication_factor=3, failure_timeout_s=3.0)
     key = key_outside(net, "n1")
     net.silent |= set(net.cores["n1"].ring.preference_list(key))
     net.advance(3.5)
@@ -510,7 +510,7 @@ def test_forward_is_unavailable_when_no_replica_is_up():
 
 
 def test_forward_tries_the_next_replica_when_one_is_unreachable():
-    net = FakeNet(nodes=5, replication_factor=3, failure_timeout=60.0)
+    net = FakeNet(nodes=5, replication_factor=3, failure_timeout_s=60.0)
     key = key_outside(net, "n1")
     first = net.cores["n1"].ring.preference_list(key)[0]
     net.unreachable.add(first)
@@ -521,7 +521,7 @@ def test_forward_tries_the_next_replica_when_one_is_unreachable():
 
 
 def test_forwarded_request_times_out():
-    net = FakeNet(nodes=5, replication_factor=3, failure_timeout=60.0, request_timeout=2.0)
+    net = FakeNet(nodes=5, replication_factor=3, failure_timeout_s=60.0, request_timeout_s=2.0)
     key = key_outside(net, "n1")
     net.cut |= set(net.cores["n1"].ring.preference_list(key))
     rid = net.send("n1", "get", key=key)
@@ -689,7 +689,7 @@ operations = st.lists(
 def test_random_runs_converge_and_lose_no_write(ops):
     """Whatever the partitions and timeouts: once healed and read at ``all`` everywhere, every replica holds
     the same state, and a write is visible exactly when no later write's context had seen it."""
-    net = FakeNet(failure_timeout=1000.0, request_timeout=1.0)
+    net = FakeNet(failure_timeout_s=1000.0, request_timeout_s=1.0)
     contexts: list[bytes | None] = [None]  # every context a get returned
     writes: list[
         tuple[tuple[str, int], bytes | None]

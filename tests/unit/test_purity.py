@@ -51,7 +51,7 @@ def test_the_core_is_all_listed():
 
 
 def test_importing_the_core_pulls_in_no_io_modules():
-    """The core's own imports, apart from the ``zkv`` package's ``__init__`` (see the xfail below).
+    """The core's own imports, apart from the ``zkv`` package's ``__init__`` (the next test).
 
     ``logging`` is imported first: the core logs (STYLE.md: no ``print``), and ``logging`` itself imports
     ``threading``; a direct ``import threading`` in the core is caught by the source check instead.

@@ -12,9 +12,9 @@ from zkv.storage.memory import MemoryStore
 
 MEMBERS = {f"n{i}": (f"tcp://127.0.0.1:{7000 + i}", f"tcp://127.0.0.1:{8000 + i}") for i in (1, 2, 3)}
 WIRE_KEYS = {
-    "node", "generation", "actor", "uptime_s", "keys", "storage", "disk", "clock", "requests", "errors", "latency",
-    "forwarded", "read_repairs", "bad_messages", "in_flight", "hints", "hints_received", "anti_entropy",
-    "member_status", "transfer", "peers_up", "peers",
+    "node", "generation", "actor", "uptime_s", "keys", "storage", "disk", "clock", "requests", "errors",
+    "latency", "forwarded", "read_repairs", "bad_messages", "in_flight", "hints", "hints_received",
+    "anti_entropy", "member_status", "transfer", "peers_up", "peers",
 }  # fmt: skip
 
 

@@ -33,7 +33,8 @@ from zkv.core.merkle import LEAVES, MerkleTree, leaf_of, pack_leaves, state_dige
 from zkv.core.ring import Ring
 from zkv.core.status import AntiEntropyStatistics, FullPassStatistics
 from zkv.core.transfer import parse_items
-from zkv.core.versions import BATCH_BYTES, KeyState, state_to_wire, wire_size
+from zkv.core.versions import KeyState, state_to_wire, wire_size
+from zkv.protocol import BATCH_BYTES
 
 MAX_KEYS_PER_ROUND = 2000
 FOLLOW_UP_S = 0.02  # pause between rounds while replicas still differ: leaves room for client requests

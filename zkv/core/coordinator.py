@@ -13,8 +13,8 @@ replica answered or the deadline passed, and sends the merged state to every rep
 * **Sloppy quorum.** A down primary is stood in for by the next up node of the ring (a *fallback*), which
   keeps the write as a hint for the owner; hinted writes count toward ``one`` and ``quorum``, never
   toward ``all``. A down primary with no fallback gets its hint kept here, uncounted.
-* **Speculative retry** (Cassandra). A read asks only as many other replicas as its level needs; when one
-  fails, or all stay silent past ``speculative_retry``, it asks the rest. A sample of reads
+* **Speculative retry** (Cassandra). A read asks only as many other replicas as its consistency needs;
+  when one fails, or all stay silent past ``speculative_retry_s``, it asks the rest. A sample of reads
   (``read_repair_chance``) asks every live replica, so read repair also reaches keys no read needed.
 * **When a write is answered.** The reply leaves after the flush that makes the local copy durable
   (:mod:`zkv.core.turnplan`); a write decided by acknowledgements that came after such a flush promises
@@ -166,11 +166,13 @@ class Coordinator:
                 and isinstance(request, PutRequest | GetRequest)
                 and self._hand_over(origin, request, raw, now)
             ):
-                self.finish(origin, request.op, getattr(request, "level", None), now, now, exc.to_wire())
+                self.finish(
+                    origin, request.op, getattr(request, "consistency", None), now, now, exc.to_wire()
+                )
         except ZkvError as exc:
             op = getattr(request, "op", "?")
-            level = getattr(request, "level", None)
-            self.finish(origin, op, level, now, now, exc.to_wire())
+            consistency = getattr(request, "consistency", None)
+            self.finish(origin, op, consistency, now, now, exc.to_wire())
 
     def _hand_over(
         self, origin: Origin, request: PutRequest | GetRequest, raw: dict[str, Any], now: float
@@ -182,14 +184,14 @@ class Coordinator:
         if not others:
             return False
         self.stats.errors[StorageUnavailable.code] += 1
-        self._forward(origin, raw, request.op, request.level, others, now)
+        self._forward(origin, raw, request.op, request.consistency, others, now)
         return True
 
     def finish(
         self,
         origin: Origin,
         op: str,
-        level: str | None,
+        consistency: str | None,
         started: float,
         now: float,
         msg: dict[str, Any],
@@ -197,7 +199,7 @@ class Coordinator:
     ) -> None:
         """Answer a client request and count it (forwarded requests are counted where they arrived)."""
         error = None if msg.get("ok") else msg.get("error")
-        self.stats.record(op, level, now - started, error)
+        self.stats.record(op, consistency, now - started, error)
         msg["id"] = origin.rid
         if origin.fwd_id is None:
             left = self._in_flight.get(origin.route, 0) - 1
@@ -230,7 +232,7 @@ class Coordinator:
         origin: Origin,
         raw: dict[str, Any],
         op: str,
-        level: str | None,
+        consistency: str | None,
         preference: tuple[str, ...],
         live: tuple[str, ...],
         need: int,
@@ -242,7 +244,7 @@ class Coordinator:
             return False
         if not may_forward:
             raise Unavailable("ring changed while the request was forwarded; retry", required=need, alive=0)
-        self._forward(origin, raw, op, level, live, now)
+        self._forward(origin, raw, op, consistency, live, now)
         return True
 
     def _forward(
@@ -250,16 +252,18 @@ class Coordinator:
         origin: Origin,
         raw: dict[str, Any],
         op: str,
-        level: str | None,
+        consistency: str | None,
         live: tuple[str, ...],
         now: float,
     ) -> None:
         """Hand the request to one of ``live`` (the next one if it cannot be reached)."""
         if not live:
-            need = required(level or self.settings.write_level, self.state.ring.replication_factor)
+            need = required(
+                consistency or self.settings.write_consistency, self.state.ring.replication_factor
+            )
             raise Unavailable(required=need, alive=0)
-        deadline = now + self.settings.request_timeout
-        fwd = PendingForward(origin, {**raw, "id": origin.rid}, op, level, list(live), now, deadline)
+        deadline = now + self.settings.request_timeout_s
+        fwd = PendingForward(origin, {**raw, "id": origin.rid}, op, consistency, list(live), now, deadline)
         iid = self._track(fwd, deadline)
         self._send_forward(iid, fwd)
 
@@ -288,9 +292,9 @@ class Coordinator:
         self, origin: Origin, req: PutRequest, raw: dict[str, Any], now: float, may_forward: bool
     ) -> None:
         preference, live = self._live_replicas(req.key, now)
-        level = req.level or self.settings.write_level
-        need = required(level, len(preference))
-        if self._forwarded(origin, raw, req.op, req.level, preference, live, need, now, may_forward):
+        consistency = req.consistency or self.settings.write_consistency
+        need = required(consistency, len(preference))
+        if self._forwarded(origin, raw, req.op, req.consistency, preference, live, need, now, may_forward):
             return
         if not self.health.writable:
             # this disk refuses writes: a replica whose disk takes them coordinates instead (a coordinator
@@ -298,20 +302,22 @@ class Coordinator:
             others = tuple(n for n in live if n != self.name and n not in self.state.peer_disk)
             if not (may_forward and others):
                 raise self.health.refusal()
-            self._forward(origin, raw, req.op, req.level, others, now)
+            self._forward(origin, raw, req.op, req.consistency, others, now)
             return
-        fallbacks = self._fallbacks(req.key, preference, live, level, now)
-        strict = level == "all" or not (self.settings.sloppy_quorum if req.sloppy is None else req.sloppy)
-        if strict and level != "all" and len(live) < need:  # (all takes no fallbacks anyway: below)
+        fallbacks = self._fallbacks(req.key, preference, live, consistency, now)
+        strict = consistency == "all" or not (
+            self.settings.sloppy_quorum if req.sloppy is None else req.sloppy
+        )
+        if strict and consistency != "all" and len(live) < need:  # (all takes no fallbacks anyway: below)
             raise Unavailable(
-                f"strict {level} needs {need} of the key's {len(preference)} replicas, {len(live)} alive "
-                "(hints on fallbacks do not count; a sloppy quorum would take them)",
+                f"strict {consistency} needs {need} of the key's {len(preference)} replicas, "
+                f"{len(live)} alive (hints on fallbacks do not count; a sloppy quorum would take them)",
                 required=need,
                 alive=len(live),
             )
         if len(live) + len(fallbacks) < need:
             raise Unavailable(
-                f"{level} needs {need} of {len(preference)} replicas, {len(live)} alive",
+                f"{consistency} needs {need} of {len(preference)} replicas, {len(live)} alive",
                 required=need,
                 alive=len(live) + len(fallbacks),
             )
@@ -342,7 +348,7 @@ class Coordinator:
         self.replica.put_local(req.key, state)
         # strict: the fallbacks still get the write and keep it as a hint, but their acks do not count
         counted = live if strict else live + tuple(fallbacks)
-        quorum = WriteQuorum(counted, need, now + self.settings.request_timeout)
+        quorum = WriteQuorum(counted, need, now + self.settings.request_timeout_s)
         quorum.on_ack(self.name)
         # a down primary with no fallback to stand in for it: the coordinator keeps the hint itself
         # (as Cassandra does); it does not count toward W, but the owner gets the write when back
@@ -353,12 +359,12 @@ class Coordinator:
             else []
         )
         hinted = frozenset() if strict else frozenset(fallbacks)
-        write = PendingWrite(origin, req.op, level, now, quorum, self._flushes, strict, hinted)
+        write = PendingWrite(origin, req.op, consistency, now, quorum, self._flushes, strict, hinted)
         if raw.get("trace") is True:
             write.receipt = receipt.write_receipt(
                 self.name,
                 req.op,
-                level,
+                consistency,
                 req.context is None,
                 context,
                 local,
@@ -370,7 +376,7 @@ class Coordinator:
         if quorum.outcome() is Outcome.OK:
             answer = self._write_ok(write, now, quorum="strict" if strict else "sloppy", hinted=0)
             self.state.unflushed_acks.append(answer)  # it counts the local copy: only after a good flush
-            self.finish(origin, req.op, level, now, now, answer)
+            self.finish(origin, req.op, consistency, now, now, answer)
             iid = 0  # decided already: replica acks need no bookkeeping
         else:
             iid = self._track(write, quorum.deadline)
@@ -401,14 +407,14 @@ class Coordinator:
         return ok(write.origin.rid, receipt=receipt.stamp(write.receipt, now - write.started), **fields)
 
     def _fallbacks(
-        self, key: bytes, preference: tuple[str, ...], live: tuple[str, ...], level: str, now: float
+        self, key: bytes, preference: tuple[str, ...], live: tuple[str, ...], consistency: str, now: float
     ) -> dict[str, str]:
         """Sloppy quorum: an up fallback node for each down primary, as ``{fallback: owner}``.
 
         Hinted writes count toward ``one`` and ``quorum``; ``all`` promises every primary holds the
         write, so it takes none.
         """
-        if self.state.handoff is None or level == "all" or len(live) == len(preference):
+        if self.state.handoff is None or consistency == "all" or len(live) == len(preference):
             return {}
         down = [node for node in preference if node not in live and self.state.hints_wanted(node, now)]
         placed = [p.node for p in self.state.ring.placements(key, lambda n: self.membership.is_up(n, now))]
@@ -432,7 +438,7 @@ class Coordinator:
             full = [node for node, code in q.failed.items() if code in STORAGE_CODES]
             disk = _REFUSED[refused[0]]
             msg = STORAGE_CODES[refused[0]](
-                f"{write.level} needs {q.required} replicas, {len(q.acked)} acknowledged; "
+                f"{write.consistency} needs {q.required} replicas, {len(q.acked)} acknowledged; "
                 f"{', '.join(sorted(full))} refused the write: {disk}"
                 " (the write may be visible on those that acknowledged)",
                 required=q.required,
@@ -441,13 +447,13 @@ class Coordinator:
         else:
             why = ", ".join(f"{node}: {code}" for node, code in sorted(q.failed.items()))
             msg = Unavailable(
-                f"{write.level} needs {q.required} replicas, {len(q.acked)} acknowledged and "
+                f"{write.consistency} needs {q.required} replicas, {len(q.acked)} acknowledged and "
                 f"{len(q.failed)} failed ({why}; the write may be visible on those that acknowledged)",
                 required=q.required,
                 alive=len(q.targets) - len(q.failed),
                 acknowledged=len(q.acked),
             ).to_wire()
-        self.finish(write.origin, write.op, write.level, write.started, now, msg, synced)
+        self.finish(write.origin, write.op, write.consistency, write.started, now, msg, synced)
 
     # ------------------------------------------------------------------------------------------ reads
 
@@ -455,13 +461,13 @@ class Coordinator:
         self, origin: Origin, req: GetRequest, raw: dict[str, Any], now: float, may_forward: bool
     ) -> None:
         preference, live = self._live_replicas(req.key, now)
-        level = req.level or self.settings.read_level
-        need = required(level, len(preference))
-        if self._forwarded(origin, raw, "get", req.level, preference, live, need, now, may_forward):
+        consistency = req.consistency or self.settings.read_consistency
+        need = required(consistency, len(preference))
+        if self._forwarded(origin, raw, "get", req.consistency, preference, live, need, now, may_forward):
             return
         if len(live) < need:
             raise Unavailable(
-                f"{level} needs {need} of {len(preference)} replicas, {len(live)} alive",
+                f"{consistency} needs {need} of {len(preference)} replicas, {len(live)} alive",
                 required=need,
                 alive=len(live),
             )
@@ -469,21 +475,21 @@ class Coordinator:
         if self.state.rng.random() < self.settings.read_repair_chance:
             asked, spares = others, []  # a sample of reads asks everyone, to repair the ones behind
         else:
-            # the coordinator's own copy counts: ask only as many others as the level needs, and the
+            # the coordinator's own copy counts: ask only as many others as the consistency needs, and the
             # rest when one of them fails or stays silent past speculative_retry (Cassandra's
             # speculative retry); anti-entropy and the sampled reads repair what no read asks
             asked, spares = others[: need - 1], others[need - 1 :]
-        quorum = ReadQuorum((self.name, *asked), need, now + self.settings.request_timeout)
+        quorum = ReadQuorum((self.name, *asked), need, now + self.settings.request_timeout_s)
         quorum.on_state(self.name, self.store.get(req.key) or EMPTY)
-        read = PendingRead(origin, level, req.key, now, quorum, spares)
+        read = PendingRead(origin, consistency, req.key, now, quorum, spares)
         if raw.get("trace") is True:
-            read.receipt = receipt.read_receipt(self.name, level)
+            read.receipt = receipt.read_receipt(self.name, consistency)
             receipt.on_answer(read.receipt, self.name, 0.0)
         iid = self._track(read, quorum.deadline)
         for node in asked:
             self._out.append(Send(node, {"op": "rget", "id": iid, "key": req.key}))
         if spares and need > 1:
-            heapq.heappush(self._speculations, (now + self.settings.speculative_retry, iid))
+            heapq.heappush(self._speculations, (now + self.settings.speculative_retry_s, iid))
         self._advance_read(iid, read, now)
 
     def _ask_spares(self, iid: int, read: PendingRead, count: int) -> None:
@@ -506,15 +512,15 @@ class Coordinator:
                 if read.receipt is not None:
                     done = receipt.finish_read(read.receipt, quorum.states, quorum.merged())
                     reply["receipt"] = receipt.stamp(done, now - read.started)
-                self.finish(read.origin, "get", read.level, read.started, now, reply)
+                self.finish(read.origin, "get", read.consistency, read.started, now, reply)
             else:
                 err = Unavailable(
-                    f"{read.level} needs {quorum.required} replicas, "
+                    f"{read.consistency} needs {quorum.required} replicas, "
                     f"{len(quorum.states)} answered and the rest failed",
                     required=quorum.required,
                     alive=len(quorum.states),
                 )
-                self.finish(read.origin, "get", read.level, read.started, now, err.to_wire())
+                self.finish(read.origin, "get", read.consistency, read.started, now, err.to_wire())
         if quorum.complete:
             self._pending.pop(iid, None)
             self._repair(read)
@@ -540,19 +546,21 @@ class Coordinator:
             q = pending.quorum
             if q.on_deadline() is Outcome.TIMEOUT:
                 err = Timeout(required=q.required, acknowledged=len(q.acked))
-                self.finish(pending.origin, pending.op, pending.level, pending.started, now, err.to_wire())
+                self.finish(
+                    pending.origin, pending.op, pending.consistency, pending.started, now, err.to_wire()
+                )
         elif isinstance(pending, PendingRead):
             rq = pending.quorum
             if not pending.replied:
                 pending.replied = True
                 err = Timeout(required=rq.required, acknowledged=len(rq.states))
-                self.finish(pending.origin, "get", pending.level, pending.started, now, err.to_wire())
+                self.finish(pending.origin, "get", pending.consistency, pending.started, now, err.to_wire())
             self._repair(pending)
         else:
             err = Timeout(
-                f"forwarded request got no answer from a replica within {self.settings.request_timeout}s"
+                f"forwarded request got no answer from a replica within {self.settings.request_timeout_s}s"
             )
-            self.finish(pending.origin, pending.op, pending.level, pending.started, now, err.to_wire())
+            self.finish(pending.origin, pending.op, pending.consistency, pending.started, now, err.to_wire())
 
     def on_reply(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """``rput_ok`` / ``rget_ok`` / ``rerr`` / ``fwd_reply``: a peer answered a request of this node's."""
@@ -585,7 +593,9 @@ class Coordinator:
             reply = msg.get("reply")
             if isinstance(reply, dict):
                 del self._pending[iid]
-                self.finish(pending.origin, pending.op, pending.level, pending.started, now, dict(reply))
+                self.finish(
+                    pending.origin, pending.op, pending.consistency, pending.started, now, dict(reply)
+                )
 
     def on_send_failed(self, peer: str, iid: int, now: float) -> None:
         """A request of this node's could not be handed to ``peer`` (no connection): that replica failed."""
@@ -605,7 +615,7 @@ class Coordinator:
         else:
             del self._pending[iid]
             err = Unavailable("no replica of the key could be reached", required=1, alive=0)
-            self.finish(pending.origin, pending.op, pending.level, pending.started, now, err.to_wire())
+            self.finish(pending.origin, pending.op, pending.consistency, pending.started, now, err.to_wire())
 
 
 def _read_reply(state: KeyState, wall: float) -> dict[str, Any]:

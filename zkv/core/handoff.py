@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from zkv.core.status import HandoffStatistics
-from zkv.core.versions import BATCH_BYTES, KeyState, state_to_wire, wire_size
+from zkv.core.versions import KeyState, state_to_wire, wire_size
+from zkv.protocol import BATCH_BYTES
 
 BATCH = 256  # hints per handoff message
 

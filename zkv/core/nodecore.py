@@ -45,10 +45,10 @@ from zkv.core.state import NodeState
 from zkv.core.stats import RequestStats
 from zkv.core.status import NodeStatus
 from zkv.core.storagehealth import StorageHealth
-from zkv.core.versions import BATCH_BYTES, EMPTY, state_to_wire
+from zkv.core.versions import EMPTY, state_to_wire
 from zkv.core.views import node_status, nodes_view, readiness, ring_view
 from zkv.errors import InvalidRequest, StorageUnavailable, TooManyRequests, Unauthorized, ZkvError
-from zkv.protocol import InfoRequest, ok, parse_request, request_id
+from zkv.protocol import BATCH_BYTES, InfoRequest, ok, parse_request, request_id
 from zkv.storage.base import Store
 
 __all__ = ["NodeCore", "NodeSettings"]
@@ -77,8 +77,8 @@ class NodeCore:
             settings.name,
             settings.members,
             settings.generation,
-            settings.heartbeat_interval,
-            settings.failure_timeout,
+            settings.heartbeat_interval_s,
+            settings.failure_timeout_s,
             now,
             phi_threshold=settings.phi_threshold,
             vnodes=settings.vnodes,
@@ -86,13 +86,17 @@ class NodeCore:
         )
         # without a hint store there is no sloppy quorum: writes count only live primaries
         self.handoff = (
-            Handoff(hints, settings.handoff_interval, settings.request_timeout) if hints is not None else None
+            Handoff(hints, settings.handoff_interval_s, settings.request_timeout_s)
+            if hints is not None
+            else None
         )
         # states per node-to-node message: well under ZMQ_MAXMSGSIZE, whatever the value sizes
         batch_bytes = min(BATCH_BYTES, settings.limits.max_message_bytes // 2)
         if self.handoff is not None:
             self.handoff.batch_bytes = batch_bytes
-        self.aae = AntiEntropy(settings.name, settings.anti_entropy_interval, settings.request_timeout, now)
+        self.aae = AntiEntropy(
+            settings.name, settings.anti_entropy_interval_s, settings.request_timeout_s, now
+        )
         self.aae.batch_bytes = batch_bytes
         self.storage_health = StorageHealth(now)
         self.state = NodeState(
@@ -111,7 +115,7 @@ class NodeCore:
         self.coordinator = Coordinator(self.state, self.replica, self._answer_info, self.on_store_fault)
         self.rebalance = Rebalance(self.state, self.replica, self._membership_changed)
         self.status_extra: dict[str, Any] = {}  # facts only the runtime knows (pid, addresses)
-        self.clocks = ClockSkew(settings.name, settings.max_clock_skew)
+        self.clocks = ClockSkew(settings.name, settings.max_clock_skew_s)
         self._raised_to = 0  # the generation gossip last raised this node to (logged once)
         self._connected: set[str] = set()  # peers whose request connection is up (for logging changes)
         replica, coordinator, rebalance = self.replica, self.coordinator, self.rebalance
@@ -164,13 +168,13 @@ class NodeCore:
         return self.state.rng
 
     @property
-    def wall_offset(self) -> float:
+    def wall_offset_s(self) -> float:
         """Wall clock minus ``now``: sibling timestamps (display order only), TTLs, the clock-skew check."""
-        return self.state.wall_offset
+        return self.state.wall_offset_s
 
-    @wall_offset.setter
-    def wall_offset(self, offset: float) -> None:
-        self.state.wall_offset = offset
+    @wall_offset_s.setter
+    def wall_offset_s(self, offset: float) -> None:
+        self.state.wall_offset_s = offset
 
     def take_raised_generation(self) -> int | None:
         """The generation gossip raised this node to, once (the runtime saves it in the metadata)."""

@@ -20,7 +20,7 @@ class Origin(NamedTuple):
 class PendingWrite:
     origin: Origin
     op: str
-    level: str
+    consistency: str
     started: float
     quorum: WriteQuorum
     flushes: int  # the runtime's flushes before the local write: any later one made it durable
@@ -32,7 +32,7 @@ class PendingWrite:
 @dataclass(slots=True)
 class PendingRead:
     origin: Origin
-    level: str
+    consistency: str
     key: bytes
     started: float
     quorum: ReadQuorum
@@ -46,7 +46,7 @@ class PendingForward:
     origin: Origin
     request: dict[str, Any]
     op: str
-    level: str | None
+    consistency: str | None
     candidates: list[str]
     started: float
     deadline: float

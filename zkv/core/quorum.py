@@ -20,15 +20,15 @@ from enum import Enum
 from zkv.core.versions import EMPTY, KeyState, merge_all
 
 
-def required(level: str, n: int) -> int:
+def required(consistency: str, n: int) -> int:
     """Replicas that must answer at a consistency level for a key held by ``n`` replicas."""
-    if level == "one":
+    if consistency == "one":
         return 1
-    if level == "quorum":
+    if consistency == "quorum":
         return n // 2 + 1
-    if level == "all":
+    if consistency == "all":
         return n
-    raise ValueError(f"unknown consistency level {level!r}")
+    raise ValueError(f"unknown consistency level {consistency!r}")
 
 
 class Outcome(Enum):

@@ -85,7 +85,7 @@ class Rebalance:
         self.membership.merge_view(view)
         self._membership_changed()
         if self.status == JOINING and self._join_after is None:
-            self._join_after = now + SETTLE_HEARTBEATS * self.state.settings.heartbeat_interval
+            self._join_after = now + SETTLE_HEARTBEATS * self.state.settings.heartbeat_interval_s
 
     def announcement(self) -> dict[str, Any]:
         """What a joining node sends its seeds."""
@@ -119,7 +119,7 @@ class Rebalance:
             return
         self._become(LEAVING)
         store = self.state.store
-        timeout = self.state.settings.request_timeout
+        timeout = self.state.settings.request_timeout_s
         self.leave_stream = LeaveStream(
             sorted(store.keys()), timeout, batch_bytes=self.replica.source.batch_bytes
         )
@@ -147,7 +147,7 @@ class Rebalance:
         if status == JOINING and self._join_after is not None and now >= self._join_after:
             if self.join_stream is None:
                 sources = [n for n in ring.members if n != self.state.name]
-                self.join_stream = JoinStream(sources, self.state.settings.request_timeout)
+                self.join_stream = JoinStream(sources, self.state.settings.request_timeout_s)
                 log.info("joining: streaming the ranges this node will own from %s", ", ".join(sources))
             self.join_stream.drop_departed(ring.members)
             for source, msg in self.join_stream.requests(now, is_up, self.state.ids):
@@ -164,7 +164,7 @@ class Rebalance:
             if self.leave_stream.complete:
                 log.warning("left: %d keys handed over; stopping", self.leave_stream.keys_sent)
                 self._become(REMOVED)
-                self._stop_at = now + SETTLE_HEARTBEATS * self.state.settings.heartbeat_interval
+                self._stop_at = now + SETTLE_HEARTBEATS * self.state.settings.heartbeat_interval_s
         if self._stop_at is not None and now >= self._stop_at:
             self._out.append(Stop())
             self._stop_at = None

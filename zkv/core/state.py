@@ -46,14 +46,14 @@ class NodeState:
     # replies that acknowledge a write not flushed yet: withdrawn if the flush fails (on_store_fault)
     unflushed_acks: list[dict[str, Any]] = field(default_factory=list)
     peer_disk: dict[str, str] = field(default_factory=dict)  # a peer's disk state when not ok (heartbeats)
-    wall_offset: float = 0.0  # wall clock minus ``now``: the runtime follows a clock set while running
+    wall_offset_s: float = 0.0  # wall clock minus ``now``: the runtime follows a clock set while running
 
     def wall(self, now: float) -> float:
         """The wall time at ``now`` (sibling timestamps, TTL expiry, the clock-skew check)."""
-        return now + self.wall_offset
+        return now + self.wall_offset_s
 
     def __post_init__(self) -> None:
-        self.wall_offset = self.settings.wall_offset
+        self.wall_offset_s = self.settings.wall_offset_s
         self.ring = self.build_ring()
         self.future_ring = self.build_ring(future=True)
 
@@ -71,4 +71,4 @@ class NodeState:
 
     def hints_wanted(self, owner: str, now: float) -> bool:
         """Hints are kept only for an owner down less than the hint window; past it, anti-entropy repairs."""
-        return self.membership.silence(owner, now) <= self.settings.max_hint_window
+        return self.membership.silence(owner, now) <= self.settings.max_hint_window_s

@@ -1,4 +1,4 @@
-"""Request statistics of one node: counts by op and level, errors by code, latency percentiles.
+"""Request statistics of one node: counts by op and consistency level, errors by code, latency percentiles.
 
 Latencies live in a fixed-size window per op (the most recent samples), so memory is bounded and the
 percentiles describe the node as it is now, not since boot. Pure: durations are computed by the caller.
@@ -70,10 +70,10 @@ class RequestStats:
         self.siblings = Histogram(SIBLING_BUCKETS)  # values per successful read
         self.flushes = Histogram(LATENCY_BUCKETS)  # group commits (write + fsync), timed by the runtime
 
-    def record(self, op: str, level: str | None, seconds: float, error: str | None = None) -> None:
-        label = self._labels.get((op, level))
+    def record(self, op: str, consistency: str | None, seconds: float, error: str | None = None) -> None:
+        label = self._labels.get((op, consistency))
         if label is None:
-            label = self._labels[(op, level)] = f"{op}/{level}" if level else op
+            label = self._labels[(op, consistency)] = f"{op}/{consistency}" if consistency else op
         self.requests[label] += 1
         if error:
             self.errors[error] += 1

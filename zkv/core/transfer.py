@@ -30,7 +30,8 @@ from typing import Any
 import msgpack
 
 from zkv.core.ring import Ring
-from zkv.core.versions import BATCH_BYTES, KeyState, state_from_wire, state_to_wire, wire_size
+from zkv.core.versions import KeyState, state_from_wire, state_to_wire, wire_size
+from zkv.protocol import BATCH_BYTES
 
 BATCH_KEYS = 500
 SCAN_KEYS = 5000  # keys a source looks at per stream request, so one request never stalls its loop

@@ -46,7 +46,6 @@ MAX_CONTEXT_BYTES = 8192
 MAX_CONTEXT_ENTRIES = 256
 MAX_STATE_SIBLINGS = 10_000
 MAX_ACTOR_CHARS = 128
-BATCH_BYTES = 4 * 1024 * 1024  # soft cap on the states one node-to-node message carries (ZMQ_MAXMSGSIZE)
 MAX_COUNTER = 2**62  # far beyond any real count, and leaves room to add one without overflowing int64
 
 

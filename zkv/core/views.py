@@ -47,9 +47,9 @@ def ring_view(core: NodeCore) -> dict[str, Any]:
     return {
         "replication_factor": core.ring.replication_factor,
         "vnodes": core.settings.vnodes,
-        "read_consistency": core.settings.read_level,
-        "write_consistency": core.settings.write_level,
-        "request_timeout": core.settings.request_timeout,
+        "read_consistency": core.settings.read_consistency,
+        "write_consistency": core.settings.write_consistency,
+        "request_timeout": core.settings.request_timeout_s,
         "limits": asdict(core.settings.limits),
         "members": [
             {"name": n, "address": member.address, "tokens": tokens[n]}

@@ -44,7 +44,6 @@ from zkv.protocol import (
     MAX_BATCH,
     PEER_OPS,
     PEER_REPLY_OPS,
-    Limits,
     check_node_message,
     pack,
     request_id,
@@ -181,36 +180,8 @@ class NodeRuntime:
         self._meta_error: tuple[int | str | None, str] = (None, "")
         generation, actor = self._incarnation(config)
         now = time.monotonic()
-        settings = NodeSettings(
-            name=name,
-            actor=actor,
-            members={n.name: (n.address, n.gossip) for n in config.nodes},
-            replication_factor=config.replication_factor,
-            vnodes=config.vnodes,
-            read_level=config.read_consistency,
-            write_level=config.write_consistency,
-            request_timeout=config.request_timeout_ms / 1000,
-            heartbeat_interval=config.heartbeat_interval_ms / 1000,
-            failure_timeout=config.failure_timeout_ms / 1000,
-            phi_threshold=float(config.phi_threshold),
-            handoff_interval=config.handoff_interval_ms / 1000,
-            max_hint_window=float(config.max_hint_window_s),
-            anti_entropy_interval=config.anti_entropy_interval_ms / 1000,
-            read_repair_chance=config.read_repair_chance,
-            speculative_retry=config.speculative_retry_ms / 1000,
-            joining=join is not None,
-            generation=generation,
-            wall_offset=time.time() - now,
-            max_clock_skew=float(config.max_clock_skew_s),
-            sloppy_quorum=config.sloppy_quorum,
-            limits=Limits(
-                max_key_bytes=config.max_key_bytes,
-                max_value_bytes=config.max_value_bytes,
-                max_siblings=config.max_siblings,
-                max_context_bytes=config.max_context_bytes,
-                max_in_flight_per_client=config.max_in_flight_per_client,
-                max_message_bytes=config.max_message_bytes,
-            ),
+        settings = NodeSettings.from_config(
+            config, name, actor, generation, joining=join is not None, wall_offset_s=time.time() - now
         )
         self.core = NodeCore(settings, self.store, now, hints=self.hints, rng=random.Random())
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
@@ -352,7 +323,7 @@ class NodeRuntime:
                 delay_ms = min(delay_ms, self.config.fsync_interval_ms)
             ready = poller.poll(math.ceil(delay_ms))
             now = time.monotonic()
-            core.wall_offset = time.time() - now  # follows a wall clock set while running
+            core.wall_offset_s = time.time() - now  # follows a wall clock set while running
             for sock, _ in ready:
                 if sock is self.router:
                     self._drain_router(now)

@@ -105,8 +105,8 @@ def _run(
         random.Random(root.getrandbits(64)),
         names,
         vnodes=vnodes,
-        heartbeat_interval=heartbeat_interval,
-        anti_entropy_interval=3600.0,  # no data here: keep the exchanges out of the way
+        heartbeat_interval_s=heartbeat_interval,
+        anti_entropy_interval_s=3600.0,  # no data here: keep the exchanges out of the way
     )
     rng = random.Random(root.getrandbits(64))
     result = MembershipResult(seed, initial + joins)

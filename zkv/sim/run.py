@@ -257,11 +257,11 @@ def _run(seed: int, cfg: SimConfig) -> SimResult:
         on_client_reply=client_router(clients),
         replication_factor=cfg.replication_factor,
         vnodes=cfg.vnodes,
-        request_timeout=cfg.request_timeout,
-        heartbeat_interval=cfg.heartbeat_interval,
-        failure_timeout=cfg.failure_timeout,
-        anti_entropy_interval=cfg.anti_entropy_interval,
-        handoff_interval=cfg.handoff_interval,
+        request_timeout_s=cfg.request_timeout,
+        heartbeat_interval_s=cfg.heartbeat_interval,
+        failure_timeout_s=cfg.failure_timeout,
+        anti_entropy_interval_s=cfg.anti_entropy_interval,
+        handoff_interval_s=cfg.handoff_interval,
     )
     nemesis = Nemesis(scheduler, cluster, network, random.Random(root.getrandbits(64)))
     client_rng = random.Random(root.getrandbits(64))

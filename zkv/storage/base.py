@@ -59,7 +59,7 @@ class Store(Protocol):
     def __len__(self) -> int: ...
 
     def delete(self, key: bytes) -> None:
-        """Remove ``key`` for good (purging a tombstone once every replica holds it; the core decides)."""
+        """Remove ``key`` for good (no node calls it yet: tombstones are kept; a future purge would)."""
 
     def flush(self) -> None:
         """Make every put so far durable under the engine's fsync policy (a no-op in memory)."""
