@@ -8,7 +8,8 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from versions_strategies import ACTORS, reachable_states, worlds
+from versions_oracles import Order, compare, descends, supersedes
+from versions_strategies import reachable_states, worlds
 
 from zkv.core.versions import (
     EMPTY,
@@ -16,21 +17,15 @@ from zkv.core.versions import (
     MAX_CONTEXT_ENTRIES,
     MAX_COUNTER,
     KeyState,
-    Order,
-    Sibling,
-    compare,
     covers,
     decode_context,
-    descends,
     encode_context,
     join,
     merge,
     merge_all,
     pack_state,
-    prune,
     state_from_wire,
     state_to_wire,
-    supersedes,
     unpack_state,
     update,
 )
@@ -190,48 +185,6 @@ def test_reachable_clocks_are_partially_ordered(pair):
     order = compare(a.clock, b.clock)
     if order is Order.BEFORE:
         assert descends(b.clock, a.clock) and not descends(a.clock, b.clock)
-
-
-# ------------------------------------------------------------------------------------- prune
-
-
-@st.composite
-def prunable(draw: st.DrawFn) -> KeyState:
-    """A reachable state whose clock also remembers actors with no sibling (nodes that wrote, then left)."""
-    (state,) = draw(reachable_states(1))
-    ghosts = draw(st.dictionaries(st.sampled_from(("d", "e", "f", "g")), st.integers(1, 9), max_size=4))
-    return KeyState(state.siblings, {**ghosts, **state.clock})
-
-
-@PROPS
-@given(
-    prunable(),
-    st.sets(st.sampled_from((*ACTORS, "d", "e", "f", "g"))),
-    st.integers(0, 8),
-)
-def test_prune_only_forgets_entries_no_sibling_needs(state, departed, max_entries):
-    pruned = prune(state, departed, max_entries)
-    needed = {s.actor for s in state.siblings}
-    assert pruned.siblings == state.siblings
-    assert descends(state.clock, pruned.clock), "pruning must never claim more than was seen"
-    assert all(covers(pruned.clock, s.dot) for s in pruned.siblings)
-    for actor in needed:
-        assert pruned.clock[actor] == state.clock[actor]
-    for actor in set(departed) - needed:
-        assert actor not in pruned.clock
-    assert len(pruned.clock) <= max(max_entries, len(needed))
-    assert prune(pruned, departed, max_entries) == pruned
-    # deterministic whatever order the clock's entries were inserted in
-    reordered = KeyState(state.siblings, dict(reversed(list(state.clock.items()))))
-    assert prune(reordered, departed, max_entries) == pruned
-
-
-def test_prune_drops_lowest_counters_first_ties_by_name():
-    state = KeyState((Sibling("a", 1, 0.0, b"v"),), {"a": 1, "x": 5, "y": 2, "z": 2, "w": 9})
-    assert prune(state, (), 3).clock == {"a": 1, "x": 5, "w": 9}
-    assert prune(state, (), 1).clock == {"a": 1}
-    assert prune(state, ("w",), 10).clock == {"a": 1, "x": 5, "y": 2, "z": 2}
-    assert prune(state, ("a",), 10) is state  # "a" still has a sibling: nothing to drop
 
 
 # ------------------------------------------------------------------------------------- encoding

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from enum import Enum
 from typing import NamedTuple
 
 import msgpack
@@ -47,15 +46,6 @@ MAX_CONTEXT_ENTRIES = 256
 MAX_STATE_SIBLINGS = 10_000
 MAX_ACTOR_CHARS = 128
 MAX_COUNTER = 2**62  # far beyond any real count, and leaves room to add one without overflowing int64
-
-
-class Order(Enum):
-    """How two clocks relate."""
-
-    EQUAL = "equal"
-    BEFORE = "before"
-    AFTER = "after"
-    CONCURRENT = "concurrent"
 
 
 class Sibling(NamedTuple):
@@ -125,29 +115,6 @@ def join(a: Mapping[str, int], b: Mapping[str, int]) -> Clock:
         if counter > out.get(actor, 0):
             out[actor] = counter
     return out
-
-
-def compare(a: Mapping[str, int], b: Mapping[str, int]) -> Order:
-    """The causal order of two clocks: a partial order, so two clocks may be concurrent."""
-    a_bigger = b_bigger = False
-    for actor in a.keys() | b.keys():
-        x, y = a.get(actor, 0), b.get(actor, 0)
-        if x > y:
-            a_bigger = True
-        elif y > x:
-            b_bigger = True
-    if a_bigger and b_bigger:
-        return Order.CONCURRENT
-    if a_bigger:
-        return Order.AFTER
-    if b_bigger:
-        return Order.BEFORE
-    return Order.EQUAL
-
-
-def descends(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
-    """Has ``a`` seen everything ``b`` has?"""
-    return all(a.get(actor, 0) >= counter for actor, counter in b.items())
 
 
 # ---------------------------------------------------------------------------------------------- states
@@ -238,31 +205,6 @@ def visible(state: KeyState, wall: float) -> KeyState:
 def is_dead(state: KeyState, wall: float) -> bool:
     """Every version of ``state`` reads as deleted at ``wall`` (tombstones, expired values): purgeable."""
     return bool(state.siblings) and all(s.expired(wall) for s in state.siblings)
-
-
-def supersedes(a: KeyState, b: KeyState) -> bool:
-    """Would merging ``b`` into ``a`` change nothing? (``a`` already holds or replaced all of ``b``)."""
-    return merge(a, b) == a
-
-
-def prune(state: KeyState, departed: Iterable[str] = (), max_entries: int = MAX_CONTEXT_ENTRIES) -> KeyState:
-    """Drop clock entries, deterministically, to keep clocks bounded.
-
-    Only entries no sibling's dot depends on are removed: first those of actors that left the cluster,
-    then (past ``max_entries``) those with the lowest counters, ties by name. Pruning only ever makes the
-    clock claim *less* than it saw, which can at worst bring back a superseded sibling (a false conflict),
-    never hide a write.
-    """
-    needed = {s.actor for s in state.siblings}
-    gone = set(departed)
-    clock = {a: c for a, c in state.clock.items() if a in needed or a not in gone}
-    if len(clock) > max_entries:
-        removable = sorted((c, a) for a, c in clock.items() if a not in needed)
-        for _, actor in removable[: len(clock) - max_entries]:
-            del clock[actor]
-    if clock == state.clock:
-        return state
-    return KeyState(state.siblings, clock)
 
 
 # ---------------------------------------------------------------------------------------------- encoding
