@@ -39,7 +39,7 @@ def test_an_expired_key_reads_as_not_found_at_every_level(level: str) -> None:
 
 
 def test_a_replica_that_missed_the_ttl_write_never_brings_the_old_value_back() -> None:
-    net = FakeNet(anti_entropy_interval=1.0)
+    net = FakeNet(anti_entropy_interval_s=1.0)
     net.put("n1", b"k", b"old", cl="all")
     ctx = net.get("n1", b"k", cl="all")["ctx"]
     net.cut.add("n3")
