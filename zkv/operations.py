@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zkv.config import ClusterConfig, load_config
 from zkv.errors import ConfigError, InvalidRequest, ZkvError
@@ -25,6 +25,9 @@ from zkv.storage.snapshot import (
     restore_files,
     verify,
 )
+
+if TYPE_CHECKING:
+    from zkv.client import Client  # the commands import it lazily: they start fast
 
 DEFAULT_CONFIG = "cluster.toml"
 SNAPSHOT_TIMEOUT_S = 120.0
@@ -288,7 +291,7 @@ def _wait(predicate: Any, timeout: float, interval: float = 0.2, hold: float = S
         time.sleep(interval)
 
 
-def _views_agree_up(client: Any, config: ClusterConfig, name: str | None = None, old_gen: int = 0) -> bool:
+def _views_agree_up(client: Client, config: ClusterConfig, name: str | None = None, old_gen: int = 0) -> bool:
     """Every node answers, sees every node up (and ``name`` in a generation after ``old_gen``), and its
     failure detector and connections count every peer alive (what a coordinator decides with)."""
     for spec in config.nodes:
@@ -304,7 +307,7 @@ def _views_agree_up(client: Any, config: ClusterConfig, name: str | None = None,
             status = client.status(spec.address)
         except ZkvError:
             return False
-        if status.get("peers_up") != status.get("peers"):  # what its coordinator counts as alive
+        if status.peers_up != status.peers:  # what its coordinator counts as alive
             return False
     return True
 
