@@ -386,19 +386,19 @@ def _repair(argv: list[str]) -> int:
         while pending:
             for name in list(pending):
                 try:
-                    aae = client.status(config.node(name).address)["anti_entropy"]
+                    aae = client.status(config.node(name).address).anti_entropy
                 except ZkvError:
                     continue
-                progress = aae["pass"]
-                now_at = (progress["done"], aae["keys_sent"] + aae["keys_received"])
+                progress = aae.full_pass
+                now_at = (progress.done, aae.keys_sent + aae.keys_received)
                 if shown.get(name) != now_at:
                     shown[name] = now_at
                     print(
-                        f"{name}: {progress['done']}/{progress['peers']} peers agree; "
-                        f"{aae['keys_sent']} keys sent, {aae['keys_received']} received so far",
+                        f"{name}: {progress.done}/{progress.peers} peers agree; "
+                        f"{aae.keys_sent} keys sent, {aae.keys_received} received so far",
                         flush=True,
                     )
-                if not progress["remaining"]:
+                if not progress.remaining:
                     del pending[name]
             if pending and time.monotonic() >= deadline:
                 raise Fail(

@@ -67,7 +67,7 @@ def gone(pid: int | None) -> bool:
 
 def test_the_nodes_run_their_own_redis_and_keep_data_across_a_restart(cluster3: LocalCluster) -> None:
     with cluster3.client() as c:
-        assert c.status("n1")["storage"]["engine"] == "redis"
+        assert c.status("n1").storage.engine == "redis"
         assert c.put_many([(f"k{i}", f"v{i}") for i in range(200)], consistency="all") == [None] * 200
     pid = redis_pid(cluster3, "n1")
     assert pid is not None and not gone(pid)
@@ -75,7 +75,7 @@ def test_the_nodes_run_their_own_redis_and_keep_data_across_a_restart(cluster3: 
     wait_until(lambda: gone(pid), 10, "n1's redis-server to stop with it")
     cluster3.start("n1")
     with cluster3.client() as c:
-        assert c.status("n1")["keys"] == 200
+        assert c.status("n1").keys == 200
         assert all(c.replicas(f"k{i}")["n1"].values == [f"v{i}".encode()] for i in range(0, 200, 7))
 
 
@@ -93,10 +93,10 @@ def test_a_wiped_replica_is_refilled_by_anti_entropy(make_cluster) -> None:
     shutil.rmtree(cluster.workdir / "data" / "n3")
     cluster.start("n3")
     with cluster.client(timeout=2.0) as c:
-        wait_until(lambda: c.status("n3")["keys"] == len(keys), 60, "n3 to hold every key again", 0.2)
+        wait_until(lambda: c.status("n3").keys == len(keys), 60, "n3 to hold every key again", 0.2)
         status = c.status("n3")
-        assert status["requests"].get("get/quorum", 0) == 0  # refilled with no client read
-        assert status["anti_entropy"]["keys_received"] >= len(keys)  # it came back empty: all came by AAE
+        assert status.requests.get("get/quorum", 0) == 0  # refilled with no client read
+        assert status.anti_entropy.keys_received >= len(keys)  # it came back empty: all came by AAE
         for k in keys[1::97]:
             assert c.replicas(k)["n3"].values == [f"v-{k}".encode()]
         tomb = c.replicas(keys[0])["n3"]
@@ -189,7 +189,7 @@ def test_redis_killed_under_a_node_gives_clear_errors_then_recovers(make_cluster
         with_external_redis(cluster, "n1", server.socket)
         cluster.start()
         with Client([cluster.addresses["n1"]], pinned=True, timeout=5.0) as n1, cluster.client() as c:
-            assert n1.status("n1")["storage"]["engine"] == "redis"
+            assert n1.status("n1").storage.engine == "redis"
             assert n1.put_many([(f"k{i}", "before") for i in range(50)], consistency="all") == [None] * 50
             os.kill(server.proc.pid, signal.SIGKILL)  # the socket's server is gone mid-run
             server.proc.wait()
@@ -197,7 +197,7 @@ def test_redis_killed_under_a_node_gives_clear_errors_then_recovers(make_cluster
             with pytest.raises(StorageUnavailable, match="Redis at unix:.* not reachable"):
                 n1.put("during-1", "x", consistency="one")
             status = n1.status("n1")  # the node answers what it can
-            assert status["storage"]["available"] is False and status["disk"]["state"] == "unavailable"
+            assert status.storage.available is False and status.disk.state == "unavailable"
             # from then on n1 hands the writes it coordinates to another replica and refuses replica
             # writes, so quorum writes go on and "all" says why it cannot be met
             assert n1.put_many([(f"q{i}", "quorum") for i in range(20)], consistency="quorum") == [None] * 20
@@ -210,7 +210,7 @@ def test_redis_killed_under_a_node_gives_clear_errors_then_recovers(make_cluster
                 lambda: n1.put_many([("after", "y")], consistency="all") == [None], 20, "n1 to write again"
             )
             status = n1.status("n1")
-            assert status["storage"]["available"] is True and status["disk"]["state"] == "ok"
+            assert status.storage.available is True and status.disk.state == "ok"
             replicas = n1.replicas("k7")
             assert replicas["n1"].values == [b"before"]  # stored before the kill: still there
             assert set(n1.get("after", consistency="all").values) == {b"y"}  # failed tries may add siblings
