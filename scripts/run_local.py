@@ -64,7 +64,7 @@ def own_nodes_up(
                 f"{name} answers from pid {pid}, which this 'make run' did not start: another cluster "
                 f"uses these ports. Stop it, or change the ports in the config.\n{log_since(log_path, start)}"
             )
-        if not status.get("readiness", {}).get("ready", True):
+        if not status.readiness.get("ready", True):
             return False  # up, but not yet heard from a quorum of replicas for every range it holds
     return True
 

@@ -328,7 +328,7 @@ def test_dropped_connection_makes_a_peer_down_at_once():
 
 def test_a_connection_not_made_yet_does_not_make_a_peer_down():
     """The start-up race: "not connected" before a first connection is not "lost"."""
-    net = FakeNet(failure_timeout=60.0)
+    net = FakeNet(failure_timeout_s=60.0)
     core = net.cores["n1"]
     core.on_connection("n2", False, net.now)
     core.on_connection("n3", False, net.now)
