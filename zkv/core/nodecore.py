@@ -85,15 +85,15 @@ class NodeCore:
             status=JOINING if settings.joining else NORMAL,
         )
         # without a hint store there is no sloppy quorum: writes count only live primaries
-        self.handoff = (
+        handoff = (
             Handoff(hints, settings.handoff_interval_s, settings.request_timeout_s)
             if hints is not None
             else None
         )
         # states per node-to-node message: well under ZMQ_MAXMSGSIZE, whatever the value sizes
         batch_bytes = min(BATCH_BYTES, settings.limits.max_message_bytes // 2)
-        if self.handoff is not None:
-            self.handoff.batch_bytes = batch_bytes
+        if handoff is not None:
+            handoff.batch_bytes = batch_bytes
         self.aae = AntiEntropy(
             settings.name, settings.anti_entropy_interval_s, settings.request_timeout_s, now
         )
@@ -105,7 +105,7 @@ class NodeCore:
             self.membership,
             rng if rng is not None else random.Random(settings.name),
             self.aae,
-            self.handoff,
+            handoff,
             batch_bytes,
             self.storage_health,
         )
@@ -162,6 +162,15 @@ class NodeCore:
     @property
     def future_ring(self) -> Ring:
         return self.state.future_ring
+
+    @property
+    def handoff(self) -> Handoff | None:
+        """The hints this node keeps for down owners (None: no hint store, no sloppy quorum)."""
+        return self.state.handoff
+
+    @handoff.setter
+    def handoff(self, handoff: Handoff | None) -> None:
+        self.state.handoff = handoff
 
     @property
     def rng(self) -> random.Random:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from zkv.core.effects import Reply, Send
+from zkv.core.handoff import Handoff
 from zkv.core.membership import NORMAL
 from zkv.core.state import NodeState
 from zkv.core.transfer import StreamSource, decode_items
@@ -50,7 +51,6 @@ class Replica:
         self.name = state.name
         self.store = state.store
         self.aae = state.aae
-        self.handoff = state.handoff
         self.health = state.storage_health
         self._out = state.effects
         self.source = StreamSource(state.batch_bytes)
@@ -61,6 +61,10 @@ class Replica:
         self._kept_digest = getattr(store, "digest", None) if getattr(store, "keeps_digests", False) else None
         self._strays: Iterator[bytes] | None = None  # keys to check, after a ring change, for lost ownership
         self.on_write: Callable[[bytes], None] | None = None  # set while leaving: the write is handed over
+
+    @property
+    def handoff(self) -> Handoff | None:
+        return self.state.handoff  # read each time: a test may give the node a hint store later
 
     # ------------------------------------------------------------------------------------------ local copy
 
