@@ -233,7 +233,7 @@ def test_a_blind_put_or_delete_supersedes_what_its_coordinator_holds():
 
 
 def test_a_blind_put_keeps_a_concurrent_write_its_coordinator_has_not_seen():
-    net = FakeNet(failure_timeout=60.0)
+    net = FakeNet(failure_timeout_s=60.0)
     net.put("n1", b"k", b"v0", cl="all")
     ctx = net.get("n1", b"k")["ctx"]
     net.cut.add("n1")  # n1 does not hear of the next write
