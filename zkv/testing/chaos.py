@@ -14,6 +14,7 @@ import multiprocessing
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,23 @@ class ScheduleResult:
     converge_s: float = 0.0
 
 
+def performer(client: Client) -> Callable[[Call], Any]:
+    """Carry out the workload's calls with a real client, the receipt included when a call asks for it
+    (the blind-write checker needs what each blind write superseded): every real harness uses this one."""
+
+    def perform(call: Call) -> Any:
+        if call.op == "get":
+            return client.get(call.key, consistency=call.level)
+        if call.op == "delete":
+            return client.delete(call.key, consistency=call.level, context=call.context, trace=call.trace)
+        assert call.value is not None
+        return client.put(
+            call.key, call.value, consistency=call.level, context=call.context, trace=call.trace
+        )
+
+    return perform
+
+
 def client_worker(task: tuple[str, list[str], float, int]) -> list[Op]:
     """One client process: the shared workload (:mod:`zkv.testing.workload`) with a real client, until time
     is up."""
@@ -41,19 +59,8 @@ def client_worker(task: tuple[str, list[str], float, int]) -> list[Op]:
     ops: list[Op] = []
     with Client(addresses, timeout=2.5) as client:
         end = time.monotonic() + seconds
-
-        def perform(call: Call) -> Any:
-            if call.op == "get":
-                return client.get(call.key, consistency=call.level)
-            if call.op == "delete":
-                return client.delete(call.key, consistency=call.level, context=call.context, trace=call.trace)
-            assert call.value is not None
-            return client.put(
-                call.key, call.value, consistency=call.level, context=call.context, trace=call.trace
-            )
-
         steps = client_steps(name, random.Random(seed), time.monotonic, lambda: time.monotonic() < end, ops)
-        drive(steps, perform)
+        drive(steps, performer(client))
     return ops
 
 

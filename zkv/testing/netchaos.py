@@ -40,10 +40,10 @@ from typing import Any
 
 from zkv.client import Client
 from zkv.errors import ZkvError
-from zkv.testing.chaos import _converge
+from zkv.testing.chaos import _converge, performer
 from zkv.testing.history import Op, Report
 from zkv.testing.localcluster import LocalCluster, wait_until
-from zkv.testing.workload import Call, check_final, client_steps, drive, stale_reads, workload_keys
+from zkv.testing.workload import check_final, client_steps, drive, stale_reads, workload_keys
 
 SUBNET = "10.213.0"
 CLIENT_IP = f"{SUBNET}.2"
@@ -206,17 +206,8 @@ def pinned_worker(task: tuple[str, str, float, int]) -> list[Op]:
     ops: list[Op] = []
     with Client([address], timeout=2.5, pinned=True) as client:
         end = time.monotonic() + seconds
-
-        def perform(call: Call) -> Any:
-            if call.op == "get":
-                return client.get(call.key, consistency=call.level)
-            if call.op == "delete":
-                return client.delete(call.key, consistency=call.level, context=call.context)
-            assert call.value is not None
-            return client.put(call.key, call.value, consistency=call.level, context=call.context)
-
         steps = client_steps(name, random.Random(seed), time.monotonic, lambda: time.monotonic() < end, ops)
-        drive(steps, perform)
+        drive(steps, performer(client))
     return ops
 
 
