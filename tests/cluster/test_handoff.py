@@ -76,14 +76,21 @@ def test_fallback_nodes_stand_in_for_a_down_primary(make_cluster) -> None:
 
 
 def test_no_hints_for_a_node_down_longer_than_the_hint_window(make_cluster) -> None:
-    cluster: LocalCluster = make_cluster(3, handoff_interval_ms=200, max_hint_window_s=2)
+    # The window is counted from the last time n3 was heard, so it must comfortably hold the failure
+    # detector's time to call n3 down plus the early writes, even on a loaded machine (2 s did not).
+    window_s = 8
+    cluster: LocalCluster = make_cluster(3, handoff_interval_ms=200, max_hint_window_s=window_s)
     cluster.kill("n3")
+    killed = time.monotonic()
     with cluster.client("n1", "n2") as c:
         wait_until(lambda: c.nodes()[2].status == "down", 5, "n3 to be seen down")
         assert c.put_many([(f"early{i}", "v") for i in range(50)], consistency="quorum") == [None] * 50
+        assert time.monotonic() - killed < window_s, "the early writes took longer than the hint window"
         assert pending_hints(cluster, ["n1", "n2"]) == 50
         # past the window the kept hints are dropped and no new ones are taken
-        wait_until(lambda: pending_hints(cluster, ["n1", "n2"]) == 0, 10, "the hints past the window to go")
+        wait_until(
+            lambda: pending_hints(cluster, ["n1", "n2"]) == 0, window_s + 10, "the hints past the window to go"
+        )
         assert c.put_many([(f"late{i}", "v") for i in range(50)], consistency="quorum") == [None] * 50
         assert pending_hints(cluster, ["n1", "n2"]) == 0
         dropped = sum(c.status(n).hints.dropped for n in ["n1", "n2"])
