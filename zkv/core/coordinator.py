@@ -30,39 +30,17 @@ import heapq
 from collections.abc import Callable
 from typing import Any
 
-from zkv.core import receipt
-from zkv.core.contexts import known_actors, plausible
+from zkv.core import receipt, writes
 from zkv.core.effects import Reply, Send
 from zkv.core.pending import Origin, Pending, PendingForward, PendingRead, PendingWrite
 from zkv.core.quorum import Outcome, ReadQuorum, WriteQuorum, required
 from zkv.core.replica import Replica
 from zkv.core.state import NodeState
-from zkv.core.versions import EMPTY, MAX_CONTEXT_ENTRIES, KeyState, state_from_wire, state_to_wire, update
-from zkv.errors import (
-    ContextTooLarge,
-    InvalidRequest,
-    Overloaded,
-    StorageError,
-    StorageFull,
-    StorageUnavailable,
-    Timeout,
-    TooManySiblings,
-    Unavailable,
-    ZkvError,
-)
+from zkv.core.versions import EMPTY, state_from_wire, state_to_wire
+from zkv.errors import InvalidRequest, Overloaded, StorageUnavailable, Timeout, Unavailable, ZkvError
 from zkv.protocol import GetRequest, InfoRequest, PutRequest, Request, ok, parse_request, request_id
 
 MAX_PENDING = 20000
-STORAGE_CODES: dict[str, type[ZkvError]] = {
-    StorageFull.code: StorageFull,
-    StorageError.code: StorageError,
-    StorageUnavailable.code: StorageUnavailable,
-}
-_REFUSED = {
-    StorageFull.code: "disk full",
-    StorageError.code: "disk failing",
-    StorageUnavailable.code: "storage unavailable",
-}
 StoreFault = Callable[[int | str | None, str, float], None]
 
 
@@ -304,47 +282,15 @@ class Coordinator:
                 raise self.health.refusal()
             self._forward(origin, raw, req.op, req.consistency, others, now)
             return
-        fallbacks = self._fallbacks(req.key, preference, live, consistency, now)
+        fallbacks = writes.fallbacks(self.state, req.key, preference, live, consistency, now)
         strict = consistency == "all" or not (
             self.settings.sloppy_quorum if req.sloppy is None else req.sloppy
         )
-        if strict and consistency != "all" and len(live) < need:  # (all takes no fallbacks anyway: below)
-            raise Unavailable(
-                f"strict {consistency} needs {need} of the key's {len(preference)} replicas, "
-                f"{len(live)} alive (hints on fallbacks do not count; a sloppy quorum would take them)",
-                required=need,
-                alive=len(live),
-            )
-        if len(live) + len(fallbacks) < need:
-            raise Unavailable(
-                f"{consistency} needs {need} of {len(preference)} replicas, {len(live)} alive",
-                required=need,
-                alive=len(live) + len(fallbacks),
-            )
+        writes.check_alive(consistency, need, preference, live, fallbacks, strict)
         local = self.store.get(req.key) or EMPTY
-        if req.context is None:
-            context: dict[str, int] = blind_context(local)
-        else:
-            context = plausible(known_actors(self.membership, req.context, local.clock), local.clock)
-        try:
-            wall = self.state.wall(now)
-            expires = None if req.ttl is None else wall + req.ttl
-            state, new = update(local, self.settings.actor, context, req.value, wall, expires)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
-        if len(state.clock) > MAX_CONTEXT_ENTRIES:
-            raise ContextTooLarge(
-                f"the key's causal context would have {len(state.clock)} entries "
-                f"(limit {MAX_CONTEXT_ENTRIES})",
-                limit=MAX_CONTEXT_ENTRIES,
-            )
-        max_siblings = self.settings.limits.max_siblings
-        if len(state.siblings) > max_siblings:
-            raise TooManySiblings(
-                f"key has {len(state.siblings) - 1} siblings (limit {max_siblings}); "
-                "get it and put with its context to resolve them",
-                limit=max_siblings,
-            )
+        context, state, new = writes.next_state(
+            local, req, self.settings, self.membership, self.state.wall(now)
+        )
         self.replica.put_local(req.key, state)
         # strict: the fallbacks still get the write and keep it as a hint, but their acks do not count
         counted = live if strict else live + tuple(fallbacks)
@@ -406,21 +352,6 @@ class Coordinator:
         write.receipt.update(fields)
         return ok(write.origin.rid, receipt=receipt.stamp(write.receipt, now - write.started), **fields)
 
-    def _fallbacks(
-        self, key: bytes, preference: tuple[str, ...], live: tuple[str, ...], consistency: str, now: float
-    ) -> dict[str, str]:
-        """Sloppy quorum: an up fallback node for each down primary, as ``{fallback: owner}``.
-
-        Hinted writes count toward ``one`` and ``quorum``; ``all`` promises every primary holds the
-        write, so it takes none.
-        """
-        if self.state.handoff is None or consistency == "all" or len(live) == len(preference):
-            return {}
-        down = [node for node in preference if node not in live and self.state.hints_wanted(node, now)]
-        placed = [p.node for p in self.state.ring.placements(key, lambda n: self.membership.is_up(n, now))]
-        spare = [node for node in placed if node not in preference]
-        return dict(zip(spare, down, strict=False))
-
     def _decide_write(self, iid: int, write: PendingWrite, outcome: Outcome, now: float) -> None:
         if outcome is Outcome.PENDING:
             return
@@ -428,31 +359,13 @@ class Coordinator:
         q = write.quorum
         # the local copy was synced by a flush since it was written: only the acks were awaited
         synced = write.flushes < self._flushes
-        refused = [code for code in q.failed.values() if code in STORAGE_CODES]
         if outcome is Outcome.OK:
             hinted = len(q.acked & write.fallbacks)
             msg = self._write_ok(write, now, quorum="strict" if write.strict else "sloppy", hinted=hinted)
             if not synced and self.name in q.acked:
                 self.state.unflushed_acks.append(msg)
-        elif refused:
-            full = [node for node, code in q.failed.items() if code in STORAGE_CODES]
-            disk = _REFUSED[refused[0]]
-            msg = STORAGE_CODES[refused[0]](
-                f"{write.consistency} needs {q.required} replicas, {len(q.acked)} acknowledged; "
-                f"{', '.join(sorted(full))} refused the write: {disk}"
-                " (the write may be visible on those that acknowledged)",
-                required=q.required,
-                acknowledged=len(q.acked),
-            ).to_wire()
         else:
-            why = ", ".join(f"{node}: {code}" for node, code in sorted(q.failed.items()))
-            msg = Unavailable(
-                f"{write.consistency} needs {q.required} replicas, {len(q.acked)} acknowledged and "
-                f"{len(q.failed)} failed ({why}; the write may be visible on those that acknowledged)",
-                required=q.required,
-                alive=len(q.targets) - len(q.failed),
-                acknowledged=len(q.acked),
-            ).to_wire()
+            msg = writes.failed_reply(write)
         self.finish(write.origin, write.op, write.consistency, write.started, now, msg, synced)
 
     # ------------------------------------------------------------------------------------------ reads
@@ -507,7 +420,7 @@ class Coordinator:
         if not read.replied and outcome is not Outcome.PENDING:
             read.replied = True
             if outcome is Outcome.OK:
-                reply = _read_reply(quorum.merged(), self.state.wall(now))
+                reply = writes.read_reply(quorum.merged(), self.state.wall(now))
                 self.stats.siblings.observe(len(reply["values"]))
                 if read.receipt is not None:
                     done = receipt.finish_read(read.receipt, quorum.states, quorum.merged())
@@ -616,28 +529,3 @@ class Coordinator:
             del self._pending[iid]
             err = Unavailable("no replica of the key could be reached", required=1, alive=0)
             self.finish(pending.origin, pending.op, pending.consistency, pending.started, now, err.to_wire())
-
-
-def _read_reply(state: KeyState, wall: float) -> dict[str, Any]:
-    """The reply to a read: live values newest first (an expired one reads as deleted), the context."""
-    live = [s for s in state.siblings if not s.expired(wall)]
-    return ok(
-        0,
-        values=[s.value for s in live],
-        timestamps=[s.timestamp for s in live],
-        # always a context, the empty one for a key never written: a write with it supersedes nothing,
-        # which is what a read-modify-write that found nothing means (no context would be a blind write)
-        ctx=state.context(),
-    )
-
-
-def blind_context(local: KeyState) -> dict[str, int]:
-    """What a blind write (one without a context) supersedes: every version the coordinator holds or has
-    seen of the key, as a user of any other store expects of a put or delete.
-
-    Only what the coordinator has is superseded: a concurrent write it has not received yet survives as a
-    sibling, so no acknowledged write is dropped unseen (see docs/architecture.md, "Blind writes"). The
-    coordinator is always a replica of the key (other nodes forward), so its copy is the freshest it can
-    have without asking; asking the other replicas first would cost a round trip on every put.
-    """
-    return dict(local.clock)

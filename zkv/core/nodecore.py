@@ -32,7 +32,7 @@ from zkv.core import admin
 from zkv.core.admission import Admission, admit
 from zkv.core.antientropy import AntiEntropy
 from zkv.core.clocks import ClockSkew
-from zkv.core.coordinator import STORAGE_CODES, Coordinator, Origin
+from zkv.core.coordinator import Coordinator, Origin
 from zkv.core.effects import Connect, Effect, Publish, Reply
 from zkv.core.handoff import Handoff, Hints
 from zkv.core.membership import JOINING, NORMAL, Membership
@@ -47,6 +47,7 @@ from zkv.core.status import NodeStatus
 from zkv.core.storagehealth import StorageHealth
 from zkv.core.versions import EMPTY, state_to_wire
 from zkv.core.views import node_status, nodes_view, readiness, ring_view
+from zkv.core.writes import STORAGE_CODES
 from zkv.errors import InvalidRequest, StorageUnavailable, TooManyRequests, Unauthorized, ZkvError
 from zkv.protocol import BATCH_BYTES, InfoRequest, ok, parse_request, request_id
 from zkv.storage.base import Store

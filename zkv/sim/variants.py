@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from zkv.core import coordinator, quorum, replica, versions
+from zkv.core import coordinator, quorum, replica, versions, writes
 
 VARIANTS = ("w_minus_1", "no_siblings", "blind_overreach")
 
@@ -49,7 +49,7 @@ def variant(name: str | None) -> Iterator[None]:
         def overreach(local: versions.KeyState) -> dict[str, int]:
             return {actor: counter + 1000 for actor, counter in local.clock.items()}
 
-        patch(coordinator, "blind_context", overreach)
+        patch(writes, "blind_context", overreach)
     else:
         real_merge = versions.merge
 
