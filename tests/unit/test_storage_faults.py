@@ -30,7 +30,7 @@ def test_failed_fsync_seals_the_segment_and_rewrites_its_unsynced_records(
     store = LogStore(tmp_path / "s")
     store.put(b"before", _state(b"durable"))
     store.flush()
-    first = store._active
+    first = store.active
     synced_at = first.synced
     store.put(b"a", _state(b"A"))
     store.put(b"b", _state(b"B"))
@@ -41,11 +41,11 @@ def test_failed_fsync_seals_the_segment_and_rewrites_its_unsynced_records(
     assert failed.value.errno == errno.EIO and str(first.path) in str(failed.value)
     assert not fsync_trigger.exists()
     # sealed where the last good fsync ended, never fsynced again; a new segment holds the copies
-    assert store._active is not first and first.sync_failed
+    assert store.active is not first and first.sync_failed
     assert first.written == synced_at == first.path.stat().st_size
     assert store.get(b"a").values == [b"A"] and store.get(b"before").values == [b"newer"]
     store.flush()  # the copies go to the new segment and are fsynced there
-    assert store._active.synced == store._active.written > 0
+    assert store.active.synced == store.active.written > 0
     store.put(b"c", _state(b"C"))
     store.flush()
     store.close()
@@ -64,7 +64,7 @@ def test_a_refused_write_keeps_the_buffer_and_cuts_the_file_back(
     store = LogStore(tmp_path / "s")
     store.put(b"k", _state(b"v1"))
     store.flush()
-    size = store._active.written  # the records' end (the preallocated zeros after it may go)
+    size = store.active.written  # the records' end (the preallocated zeros after it may go)
     store.put(b"k2", _state(b"v2" * 1000))
 
     def full(fd: int, data: object, offset: int) -> None:
@@ -73,8 +73,8 @@ def test_a_refused_write_keeps_the_buffer_and_cuts_the_file_back(
     monkeypatch.setattr(segment, "pwrite_all", full)
     with pytest.raises(OSError) as refused:
         store.flush()
-    assert refused.value.errno == errno.ENOSPC and str(store._active.path) in str(refused.value)
-    assert store._active.path.stat().st_size == size and store.needs_flush()
+    assert refused.value.errno == errno.ENOSPC and str(store.active.path) in str(refused.value)
+    assert store.active.path.stat().st_size == size and store.needs_flush()
     monkeypatch.undo()
     store.flush()  # space is back: the same bytes go out
     store.close()

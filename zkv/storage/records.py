@@ -48,12 +48,22 @@ MAX_KEY_BYTES = 0xFFFF
 PUT, DELETE, HINT, HINT_DONE = 1, 2, 3, 4
 KINDS = frozenset((PUT, DELETE, HINT, HINT_DONE))
 
-# the packed directory entry: size | offset << 32 | segment << 72 | digest << 96 | seq << 160 | deleted << 224
-_M32, _M40, _M24, _M64 = (1 << 32) - 1, (1 << 40) - 1, (1 << 24) - 1, (1 << 64) - 1
-LOCATION_MASK = (1 << 96) - 1  # size, offset and segment: where a record is
+# The packed directory entry, one int per key (the bit layout, stated once; recovery's hot loop binds
+# these names instead of calling the accessors below):
+#   size | offset << OFFSET_SHIFT | segment << SEGMENT_SHIFT | digest << DIGEST_SHIFT | seq << SEQ_SHIFT
+#   | deleted << DELETED_SHIFT
+OFFSET_SHIFT, SEGMENT_SHIFT, DIGEST_SHIFT, SEQ_SHIFT, DELETED_SHIFT = 32, 72, 96, 160, 224
+SIZE_MASK, OFFSET_MASK, SEGMENT_MASK, DIGEST_MASK, SEQ_MASK = (
+    (1 << 32) - 1,
+    (1 << 40) - 1,
+    (1 << 24) - 1,
+    (1 << 64) - 1,
+    (1 << 64) - 1,
+)
+LOCATION_MASK = (1 << DIGEST_SHIFT) - 1  # size, offset and segment: where a record is
 ENTRY_BYTES = 29
-MAX_SEGMENT_ID = _M24
-MAX_OFFSET = _M40
+MAX_SEGMENT_ID = SEGMENT_MASK
+MAX_OFFSET = OFFSET_MASK
 
 INDEX_MAGIC = b"ZKIDX\x01\n\x00"
 _INDEX_HEAD = struct.Struct("<QQ")
@@ -61,36 +71,44 @@ _KLEN = struct.Struct("<H")
 
 
 def entry(size: int, offset: int, segment: int, digest: int, seq: int, deleted: bool = False) -> int:
-    return size | offset << 32 | segment << 72 | digest << 96 | seq << 160 | int(deleted) << 224
+    return (
+        size
+        | offset << OFFSET_SHIFT
+        | segment << SEGMENT_SHIFT
+        | digest << DIGEST_SHIFT
+        | seq << SEQ_SHIFT
+        | int(deleted) << DELETED_SHIFT
+    )
 
 
 def entry_size(e: int) -> int:
-    return e & _M32
+    return e & SIZE_MASK
 
 
 def entry_offset(e: int) -> int:
-    return (e >> 32) & _M40
+    return (e >> OFFSET_SHIFT) & OFFSET_MASK
 
 
 def entry_segment(e: int) -> int:
-    return (e >> 72) & _M24
+    return (e >> SEGMENT_SHIFT) & SEGMENT_MASK
 
 
 def entry_digest(e: int) -> int:
-    return (e >> 96) & _M64
+    return (e >> DIGEST_SHIFT) & DIGEST_MASK
 
 
 def entry_seq(e: int) -> int:
-    return (e >> 160) & _M64
+    return (e >> SEQ_SHIFT) & SEQ_MASK
 
 
 def entry_deleted(e: int) -> bool:
-    return bool(e >> 224)
+    return bool(e >> DELETED_SHIFT)
 
 
 def relocate(e: int, segment: int, offset: int) -> int:
     """The same record, copied to ``offset`` of ``segment``."""
-    return (e & ~(((1 << 64) - 1) << 32)) | offset << 32 | segment << 72
+    where = (OFFSET_MASK << OFFSET_SHIFT) | (SEGMENT_MASK << SEGMENT_SHIFT)
+    return (e & ~where) | offset << OFFSET_SHIFT | segment << SEGMENT_SHIFT
 
 
 # ---------------------------------------------------------------------------------------------- records

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -42,6 +42,7 @@ from zkv.errors import StorageUnavailable
 from zkv.storage.base import FSYNC_POLICIES, StoreStats
 from zkv.storage.cache import CACHE_ENTRY_OVERHEAD_BYTES, ValueCache
 from zkv.storage.hints import DEFAULT_MAX_BYTES, DEFAULT_MAX_HINTS, MemoryHintStore
+from zkv.storage.keydir import KeyDirectory
 from zkv.storage.records import DirLock
 from zkv.storage.redis_server import APPENDFSYNC, RedisServer
 
@@ -71,10 +72,8 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, **options)
 
 
-class RedisStore:
+class RedisStore(KeyDirectory):
     """A replica's key states in Redis (see the module doc)."""
-
-    keeps_digests = True  # the directory holds every state's digest: digest() is a lookup
 
     def __init__(
         self,
@@ -93,7 +92,7 @@ class RedisStore:
         prefix = f"zkv:{namespace}:"
         self._states, self._digests = prefix + "states", prefix + "digests"
         self._meta_key, self.hints_key = prefix + "meta", prefix + "hints"
-        self._dir: dict[bytes, int] = {}  # key -> digest | size << 64
+        self.keydir: dict[bytes, int] = {}  # key -> digest | size << 64
         self._pending: dict[bytes, tuple[KeyState, bytes] | None] = {}  # this turn's writes (None: delete)
         self.hint_ops: list[tuple[str, bytes, bytes]] = []  # ("hset"|"hdel", id, packed), RedisHintStore's
         self._cache = ValueCache(cache_bytes)
@@ -145,7 +144,7 @@ class RedisStore:
         if key in self._pending:
             pending = self._pending[key]
             return None if pending is None else pending[0]
-        entry = self._dir.get(key)
+        entry = self.keydir.get(key)
         if entry is None:
             return None
         state = self._cache.get(key)
@@ -170,19 +169,9 @@ class RedisStore:
         self._cache.put(key, state, len(raw) + CACHE_ENTRY_OVERHEAD_BYTES)
         return state
 
-    def digest(self, key: bytes) -> int | None:
-        """``zkv.core.merkle.state_digest`` of ``key``'s state, from memory; None if absent."""
-        entry = self._dir.get(key)
-        return None if entry is None else entry & 0xFFFF_FFFF_FFFF_FFFF
-
-    def keys(self) -> Iterator[bytes]:
-        return iter(list(self._dir))
-
-    def __len__(self) -> int:
-        return len(self._dir)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._dir
+    @staticmethod
+    def entry_digest(e: int) -> int:
+        return e & 0xFFFF_FFFF_FFFF_FFFF
 
     # ------------------------------------------------------------------------------------------ writes
 
@@ -191,20 +180,20 @@ class RedisStore:
         packed = pack_state(state)
         self._forget(key)
         self._pending[key] = (state, packed)
-        self._dir[key] = state_digest(key, state) | len(packed) << 64
+        self.keydir[key] = state_digest(key, state) | len(packed) << 64
         self._bytes += len(key) + len(packed)
         self._cache.put(key, state, len(packed) + CACHE_ENTRY_OVERHEAD_BYTES)
 
     def delete(self, key: bytes) -> None:
         """Remove ``key`` for good (purging a tombstone is the core's decision)."""
-        if key not in self._dir:
+        if key not in self.keydir:
             return
         self._refuse_while_down()
         self._forget(key)
         self._pending[key] = None
 
     def _forget(self, key: bytes) -> None:
-        old = self._dir.pop(key, None)
+        old = self.keydir.pop(key, None)
         if old is not None:
             self._bytes -= len(key) + (old >> 64)
         self._cache.discard(key)
@@ -233,7 +222,7 @@ class RedisStore:
                 deletes.append(key)
             else:
                 puts[key] = pending[1]
-                entry = self._dir[key]
+                entry = self.keydir[key]
                 digests[key] = (entry & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big") + (entry >> 64).to_bytes(
                     4, "big"
                 )
@@ -377,12 +366,12 @@ class RedisStore:
                 "tuple[int, dict[bytes, bytes]]", self._client.hscan(self._digests, cursor, count=SCAN_COUNT)
             )
             for key, raw in items.items():
-                self._dir[key] = int.from_bytes(raw[:8], "big") | int.from_bytes(raw[8:12], "big") << 64
+                self.keydir[key] = int.from_bytes(raw[:8], "big") | int.from_bytes(raw[8:12], "big") << 64
             if not cursor:
                 break
-        self._bytes = sum(len(k) + (e >> 64) for k, e in self._dir.items())
-        if self._dir:
-            log.info("%d keys in Redis at %s", len(self._dir), self.url)
+        self._bytes = sum(len(k) + (e >> 64) for k, e in self.keydir.items())
+        if self.keydir:
+            log.info("%d keys in Redis at %s", len(self.keydir), self.url)
 
     # ------------------------------------------------------------------------------------------ metadata
 
@@ -430,7 +419,7 @@ class RedisStore:
         c = self._counters
         return StoreStats(
             engine="redis",
-            keys=len(self._dir),
+            keys=len(self.keydir),
             bytes=self._bytes,
             flushes=c["flushes"],
             corrupt_records=c["missing"],
