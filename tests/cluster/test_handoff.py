@@ -88,9 +88,7 @@ def test_no_hints_for_a_node_down_longer_than_the_hint_window(make_cluster) -> N
         assert time.monotonic() - killed < window_s, "the early writes took longer than the hint window"
         assert pending_hints(cluster, ["n1", "n2"]) == 50
         # past the window the kept hints are dropped and no new ones are taken
-        wait_until(
-            lambda: pending_hints(cluster, ["n1", "n2"]) == 0, window_s + 10, "the hints past the window to go"
-        )
+        wait_until(lambda: pending_hints(cluster, ["n1", "n2"]) == 0, window_s + 10, "old hints to go")
         assert c.put_many([(f"late{i}", "v") for i in range(50)], consistency="quorum") == [None] * 50
         assert pending_hints(cluster, ["n1", "n2"]) == 0
         dropped = sum(c.status(n).hints.dropped for n in ["n1", "n2"])

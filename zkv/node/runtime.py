@@ -27,21 +27,20 @@ from zmq.utils.monitor import recv_monitor_message
 
 from zkv.config import ClusterConfig
 from zkv.core.admission import Admission
-from zkv.core.incarnation import incarnation
 from zkv.core.nodecore import NodeCore, NodeSettings
 from zkv.core.turnplan import CARRY_OUT_PASSES, plan_turn
 from zkv.errors import (
     InternalError,
     InvalidRequest,
-    MessageTooLarge,
     NodeStopping,
     ProtocolError,
-    StorageUnavailable,
 )
 from zkv.node import admin
+from zkv.node.curve import connection_user, load_curve
+from zkv.node.disk import NodeDisk
 from zkv.node.faults import FaultFilter
+from zkv.node.outbox import Outbox
 from zkv.protocol import (
-    MAX_BATCH,
     PEER_OPS,
     PEER_REPLY_OPS,
     check_node_message,
@@ -50,21 +49,15 @@ from zkv.protocol import (
     unpack_frame,
 )
 from zkv.security import (
-    ADMIN,
-    CLIENT,
     GOSSIP_DOMAIN,
     NODE,
     REQUEST_DOMAIN,
     AccessPolicy,
     KeyPair,
     ZkvAuthenticator,
-    load_key,
-    load_key_dir,
     make_curve_client,
     make_curve_server,
 )
-from zkv.storage import open_store
-from zkv.storage.hints import open_hints
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +67,6 @@ JOIN_OPS, JOIN_OK_OPS, GOSSIP_OPS = frozenset({"join"}), frozenset({"join_ok"}),
 MAX_POLL_MS = 200  # wake at least this often to notice a stop request
 READY_CHECK_S = 0.05  # how often a node that is not ready yet asks its core whether it is
 COMPACTION_SLICE_S = 0.004
-STORE_FAULTS = (OSError, StorageUnavailable)  # a disk's errors, and the redis engine's server failing
-
-
-def fault_code(exc: OSError | StorageUnavailable) -> int | str | None:
-    """What :meth:`NodeCore.on_store_fault` is told: the errno, or the engine's error code."""
-    return exc.code if isinstance(exc, StorageUnavailable) else exc.errno
 
 
 class NodeRuntime:
@@ -92,8 +79,6 @@ class NodeRuntime:
         self._peer_routes: dict[bytes, str] = {}
         self.faults = FaultFilter()
         self._delayed: list[tuple[float, int, Any, tuple]] = []  # messages held by a delay_in fault
-        # messages to a peer whose first connection is not up yet: (deadline, messages, frame), in order
-        self._unconnected: dict[str, list[tuple[float, list[dict], bytes]]] = {}
         self._ready_logged = False
         self._next_ready_check = 0.0
         self._delay_seq = itertools.count()
@@ -107,7 +92,9 @@ class NodeRuntime:
         self.policy = AccessPolicy()
         self.node_keys: dict[str, bytes] = {}  # node name -> CURVE public key
         if config.security.curve:
-            self._start_curve(config)
+            self.keys, self.node_keys, self.policy = load_curve(config, name)
+            self.auth = ZkvAuthenticator(self.ctx, self.policy)
+            self.auth.begin()
         self.router = self._socket(zmq.ROUTER)
         # plaintext: a restarted peer takes its routing identity over at once. With CURVE a client key
         # could take a node's identity over that way, so it is off, and ZeroMQ heartbeats drop a dead
@@ -156,29 +143,9 @@ class NodeRuntime:
                 seed.connect(address)
                 self._seeds[seed] = address
                 self.poller.register(seed, zmq.POLLIN)
-        self.store = open_store(
-            config.engine,
-            self.spec.data_dir,
-            config.fsync,
-            config.fsync_interval_ms,
-            cache_bytes=config.cache_bytes,
-            segment_bytes=config.segment_bytes,
-            compaction_threshold=config.compaction_threshold,
-            redis_url=self.spec.redis,
-            namespace=name,
-        )
-        self.hints = open_hints(
-            config.engine,
-            self.spec.data_dir,
-            config.fsync,
-            config.fsync_interval_ms,
-            max_hints=config.max_hints,
-            max_bytes=config.max_hint_bytes,
-            store=self.store,
-        )
-        self._unsaved_meta: dict | None = None  # metadata a full disk refused at start (saved by a probe)
-        self._meta_error: tuple[int | str | None, str] = (None, "")
-        generation, actor = self._incarnation(config)
+        self.disk = NodeDisk(config, name)
+        self.store, self.hints = self.disk.store, self.disk.hints
+        generation, actor = self.disk.incarnation()
         now = time.monotonic()
         settings = NodeSettings.from_config(
             config, name, actor, generation, joining=join is not None, wall_offset_s=time.time() - now
@@ -187,42 +154,11 @@ class NodeRuntime:
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
         for peer in self.dealers:
             self.core.on_connection(peer, False, now)
-        if self._unsaved_meta is not None:
-            self.core.on_store_fault(self._meta_error[0], self._meta_error[1], now)  # start read-only
-
-    def _start_curve(self, config: ClusterConfig) -> None:
-        """Load this node's key pair and every allowed public key; start the ZAP handler."""
-        spec = self.spec
-        if spec.secret_key is None:
-            raise OSError(f"{self.name}: [security] curve = true but the node has no secret_key")
-        try:
-            self.keys = load_key(spec.secret_key)
-            if self.keys.secret is None:
-                raise ValueError(f"{spec.secret_key} holds no secret key")
-            policy = AccessPolicy()
-            if config.security.node_keys is not None:
-                for key, node in load_key_dir(config.security.node_keys).items():
-                    self.node_keys[node] = key
-            for member in config.nodes:
-                if member.public_key is not None:
-                    self.node_keys[member.name] = load_key(member.public_key).public
-            policy.add({key: node for node, key in self.node_keys.items()}, NODE)
-            for folder, role in ((config.security.admin_keys, ADMIN), (config.security.client_keys, CLIENT)):
-                if folder is not None:
-                    policy.add(load_key_dir(folder), role)
-        except ValueError as exc:
-            raise OSError(f"{self.name}: {exc}") from None
-        self.policy = policy
-        self.auth = ZkvAuthenticator(self.ctx, policy)
-        self.auth.begin()
-
-    def _user(self, frame: Any) -> str:
-        """``role:name`` that ZAP gave the connection a message came on (role node, admin or client)."""
-        try:
-            user = frame.get("User-Id")
-        except zmq.ZMQError:
-            return "client:?"
-        return user if isinstance(user, str) else "client:?"
+        self.outbox = Outbox(
+            self.router, self.dealers, self._peer_routes, self.faults, self.core, config.max_message_bytes
+        )
+        if self.disk.unsaved_meta is not None:
+            self.core.on_store_fault(*self.disk.meta_error, now)  # start read-only
 
     def _impostor(self, route: bytes, user: str) -> bool:
         """A routing identity that names a node, on a connection without that node's key (the access
@@ -233,31 +169,6 @@ class NodeRuntime:
         self.core.count_rejected("unauthorized")
         log.warning("dropped a message from %s posing as node %s", user, claimed)
         return True
-
-    def _incarnation(self, config: ClusterConfig) -> tuple[int, str]:
-        """This start's generation and actor id, by the core's rule (:mod:`zkv.core.incarnation`, which
-        the simulator uses too); the metadata is saved before the node serves."""
-        wall_ms, durable = int(time.time() * 1000), config.engine != "memory"
-        generation, actor, meta = incarnation(self.name, self.store.load_meta(), wall_ms, durable)
-        try:
-            self.store.save_meta(meta)
-        except STORE_FAULTS as exc:
-            # a full disk: the old file is intact (zkv.storage.records.write_atomic); the node starts
-            # read-only and takes writes only once this is saved (no dot is minted before that)
-            log.error("%s: metadata not saved (%s); starting read-only", self.name, exc)
-            self._unsaved_meta, self._meta_error = meta, (fault_code(exc), str(exc))
-        return generation, actor
-
-    def _save_generation(self, generation: int, now: float) -> None:
-        """Gossip raised this node's generation: the next start must go above it too."""
-        if self._unsaved_meta is not None:
-            self._unsaved_meta["generation"] = generation  # saved with the rest by the next probe
-            return
-        try:
-            self.store.save_meta({**self.store.load_meta(), "generation": generation})
-        except OSError as exc:
-            self._unsaved_meta = {**self.store.load_meta(), "generation": generation}
-            self.core.on_store_fault(exc.errno, f"metadata: {exc}", now)
 
     def _connect_peer(self, peer: str, address: str, gossip: str) -> None:
         """Open the request (DEALER) and gossip (SUB) connections to a member, once."""
@@ -305,7 +216,7 @@ class NodeRuntime:
         """Serve until :meth:`stop` (SIGTERM / SIGINT when run by the CLI)."""
         poller = self.poller
         log.info("serving on %s (gossip %s), pid %d", self.spec.address, self.spec.gossip, os.getpid())
-        core = self.core
+        core, disk = self.core, self.disk
         compacting = False
         next_compaction = 0.0
         while not self._stopping:
@@ -313,13 +224,13 @@ class NodeRuntime:
             wake = core.next_wakeup()
             if self._delayed:
                 wake = min(wake, self._delayed[0][0])
-            if self._unconnected:
-                wake = min(wake, min(held[0][0] for held in self._unconnected.values()))
+            if self.outbox.unconnected:
+                wake = min(wake, self.outbox.next_deadline())
             delay_ms = min(MAX_POLL_MS, max(0.0, (wake - time.monotonic()) * 1000))
             writable = core.storage_health.writable
             if compacting:
                 delay_ms = 0
-            elif writable and (self.store.needs_flush() or self.hints.needs_flush()):
+            elif writable and disk.needs_flush():
                 delay_ms = min(delay_ms, self.config.fsync_interval_ms)
             ready = poller.poll(math.ceil(delay_ms))
             now = time.monotonic()
@@ -339,58 +250,39 @@ class NodeRuntime:
                 self._announce(now)
             if self._delayed:
                 self._release_delayed(now)
-            if self._unconnected:
-                self._expire_unconnected(now)
+            if self.outbox.unconnected:
+                self.outbox.expire(now)
             if not self._ready_logged and now >= self._next_ready_check:
                 self._log_ready(now)
             core.on_tick(now)
             raised = core.take_raised_generation()
             if raised is not None:
-                self._save_generation(raised, now)
+                disk.save_generation(core, raised, now)
             if core.storage_probe_due(now):
-                self._probe(now)
+                disk.probe(core, now)
             self._carry_out(now)
             if self._drain_until is not None and now >= self._drain_until:
                 self._stopping = True
-            if self.store.needs_flush() or self.hints.needs_flush():
-                self._flush(now)  # the interval policy's timer: an idle node must still fsync
+            if disk.needs_flush():
+                disk.flush(core, now)  # the interval policy's timer: an idle node must still fsync
             # compaction in small slices: whenever idle, and a short one every 50 ms under load (none
             # while the disk refuses writes: it needs room for its output before it frees any)
-            try:
-                if not core.storage_health.writable:
-                    compacting = False
-                elif not ready:
-                    compacting = self.store.compact_step(COMPACTION_SLICE_S)
-                elif now >= next_compaction:
-                    compacting = self.store.compact_step(COMPACTION_SLICE_S / 2)
-                    next_compaction = now + 0.05
-            except STORE_FAULTS as exc:
+            if not core.storage_health.writable:
                 compacting = False
-                core.on_store_fault(fault_code(exc), f"compaction: {exc}", now)
+            elif not ready:
+                compacting = disk.compact(core, COMPACTION_SLICE_S, now)
+            elif now >= next_compaction:
+                compacting = disk.compact(core, COMPACTION_SLICE_S / 2, now)
+                next_compaction = now + 0.05
         log.info("stopping")
         self.close()
 
     def close(self) -> None:
         for dealer in getattr(self, "dealers", {}).values():
             dealer.disable_monitor()
-        store, hints = getattr(self, "store", None), getattr(self, "hints", None)
-        core = getattr(self, "core", None)
-        if store is not None and hints is not None and core is not None and self._unsaved_meta is None:
-            try:
-                store.flush()
-                hints.flush()
-                # everything minted is on disk; after a refused flush it is not, and the next start
-                # must take a fresh actor id, so clean_stop stays False then
-                store.save_meta({**store.load_meta(), "clean_stop": True})
-            except STORE_FAULTS as exc:
-                log.error("stopping with writes not on disk (%s); they were never acknowledged", exc)
-        for each in (store, hints):
-            if each is not None:
-                try:
-                    each.flush()
-                except STORE_FAULTS as exc:
-                    log.error("final flush: %s", exc)
-                each.close()
+        disk = getattr(self, "disk", None)
+        if disk is not None:
+            disk.close(clean=getattr(self, "core", None) is not None)
         if self.auth is not None:
             self.auth.stop()
         self.ctx.destroy(linger=0)
@@ -418,14 +310,16 @@ class NodeRuntime:
                 return
             role = NODE  # plaintext: everyone on the (loopback) network is trusted
             if curve:
-                user = self._user(parts[-1])
+                user = connection_user(parts[-1])
                 role = user.split(":", 1)[0]
                 frames = [f.bytes for f in parts]
                 if self._impostor(frames[0], user):
                     continue
             if len(frames) != 2:
                 self.core.count_rejected(None, malformed=True)
-                self._reply_error(frames[0], None, ProtocolError("expected exactly one frame per message"))
+                self.outbox.reply_error(
+                    frames[0], None, ProtocolError("expected exactly one frame per message")
+                )
                 continue
             route, payload = frames
             peer = self._peer_routes.get(route)
@@ -434,7 +328,7 @@ class NodeRuntime:
             except ProtocolError as exc:
                 self.core.count_rejected(None, malformed=True)
                 if peer is None:
-                    self._reply_error(route, None, exc)
+                    self.outbox.reply_error(route, None, exc)
                 continue
             if peer is not None:
                 if not (self.faults.active and self.faults.drops_in(peer)):
@@ -447,12 +341,14 @@ class NodeRuntime:
                     elif way is Admission.RUNTIME:
                         self._on_admin(route, msg, now)
                     elif self._drain_until is not None and msg.get("op") in admin.DATA_OPS:
-                        self._reply_error(route, request_id(msg), NodeStopping(f"{self.name} is restarting"))
+                        self.outbox.reply_error(
+                            route, request_id(msg), NodeStopping(f"{self.name} is restarting")
+                        )
                     elif way is Admission.JOIN:
                         if self._valid(msg, JOIN_OPS, route.decode("utf-8", "replace")):
                             self._guard(self.core.on_join, route, msg, now)
                     elif way is Admission.CLIENT and not self._guard(self.core.on_client, route, msg, now):
-                        self._reply_error(
+                        self.outbox.reply_error(
                             route, request_id(msg), InternalError("the node hit a bug; see its log")
                         )
 
@@ -570,8 +466,8 @@ class NodeRuntime:
                 return
             if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.core.on_connection(peer, True, now)
-                if peer in self._unconnected:
-                    self._release_unconnected(peer, now)
+                if peer in self.outbox.unconnected:
+                    self.outbox.release(peer, now)
             elif event["event"] == zmq.EVENT_DISCONNECTED:
                 self.core.on_connection(peer, False, now)
 
@@ -607,10 +503,10 @@ class NodeRuntime:
             try:
                 self.faults.configure(msg, set(self.dealers))
             except ValueError as exc:
-                self._reply_error(route, rid, InvalidRequest(str(exc)))
+                self.outbox.reply_error(route, rid, InvalidRequest(str(exc)))
                 return
             log.warning("fault filter now %s", self.faults.describe())
-        self._send_reply(route, [{"id": rid, "ok": True, "node": self.name, **self.faults.describe()}])
+        self.outbox.send_reply(route, [{"id": rid, "ok": True, "node": self.name, **self.faults.describe()}])
 
     def _on_admin(self, route: bytes, msg: dict[str, Any], now: float) -> None:
         """An admin request about this node's process or files (:mod:`zkv.node.admin`), answered at once."""
@@ -620,18 +516,18 @@ class NodeRuntime:
                 self._drain_until = now + self.config.request_timeout_ms / 1000 + admin.DRAIN_EXTRA_S
                 self.exit_status = admin.EXIT_RESTART
                 log.warning("restart requested: draining, then stopping")
-            self._send_reply(route, [{"id": rid, "ok": True, "node": self.name, "status": "stopping"}])
+            self.outbox.send_reply(route, [{"id": rid, "ok": True, "node": self.name, "status": "stopping"}])
             return
         try:
             body = admin.snapshot(self.store, self.name, self.config.name, msg)
         except InvalidRequest as exc:
-            self._reply_error(route, rid, exc)
+            self.outbox.reply_error(route, rid, exc)
             return
         except OSError as exc:
-            self._reply_error(route, rid, InternalError(f"{msg.get('op')} failed: {exc}"))
+            self.outbox.reply_error(route, rid, InternalError(f"{msg.get('op')} failed: {exc}"))
             return
         log.info("snapshot of %d keys into %s", body.get("keys", 0), msg.get("dir"))
-        self._send_reply(route, [{"id": rid, "ok": True, "node": self.name, **body}])
+        self.outbox.send_reply(route, [{"id": rid, "ok": True, "node": self.name, **body}])
 
     # ------------------------------------------------------------------------------------------ output
 
@@ -643,99 +539,22 @@ class NodeRuntime:
         for _ in range(CARRY_OUT_PASSES):
             if not effects:
                 return
-            plan = plan_turn(effects, self.store.needs_flush() or self.hints.needs_flush(), self._peer_routes)
+            plan = plan_turn(effects, self.disk.needs_flush(), self._peer_routes)
             for msg in plan.publishes:
                 self.pub.send(pack(msg), zmq.NOBLOCK)
             for connect in plan.connects:
                 self._connect_peer(connect.node, connect.address, connect.gossip)
             if plan.stop:
                 self._stopping = True
+            outbox = self.outbox
             for peer, msgs in plan.before.items():
-                self._send_peer(peer, msgs, now)
+                outbox.send_peer(peer, msgs, now)
             for route, msgs in plan.early.items():
-                self._send_reply(route, msgs)
-            self._flush(now)  # if it fails, the core turned the acks among ``plan.after`` into refusals
+                outbox.send_reply(route, msgs)
+            self.disk.flush(self.core, now)  # if it fails, the core made the acks in plan.after refusals
             for route, msgs in plan.after.items():
-                self._send_reply(route, msgs)
+                outbox.send_reply(route, msgs)
             effects = self.core.take_effects()
-
-    def _flush(self, now: float) -> bool:
-        """The group commit: the turn's writes to disk, then tell the core (replies may then leave early).
-
-        A disk error is the core's to judge (:meth:`NodeCore.on_store_fault`); while the disk refuses
-        writes nothing new is written, and only the core's probes (:meth:`_probe`) flush again.
-        """
-        if not self.core.storage_health.writable:
-            return False
-        try:
-            started = time.monotonic() if self.store.needs_flush() else None
-            self.store.flush()
-            if started is not None:
-                self.core.stats.flushes.observe(time.monotonic() - started)
-            self.hints.flush()
-        except STORE_FAULTS as exc:
-            self.core.on_store_fault(fault_code(exc), str(exc), now)
-            return False
-        self.core.on_flushed()
-        return True
-
-    def _probe(self, now: float) -> None:
-        """The core asks whether the disk takes writes again: save what is pending, measure the room."""
-        try:
-            if self._unsaved_meta is not None:
-                self.store.save_meta(self._unsaved_meta)
-                self._unsaved_meta = None
-            self.store.flush()
-            self.hints.flush()
-            free = os.statvfs(self.spec.data_dir)
-        except STORE_FAULTS as exc:
-            self.core.on_store_fault(fault_code(exc), str(exc), now)
-            return
-        self.core.on_flushed()
-        self.core.on_storage_probe(free.f_bavail * free.f_frsize, now)
-
-    def _send_peer(self, peer: str, msgs: list[dict], now: float) -> None:
-        if self.faults.active and self.faults.drops_out(peer):
-            return
-        dealer = self.dealers[peer]
-        for chunk, payload in self._payloads(msgs):
-            try:
-                if payload is None:
-                    raise zmq.Again  # one message over the limit: it cannot be sent at all
-                dealer.send(payload, zmq.NOBLOCK)
-            except zmq.Again:
-                if payload is not None and self.core.membership.awaiting_connection(peer, now):
-                    # its first connection is still being made (it started just after us): wait for it
-                    deadline = now + self.core.membership.first_connect_wait
-                    self._unconnected.setdefault(peer, []).append((deadline, chunk, payload))
-                    continue
-                self._send_failed(peer, chunk, now)
-
-    def _send_failed(self, peer: str, chunk: list[dict], now: float) -> None:
-        for msg in chunk:
-            if msg.get("op") in PEER_OPS:  # a reply riding along is lost, as on the ROUTER
-                self.core.on_send_failed(peer, msg, now)
-
-    def _release_unconnected(self, peer: str, now: float) -> None:
-        """The first connection to ``peer`` is up: send what waited for it."""
-        dealer = self.dealers.get(peer)
-        for _, chunk, payload in self._unconnected.pop(peer, []):
-            try:
-                if dealer is None:
-                    raise zmq.Again
-                dealer.send(payload, zmq.NOBLOCK)
-            except zmq.Again:
-                self._send_failed(peer, chunk, now)
-
-    def _expire_unconnected(self, now: float) -> None:
-        """Messages that waited ``first_connect_wait`` for a first connection that never came: failed."""
-        for peer in list(self._unconnected):
-            waiting = self._unconnected[peer]
-            while waiting and waiting[0][0] <= now:
-                _, chunk, _ = waiting.pop(0)
-                self._send_failed(peer, chunk, now)
-            if not waiting:
-                del self._unconnected[peer]
 
     def _log_ready(self, now: float) -> None:
         """Say "ready" once, when the node first can serve quorum for every range it holds."""
@@ -744,49 +563,6 @@ class NodeRuntime:
         if state.ready:
             self._ready_logged = True
             log.info("ready: %s", state.reason)
-
-    def _payloads(self, msgs: list[dict]) -> Any:
-        """Pack ``msgs`` into as few frames as the batch and message limits allow: (messages, frame)
-        pairs, the frame None for a lone message that is over ``max_message_bytes`` by itself."""
-        limit = self.config.max_message_bytes
-        for start in range(0, len(msgs), MAX_BATCH):
-            pending = [msgs[start : start + MAX_BATCH]]
-            while pending:
-                chunk = pending.pop()
-                payload = pack(chunk if len(chunk) > 1 else chunk[0])
-                if len(payload) <= limit:
-                    yield chunk, payload
-                elif len(chunk) == 1:
-                    op, size = chunk[0].get("op"), len(payload)
-                    log.error("a %s message of %d bytes is over max_message_bytes", op, size)
-                    yield chunk, None
-                else:  # rare (large values): halve until each part fits
-                    half = len(chunk) // 2
-                    pending += [chunk[half:], chunk[:half]]
-
-    def _send_reply(self, route: bytes, msgs: list[dict]) -> None:
-        peer = self._peer_routes.get(route)
-        if peer is not None and self.faults.active and self.faults.drops_out(peer):
-            return
-        for chunk, payload in self._payloads(msgs):
-            if payload is None:
-                if peer is not None or "id" not in chunk[0]:
-                    continue
-                # a reply too large to send (a key with many large siblings): say so instead
-                error = MessageTooLarge("the reply is over max_message_bytes: resolve the key's siblings")
-                payload = pack({"id": chunk[0]["id"], **error.to_wire()})
-            try:
-                # two sends, not send_multipart (3x slower in pyzmq); with ROUTER_MANDATORY only the
-                # first frame can fail, and then nothing was queued
-                self.router.send(route, zmq.SNDMORE | zmq.NOBLOCK)
-                self.router.send(payload, zmq.NOBLOCK)
-            except zmq.ZMQError as exc:  # Again (queue full) or EHOSTUNREACH (the client is gone)
-                log.debug("reply to %r dropped: %s", route, exc)
-                return
-
-    def _reply_error(self, route: bytes, rid: int | None, exc: Exception) -> None:
-        body = exc.to_wire() if hasattr(exc, "to_wire") else {"ok": False, "error": "internal"}
-        self._send_reply(route, [{"id": rid, **body}])
 
 
 def serve(config: ClusterConfig, name: str, join: str | None = None) -> int:
