@@ -66,6 +66,42 @@ def test_get_then_put_with_the_context_supersedes(web: Http) -> None:
     assert got.status == 200 and got.body == b"new"
 
 
+def test_put_then_put_with_the_returned_context_supersedes(web: Http) -> None:
+    """The PUT answer's X-Zkv-Context is the stored version's: a PUT with it replaces that version."""
+    first = web.put("/v1/keys/put-ctx-k?consistency=all", b"v1")
+    assert first.status == 204
+    token = first.header("X-Zkv-Context")
+    assert token
+    again = web.put("/v1/keys/put-ctx-k?consistency=all", b"v2", headers={"X-Zkv-Context": token})
+    assert again.status == 204 and again.header("X-Zkv-Context") not in (None, token)
+    got = web.get("/v1/keys/put-ctx-k?consistency=all", headers={"Accept": "application/json"}).json()
+    assert [base64.b64decode(v) for v in got["values"]] == [b"v2"]  # one value, no siblings
+    deleted = web.delete(
+        "/v1/keys/put-ctx-k?consistency=all", headers={"X-Zkv-Context": again.header("X-Zkv-Context") or ""}
+    )
+    assert deleted.status == 204 and deleted.header("X-Zkv-Context")
+    assert web.get("/v1/keys/put-ctx-k?consistency=all").status == 404
+
+
+def test_the_returned_context_does_not_cover_a_concurrent_write(web: Http) -> None:
+    """It is the written version's context, not the key's: a sibling the writer never saw stays."""
+    web.put("/v1/keys/put-ctx-sib?consistency=all", b"base")
+    base = web.get("/v1/keys/put-ctx-sib?consistency=all").header("X-Zkv-Context")
+    assert base
+    mine = web.put("/v1/keys/put-ctx-sib?consistency=all", b"mine", headers={"X-Zkv-Context": base})
+    theirs = web.put("/v1/keys/put-ctx-sib?consistency=all", b"theirs", headers={"X-Zkv-Context": base})
+    assert mine.status == theirs.status == 204
+    token = mine.header("X-Zkv-Context")
+    assert token
+    assert (
+        web.put("/v1/keys/put-ctx-sib?consistency=all", b"mine2", headers={"X-Zkv-Context": token}).status
+        == 204
+    )
+    got = web.get("/v1/keys/put-ctx-sib?consistency=all")
+    assert got.status == 300, got.body
+    assert sorted(base64.b64decode(v) for v in got.json()["siblings"]) == [b"mine2", b"theirs"]
+
+
 def test_siblings_give_300_with_both_values_and_the_merged_context_resolves(web: Http) -> None:
     web.put("/v1/keys/sib-k", b"base")
     token = web.get("/v1/keys/sib-k").header("X-Zkv-Context")

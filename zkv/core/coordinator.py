@@ -306,6 +306,7 @@ class Coordinator:
         )
         hinted = frozenset() if strict else frozenset(fallbacks)
         write = PendingWrite(origin, req.op, consistency, now, quorum, self._flushes, strict, hinted)
+        write.ctx = writes.written_context(context, new)
         if raw.get("trace") is True:
             write.receipt = receipt.write_receipt(
                 self.name,
@@ -347,10 +348,11 @@ class Coordinator:
     def _write_ok(self, write: PendingWrite, now: float, **fields: Any) -> dict[str, Any]:
         """The success reply of a write, with its receipt when the request asked for one."""
         if write.receipt is None:
-            return ok(write.origin.rid, **fields)
+            return ok(write.origin.rid, ctx=write.ctx, **fields)
         # the receipt says how the write was counted, as the reply does: strict or sloppy, hinted acks
         write.receipt.update(fields)
-        return ok(write.origin.rid, receipt=receipt.stamp(write.receipt, now - write.started), **fields)
+        stamped = receipt.stamp(write.receipt, now - write.started)
+        return ok(write.origin.rid, ctx=write.ctx, receipt=stamped, **fields)
 
     def _decide_write(self, iid: int, write: PendingWrite, outcome: Outcome, now: float) -> None:
         if outcome is Outcome.PENDING:

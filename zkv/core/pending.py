@@ -27,6 +27,7 @@ class PendingWrite:
     strict: bool = False  # only preference-list replicas count toward W
     fallbacks: frozenset[str] = frozenset()  # fallbacks whose hinted acks count (a sloppy quorum)
     receipt: dict[str, Any] | None = None  # kept only when the request asked for a trace
+    ctx: bytes = b""  # the stored version's causal context: the reply hands it back (put, then put again)
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ rule reads on its own and the simulator's broken variants can replace one (``bli
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from zkv.core.contexts import known_actors, plausible
@@ -14,7 +15,7 @@ from zkv.core.membership import Membership
 from zkv.core.pending import PendingWrite
 from zkv.core.settings import NodeSettings
 from zkv.core.state import NodeState
-from zkv.core.versions import MAX_CONTEXT_ENTRIES, KeyState, Sibling, update
+from zkv.core.versions import MAX_CONTEXT_ENTRIES, KeyState, Sibling, encode_context, join, update
 from zkv.errors import (
     ContextTooLarge,
     InvalidRequest,
@@ -49,6 +50,15 @@ def blind_context(local: KeyState) -> dict[str, int]:
     have without asking; asking the other replicas first would cost a round trip on every put.
     """
     return dict(local.clock)
+
+
+def written_context(context: Mapping[str, int], new: Sibling) -> bytes:
+    """The context a write's reply hands back: what the client's write superseded plus the new version.
+
+    A put with it supersedes exactly the version this write stored (and what that one superseded), not a
+    concurrent sibling the writer never saw, which the coordinator's whole clock would also cover.
+    """
+    return encode_context(join(context, {new.actor: new.counter}))
 
 
 def next_state(

@@ -82,6 +82,12 @@ def _context_headers(context: bytes | None) -> dict[str, str]:
     return {CONTEXT_HEADER: token} if token else {}
 
 
+def _written_headers(reply: dict[str, Any]) -> dict[str, str]:
+    """A write's reply carries the stored version's context: a PUT with it supersedes that version."""
+    ctx = reply.get("ctx")
+    return _context_headers(ctx) if isinstance(ctx, bytes) else {}
+
+
 async def get_key(request: web.Request) -> web.Response:
     key, level = key_of(request), level_of(request)
     _no_body(request)
@@ -116,15 +122,15 @@ async def put_key(request: web.Request) -> web.Response:
     key, level, context = key_of(request), level_of(request), context_of(request)
     ttl = ttl_of(request)
     value = await request.read()
-    await request.app[LOOP].put(key, value, level, context, ttl)
-    return web.Response(status=204)
+    reply = await request.app[LOOP].put(key, value, level, context, ttl)
+    return web.Response(status=204, headers=_written_headers(reply))
 
 
 async def delete_key(request: web.Request) -> web.Response:
     key, level, context = key_of(request), level_of(request), context_of(request)
     _no_body(request)
-    await request.app[LOOP].delete(key, level, context)
-    return web.Response(status=204)
+    reply = await request.app[LOOP].delete(key, level, context)
+    return web.Response(status=204, headers=_written_headers(reply))
 
 
 async def where(request: web.Request) -> web.Response:

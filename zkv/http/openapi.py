@@ -143,7 +143,11 @@ def spec() -> dict[str, Any]:
                 "put": _op(
                     "Write a value",
                     {
-                        "204": {"description": "written at the consistency asked for"},
+                        "204": {
+                            "description": "written at the consistency asked for; X-Zkv-Context: the context "
+                            "of the stored version (a PUT with it supersedes it)",
+                            "headers": _CONTEXT_OUT,
+                        },
                         "409": _error("too_many_siblings"),
                         "413": _error("key_too_large / value_too_large"),
                     },
@@ -152,7 +156,10 @@ def spec() -> dict[str, Any]:
                 ),
                 "delete": _op(
                     "Delete a key (a tombstone)",
-                    {"204": {"description": "deleted"}, "413": _error("key_too_large")},
+                    {
+                        "204": {"description": "deleted", "headers": _CONTEXT_OUT},
+                        "413": _error("key_too_large"),
+                    },
                     [_KEY, _LEVEL, _CONTEXT],
                 ),
             },
