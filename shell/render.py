@@ -318,9 +318,13 @@ class Renderer:
             str(s.hints_received),
         )
         if hints.pending:
-            table.caption = "waiting: " + ", ".join(
-                f"{owner} {n}" for owner, n in sorted(hints.pending.items())
-            )
+            ages = hints.oldest_age_s
+
+            def waiting(owner: str, n: int) -> str:
+                age = ages.get(owner)
+                return f"{owner} {n}" if age is None else f"{owner} {n} (oldest {age:.0f}s)"
+
+            table.caption = "waiting: " + ", ".join(waiting(o, n) for o, n in sorted(hints.pending.items()))
         return table
 
     def _anti_entropy(self, s: NodeStatus) -> RenderableType:

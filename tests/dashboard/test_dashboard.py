@@ -109,7 +109,7 @@ def test_a_killed_node_goes_down_and_comes_back_without_a_reload(page: Page, clu
         page.goto(f"{cluster.url('n1')}/#healing")
         page.wait_for_selector('#hint-rows tr[data-target="n3"]', timeout=10_000)
         page.wait_for_function(
-            "window.zkvDashboard.latest.healing.hints.every((h) => h.age_s >= 3)", timeout=10_000
+            "window.zkvDashboard.latest.healing.hints.every((h) => h.exact && h.age_s >= 3)", timeout=10_000
         )
         page.screenshot_view("healing")
         page.goto(f"{cluster.url('n1')}/#views")

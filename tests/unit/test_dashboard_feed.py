@@ -76,7 +76,15 @@ def test_snapshot_sums_the_cluster_and_reports_healing() -> None:
     assert snap["cluster"]["requests"] == {"put/quorum": 10.0}
     assert [r["ops"] for r in snap["nodes"]] == [10.0, None]
     assert snap["nodes"][1]["keys"] == 3  # gossip's count when the node itself did not answer
-    assert snap["healing"]["hints"] == [{"holder": "n1", "target": "n2", "count": 12, "age_s": 2.0}]
+    assert snap["healing"]["hints"] == [
+        {"holder": "n1", "target": "n2", "count": 12, "age_s": 2.0, "exact": False}
+    ]
+    # a node that reports its oldest hint's age is believed over the gateway's "first seen"
+    reported = {**hints, "oldest_age_s": {"n2": 42.25}}
+    p2 = Poll(3.0, 1003.0, "n1", nodes, {"n1": status(8, {"put/quorum": 30}, hints=reported), "n2": None})
+    assert snapshot(p2, p1, ages)["healing"]["hints"] == [
+        {"holder": "n1", "target": "n2", "count": 12, "age_s": 42.2, "exact": True}
+    ]
     assert snap["healing"]["anti_entropy"][0]["rounds_s"] == 1.0
     assert snap["healing"]["anti_entropy"][0]["differing"] == {"n2": 5}
     assert list(snap["per_node"]) == ["n1"]

@@ -36,7 +36,7 @@ def status_reply(core: NodeCore, now: float) -> dict:
 def test_components_report_frozen_dataclasses():
     core = node()
     assert isinstance(core.aae.statistics(), AntiEntropyStatistics)
-    assert core.handoff is not None and isinstance(core.handoff.statistics(), HandoffStatistics)
+    assert core.handoff is not None and isinstance(core.handoff.statistics(0.0), HandoffStatistics)
     status = core.status(5.0)
     assert status.uptime_s == 5.0 and status.pid == 42 and status.member_status == "normal"
 

@@ -343,7 +343,7 @@ class Coordinator:
         handoff = self.state.handoff
         if handoff is not None:
             for owner in keep_for:
-                handoff.keep(owner, req.key, state)
+                handoff.keep(owner, req.key, state, now)
 
     def _write_ok(self, write: PendingWrite, now: float, **fields: Any) -> dict[str, Any]:
         """The success reply of a write, with its receipt when the request asked for one."""

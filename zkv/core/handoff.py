@@ -16,6 +16,7 @@ Pure: the hint store is injected (``zkv.storage.hints``), time arrives as ``now`
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from zkv.core.versions import KeyState, state_to_wire, wire_size
 from zkv.protocol import BATCH_BYTES
 
 BATCH = 256  # hints per handoff message
+AGE_RESOLUTION_S = 1.0  # hints kept within this long of each other share one "kept at" time
 
 
 class Hints(Protocol):
@@ -35,6 +37,8 @@ class Hints(Protocol):
     def remove(self, target: str, hint_ids: list[int]) -> None: ...
 
     def counts(self) -> dict[str, int]: ...
+
+    def oldest(self, target: str) -> int | None: ...
 
     def bytes(self) -> int: ...
 
@@ -66,10 +70,35 @@ class Handoff:
         self._in_flight: dict[int, Offer] = {}  # offer id -> offer
         self.delivered = 0
         self.dropped = 0
+        # target -> (first hint id, when kept), oldest first: one entry per AGE_RESOLUTION_S of writes, so
+        # the age of a target's oldest hint costs no read of the store and no memory per hint
+        self._kept_at: dict[str, deque[tuple[int, float]]] = {}
 
-    def keep(self, target: str, key: bytes, state: KeyState) -> None:
+    def keep(self, target: str, key: bytes, state: KeyState, now: float) -> None:
         """Store a hinted write (raises ValueError when a single hint is over the store's bound)."""
-        self.hints.add(target, key, state)
+        hint_id = self.hints.add(target, key, state)
+        times = self._kept_at.setdefault(target, deque())
+        if not times or now - times[-1][1] >= AGE_RESOLUTION_S:
+            times.append((hint_id, now))
+
+    def oldest_age(self, target: str, now: float) -> float | None:
+        """Seconds since the oldest hint still pending for ``target`` was kept (None: there is none).
+
+        Exact to ``AGE_RESOLUTION_S``. Hints loaded from disk at start carry no time: they count from the
+        first time this node looked (its start), so after a restart the age is a lower bound.
+        """
+        oldest = self.hints.oldest(target)
+        times = self._kept_at.get(target)
+        if oldest is None:
+            self._kept_at.pop(target, None)
+            return None
+        if times is None:
+            times = self._kept_at[target] = deque()
+        while len(times) > 1 and times[1][0] <= oldest:
+            times.popleft()  # every hint of the first entry is delivered or dropped
+        if not times or times[0][0] > oldest:
+            times.appendleft((oldest, now))  # hints older than this process (loaded from disk)
+        return now - times[0][1]
 
     def next_wakeup(self) -> float:
         return self._next if len(self.hints) else float("inf")  # every turn asks: no dict built
@@ -87,6 +116,8 @@ class Handoff:
         busy = {offer.target for offer in self._in_flight.values()}
         out = []
         for target, count in self.hints.counts().items():
+            if count and target not in self._kept_at:
+                self.oldest_age(target, now)  # hints loaded at start: their age counts from now
             if not count or target in busy or not is_up(target):
                 continue
             batch: list[Any] = []
@@ -128,9 +159,12 @@ class Handoff:
     def on_failed(self, offer_id: int) -> None:
         self._in_flight.pop(offer_id, None)
 
-    def statistics(self) -> HandoffStatistics:
+    def statistics(self, now: float) -> HandoffStatistics:
+        pending = {t: c for t, c in self.hints.counts().items() if c}
+        ages = {t: self.oldest_age(t, now) for t in pending}
         return HandoffStatistics(
-            pending={t: c for t, c in self.hints.counts().items() if c},
+            pending=pending,
+            oldest_age_s={t: round(age, 3) for t, age in ages.items() if age is not None},
             bytes=self.hints.bytes(),
             delivered=self.delivered,
             dropped=self.dropped,

@@ -103,7 +103,7 @@ class Replica:
 
     def on_rput(self, peer: str, msg: dict[str, Any], now: float) -> None:
         if "hint" in msg:
-            self._keep_hint(peer, msg)
+            self._keep_hint(peer, msg, now)
             return
         self.merge_local(_bytes(msg.get("key")), state_from_wire(msg.get("state")))
         if msg.get("id"):  # id 0: the write was decided already, no one waits
@@ -118,7 +118,7 @@ class Replica:
             Reply(peer.encode(), {"op": "rget_ok", "id": msg.get("id"), "state": state_to_wire(state)})
         )
 
-    def _keep_hint(self, peer: str, msg: dict[str, Any]) -> None:
+    def _keep_hint(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """Be a fallback: keep the write for its down owner and acknowledge it."""
         owner = msg.get("hint")
         if self.handoff is None:
@@ -127,7 +127,7 @@ class Replica:
             raise InvalidRequest(f"hint for unknown node {owner!r}")
         if not self.health.writable:
             raise self.health.refusal()  # hints are written to this disk too
-        self.handoff.keep(owner, _bytes(msg.get("key")), state_from_wire(msg.get("state")))
+        self.handoff.keep(owner, _bytes(msg.get("key")), state_from_wire(msg.get("state")), now)
         self.ack_write(peer.encode(), {"op": "rput_ok", "id": msg.get("id")})
 
     def on_handoff(self, peer: str, msg: dict[str, Any], now: float) -> None:
@@ -194,7 +194,7 @@ class Replica:
     def on_tick(self, now: float) -> None:
         """Background work in slices: strays after a ring change, digests at start, anti-entropy."""
         if self._strays is not None:
-            self._hand_off_strays()
+            self._hand_off_strays(now)
         if self.unindexed is not None:
             self._index_some()
         elif self.state.membership.status_of(self.name) == NORMAL and now >= self.aae.next_wakeup():
@@ -205,7 +205,7 @@ class Replica:
             if started is not None:
                 self._out.append(Send(*started))
 
-    def _hand_off_strays(self, count: int = SLICE_KEYS) -> None:
+    def _hand_off_strays(self, now: float, count: int = SLICE_KEYS) -> None:
         """After a ring change, hint each key this node holds but no longer replicates to its owners.
 
         A node whose ring was stale (cut off while a join completed) may have taken a write for a key it
@@ -229,7 +229,7 @@ class Replica:
                 continue
             for owner in owners:
                 try:
-                    self.handoff.keep(owner, key, state)
+                    self.handoff.keep(owner, key, state, now)
                 except ValueError:
                     log.warning("a stray key's state is over the hint store's bound; it stays here only")
         if done < count:

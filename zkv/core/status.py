@@ -31,6 +31,7 @@ class HandoffStatistics:
     delivered: int
     dropped: int
     in_flight: int  # handoff batches on their way
+    oldest_age_s: dict[str, float] = field(default_factory=dict)  # owner -> age of its oldest hint
 
 
 @dataclass(frozen=True, slots=True)

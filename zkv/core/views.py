@@ -80,7 +80,7 @@ def node_status(core: NodeCore, now: float) -> NodeStatus:
         read_repairs=stats.read_repairs,
         bad_messages=stats.bad_messages,
         in_flight=core.coordinator.in_flight,
-        hints=core.handoff.statistics() if core.handoff is not None else None,
+        hints=core.handoff.statistics(now) if core.handoff is not None else None,
         hints_received=stats.hints_received,
         anti_entropy=replace(
             core.aae.statistics(),

@@ -35,7 +35,8 @@ class Poll:
 
 @dataclass(slots=True)
 class HintAges:
-    """When this gateway first saw hints pending for each (holder, target): the age of the oldest one.
+    """When this gateway first saw hints pending for each (holder, target): the age of the oldest one,
+    for nodes that do not report it themselves (``hints.oldest_age_s``, sent by nodes since then).
 
     Hints drain as soon as their owner is up, so a queue that stayed non-empty since a poll holds a hint
     at least that old; a gateway started after the hints were written under-reports (it says "at least").
@@ -146,8 +147,13 @@ def healing(
         h = status.get("hints") or {}
         pending = h.get("pending") or {}
         age = ages.observe(name, pending, now)
+        reported = h.get("oldest_age_s") or {}  # the holder's own record (older nodes do not send it)
         for target, count in sorted(pending.items()):
-            hints.append({"holder": name, "target": target, "count": count, "age_s": round(age[target], 1)})
+            exact = isinstance(reported.get(target), int | float)
+            seconds = reported[target] if exact else age[target]
+            hints.append(
+                {"holder": name, "target": target, "count": count, "age_s": round(seconds, 1), "exact": exact}
+            )
 
         def rate(*path: str, status: dict[str, Any] = status, before: Any = before) -> float:
             c, p = _counter(status, *path), _counter(before, *path)

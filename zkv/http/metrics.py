@@ -175,6 +175,11 @@ def _node_metrics(
     pending = gauge("zkv_hints_pending", "Hinted writes kept for a down replica, by target", ("target",))
     for target, count in sorted((hints.get("pending") or {}).items()):
         pending.add_metric([node, str(target)], count)
+    age = gauge(
+        "zkv_hints_oldest_age_seconds", "Age of the oldest hinted write kept for a down replica", ("target",)
+    )
+    for target, seconds in sorted((hints.get("oldest_age_s") or {}).items()):
+        age.add_metric([node, str(target)], seconds)
     delivered, dropped = hints.get("delivered", 0), hints.get("dropped", 0)
     counter("zkv_hints_delivered", "Hints handed to their replica").add_metric([node], delivered)
     counter("zkv_hints_dropped", "Hints dropped (too old, too many)").add_metric([node], dropped)

@@ -188,6 +188,11 @@ class HintStore:
     def counts(self) -> dict[str, int]:
         return {target: len(q.live) for target, q in self._queues.items() if q.live}
 
+    def oldest(self, target: str) -> int | None:
+        """The id of ``target``'s oldest pending hint (ids grow: the handoff dates hints by them)."""
+        queue = self._queues.get(target)
+        return next(iter(queue.live), None) if queue is not None else None
+
     def bytes(self) -> int:
         return self._bytes
 
@@ -357,6 +362,9 @@ class MemoryHintStore:
 
     def counts(self) -> dict[str, int]:
         return {target: len(q) for target, q in self._queues.items() if q}
+
+    def oldest(self, target: str) -> int | None:
+        return next(iter(self._queues.get(target, {})), None)
 
     def bytes(self) -> int:
         return self._bytes

@@ -18,7 +18,9 @@ export function renderHealing(state) {
   const hints = [...h.hints].sort((a, b) => b.count - a.count);
   rows("hint-rows", hints, (x) => el("tr", { dataset: { holder: x.holder, target: x.target } },
     el("td", {}, x.holder), el("td", {}, x.target), el("td", { class: "num" }, x.count),
-    el("td", { class: "num", title: "since this gateway first saw hints for this owner" }, `≥ ${ago(x.age_s)}`)),
+    x.exact
+      ? el("td", { class: "num age", title: "age of the oldest hint the holder keeps for this owner" }, ago(x.age_s))
+      : el("td", { class: "num age", title: "since this gateway first saw hints for this owner" }, `≥ ${ago(x.age_s)}`)),
   "no hints pending: every write reached its owners", 4);
   rows("transfer-rows", h.transfers, (x) => el("tr", {},
     el("td", {}, x.node), el("td", {}, x.kind),
