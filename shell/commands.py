@@ -43,8 +43,8 @@ class UsageError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One command's syntax: ``args`` names each position's kind (key, value, level, node, command), and the
-    first ``required`` of them must be given."""
+    """One command's syntax: ``args`` names each position's kind (key, value, consistency, node,
+    command), and the first ``required`` of them must be given."""
 
     name: str
     args: tuple[str, ...]
@@ -79,11 +79,11 @@ COMMANDS: dict[str, Command] = {
         _cmd(
             "put",
             "put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling] [--ttl 30s] [--strict|--sloppy]",
-            ("key", "value", "level"),
+            ("key", "value", "consistency"),
             2,
             "store a value",
             """
-Store VALUE under KEY, acknowledged by as many replicas as the level asks (default: the session's
+Store VALUE under KEY, acknowledged by as many replicas as the consistency asks (default: the session's
 consistency). Quote values with spaces or special characters shell-style: put greeting "hello world".
 
 Context: if you ran `get KEY` earlier in this shell, the put sends that get's context, so the new value
@@ -93,7 +93,7 @@ them, then `put KEY MERGED`. --context TOKEN sends a context a script kept (the 
 --sibling writes the value next to whatever the key holds (Dynamo's raw behaviour: a new sibling).
 --ttl 30s makes the value expire (seconds, or with s, m, h, d; at most 10 years): then it reads as not
 found. A put without --ttl on an expiring key makes it permanent again.
---strict counts only the key's own replicas toward the level (a strict quorum: a strict quorum read
+--strict counts only the key's own replicas toward the consistency (a strict quorum: a strict quorum read
 after it is sure to see it); --sloppy lets hinted writes on fallback nodes count (the cluster's
 sloppy_quorum decides when neither is given). The answer says when a strict quorum was used or when
 fallbacks counted: "OK  (sloppy quorum: 1 of the acknowledgements is a hint on a fallback)".
@@ -103,11 +103,11 @@ fallbacks counted: "OK  (sloppy quorum: 1 of the acknowledgements is a hint on a
         _cmd(
             "get",
             "get KEY [one|quorum|all]",
-            ("key", "level"),
+            ("key", "consistency"),
             1,
             "read a key (all siblings)",
             """
-Read KEY from as many replicas as the level asks (default: the session's consistency). When concurrent
+Read KEY from as many replicas as the consistency asks (default: the session's consistency). When concurrent
 writes left several versions (siblings), each is printed numbered, newest first; resolve them with a
 `put KEY VALUE` (or `delete KEY`) right after, which sends this get's context.
 """,
@@ -115,7 +115,7 @@ writes left several versions (siblings), each is printed numbered, newest first;
         _cmd(
             "delete",
             "delete KEY [one|quorum|all] [--context TOKEN] [--strict|--sloppy]",
-            ("key", "level"),
+            ("key", "consistency"),
             1,
             "delete a key",
             """
@@ -179,18 +179,18 @@ leaving, then removed. (`zkv-node leave --config FILE --node NAME` does the same
             0,
             "one node's statistics",
             """
-Statistics of NODE (default: the connected node): uptime, keys, requests by operation and consistency
-level, p50/p99 latency, errors by code, storage engine and size, and any other counters it reports.
+Statistics of NODE (default: the connected node): uptime, keys, requests by operation and
+consistency, p50/p99 latency, errors by code, storage engine and size, and any other counters it reports.
 """,
         ),
         _cmd(
             "consistency",
             "consistency [one|quorum|all]",
-            ("level",),
+            ("consistency",),
             0,
-            "show or set the session's default level",
+            "show or set the session's default consistency",
             """
-With no argument, show the consistency level used by put/get/delete that name none. With one, set it:
+With no argument, show the consistency used by put/get/delete that name none. With one, set it:
 one (fastest, one replica), quorum (a majority of the key's replicas) or all (every replica).
 """,
         ),
@@ -270,16 +270,16 @@ def split(line: str) -> list[str]:
         raise UsageError("syntax", f"{str(exc).lower()} in {line.strip()!r}", "close the quote") from None
 
 
-def check_level(word: str, after_value: bool = False) -> str:
-    """``word`` when it is a level; ``after_value``: it followed a put's value, so a value with spaces
-    that was not quoted is the likely mistake, and the hint says how to quote."""
+def check_consistency(word: str, after_value: bool = False) -> str:
+    """``word`` when it is a consistency (one, quorum, all); ``after_value``: it followed a put's value,
+    so a value with spaces that was not quoted is the likely mistake, and the hint says how to quote."""
     if word in LEVELS:
         return word
     guess = nearest(word, LEVELS)
     did_you_mean = f"did you mean '{guess}'? " if guess else ""
     quoting = ' (quote values with spaces: put k "a b")' if after_value else ""
     raise UsageError(
-        "bad_level", f"unknown consistency level {word!r}", f"{did_you_mean}use one, quorum or all{quoting}"
+        "bad_consistency", f"unknown consistency {word!r}", f"{did_you_mean}use one, quorum or all{quoting}"
     )
 
 
@@ -300,8 +300,8 @@ def parse(line: str) -> Invocation | None:
     if not command.required <= len(args) <= command.max_args:
         raise UsageError("usage", f"{command.name} takes {_count(command)}", command.usage)
     for kind, arg in zip(command.args, args, strict=False):
-        if kind == "level":
-            check_level(arg.lower(), after_value="value" in command.args)
+        if kind == "consistency":
+            check_consistency(arg.lower(), after_value="value" in command.args)
         elif kind == "command" and arg.lower() not in COMMANDS:
             guess = nearest(arg.lower(), list(COMMANDS))
             hint = f"did you mean '{guess}'? " if guess else ""
@@ -311,7 +311,7 @@ def parse(line: str) -> Invocation | None:
         elif kind == "key" and not arg:
             raise UsageError("usage", "the key must not be empty", command.usage)
     args = [
-        a.lower() if k in ("level", "command", "onoff") else a
+        a.lower() if k in ("consistency", "command", "onoff") else a
         for k, a in zip(command.args, args, strict=False)
     ]
     return Invocation(command, args, options)

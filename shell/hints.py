@@ -36,9 +36,9 @@ def explain(command: str, exc: BaseException, node: str, address: str, others: l
         return Failure(command, exc.code, exc.message, hint)
     if isinstance(exc, Timeout):
         if exc.required and command == "get":
-            hint = "too few replicas answered in time; retry, or read at a lower level"
+            hint = "too few replicas answered in time; retry, or read at a lower consistency (one)"
         elif exc.required:
-            hint = "a write may have landed on some replicas; retry, or use a lower level"
+            hint = "a write may have landed on some replicas; retry, or use a lower consistency (one)"
         else:
             hint = f"{node} is slow or stuck; retry, or {_switch_hint(node, others)}"
         return Failure(command, exc.code, exc.message, hint)

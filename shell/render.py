@@ -162,7 +162,7 @@ class Renderer:
                 else f"{r.hinted} acknowledgements are hints"
             )
             text.append(f"  (sloppy quorum: {some} on a fallback)", style="yellow")
-        elif r.quorum == "strict" and r.level != "all":
+        elif r.quorum == "strict" and r.consistency != "all":
             text.append("  (strict quorum)", style="dim")
         return text
 
@@ -269,10 +269,10 @@ class Renderer:
             whose = "this node's clock looks wrong" if clock.suspect_self else "peers' clocks are off"
             parts.append(Text(f"clock: {whose} (over {clock.max_skew_s:.0f} s): {off}", style="yellow"))
         if s.requests:
-            table = self._table("op", "level", "requests", title="requests")
+            table = self._table("op", "consistency", "requests", title="requests")
             for name, count in sorted(s.requests.items()):
-                op, _, level = name.partition("/")
-                self._row(table, op, level or "-", str(count))
+                op, _, consistency = name.partition("/")
+                self._row(table, op, consistency or "-", str(count))
             parts.append(table)
         if s.latency:
             table = self._table("op", "samples", "p50", "p99", "max", title="latency (recent)")
@@ -425,7 +425,7 @@ class Renderer:
             if command.name != "exit":
                 self._row(table, command.usage, command.summary)
         tips = Text(
-            "'help CMD' explains one · Tab completes commands, keys, nodes and levels · "
+            "'help CMD' explains one · Tab completes commands, keys, nodes and consistencies · "
             "Ctrl-R searches history · Ctrl-D leaves",
             style="dim",
         )

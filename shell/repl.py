@@ -35,7 +35,7 @@ STYLE = Style.from_dict(
         "prompt": "",
         "node": "bold ansicyan",
         "down": "bold ansired",
-        "level": "ansiyellow",
+        "consistency": "ansiyellow",
         "bottom-toolbar": "noreverse bg:#303030 #d0d0d0",
         "bottom-toolbar.ok": "bg:#303030 ansigreen",
         "bottom-toolbar.bad": "bg:#303030 ansired bold",
@@ -87,7 +87,7 @@ class ShellCompleter(Completer):
     def _choices(self, kind: str) -> list[str]:
         if kind == "key":
             return list(reversed(self.session.keys))  # most recently used first
-        if kind == "level":
+        if kind == "consistency":
             return list(LEVELS)
         if kind == "onoff":
             return ["on", "off"]
@@ -134,7 +134,7 @@ class Repl:
         parts = [("class:prompt", "zkv "), ("class:node", self.session.node.name)]
         if not self.session.link.connected:
             parts.append(("class:down", " (disconnected)"))
-        parts += [("class:level", f" [{self.session.level_label}]"), ("class:prompt", "> ")]
+        parts += [("class:consistency", f" [{self.session.consistency_label}]"), ("class:prompt", "> ")]
         return FormattedText(parts)
 
     def toolbar(self) -> FormattedText:
@@ -150,7 +150,10 @@ class Repl:
             style = "class:bottom-toolbar.ok" if health.up == health.total else "class:bottom-toolbar.bad"
             parts.append((style, f"{health.up}/{health.total} up"))
         parts.append(
-            ("class:bottom-toolbar", f"  │  consistency {self.session.level_label}  │  help, Tab, Ctrl-R ")
+            (
+                "class:bottom-toolbar",
+                f"  │  consistency {self.session.consistency_label}  │  help, Tab, Ctrl-R ",
+            )
         )
         return FormattedText(parts)
 

@@ -105,11 +105,11 @@ class Written(Result):
     """A put or delete the cluster acknowledged; ``resolved`` counts the versions its context replaced."""
 
     key: bytes = b""
-    level: str | None = None
+    consistency: str | None = None
     node: str = ""
     with_context: bool = False
     resolved: int = 0
-    quorum: str = ""  # strict | sloppy: whether hints on fallbacks could count toward the level
+    quorum: str = ""  # strict | sloppy: whether hints on fallbacks could count toward the consistency
     hinted: int = 0  # acknowledgements that counted and came from fallbacks
     trace: Any = None  # a zkv.client.Trace when the session traces (``trace on``)
 
@@ -119,7 +119,7 @@ class Written(Result):
             "command": self.command,
             "ok": True,
             "key": json_bytes(self.key),
-            "level": self.level,
+            "consistency": self.consistency,
             "coordinator": self.node,
             "context": self.with_context,
             "resolved": self.resolved,
@@ -135,7 +135,7 @@ class Read(Result):
     key: bytes = b""
     values: tuple[bytes, ...] = ()
     timestamps: tuple[float, ...] = ()
-    level: str | None = None
+    consistency: str | None = None
     context: bytes | None = None  # to hand back on the next write (``put --context``, base64 in JSON)
     trace: Any = None  # a zkv.client.Trace when the session traces (``trace on``)
 
@@ -152,7 +152,7 @@ class Read(Result):
             "values": [json_bytes(v) for v in self.values],
             "timestamps": list(self.timestamps),
             "siblings": len(self.values),
-            "level": self.level,
+            "consistency": self.consistency,
             "context": base64.b64encode(self.context).decode("ascii") if self.context is not None else None,
             **_trace_dict(self.trace),
         }

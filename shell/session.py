@@ -1,4 +1,4 @@
-"""One shell session: its coordinator, its consistency level, the contexts of its gets — and the commands.
+"""One shell session: its coordinator, its consistency, the contexts of its gets — and the commands.
 
 :meth:`Session.run` takes a typed line and returns a :class:`~zkv_shell.results.Result`; it never prints
 and never raises, so the interactive loop, ``-c`` and piped stdin all behave the same and can be tested
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from zkv.client import ReplicaState, context_bytes, normalize_address
 from zkv.errors import BadAddress, NoNodeAvailable, ZkvError
 
-from .commands import UsageError, check_level, nearest, parse, parse_ttl, split
+from .commands import UsageError, check_consistency, nearest, parse, parse_ttl, split
 from .connection import ClientOptions, Endpoint, PinnedClient, probe
 from .health import Link
 from .hints import explain
@@ -46,14 +46,14 @@ class Session:
         client: PinnedClient,
         node: Endpoint,
         known: dict[str, str] | None = None,
-        level: str | None = None,
+        consistency: str | None = None,
         link: Link | None = None,
     ) -> None:
         self.client = client
         self.node = node
         self.known: dict[str, str] = dict(known or {})  # node name -> address
-        self.level = level  # None: each request uses the cluster's configured default
-        self.cluster_default: str | None = None  # the cluster's default level, once learnt
+        self.consistency = consistency  # None: each request uses the cluster's configured default
+        self.cluster_default: str | None = None  # the cluster's default consistency, once learnt
         self.link = link or Link(connected=True)
         self.contexts: dict[bytes, tuple[bytes, int]] = {}  # key -> (context of its last get, versions seen)
         self.keys: dict[str, None] = {}  # keys used in this session, for completion (ordered set)
@@ -83,7 +83,7 @@ class Session:
         address: str,
         name: str | None = None,
         known: dict[str, str] | None = None,
-        level: str | None = None,
+        consistency: str | None = None,
         options: ClientOptions | None = None,
     ) -> Session:
         """A session coordinated by the node at ``address``; it learns the node's name and the ring now.
@@ -94,7 +94,7 @@ class Session:
             client,
             Endpoint(answered or name or address, address),
             known,
-            level,
+            consistency,
             Link(connected=answered is not None),
         )
         if answered is not None:
@@ -107,16 +107,16 @@ class Session:
     # ------------------------------------------------------------------------------------------ state
 
     @property
-    def level_label(self) -> str:
-        """The level put/get/delete use when they name none, as the prompt shows it."""
-        return self.level or self.cluster_default or "default"
+    def consistency_label(self) -> str:
+        """The consistency put/get/delete use when they name none, as the prompt shows it."""
+        return self.consistency or self.cluster_default or "default"
 
     @property
     def node_names(self) -> list[str]:
         return sorted(self.known)
 
     def learn(self) -> None:
-        """Learn every node's name and address and the cluster's default level from the connected node."""
+        """Learn every node's name and address and the cluster's default consistency from its node."""
         try:
             ring = self.client.ring(refresh=True)
         except ZkvError:
@@ -160,20 +160,20 @@ class Session:
         self.keys[key] = None
         return key.encode()
 
-    def _level(self, args: list[str], index: int) -> str | None:
-        return check_level(args[index]) if len(args) > index else self.level
+    def _consistency_arg(self, args: list[str], index: int) -> str | None:
+        return check_consistency(args[index]) if len(args) > index else self.consistency
 
     # ------------------------------------------------------------------------------------------ data
 
     def _put(self, args: list[str]) -> Result:
         key = self._remember(args[0])
-        return self._write("put", key, args[1].encode(), self._level(args, 2))
+        return self._write("put", key, args[1].encode(), self._consistency_arg(args, 2))
 
     def _delete(self, args: list[str]) -> Result:
         key = self._remember(args[0])
-        return self._write("delete", key, None, self._level(args, 1))
+        return self._write("delete", key, None, self._consistency_arg(args, 1))
 
-    def _write(self, op: str, key: bytes, value: bytes | None, level: str | None) -> Result:
+    def _write(self, op: str, key: bytes, value: bytes | None, consistency: str | None) -> Result:
         """A put or delete with the context of ``--context``, else of this shell's last get of the key.
 
         With neither it is a blind write (it replaces what its coordinator holds); ``put --sibling``
@@ -198,14 +198,14 @@ class Session:
             raise UsageError("usage", "--strict and --sloppy exclude each other", "put KEY VALUE --strict")
         sloppy = False if strict else (True if loose else None)
         if value is None:
-            done = self.client.delete(key, level, context=context, sloppy=sloppy, trace=self.tracing)
+            done = self.client.delete(key, consistency, context=context, sloppy=sloppy, trace=self.tracing)
         else:
             ttl_text = self._options.get("--ttl")
             ttl = parse_ttl(ttl_text) if isinstance(ttl_text, str) else None
             done = self.client.put(
                 key,
                 value,
-                level,
+                consistency,
                 context=context,
                 concurrent=sibling,
                 ttl=ttl,
@@ -213,15 +213,15 @@ class Session:
                 trace=self.tracing,
             )
         self.contexts.pop(key, None)  # used up: a second write with it would be concurrent with the first
-        label = level or self.level_label
+        label = consistency or self.consistency_label
         return Written(
             op, key, label, self.node.name, context is not None, seen, done.quorum, done.hinted, done.trace
         )
 
     def _get(self, args: list[str]) -> Result:
         key = self._remember(args[0])
-        level = self._level(args, 1)
-        result = self.client.get(key, level, trace=self.tracing)
+        consistency = self._consistency_arg(args, 1)
+        result = self.client.get(key, consistency, trace=self.tracing)
         if result.context is not None:
             self.contexts[key] = (result.context, len(result.values))
         else:
@@ -231,7 +231,7 @@ class Session:
             key,
             tuple(result.values),
             tuple(result.timestamps),
-            level or self.level_label,
+            consistency or self.consistency_label,
             result.context,
             result.trace,
         )
@@ -346,13 +346,15 @@ class Session:
 
     def _consistency(self, args: list[str]) -> Result:
         if args:
-            self.level = check_level(args[0])
-            return Message("consistency", f"consistency set to {self.level}", {"level": self.level})
-        if self.level is None:
+            self.consistency = check_consistency(args[0])
+            return Message(
+                "consistency", f"consistency set to {self.consistency}", {"consistency": self.consistency}
+            )
+        if self.consistency is None:
             text = f"consistency is the cluster's default ({self.cluster_default or 'set in cluster.toml'})"
         else:
-            text = f"consistency is {self.level}"
-        return Message("consistency", text, {"level": self.level_label})
+            text = f"consistency is {self.consistency}"
+        return Message("consistency", text, {"consistency": self.consistency_label})
 
     # ------------------------------------------------------------------------------------------ keys
 

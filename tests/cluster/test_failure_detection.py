@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from zkv.core.status import NodeStatus
+from zkv.errors import ZkvError
 from zkv.testing.localcluster import LocalCluster, wait_until
 
 # LocalCluster runs heartbeats every 100 ms with failure_timeout_ms = 2000
@@ -87,3 +89,14 @@ def test_shell_views_shows_every_node_side_by_side(cluster3: LocalCluster) -> No
     rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()[1:] if line.strip()}
     assert rows["n3"][:2] == ["down", "down"]  # as n1 and n2 see it
     assert "(no" in rows["n1"][2]  # n3 itself cannot answer
+
+
+def test_statuses_are_typed_and_a_dead_node_is_its_error(cluster3: LocalCluster) -> None:
+    cluster3.kill("n3")
+    with cluster3.client("n1", "n2") as c:
+        addresses = [cluster3.addresses[n] for n in ("n1", "n2", "n3")]
+        replies = c.statuses(addresses, timeout=0.5)
+    first, second, dead = replies
+    assert isinstance(first, NodeStatus) and isinstance(second, NodeStatus)
+    assert (first.node, second.node) == ("n1", "n2") and first.uptime_s > 0
+    assert isinstance(dead, ZkvError)

@@ -64,7 +64,9 @@ def test_fallback_nodes_stand_in_for_a_down_primary(make_cluster) -> None:
             owners = c.ring().preference_list(k)
             outsiders = [n for n in ["n1", "n2", "n3", "n4"] if n not in owners]
             for n in outsiders:
-                state = c._call({"op": "local_get", "key": k.encode()}, [cluster.addresses[n]])["state"]
+                state = c.transport.call({"op": "local_get", "key": k.encode()}, [cluster.addresses[n]])[
+                    "state"
+                ]
                 assert state[0] == []
     cluster.start("n5")
     wait_until(

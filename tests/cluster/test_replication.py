@@ -67,7 +67,7 @@ def test_each_key_is_held_by_exactly_n_nodes(cluster5: LocalCluster) -> None:
         for name in cluster5.names:
             with Client([cluster5.addresses[name]], pinned=True) as node:
                 for k in keys:
-                    state = node._call({"op": "local_get", "key": k.encode()}, None)["state"]
+                    state = node.transport.call({"op": "local_get", "key": k.encode()}, None)["state"]
                     if state[0]:
                         holders[k].add(name)
         assert holders == preference
@@ -191,11 +191,11 @@ def test_bad_requests_get_named_errors_and_change_nothing(cluster3: LocalCluster
     with cluster3.client() as c:
         c.put("keep", "me")
         with pytest.raises(InvalidRequest, match="consistency"):
-            c._call({"op": "get", "key": b"keep", "cl": "most"}, None)
+            c.transport.call({"op": "get", "key": b"keep", "cl": "most"}, None)
         with pytest.raises(InvalidRequest, match="context"):
             c.put("keep", "other", context=b"\x93garbage")
         with pytest.raises(InvalidRequest):
-            c._call({"op": "put", "key": 12, "value": b"x"}, None)
+            c.transport.call({"op": "put", "key": 12, "value": b"x"}, None)
         with pytest.raises(ValueError):
             Client(cluster3.addresses["n1"], consistency="most")
         assert c.get("keep", consistency="all").values == [b"me"]

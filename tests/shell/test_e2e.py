@@ -128,9 +128,9 @@ def test_piped_stdin_and_json_output(cluster3: LocalCluster, tmp_path: Path) -> 
     js = _run(cluster3, tmp_path, "-o", "json", stdin="put j 1\nget j all\nbogus\n")
     assert js.returncode == 1
     put, get, bad = (json.loads(line) for line in js.stdout.splitlines())
-    assert put == {"command": "put", "ok": True, "key": "j", "level": "quorum", "coordinator": "n1",
+    assert put == {"command": "put", "ok": True, "key": "j", "consistency": "quorum", "coordinator": "n1",
                    "context": False, "resolved": 0, "quorum": "sloppy", "hinted": 0}  # fmt: skip
-    assert get["values"] == ["1"] and get["level"] == "all" and get["siblings"] == 1
+    assert get["values"] == ["1"] and get["consistency"] == "all" and get["siblings"] == 1
     assert bad["ok"] is False and bad["error"] == "unknown_command"
 
     nodes = _run(cluster3, tmp_path, "-o", "json", "-c", "nodes")

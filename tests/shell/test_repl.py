@@ -28,7 +28,11 @@ def test_put_get_delete_with_levels_and_quoted_values(shell: Session) -> None:
 def test_requests_carry_the_level_asked_for(shell: Session, cluster3: LocalCluster) -> None:
     run = drive(shell, "put k v one\nget k all\nget k\n", json_mode=True)
     put, get_all, get_default = run.json()
-    assert (put["level"], get_all["level"], get_default["level"]) == ("one", "all", "quorum")
+    assert (put["consistency"], get_all["consistency"], get_default["consistency"]) == (
+        "one",
+        "all",
+        "quorum",
+    )
     requests = cluster3.client().status("n1").requests
     assert requests.get("put/one") == 1 and requests.get("get/all") == 1 and requests.get("get/quorum") == 1
 
@@ -107,14 +111,14 @@ def test_status_shows_uptime_requests_latency_and_storage(shell: Session) -> Non
     assert not re.search(r"\nget +quorum", second)  # n3 coordinated nothing
 
 
-def test_consistency_show_set_and_bad_level(shell: Session) -> None:
+def test_consistency_show_set_and_bad_consistency(shell: Session) -> None:
     run = drive(
         shell, "consistency\nconsistency one\nput k v\nconsistency\nconsistency most\n", json_mode=True
     )
     shown, set_one, put, shown_again, bad = run.json()
-    assert shown["level"] == "quorum" and set_one["level"] == "one"
-    assert put["level"] == "one" and shown_again["message"] == "consistency is one"
-    assert bad["error"] == "bad_level" and run.status == 0
+    assert shown["consistency"] == "quorum" and set_one["consistency"] == "one"
+    assert put["consistency"] == "one" and shown_again["message"] == "consistency is one"
+    assert bad["error"] == "bad_consistency" and run.status == 0
     assert "[one]" in "".join(text for _, text in run.repl.message())
 
 
@@ -183,7 +187,7 @@ def test_errors_are_one_line_with_code_and_advice(shell: Session) -> None:
     assert run.status == 0  # interactive: failures were shown, the shell carries on
     assert run.lines == [
         "unknown_command: unknown command 'gte' — did you mean 'get'? type 'help' for the list",
-        "bad_level: unknown consistency level 'quorom' — did you mean 'quorum'? use one, quorum or all "
+        "bad_consistency: unknown consistency 'quorom' — did you mean 'quorum'? use one, quorum or all "
         '(quote values with spaces: put k "a b")',
         "usage: put takes 2 to 3 arguments — put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling] "
         "[--ttl 30s] [--strict|--sloppy]",

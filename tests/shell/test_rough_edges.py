@@ -74,7 +74,7 @@ def test_usage_is_said_once_and_the_quoting_hint_only_where_a_value_was_typed() 
         try:
             parse(line)
         except UsageError as exc:
-            assert exc.code == "bad_level" and ("quote" in exc.hint) is quoting, (line, exc.hint)
+            assert exc.code == "bad_consistency" and ("quote" in exc.hint) is quoting, (line, exc.hint)
         else:
             raise AssertionError(f"{line!r} parsed")
 

@@ -71,8 +71,10 @@ def test_stale_reads_are_reads_that_miss_an_element_acknowledged_before_they_beg
 
     def add(client: str, seq: int, value: str, saw: list[str], invoked: float, completed: float, **kw):
         outcome = kw.get("outcome", OK)
-        level = kw.get("level", "quorum")
-        return Op(client, seq, "add", "set0", value, outcome, invoked, completed, (json.dumps(saw),), level)
+        consistency = kw.get("consistency", "quorum")
+        return Op(
+            client, seq, "add", "set0", value, outcome, invoked, completed, (json.dumps(saw),), consistency
+        )
 
     ops = [
         add("a", 1, "a-1", [], 0.0, 1.0),
@@ -80,7 +82,7 @@ def test_stale_reads_are_reads_that_miss_an_element_acknowledged_before_they_beg
         add("c", 1, "c-1", [], 2.5, 3.5),  # began after a-1 was acknowledged, missed it: stale
         add("d", 1, "d-1", [], 0.5, 1.5),  # began before a-1's ack: concurrent, fine
         add("e", 1, "e-1", [], 5.0, 6.0, outcome=UNKNOWN),  # missed b-1, a-1 and c-1: stale
-        add("f", 1, "f-1", [], 9.0, 9.5, level="one"),  # a read at one promises nothing
+        add("f", 1, "f-1", [], 9.0, 9.5, consistency="one"),  # a read at one promises nothing
     ]
     checked, stale = stale_reads(ops, "quorum")
     assert checked == 5 and len(stale) == 2

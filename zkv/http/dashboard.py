@@ -90,7 +90,8 @@ class Feed:
         replies = client.statuses([n.address for n in asked], timeout=POLL_TIMEOUT_S) if asked else []
         statuses: dict[str, dict[str, Any] | None] = {n.name: None for n in infos}
         for info, reply in zip(asked, replies, strict=True):
-            statuses[info.name] = None if isinstance(reply, ZkvError) else reply
+            # the feed's rates walk counters by path in the wire form (the same data, JSON-ready)
+            statuses[info.name] = None if isinstance(reply, ZkvError) else reply.to_wire()
         seen_by = next((n.name for n in infos if address is not None and n.address == address), "")
         return Poll(time.monotonic(), time.time(), seen_by, nodes, statuses)
 

@@ -1,7 +1,7 @@
 """What the dashboard's live feed says each second, computed from two polls of the cluster.
 
 The gateway polls, once a second while a dashboard listens, the membership view of its own node and every
-up node's ``status``. Nodes report cumulative counters (requests by ``op/level``, errors by code, read
+up node's ``status``. Nodes report cumulative counters (requests by ``op/consistency``, errors by code, read
 repairs, hints delivered, anti-entropy exchanges) and recent latency percentiles; a rate is the difference
 of two polls over the time between them, as Prometheus' ``rate()`` does with two scrapes. A counter that went
 down means the node restarted: its new value is then all that happened since (a reset, as in Prometheus).

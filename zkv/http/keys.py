@@ -47,7 +47,7 @@ def key_of(request: web.Request) -> bytes:
     return key
 
 
-def level_of(request: web.Request) -> str | None:
+def consistency_of(request: web.Request) -> str | None:
     values = request.query.getall("consistency", [])
     if not values:
         return None
@@ -89,9 +89,9 @@ def _written_headers(reply: dict[str, Any]) -> dict[str, str]:
 
 
 async def get_key(request: web.Request) -> web.Response:
-    key, level = key_of(request), level_of(request)
+    key, consistency = key_of(request), consistency_of(request)
     _no_body(request)
-    result: GetResult = await request.app[LOOP].get(key, level)
+    result: GetResult = await request.app[LOOP].get(key, consistency)
     headers = _context_headers(result.context)
     if _wants_json(request):
         return web.json_response(get_json(result), headers=headers)
@@ -119,17 +119,17 @@ def ttl_of(request: web.Request) -> float | None:
 
 
 async def put_key(request: web.Request) -> web.Response:
-    key, level, context = key_of(request), level_of(request), context_of(request)
+    key, consistency, context = key_of(request), consistency_of(request), context_of(request)
     ttl = ttl_of(request)
     value = await request.read()
-    reply = await request.app[LOOP].put(key, value, level, context, ttl)
+    reply = await request.app[LOOP].put(key, value, consistency, context, ttl)
     return web.Response(status=204, headers=_written_headers(reply))
 
 
 async def delete_key(request: web.Request) -> web.Response:
-    key, level, context = key_of(request), level_of(request), context_of(request)
+    key, consistency, context = key_of(request), consistency_of(request), context_of(request)
     _no_body(request)
-    reply = await request.app[LOOP].delete(key, level, context)
+    reply = await request.app[LOOP].delete(key, consistency, context)
     return web.Response(status=204, headers=_written_headers(reply))
 
 

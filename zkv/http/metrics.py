@@ -141,8 +141,8 @@ def _node_metrics(
         "zkv_requests", "Requests this node coordinated, by op and consistency", ("op", "consistency")
     )
     for label, count in sorted((status.get("requests") or {}).items()):
-        op, _, level = str(label).partition("/")
-        requests.add_metric([node, op, level], count)
+        op, _, consistency = str(label).partition("/")
+        requests.add_metric([node, op, consistency], count)
     errors = counter("zkv_errors", "Requests this node answered with an error, by wire code", ("code",))
     for code, count in sorted((status.get("errors") or {}).items()):
         errors.add_metric([node, str(code)], count)

@@ -85,7 +85,7 @@ class SimClient:
 
     def _issue(self, call: Call) -> None:
         self._call = call
-        msg: dict[str, Any] = {"op": call.op, "key": call.key.encode(), "cl": call.level}
+        msg: dict[str, Any] = {"op": call.op, "key": call.key.encode(), "cl": call.consistency}
         if call.value is not None:
             msg["value"] = call.value.encode()
         if call.op != "get" and call.context is not None and call.context.context is not None:

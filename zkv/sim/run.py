@@ -340,7 +340,7 @@ def _after_disk_loss(ops: list[Op], wiped_at: float | None) -> list[Op]:
         return ops
     return [
         replace(op, outcome=UNKNOWN)
-        if op.outcome == OK and op.level == "one" and op.invoked < wiped_at
+        if op.outcome == OK and op.consistency == "one" and op.invoked < wiped_at
         else op
         for op in ops
     ]
@@ -398,7 +398,7 @@ class Summary:
 
 
 def _promised_once(op: Op, wiped_at: float) -> bool:
-    return op.outcome == OK and op.level == "one" and op.invoked < wiped_at
+    return op.outcome == OK and op.consistency == "one" and op.invoked < wiped_at
 
 
 def _unsettled(cluster: SimCluster) -> list[str]:

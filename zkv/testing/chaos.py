@@ -41,12 +41,14 @@ def performer(client: Client) -> Callable[[Call], Any]:
 
     def perform(call: Call) -> Any:
         if call.op == "get":
-            return client.get(call.key, consistency=call.level)
+            return client.get(call.key, consistency=call.consistency)
         if call.op == "delete":
-            return client.delete(call.key, consistency=call.level, context=call.context, trace=call.trace)
+            return client.delete(
+                call.key, consistency=call.consistency, context=call.context, trace=call.trace
+            )
         assert call.value is not None
         return client.put(
-            call.key, call.value, consistency=call.level, context=call.context, trace=call.trace
+            call.key, call.value, consistency=call.consistency, context=call.context, trace=call.trace
         )
 
     return perform

@@ -48,7 +48,7 @@ class Op:
     invoked: float
     completed: float
     saw: tuple[str, ...] = ()  # the values the get before it returned: what its context superseded
-    level: str = ""  # the consistency level it was written at (how many disk losses it must survive)
+    consistency: str = ""  # the consistency it was written at (how many disk losses it must survive)
     dot: tuple[str, int] | None = None  # the version it made, from its receipt (acknowledged writes)
     # a blind write's receipt: the clock of everything its coordinator held, which it superseded
     superseded: tuple[tuple[str, int], ...] | None = None

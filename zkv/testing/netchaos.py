@@ -215,7 +215,7 @@ def counter_worker(task: tuple[str, str, list[str], float]) -> tuple[list[tuple]
     """Quorum writes of increasing numbers to this worker's own key (after a read at ``one``), each
     followed by a quorum read of another worker's key, through one node.
 
-    The set workload reads at its write's level first, so a quorum write happens only where a quorum
+    The set workload reads at its write's consistency first, so a quorum write happens only where a quorum
     read could: where W primaries are reachable, and a sloppy quorum never needs a fallback. A writer
     that does not read at quorum first is what meets a partition with only fallbacks to count. Returns
     ``(writes, reads)``: ``(key, n, invoked, completed, ok)`` and ``(key, invoked, highest n seen)``.

@@ -33,7 +33,7 @@ class Call:
 
     op: str  # get | put | delete
     key: str
-    level: str
+    consistency: str
     value: str | None = None
     context: Any = None
     trace: bool = (
@@ -61,34 +61,34 @@ def client_steps(
     seq = 0
     while running():
         seq += 1
-        level = "quorum" if rng.random() < 0.7 else "one"
+        consistency = "quorum" if rng.random() < 0.7 else "one"
         started = clock()
         pick = rng.random()
         if pick < 0.2:
-            yield from _blind_step(name, seq, rng, clock, level, started, ops)
+            yield from _blind_step(name, seq, rng, clock, consistency, started, ops)
         elif pick < 0.6:
             key, element = f"set{rng.randrange(SET_KEYS)}", f"{name}-{seq}"
-            read = yield Call("get", key, level)
+            read = yield Call("get", key, consistency)
             if isinstance(read, ZkvError):
                 continue
             current = set().union(*(json.loads(v) for v in read.values)) if read.values else set()
             value: str | None = json.dumps(sorted(current | {element}))
-            result = yield Call("put", key, level, value, context=read)
+            result = yield Call("put", key, consistency, value, context=read)
             outcome = outcome_of(result) if isinstance(result, ZkvError) else OK
             saw = tuple(v.decode() for v in read.values)
-            ops.append(Op(name, seq, "add", key, element, outcome, started, clock(), saw, level))
+            ops.append(Op(name, seq, "add", key, element, outcome, started, clock(), saw, consistency))
         else:
             key = f"reg-{name}-{rng.randrange(REGISTER_KEYS)}"
-            read = yield Call("get", key, level)
+            read = yield Call("get", key, consistency)
             if isinstance(read, ZkvError):
                 continue
             saw = tuple(v.decode() for v in read.values)
             delete = rng.random() < 0.15
             value = None if delete else f"{name}-{seq}"
-            result = yield Call("delete" if delete else "put", key, level, value, context=read)
+            result = yield Call("delete" if delete else "put", key, consistency, value, context=read)
             outcome = outcome_of(result) if isinstance(result, ZkvError) else OK
             kind = "delete" if delete else "write"
-            ops.append(Op(name, seq, kind, key, value, outcome, started, clock(), saw, level))
+            ops.append(Op(name, seq, kind, key, value, outcome, started, clock(), saw, consistency))
 
 
 def _blind_step(
@@ -96,7 +96,7 @@ def _blind_step(
     seq: int,
     rng: random.Random,
     clock: Callable[[], float],
-    level: str,
+    consistency: str,
     started: float,
     ops: list[Op],
 ) -> Generator[Call, Any, None]:
@@ -108,18 +108,18 @@ def _blind_step(
         result = yield Call(
             "delete" if kind == "bdelete" else "put",
             key,
-            level,
+            consistency,
             None if kind == "bdelete" else value,
             trace=True,
         )
         saw: tuple[str, ...] = ()
     else:
         kind = "cput"
-        read = yield Call("get", key, level)
+        read = yield Call("get", key, consistency)
         if isinstance(read, ZkvError):
             return
         saw = tuple(v.decode() for v in read.values)
-        result = yield Call("put", key, level, value, context=read, trace=True)
+        result = yield Call("put", key, consistency, value, context=read, trace=True)
     outcome = outcome_of(result) if isinstance(result, ZkvError) else OK
     receipt = _receipt(result) if outcome == OK else {}
     dot = receipt.get("dot")
@@ -135,7 +135,7 @@ def _blind_step(
             started,
             clock(),
             saw,
-            level,
+            consistency,
             (str(dot[0]), int(dot[1])) if dot else None,
             tuple((str(a), int(c)) for a, c in superseded) if superseded is not None else None,
         )
@@ -191,18 +191,18 @@ def check_final(ops: Iterable[Op], final: Mapping[str, list[bytes]]) -> Report:
     return report
 
 
-def stale_reads(ops: Iterable[Op], level: str = "quorum") -> tuple[int, list[str]]:
-    """Reads at ``level`` that missed an element acknowledged at ``level`` before the read began.
+def stale_reads(ops: Iterable[Op], consistency: str = "quorum") -> tuple[int, list[str]]:
+    """Reads at ``consistency`` that missed an element acknowledged at ``consistency`` before the read began.
 
-    Every set add reads first (its ``saw``, read at the op's level, from ``invoked`` on); a read must see
-    every element whose add at the same level was acknowledged (``completed``) before that. With R + W > N
-    counted only over preference-list replicas (strict quorums) there are none; a sloppy quorum may count
-    a fallback's hint toward W, and a later read of the primaries can miss it. Returns (reads checked,
-    descriptions of the stale ones).
+    Every set add reads first (its ``saw``, read at the op's consistency, from ``invoked`` on); a read must
+    see every element whose add at the same consistency was acknowledged (``completed``) before that. With
+    R + W > N counted only over preference-list replicas (strict quorums) there are none; a sloppy quorum
+    may count a fallback's hint toward W, and a later read of the primaries can miss it. Returns (reads
+    checked, descriptions of the stale ones).
     """
     by_key: dict[str, list[Op]] = {}
     for op in ops:
-        if op.kind == "add" and op.level == level and op.value is not None:
+        if op.kind == "add" and op.consistency == consistency and op.value is not None:
             by_key.setdefault(op.key, []).append(op)
     checked, stale = 0, []
     for key, adds in by_key.items():
