@@ -49,7 +49,19 @@ CLIENT_OPS = frozenset(
 )
 #: requests only a peer node may send (they arrive on the ROUTER from a known node identity)
 PEER_OPS = frozenset(
-    {"rput", "rget", "repair", "fwd", "handoff", "aae_tree", "aae_keys", "aae_push", "stream", "stream_push"}
+    {
+        "rput",
+        "rget",
+        "repair",
+        "fwd",
+        "handoff",
+        "aae_tree",
+        "aae_keys",
+        "aae_push",
+        "stream",
+        "stream_push",
+        "vpull",
+    }
 )
 #: replies a peer sends back to a node's DEALER
 PEER_REPLY_OPS = frozenset(
@@ -64,6 +76,7 @@ PEER_REPLY_OPS = frozenset(
         "stream_ok",
         "stream_push_ok",
         "join_ok",
+        "vview",
     }
 )
 
@@ -296,7 +309,20 @@ NODE_SCHEMAS: dict[str, dict[str, str]] = {
     "handoff_ok": {"id": "id"},
     "join": {"id": "id", "member": "list"},
     "join_ok": {"id": "id", "ok": "bool", "view": "list?"},
-    "hb": {"node": "str", "gen": "int", "hb": "int", "keys": "int", "view": "list"},
+    # a heartbeat: its sender's entry ("me"), the digest of its view, relayed entries ("delta"); a node
+    # from before issue #20 sent its whole view instead
+    "hb": {
+        "node": "str",
+        "gen": "int",
+        "hb": "int",
+        "keys": "int",
+        "me": "list?",
+        "dig": "int?",
+        "delta": "list?",
+        "view": "list?",
+    },
+    "vpull": {},  # send me your whole view (a heartbeat's digest showed it differs)
+    "vview": {"view": "list"},
 }
 
 

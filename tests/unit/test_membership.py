@@ -18,6 +18,14 @@ def beat(sender: Membership, receiver: Membership, now: float, keys: int = 0) ->
     return receiver.on_heartbeat(sender.make_heartbeat(now, keys), now)
 
 
+def pull(receiver: Membership, peers: dict[str, Membership], now: float) -> str | None:
+    """What the node core does after a heartbeat: pull the view of the peer it names, if any."""
+    peer = receiver.take_pull(now)
+    if peer is not None:
+        receiver.merge_view(peers[peer].view_entries())
+    return peer
+
+
 def test_peer_stays_up_with_regular_heartbeats_and_goes_down_when_they_stop() -> None:
     a, b = make("n1"), make("n2")
     now = 0.0
@@ -118,7 +126,8 @@ def test_views_merge_by_generation_and_version() -> None:
     a, b, c = make("n1"), make("n2"), make("n3")
     c.set_status(LEAVING)
     beat(c, b, 0.1)  # b hears c leaving
-    beat(b, a, 0.2)  # a hears it from b's view, not from c
+    beat(b, a, 0.2)  # b's digest differs from a's: a pulls b's view (c it does not hear)
+    assert pull(a, {"n2": b}, 0.2) == "n2"
     assert a.status_of("n3") == LEAVING
     stale = [["n3", MEMBERS["n3"][0], MEMBERS["n3"][1], 1, 0, NORMAL, 64]]
     a.merge_view(stale)  # older news does not undo newer
@@ -166,8 +175,63 @@ def test_a_restart_under_a_generation_below_the_remembered_one_goes_above_it_at_
     assert a.is_up("n2", 0.2)
     restarted = make("n2", now=1.0, generation=100)  # clock corrected, data dir empty
     assert not beat(restarted, a, 1.0)  # stale: n1 remembers 9000 and drops it
-    beat(a, restarted, 1.0)  # n1's view names n2 under 9000
+    beat(a, restarted, 1.0)  # n1's digest differs: n2 pulls n1's view, which names it under 9000
+    assert pull(restarted, {"n1": a}, 1.0) == "n1"
     assert restarted.generation == 9001 and restarted.generation_raised
     assert restarted.heartbeat_due(1.0)  # it says so at once
     assert beat(restarted, a, 1.05)  # a restart, as n1 sees it
     assert a.member("n2").generation == 9001 and a.is_up("n2", 1.05)
+
+
+def test_a_heartbeat_is_the_same_size_whatever_the_cluster() -> None:
+    """O(1) per heartbeat (issue #20): its sender's entry and a digest, not one entry per member."""
+    import msgpack
+
+    sizes = []
+    for n in (3, 30, 300):
+        members = {f"n{i}": (f"tcp://127.0.0.1:{7000 + i}", f"tcp://127.0.0.1:{9000 + i}") for i in range(n)}
+        m = Membership("n0", members, 1, INTERVAL, failure_timeout=5.0, now=0.0)
+        sizes.append(len(msgpack.packb(m.make_heartbeat(0.0, 0))))
+    assert max(sizes) - min(sizes) <= 16, sizes
+    assert max(sizes) < 200, sizes
+
+
+def test_equal_views_have_equal_digests_and_a_settled_pair_pulls_nothing() -> None:
+    a, b = make("n1", generation=10), make("n2", generation=20)
+    assert a.digest != b.digest  # each knows only its own generation yet
+    for now in (0.1, 0.2, 0.3):
+        beat(a, b, now)
+        beat(b, a, now)
+        pull(a, {"n2": b}, now)
+        pull(b, {"n1": a}, now)
+    assert a.digest == b.digest
+    pulls = a.pulls + b.pulls
+    for i in range(10):
+        now = 0.4 + i * INTERVAL
+        beat(a, b, now)
+        beat(b, a, now)
+        assert a.take_pull(now) is None and b.take_pull(now) is None
+    assert a.pulls + b.pulls == pulls
+
+
+def test_pulls_are_rate_limited() -> None:
+    a, b = make("n1"), make("n2")
+    b.set_status(LEAVING)
+    b.merge_view([["n9", "tcp://x:1", "tcp://x:2", 5, 0, NORMAL, 64]])  # news a lacks
+    assert beat(b, a, 0.1) is False and a.take_pull(0.1) == "n2"
+    beat(b, a, 0.15)
+    assert a.take_pull(0.15) is None  # within PULL_INTERVALS heartbeat intervals of the last one
+    beat(b, a, 0.35)
+    assert a.take_pull(0.35) == "n2"
+
+
+def test_a_node_taken_in_first_hand_is_relayed_for_a_few_heartbeats() -> None:
+    seed, other = make("n1"), make("n2")
+    joiner = ["n4", "tcp://127.0.0.1:7004", "tcp://127.0.0.1:8004", 5, 0, JOINING, 64]
+    seed.merge_view([joiner], relay=True)
+    deltas = [seed.make_heartbeat(0.1 * i, 0).get("delta") for i in range(1, 6)]
+    assert deltas[:3] == [[joiner]] * 3 and deltas[3:] == [None, None]
+    other.on_heartbeat({**seed.make_heartbeat(0.6, 0), "delta": [joiner]}, 0.6)
+    assert other.status_of("n4") == JOINING
+    assert [m.name for m in other.take_learned()] == ["n4"]
+    assert other.make_heartbeat(0.7, 0).get("delta") is None  # second-hand news is not relayed again

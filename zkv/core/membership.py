@@ -2,16 +2,27 @@
 
 Theory of operation
 -------------------
-Every node publishes a heartbeat each ``heartbeat_interval``: its own entry (name, generation, a counter)
-plus its whole membership **view**, one entry per member: ``[name, address, gossip, generation, version,
-status, vnodes]``. Views merge entry by entry: the entry with the higher ``(generation, version)`` wins,
-so news travels node to node even where a direct link is cut, a node learns of members it was never
-configured with, and a restarted node (its generation is its start time) supersedes what was said of it
-before. The wall clock is only a starting point: a node that hears its own name gossiped under a
-generation at or above its own (its previous life, started under a clock that was ahead, or a clock set
-back since) takes the next one above it at once, so a corrected clock never keeps a node out.
+Every member is described by an entry ``[name, address, gossip, generation, version, status, vnodes]``;
+``version`` counts the changes its owner made to it (a status change) within one generation. Views merge
+entry by entry: the entry with the higher ``(generation, version)`` wins, so news travels node to node even
+where a direct link is cut, a node learns of members it was never configured with, and a restarted node
+(its generation is its start time) supersedes what was said of it before. The wall clock is only a
+starting point: a node that hears its own name gossiped under a generation at or above its own (its
+previous life, started under a clock that was ahead, or a clock set back since) takes the next one above
+it at once, so a corrected clock never keeps a node out.
 ``status`` is what the member says of itself: ``joining``, ``normal``, ``leaving`` or ``removed``;
 the ring is built from the ``normal`` and ``leaving`` members.
+
+What travels is O(1) per heartbeat (issue #20: with the whole view in every heartbeat a node merged N
+views of N entries per interval, and 40 nodes took a whole core): each node publishes, every
+``heartbeat_interval``, its name, generation, a counter, **its own entry** and a **digest** of its view
+(the XOR of a hash of every entry's name, generation and version: equal views, equal digests).
+News of a third member rides along as a **delta** for a few heartbeats when this node is the one that
+learned it first-hand (a seed taking a joining node in). Whatever else differs shows as a digest that
+is not this node's: the node then **pulls** the sender's whole view over the request path (``vpull`` /
+``vview``), at most once every ``PULL_INTERVALS`` heartbeat intervals, so a node that missed news, a
+restarted node and the two sides of a healed partition catch up, and a settled cluster pulls nothing.
+The numbers that chose this over the old design are in docs/scale.md.
 
 Liveness is local and never gossiped: each node runs a **phi-accrual** detector (Hayashibara et al.,
 as in Cassandra and Akka) on the arrival times of every peer's own heartbeats. ``phi`` is how unlikely
@@ -29,10 +40,11 @@ Pure: time arrives as ``now``; nothing here reads a clock or touches a socket.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 UP = "up"
@@ -46,6 +58,16 @@ RING_STATUSES = (NORMAL, LEAVING)
 
 ARRIVAL_WINDOW = 100  # heartbeat intervals remembered per peer
 PAUSE_INTERVALS = 3  # heartbeats a peer may miss before phi starts to climb (GC, a loaded machine)
+PULL_INTERVALS = 2  # heartbeat intervals between two view pulls of a node (what catching up may cost)
+DELTA_REPEATS = 3  # heartbeats that relay news this node learned first-hand (one may be lost)
+MAX_DELTA = 16  # entries one heartbeat relays at most: a heartbeat stays small whatever the news
+DIGEST_BITS = 62  # a view digest fits the wire's signed 64-bit integers
+
+
+def entry_hash(name: str, generation: int, version: int) -> int:
+    """One entry's share of a view digest: stable across processes (unlike ``hash``), 62 bits."""
+    data = f"{name}\x00{generation}\x00{version}".encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big") >> (64 - DIGEST_BITS)
 
 
 @dataclass(slots=True)
@@ -137,6 +159,14 @@ class Membership:
         }
         self._members[me].generation = generation
         self._members[me].status = status
+        self._digest = 0
+        for member in self._members.values():
+            self._digest ^= entry_hash(member.name, member.generation, member.version)
+        self._relay: dict[str, int] = {}  # member -> heartbeats that still relay its entry
+        self._next_pull = now
+        self._pull: str | None = None  # the peer whose view to pull next (take_pull)
+        self.pulls = 0  # views pulled and answered: what catching up costs (status, the simulator)
+        self.pulls_answered = 0
         self._detectors = {name: Detector(last_heard=now) for name in members if name != me}
         self._counter = 0
         self._next_heartbeat = now
@@ -164,7 +194,7 @@ class Membership:
         return detector.phi(now, self.heartbeat_interval) < self.phi_threshold
 
     def heard_any(self) -> bool:
-        """Has a heartbeat (which carries the whole view) arrived from any peer since this node started?"""
+        """Has a heartbeat arrived from any peer since this node started?"""
         return any(detector.heard_directly for detector in self._detectors.values())
 
     def silence(self, name: str, now: float) -> float:
@@ -215,7 +245,11 @@ class Membership:
     # ------------------------------------------------------------------------------------------ gossip
 
     def on_heartbeat(self, msg: dict[str, Any], now: float) -> bool:
-        """Take a heartbeat (and the view it carries); True when its sender restarted."""
+        """Take a heartbeat (its sender's entry, relayed news, the digest); True when its sender restarted.
+
+        A digest unlike this node's view (once the heartbeat's own news is merged) makes the sender the
+        next node to pull a view from (:meth:`take_pull`), if no pull happened in the last
+        ``PULL_INTERVALS`` intervals."""
         sender, gen, counter = msg.get("node"), msg.get("gen"), msg.get("hb")
         if not isinstance(sender, str) or sender == self.me:
             return False
@@ -224,27 +258,64 @@ class Membership:
         detector = self._detectors.get(sender)
         if detector is not None and (gen, counter) <= detector.last_seen:
             return False  # stale or duplicate
-        view = msg.get("view")
-        if isinstance(view, list):
-            self.merge_view(view)
+        entry = msg.get("me")
+        if isinstance(entry, list) and entry and entry[0] == sender:  # a heartbeat speaks for its sender
+            self.merge_view((entry,))
+        for key in ("delta", "view"):  # "view": a whole view, as nodes before issue #20 sent it
+            entries = msg.get(key)
+            if isinstance(entries, list):
+                self.merge_view(entries)
         member = self._members.get(sender)
         if member is None:
-            return False  # a heartbeat without a view entry for its sender: ignore
+            return False  # a heartbeat without an entry for its sender: ignore
         detector = self._detectors[sender]
         restarted = detector.last_seen[0] != 0 and gen > detector.last_seen[0]
         if restarted:  # a new process: its old arrival history says nothing about this one
             detector = self._detectors[sender] = Detector(last_heard=now, connected=detector.connected)
         detector.last_seen = (gen, counter)
-        if (gen, counter) > (member.generation, member.version):
-            member.generation, member.version = gen, counter
+        if gen > member.generation:  # no entry came with it: the new life's first version
+            self._put(replace(member, generation=gen, version=0))
         detector.arrival(now)
         keys = msg.get("keys")
         if type(keys) is int:
             detector.keys = keys
+        digest = msg.get("dig")
+        if type(digest) is int and digest != self._digest and now >= self._next_pull:
+            self._pull = sender
         return restarted
 
-    def merge_view(self, entries: Iterable[Any]) -> list[str]:
-        """Merge gossiped entries; returns the names of members this node had never heard of."""
+    def take_pull(self, now: float) -> str | None:
+        """The peer to ask for its whole view now (a heartbeat showed it differs), or None."""
+        peer, self._pull = self._pull, None
+        if peer is None or now < self._next_pull:
+            return None
+        self._next_pull = now + PULL_INTERVALS * self.heartbeat_interval
+        self.pulls += 1
+        return peer
+
+    def view_entries(self) -> list[list[Any]]:
+        """This node's whole view on the wire (the answer to a peer's pull, and to a joining node)."""
+        self.pulls_answered += 1
+        return [m.to_wire() for m in self._members.values()]
+
+    @property
+    def digest(self) -> int:
+        """The XOR of :func:`entry_hash` over this node's view (two nodes agree iff, almost surely, equal)."""
+        return self._digest
+
+    def _put(self, member: Member) -> None:
+        """Store ``member``'s entry, keeping the digest current."""
+        old = self._members.get(member.name)
+        if old is not None:
+            self._digest ^= entry_hash(old.name, old.generation, old.version)
+        self._digest ^= entry_hash(member.name, member.generation, member.version)
+        self._members[member.name] = member
+
+    def merge_view(self, entries: Iterable[Any], relay: bool = False) -> list[str]:
+        """Merge gossiped entries; returns the names of members this node had never heard of.
+
+        ``relay``: this node heard the news first-hand (a joining node announced itself here), so its
+        next heartbeats carry what changed to everyone (no one else may know yet)."""
         learned = []
         get = self._members.get
         for entry in entries:
@@ -268,7 +339,7 @@ class Membership:
                 continue
             known = self._members.get(member.name)
             if known is None:
-                self._members[member.name] = member
+                self._put(member)
                 self._detectors[member.name] = Detector(last_heard=-math.inf)
                 learned.append(member.name)
                 self._learned.append(member.name)
@@ -276,14 +347,18 @@ class Membership:
             elif (member.generation, member.version) > (known.generation, known.version):
                 if member.status != known.status or member.vnodes != known.vnodes:
                     self._changed = True
-                self._members[member.name] = member
+                self._put(member)
+            else:
+                continue
+            if relay:
+                self._relay[member.name] = DELTA_REPEATS
         return learned
 
     def _outlive(self, generation: int) -> None:
         """A peer remembers this node under ``generation``: go above it, or every heartbeat is stale."""
         self.generation = generation + 1
         me = self._members[self.me]
-        me.generation, me.version = self.generation, self._counter
+        self._put(replace(me, generation=self.generation, version=0))
         self._next_heartbeat = -math.inf  # tell everyone now
         self.generation_raised = True
 
@@ -291,19 +366,30 @@ class Membership:
         return now >= self._next_heartbeat
 
     def make_heartbeat(self, now: float, keys: int) -> dict[str, Any]:
-        """The next heartbeat to publish, carrying this node's view; schedules the one after."""
+        """The next heartbeat to publish (O(1): this node's entry, its digest, a few relayed entries);
+        schedules the one after."""
         self._counter += 1
-        me = self._members[self.me]
-        me.version = self._counter
         self._next_heartbeat = now + self.heartbeat_interval
-        return {
+        msg = {
             "op": "hb",
             "node": self.me,
             "gen": self.generation,
             "hb": self._counter,
             "keys": keys,
-            "view": [m.to_wire() for m in self._members.values()],
+            "me": self._members[self.me].to_wire(),
+            "dig": self._digest,
         }
+        if self._relay:
+            delta = []
+            for name in list(self._relay)[:MAX_DELTA]:
+                left = self._relay.pop(name) - 1
+                if left > 0:
+                    self._relay[name] = left  # to the back: the others get their turn
+                member = self._members.get(name)
+                if member is not None:
+                    delta.append(member.to_wire())
+            msg["delta"] = delta
+        return msg
 
     def next_wakeup(self) -> float:
         return self._next_heartbeat
@@ -314,8 +400,9 @@ class Membership:
         """Change what this node says of itself (joining, normal, leaving, removed); gossip spreads it."""
         if status not in STATUSES:
             raise ValueError(f"unknown member status {status!r}")
-        if self._members[self.me].status != status:
-            self._members[self.me].status = status
+        me = self._members[self.me]
+        if me.status != status:
+            self._put(replace(me, version=me.version + 1, status=status))
             self._changed = True
 
     def status_of(self, name: str) -> str | None:

@@ -33,7 +33,7 @@ from zkv.core.admission import Admission, admit
 from zkv.core.antientropy import AntiEntropy
 from zkv.core.clocks import ClockSkew
 from zkv.core.coordinator import Coordinator, Origin
-from zkv.core.effects import Connect, Effect, Publish, Reply
+from zkv.core.effects import Connect, Effect, Publish, Reply, Send
 from zkv.core.handoff import Handoff, Hints
 from zkv.core.membership import JOINING, NORMAL, Membership
 from zkv.core.readiness import Readiness
@@ -142,6 +142,9 @@ class NodeCore:
             "stream_ok": rebalance.on_stream_ok,
             "stream_push": replica.on_stream_push,
             "stream_push_ok": rebalance.on_stream_push_ok,
+            # gossip catching up: a peer's heartbeat showed a view unlike this node's
+            "vpull": self._on_view_pull,
+            "vview": self._on_view,
         }
         self._info_ops: dict[str, Callable[[InfoRequest, float], dict[str, Any]]] = {
             "ping": lambda req, now: ok(req.id, node=self.name, generation=self.membership.generation),
@@ -292,6 +295,9 @@ class NodeCore:
                 self.clocks.on_heartbeat(sender, wall, self.state.wall(now))
         if self.membership.on_heartbeat(msg, now):
             log.info("%s restarted (generation %s)", msg.get("node"), msg.get("gen"))
+        pull = self.membership.take_pull(now)
+        if pull is not None:
+            self._effects.append(Send(pull, {"op": "vpull"}))
         if self.membership.generation_raised and self._raised_to != self.membership.generation:
             self._raised_to = self.membership.generation
             log.warning(
@@ -300,6 +306,14 @@ class NodeCore:
                 self.name,
                 self.membership.generation,
             )
+        self._membership_changed()
+
+    def _on_view_pull(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        """A peer whose view differs from this node's asks for all of it."""
+        self._effects.append(Reply(peer.encode(), {"op": "vview", "view": self.membership.view_entries()}))
+
+    def _on_view(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        self.membership.merge_view(msg["view"])
         self._membership_changed()
 
     def _membership_changed(self) -> None:

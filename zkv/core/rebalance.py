@@ -67,7 +67,7 @@ class Rebalance:
     def on_join(self, route: bytes, msg: dict[str, Any], now: float) -> None:
         """A node announces that it joins: take it into the view (joining) and answer with the view."""
         entry = msg.get("member")
-        learned = self.membership.merge_view([entry]) if isinstance(entry, list) else []
+        learned = self.membership.merge_view([entry], relay=True) if isinstance(entry, list) else []
         name = entry[0] if isinstance(entry, list) and entry else None
         known = isinstance(name, str) and self.membership.member(name) is not None
         if not learned and not known:

@@ -152,6 +152,9 @@ class NodeRuntime:
         )
         self.core = NodeCore(settings, self.store, now, hints=self.hints, rng=random.Random())
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
+        # what gossip costs this node, counted where the bytes are (tools/scale.py reads it from status)
+        self.gossip_traffic = {"sent": 0, "sent_bytes": 0, "received": 0, "received_bytes": 0}
+        self.core.status_extra["gossip_traffic"] = self.gossip_traffic
         for peer in self.dealers:
             self.core.on_connection(peer, False, now)
         self.outbox = Outbox(
@@ -472,11 +475,14 @@ class NodeRuntime:
                 self.core.on_connection(peer, False, now)
 
     def _drain_sub(self, now: float) -> None:
+        traffic = self.gossip_traffic
         for _ in range(DRAIN_LIMIT):
             try:
                 payload = self.sub.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            traffic["received"] += 1
+            traffic["received_bytes"] += len(payload)
             try:
                 messages = unpack_frame(payload)
             except ProtocolError:
@@ -541,7 +547,10 @@ class NodeRuntime:
                 return
             plan = plan_turn(effects, self.disk.needs_flush(), self._peer_routes)
             for msg in plan.publishes:
-                self.pub.send(pack(msg), zmq.NOBLOCK)
+                payload = pack(msg)
+                self.pub.send(payload, zmq.NOBLOCK)
+                self.gossip_traffic["sent"] += 1
+                self.gossip_traffic["sent_bytes"] += len(payload)
             for connect in plan.connects:
                 self._connect_peer(connect.node, connect.address, connect.gossip)
             if plan.stop:

@@ -110,6 +110,9 @@ class SimCluster:
         self.subscribers: dict[str, dict[str, None]] = {}  # publisher -> nodes subscribed to it
         self.bugs: list[Bug] = []
         self.counts: dict[str, int] = {"turns": 0, "busy_wakeups": 0}
+        # node -> [messages sent, bytes sent, messages received, bytes received] between nodes (a frame
+        # published reaches each subscriber as its own copy): what gossip costs (:func:`gossip_cost`)
+        self.traffic: dict[str, list[int]] = {}
         self.on_client_reply = on_client_reply
         self.wall_ms = 1_700_000_000_000  # the simulated wall clock at time 0 (generations come from it)
         for name in names:
@@ -375,6 +378,7 @@ class SimCluster:
                         self._guard(node, "on_send_failed", peer, msg, now)
                 continue
             payload = pack(chunk if len(chunk) > 1 else chunk[0])
+            self._count(node.name, peer, len(payload))
             self.network.transmit(node.name, peer, payload, self._delivery(node.name, peer, "peer"))
 
     def _send_reply(self, node: SimNode, route: bytes, msgs: list[dict]) -> None:
@@ -388,6 +392,7 @@ class SimCluster:
                     node.name, dst, payload, self._delivery(node.name, dst, "join_ok"), filtered=False
                 )
             elif dst in self.nodes:
+                self._count(node.name, dst, len(payload))
                 self.network.transmit(node.name, dst, payload, self._delivery(node.name, dst, "peer"))
             elif self.on_client_reply is not None:
                 deliver = lambda p, d=dst, cb=self.on_client_reply: cb(d, p)  # noqa: E731
@@ -399,8 +404,17 @@ class SimCluster:
         decoded = unpack_frame(payload)
         digest = hashlib.blake2b(payload, digest_size=8).digest()
         for subscriber in self.subscribers.get(node.name, {}):
+            self._count(node.name, subscriber, len(payload))
             deliver = self._delivery(node.name, subscriber, "gossip", decoded, digest)
             self.network.transmit(node.name, subscriber, payload, deliver)
+
+    def _count(self, src: str, dst: str, size: int) -> None:
+        sent = self.traffic.setdefault(src, [0, 0, 0, 0])
+        sent[0] += 1
+        sent[1] += size
+        received = self.traffic.setdefault(dst, [0, 0, 0, 0])
+        received[2] += 1
+        received[3] += size
 
     # ------------------------------------------------------------------------------------------ arrival
 

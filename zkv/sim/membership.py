@@ -140,3 +140,66 @@ def _run(
     result.bugs = [f"{b.node} at {b.at:.3f}s in {b.handler}: {b.error}" for b in cluster.bugs]
     result.trace = scheduler.trace_digest()
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class GossipCost:
+    """What membership costs each node of a settled, idle simulated cluster, per simulated second."""
+
+    nodes: int
+    converge_s: float | None  # simulated seconds from the last start until one view
+    messages_out: float  # per node per second (a published frame counts once per subscriber)
+    bytes_out: float
+    messages_in: float
+    bytes_in: float
+    pulls: float  # views pulled per node per second
+
+
+def gossip_cost(
+    nodes: int, seed: int = 1, window: float = 5.0, heartbeat_interval: float = 0.5, vnodes: int = 8
+) -> GossipCost:
+    """Start ``nodes`` nodes, wait for one view, then count every frame between nodes for ``window``
+    simulated seconds (no client load: what is left is heartbeats, gossip and its pulls)."""
+    with quiet_core():
+        root = random.Random(seed)
+        scheduler = Scheduler()
+        network = Network(scheduler, random.Random(root.getrandbits(64)))
+        names = [f"n{i}" for i in range(1, nodes + 1)]
+        cluster = SimCluster(
+            scheduler,
+            network,
+            random.Random(root.getrandbits(64)),
+            names,
+            vnodes=vnodes,
+            heartbeat_interval_s=heartbeat_interval,
+            anti_entropy_interval_s=3600.0,
+        )
+        rng = random.Random(root.getrandbits(64))
+        for name in names:
+            scheduler.at(rng.uniform(0.0, 0.5), cluster.start, name)
+        scheduler.run_until(0.5)
+        converge = _wait(scheduler, cluster, nodes, 60.0)
+        scheduler.run_until(scheduler.now + 2 * heartbeat_interval)  # pulls under way finish
+        before = {n: list(t) for n, t in cluster.traffic.items()}
+        pulls_before = _pulls(cluster)
+        scheduler.run_until(scheduler.now + window)
+        totals = [0, 0, 0, 0]
+        for name, counts in cluster.traffic.items():
+            for i, value in enumerate(counts):
+                totals[i] += value - before.get(name, [0, 0, 0, 0])[i]
+        pulls = _pulls(cluster) - pulls_before
+        per = nodes * window
+        return GossipCost(
+            nodes,
+            converge,
+            totals[0] / per,
+            totals[1] / per,
+            totals[2] / per,
+            totals[3] / per,
+            pulls / per,
+        )
+
+
+def _pulls(cluster: SimCluster) -> int:
+    """Views pulled so far by the live nodes."""
+    return sum(node.core.membership.pulls for node in cluster.live() if node.core is not None)

@@ -78,6 +78,7 @@ class LocalCluster:
         http: bool = False,
         hosts: dict[str, str] | None = None,
         http_tls: bool = False,
+        base_port: int | None = None,
         **cluster: Any,
     ) -> None:
         """``initial``: how many of the nodes form the cluster at first; the others are started with
@@ -92,6 +93,9 @@ class LocalCluster:
         With both ``curve`` and ``http``, the gateways need bearer tokens: :attr:`tokens` holds an admin's
         (``"admin"``) and a client's (``"alice"``). ``http_tls``: the gateways serve HTTPS with a
         self-signed certificate made here (``openssl``); :meth:`url` says ``https``.
+
+        ``base_port``: take ports ``base_port`` upwards (3 per node) instead of free ones from the kernel
+        (a manual run on a shared machine keeps to its own range).
 
         ``hosts``: the IP each node listens on, by name (default 127.0.0.1; the network-namespace chaos
         test gives each node its own, :mod:`zkv.testing.netchaos`)."""
@@ -124,7 +128,7 @@ class LocalCluster:
                 check=True,
                 capture_output=True,
             )
-        ports = free_ports(3 * nodes)
+        ports = free_ports(3 * nodes) if base_port is None else list(range(base_port, base_port + 3 * nodes))
         ip = {n: (hosts or {}).get(n, "127.0.0.1") for n in self.names}
         self.addresses = {n: f"tcp://{ip[n]}:{ports[3 * i]}" for i, n in enumerate(self.names)}
         self.gossip = {n: f"tcp://{ip[n]}:{ports[3 * i + 1]}" for i, n in enumerate(self.names)}
