@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from zkv.client import Client
+from zkv.client.transport import Job
+from zkv.core.status import NodeStatus
 from zkv.errors import ZkvError
 from zkv.testing.localcluster import LocalCluster
 
@@ -90,7 +92,7 @@ class Views:
         for offset in range(0, len(names), 50):
             batch = names[offset : offset + 50]
             addresses = [self.cluster.addresses[n] for n in batch]
-            replies = self.client._run_jobs([_nodes_job(a) for a in addresses])
+            replies = self.client.transport.run_jobs([Job({"op": "nodes"}, [a]) for a in addresses])
             for name, reply in zip(batch, replies, strict=True):
                 if isinstance(reply, dict):
                     out[name] = {row["name"]: row["status"] for row in reply["nodes"]}
@@ -114,18 +116,13 @@ class Views:
         self.client.close()
 
 
-def _nodes_job(address: str) -> Any:
-    from zkv.client import _Job
-
-    return _Job({"op": "nodes"}, [address])
-
-
 def traffic(client: Client, cluster: LocalCluster, names: list[str]) -> dict[str, dict[str, int]]:
+    """name -> the gossip counters the node keeps (``gossip_traffic`` in its status)."""
     replies = client.statuses([cluster.addresses[n] for n in names], timeout=5.0)
     return {
-        n: dict(r.get("gossip_traffic") or {})
+        n: dict(r.extra.get("gossip_traffic") or {})
         for n, r in zip(names, replies, strict=True)
-        if isinstance(r, dict)
+        if isinstance(r, NodeStatus)
     }
 
 
