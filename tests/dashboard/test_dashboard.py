@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from dashboard_browser import Page
-from dashboard_metrics import data_requests
+from dashboard_metrics import data_latency_buckets, data_requests, histogram_quantile
 
 from zkv.testing.localcluster import LocalCluster, wait_until
 
@@ -22,6 +22,11 @@ DOWN_WITHIN_S = 10.0
 SIBLINGS_KEY = "cart:alice"
 POINTS_BETWEEN = (
     "([a, b]) => window.zkvDashboard.history.filter((h) => h.t > a && h.t <= b).map((h) => h.cluster.ops)"
+)
+LATENCY_BETWEEN = (
+    "([a, b]) => window.zkvDashboard.history.filter((h) => h.t > a && h.t <= b).map((h) => ({"
+    "p50: h.cluster.p50_ms, p99: h.cluster.p99_ms, bounds: h.cluster.latency_buckets.bounds, "
+    "counts: h.cluster.latency_buckets.counts}))"
 )
 
 
@@ -42,6 +47,13 @@ def open_view(page: Page, cluster: LocalCluster, view: str) -> None:
     page.wait_for_selector(f"#view-{view}[data-ready=true]", timeout=10_000)
 
 
+def next_tick(page: Page) -> float:
+    """Wait for the feed's next point and return its time (the wall time the gateway polled the nodes)."""
+    last = page.evaluate("window.zkvDashboard.latest.t")
+    page.wait_for_function(f"window.zkvDashboard.latest.t > {last}", timeout=10_000)
+    return float(page.evaluate("window.zkvDashboard.latest.t"))
+
+
 def rows_with(page: Page, status: str) -> int:
     return page.evaluate(
         f"document.querySelectorAll('#node-rows tr[data-node][data-status={status}]').length"
@@ -55,13 +67,28 @@ class Load:
         self.cluster, self.limit_s, self.pause_s = cluster, limit_s, pause_s
         self.stop = threading.Event()
         self.errors: list[str] = []
+        self.going, self.idle = threading.Event(), threading.Event()
+        self.going.set()
         self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def pause(self) -> None:
+        """Stop sending and wait until the requests in flight are answered."""
+        self.idle.clear()
+        self.going.clear()
+        wait_until(self.idle.is_set, 10, "the load to pause")
+
+    def resume(self) -> None:
+        self.going.set()
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.limit_s
         with self.cluster.client(timeout=2.0) as client:
             i = 0
             while not self.stop.is_set() and time.monotonic() < deadline:
+                if not self.going.is_set():
+                    self.idle.set()  # every request sent so far has been answered
+                    self.going.wait(0.1)
+                    continue
                 try:
                     client.put(f"load:{i % 500}", f"value {i}", consistency="quorum")
                     client.get(f"load:{(i * 7) % 500}", consistency="quorum")
@@ -198,7 +225,7 @@ def test_the_inspector_shows_a_replica_that_missed_a_write(page: Page, cluster: 
 
 def test_the_rates_chart_moves_under_load_and_agrees_with_metrics(page: Page, cluster: LocalCluster) -> None:
     open_view(page, cluster, "rates")
-    with Load(cluster, limit_s=40):
+    with Load(cluster, limit_s=60) as load:
         wait_until(lambda: float(page.get_attribute("#rates", "data-ops") or 0) > 0, 10, "the chart to move")
         page.wait_for_function("window.zkvDashboard.history.filter((h) => h.cluster.ops > 0).length >= 3")
         # the same window on both sides: a point at wall time t is the rate over the second before t (the
@@ -209,6 +236,14 @@ def test_the_rates_chart_moves_under_load_and_agrees_with_metrics(page: Page, cl
         page.wait_for_function(f"window.zkvDashboard.latest.t > {t1 + 1}", timeout=10_000)
         points = page.evaluate(POINTS_BETWEEN, [t0 + 1, t1 + 0.5])
         page.screenshot_view("rates")
+        # latency: the chart draws each second's p50/p99 from the difference of two polls' histograms. To
+        # compare it with /metrics over exactly the same requests, the window's edges are quiet: the load
+        # pauses, the feed polls once after the pause (the second tick after it: polls do not overlap),
+        # /metrics is scraped, the load resumes; and the same at the end
+        l0, t_start = quiet_scrape(page, cluster, load)
+        wait_until(lambda: time.time() - t_start > 8, 10, "eight seconds of load")
+        l1, t_end = quiet_scrape(page, cluster, load)
+        latency = page.evaluate(LATENCY_BETWEEN, [t_start, t_end])
     measured = (after - before) / (t1 - t0)
     shown = sum(points) / len(points)
     print(f"\nrates: chart {shown:.1f} ops/s over {len(points)} points, /metrics {measured:.1f} ops/s")
@@ -216,6 +251,39 @@ def test_the_rates_chart_moves_under_load_and_agrees_with_metrics(page: Page, cl
     assert abs(shown - measured) <= 0.10 * measured, f"chart {shown:.1f} ops/s, /metrics {measured:.1f} ops/s"
     assert page.locator("#legend-requests [data-series='put/quorum']").count() == 1
     assert page.locator("#chart-requests polyline").count() >= 2
+    busy = [p for p in latency if p["counts"] is not None and sum(p["counts"])]
+    assert len(busy) >= 5, latency  # the seconds with requests each got a p50 and a p99 point
+    assert all(p["p50"] is not None and p["p99"] is not None for p in busy)
+    pooled = [sum(c) for c in zip(*(p["counts"] for p in busy), strict=True)]
+    chart_buckets = {b: float(sum(pooled[: i + 1])) for i, b in enumerate([*busy[0]["bounds"], float("inf")])}
+    counted, scraped = sum(pooled), l1[float("inf")] - l0[float("inf")]
+    print(f"latency window: {counted} requests in the chart's histograms, {scraped:.0f} in /metrics")
+    assert abs(counted - scraped) <= 0.10 * scraped
+    for q in (0.5, 0.99):
+        chart = histogram_quantile(q, {}, chart_buckets) * 1000
+        metric = histogram_quantile(q, l0, l1) * 1000
+        print(f"latency p{q * 100:g}: chart {chart:.3f} ms, /metrics {metric:.3f} ms")
+        assert abs(chart - metric) <= 0.10 * metric, (
+            f"p{q * 100:g}: chart {chart:.3f} ms, /metrics {metric:.3f} ms"
+        )
+    # each second's p50 is its own: they spread around the window's, which lies within their range
+    p50s = sorted(p["p50"] for p in busy)
+    window_p50 = histogram_quantile(0.5, l0, l1) * 1000
+    print(f"latency: per-second p50s {[round(v, 3) for v in p50s]} ms")
+    assert p50s[0] <= window_p50 * 1.10 and p50s[-1] >= window_p50 * 0.90
+    assert page.locator("#chart-latency polyline[data-series=p50]").count() == 1
+
+
+def quiet_scrape(page: Page, cluster: LocalCluster, load: Load) -> tuple[dict[float, float], float]:
+    """Pause the load, let the feed poll once after the pause, scrape the latency buckets, resume:
+    returns the buckets and the time of that poll's point."""
+    load.pause()
+    paused = time.time()
+    page.wait_for_function(f"window.zkvDashboard.latest.t > {paused}", timeout=10_000)
+    t = next_tick(page)  # this poll started after the one above ended, so after the pause
+    buckets = data_latency_buckets(cluster)
+    load.resume()
+    return buckets, t
 
 
 def test_no_view_logs_an_error(page: Page, cluster: LocalCluster) -> None:

@@ -2,8 +2,10 @@
 
 The gateway polls, once a second while a dashboard listens, the membership view of its own node and every
 up node's ``status``. Nodes report cumulative counters (requests by ``op/consistency``, errors by code, read
-repairs, hints delivered, anti-entropy exchanges) and recent latency percentiles; a rate is the difference
-of two polls over the time between them, as Prometheus' ``rate()`` does with two scrapes. A counter that went
+repairs, hints delivered, anti-entropy exchanges) and cumulative latency histograms; a rate is the
+difference of two polls over the time between them, as Prometheus' ``rate()`` does with two scrapes, and
+the p50/p99 of an interval are the quantiles of the difference of its histograms (:mod:`zkv.http.quantiles`),
+per node and pooled over the cluster. A counter that went
 down means the node restarted: its new value is then all that happened since (a reset, as in Prometheus).
 
 Pure: the poller hands in each poll with the monotonic time it was taken; nothing here touches a socket.
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zkv.core.ring import RING_SIZE, Ring
+from zkv.http import quantiles
 
 DATA_OPS = ("get", "put", "delete")  # what a user sends; "status", "nodes", "ring"... are admin requests
 
@@ -108,17 +111,31 @@ def node_rates(cur: dict[str, Any] | None, prev: dict[str, Any] | None, dt: floa
     errors = _rates(cur.get("errors") or {}, None if base is None else base.get("errors") or {}, dt)
     latency = cur.get("latency") or {}
     data = data_rates(requests)
+    histograms = (cur.get("histograms") or {}).get("latency")
+    if base is None:
+        interval, p50, p99 = None, None, None  # one poll: nothing happened "since" yet
+    elif isinstance(histograms, dict):
+        # the requests of this interval only: the difference of the two polls' histograms
+        interval = quantiles.delta(histograms, (base.get("histograms") or {}).get("latency"), DATA_OPS)
+        p50, p99 = _ms(quantiles.quantile(interval, 0.5)), _ms(quantiles.quantile(interval, 0.99))
+    else:  # an older node without histograms: its recent-window percentiles are all there is
+        interval, p50, p99 = None, _worst_latency(latency, "p50_ms"), _worst_latency(latency, "p99_ms")
     return {
         "reached": True,
         "requests": data,
         "admin_requests": round(sum(v for k, v in requests.items() if k not in data), 3),
         "errors": errors,
         "ops": round(sum(data.values()), 3),
-        "p50_ms": _worst_latency(latency, "p50_ms"),
-        "p99_ms": _worst_latency(latency, "p99_ms"),
+        "p50_ms": p50,
+        "p99_ms": p99,
         "latency": {op: lat for op, lat in latency.items() if op in DATA_OPS},
+        "latency_interval": interval,
         "keys": cur.get("keys"),
     }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
 
 
 def _counter(status: dict[str, Any] | None, *path: str) -> float | None:
@@ -220,8 +237,16 @@ def snapshot(cur: Poll, prev: Poll | None, ages: HintAges) -> dict[str, Any]:
             totals[k] = round(totals.get(k, 0.0) + v, 3)
         for k, v in (r.get("errors") or {}).items():
             errors[k] = round(errors.get(k, 0.0) + v, 3)
-    p50s = [r["p50_ms"] for r in per_node.values() if r.get("p50_ms") is not None]
-    p99s = [r["p99_ms"] for r in per_node.values() if r.get("p99_ms") is not None]
+    interval: quantiles.Buckets | None = None
+    for r in per_node.values():
+        interval = quantiles.add(interval, r.get("latency_interval"))
+    if interval is not None:  # the cluster's requests of the last second, pooled over every node
+        cluster_p50 = _ms(quantiles.quantile(interval, 0.5))
+        cluster_p99 = _ms(quantiles.quantile(interval, 0.99))
+    else:  # nodes without histograms: the worst node's (a cluster has no single p50 then)
+        p50s = [r["p50_ms"] for r in per_node.values() if r.get("p50_ms") is not None]
+        p99s = [r["p99_ms"] for r in per_node.values() if r.get("p99_ms") is not None]
+        cluster_p50, cluster_p99 = (max(p50s) if p50s else None), (max(p99s) if p99s else None)
     return {
         "t": cur.wall,
         "dt": round(dt, 3),
@@ -232,8 +257,9 @@ def snapshot(cur: Poll, prev: Poll | None, ages: HintAges) -> dict[str, Any]:
             "requests": totals,
             "errors": errors,
             "ops": round(sum(totals.values()), 3),
-            "p50_ms": max(p50s) if p50s else None,  # the worst node's: a cluster has no single p50
-            "p99_ms": max(p99s) if p99s else None,
+            "p50_ms": cluster_p50,
+            "p99_ms": cluster_p99,
+            "latency_buckets": quantiles.to_wire(interval),  # what the two quantiles were taken from
         },
         "per_node": {
             name: {k: v for k, v in r.items() if k in ("requests", "errors", "ops", "p50_ms", "p99_ms")}
