@@ -64,3 +64,26 @@ def test_writes_with_one_context_and_concurrent_puts_still_make_siblings(cluster
         assert len(client.get("cart", consistency="all").values) == 4
         client.put("cart", "only")  # blind: replaces what its coordinator holds
         assert client.get("cart", consistency="all").values == [b"only"]
+
+
+def test_a_put_with_the_previous_puts_result_supersedes_it_through_any_coordinator(
+    cluster3: LocalCluster,
+) -> None:
+    """The write's reply carries its version's context: put, then put with the result, no get between,
+    through another coordinator; a concurrent write the first never saw stays a sibling."""
+    with (
+        Client([cluster3.addresses["n1"]], pinned=True) as a,
+        Client([cluster3.addresses["n2"]], pinned=True) as b,
+    ):
+        first = a.put("chain", "v1", consistency="all")
+        assert first.context
+        second = b.put("chain", "v2", consistency="all", context=first)
+        assert second.context and second.context != first.context
+        assert a.get("chain", consistency="all").values == [b"v2"]  # one value, no siblings
+        # a writer that read v2, and one that writes on from its own put: concurrent, both stay
+        seen = a.get("chain", consistency="all")
+        b.put("chain", "theirs", consistency="all", context=seen)
+        a.put("chain", "mine", consistency="all", context=second)
+        assert sorted(a.get("chain", consistency="all").values) == [b"mine", b"theirs"]
+        deleted = a.delete("chain", consistency="all", context=a.get("chain", consistency="all"))
+        assert deleted.context and not b.get("chain", consistency="all").found

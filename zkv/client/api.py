@@ -151,7 +151,8 @@ class Client:
         makes it permanent again (docs/operations.md, "TTL").
 
         With the ``context`` of an earlier get (the :class:`GetResult`, its ``.context`` bytes, or the
-        base64 text ``zkv-shell -o json`` prints) it supersedes exactly what that get saw. Without one it
+        base64 text ``zkv-shell -o json`` prints) it supersedes exactly what that get saw; with an earlier
+        put's :class:`WriteResult` (or its ``.context``), exactly that put's version. Without one it
         is a *blind* write: it supersedes every version the coordinating replica holds (what a user of
         any other store expects of a put). ``concurrent=True`` supersedes nothing: the value becomes a
         sibling of whatever the key holds (Dynamo's raw semantics).

@@ -10,7 +10,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from zkv.client.results import GetResult
+from zkv.client.results import GetResult, WriteResult
 from zkv.config import ClusterConfig
 from zkv.errors import BadAddress, BadArgument, BadType, ConfigError
 from zkv.protocol import LEVELS
@@ -52,11 +52,11 @@ check_level = check_consistency  # the name before the client said "consistency"
 
 
 def context_bytes(context: Any) -> bytes | None:
-    """A context as the wire carries it: bytes, a :class:`GetResult`'s, or the base64 text that
-    ``zkv-shell -o json`` prints (so a script can hand it back)."""
+    """A context as the wire carries it: bytes, a :class:`GetResult`'s or :class:`WriteResult`'s, or the
+    base64 text that ``zkv-shell -o json`` prints (so a script can hand it back)."""
     if context is None or isinstance(context, bytes):
         return context
-    if isinstance(context, GetResult):
+    if isinstance(context, GetResult | WriteResult):
         return context.context
     if isinstance(context, str):
         try:  # standard base64 (zkv-shell -o json), or the URL-safe unpadded token of the HTTP API
@@ -65,7 +65,9 @@ def context_bytes(context: Any) -> bytes | None:
             return base64.b64decode(text + b"=" * (-len(text) % 4), altchars=altchars, validate=True)
         except (ValueError, UnicodeEncodeError):
             raise BadArgument("the context is not base64 text from zkv-shell -o json or a get") from None
-    raise BadType(f"a context is bytes, base64 text or a GetResult, not {type(context).__name__}")
+    raise BadType(
+        f"a context is bytes, base64 text, a GetResult or a WriteResult, not {type(context).__name__}"
+    )
 
 
 def write_context(context: Any, concurrent: bool) -> Any:

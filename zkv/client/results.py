@@ -96,11 +96,16 @@ class WriteResult:
 
     ``quorum``: ``strict`` (only the key's own replicas counted toward W) or ``sloppy`` (hinted writes on
     fallback nodes could count); ``hinted``: how many acknowledgements that counted came from fallbacks.
-    A sloppy write with ``hinted > 0`` may be missed by a quorum read until its hints are delivered."""
+    A sloppy write with ``hinted > 0`` may be missed by a quorum read until its hints are delivered.
+
+    ``context``: the context of the version the write stored (what it superseded plus the write itself;
+    None from a node too old to send it). Hand it, or this result, to the next put: it supersedes this
+    write's version, with no get in between, but not a concurrent write this one never saw."""
 
     quorum: str = ""
     hinted: int = 0
     trace: Trace | None = None  # with trace=True: the latency and the coordinator's receipt
+    context: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,4 +176,10 @@ def get_result(key: bytes, reply: dict[str, Any], trace: Trace | None = None) ->
 
 def write_result(reply: dict[str, Any], trace: Trace | None = None) -> WriteResult:
     hinted = reply.get("hinted", 0)
-    return WriteResult(str(reply.get("quorum", "")), hinted if type(hinted) is int else 0, trace)
+    ctx = reply.get("ctx")
+    return WriteResult(
+        str(reply.get("quorum", "")),
+        hinted if type(hinted) is int else 0,
+        trace,
+        ctx if isinstance(ctx, bytes) else None,
+    )
