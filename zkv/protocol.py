@@ -343,8 +343,11 @@ def check_node_message(msg: dict[str, Any], allowed: frozenset[str] | None = Non
     ``allowed``: the ops acceptable on this path (a reply where a request belongs is a flaw too).
     """
     op = msg.get("op")
-    rows = _COMPILED.get(op) if isinstance(op, str) else None
-    if rows is None or not isinstance(op, str) or (allowed is not None and op not in allowed):
+    if (
+        not isinstance(op, str)
+        or (rows := _COMPILED.get(op)) is None
+        or (allowed is not None and op not in allowed)
+    ):
         raise ProtocolError(f"unexpected node message op {op!r}")
     for name, check, optional, kind in rows:
         value = msg.get(name)

@@ -51,7 +51,8 @@ class StorageHealth:
     """The disk's state as this node's writes see it (see the module doc)."""
 
     def __init__(self, now: float, resume_free_bytes: int = RESUME_FREE_BYTES) -> None:
-        self.state = OK
+        self._state = OK
+        self.writable = True  # state == OK, kept as a plain attribute: every local write asks it
         self.error: str | None = None
         self.since = now
         self.next_probe = float("inf")
@@ -61,8 +62,13 @@ class StorageHealth:
         self.resume_free_bytes = resume_free_bytes
 
     @property
-    def writable(self) -> bool:
-        return self.state == OK
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self._state = state
+        self.writable = state == OK
 
     def on_fault(self, code: int | str | None, message: str, now: float) -> None:
         """The disk refused a write, fsync or metadata save with ``errno`` ``code`` (or the engine's server
