@@ -13,6 +13,8 @@ from zkv.testing.localcluster import LocalCluster, wait_until
 
 FORCED_DECOMMISSION = """async () => (await fetch("/v1/dashboard/nodes/n3/decommission", {method: "POST",
     headers: {Authorization: `Bearer ${sessionStorage.getItem("zkv-token")}`}})).status"""
+FORCED_ACTION = """async (action) => (await fetch(`/v1/dashboard/nodes/n3/${action}`, {method: "POST",
+    headers: {Authorization: `Bearer ${sessionStorage.getItem("zkv-token")}`}})).status"""
 REFUSED = "the server responded with a status of 401"  # the browser logs every refused request
 
 
@@ -51,9 +53,12 @@ def test_the_page_asks_for_a_token_and_hides_admin_actions_from_clients(
     page.wait_for_selector("#live[data-state=live]", timeout=10_000)
     wait_until(lambda: page.locator("#node-rows tr[data-node][data-status=up]").count() == 3, 10, "3 up")
     assert page.locator("#node-rows button.decommission").count() == 0  # a client token: no admin action
+    assert page.locator("#node-rows button.action").count() == 0  # no repair, isolate, heal, restart
     assert page.locator("#view-cluster th.admin-only[hidden]").count() == 1
     status = page.evaluate(FORCED_DECOMMISSION)  # and the gateway refuses the action itself too
     assert status == 403
+    for action in ("repair", "isolate", "heal", "restart"):
+        assert page.evaluate(FORCED_ACTION, action) == 403, action
     page.errors[:] = [e for e in page.errors if "status of 403" not in e]
     expected_refusals_only(page)
 
@@ -63,4 +68,9 @@ def test_an_admin_token_sees_admin_actions(page: Page, secured: LocalCluster) ->
     sign_in(page, secured.tokens["admin"])
     page.wait_for_selector("#live[data-state=live]", timeout=10_000)
     wait_until(lambda: page.locator("#node-rows button.decommission").count() == 2, 10, "admin actions")
+    for action in ("repair", "isolate", "restart"):
+        assert page.locator(f"#node-rows button.action.{action}").count() == 3, action
+    # an admin token may act (CURVE between the gateway and the nodes: the gateway's admin key)
+    page.click('#node-rows button.repair[data-node="n2"]')
+    page.wait_for_selector("#cluster-note[data-action=repair]", timeout=10_000)
     expected_refusals_only(page)

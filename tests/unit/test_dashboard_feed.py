@@ -145,3 +145,13 @@ def test_admin_actions_fail_closed_when_security_is_on() -> None:
     assert role(request(curve=False, tokens="tokens.txt")) == "client"  # bearer tokens on: the same
     assert role(request(curve=True, set_role="admin")) == "admin"
     assert role(request(curve=False, set_role="client")) == "client"
+
+
+def test_rows_say_who_drops_a_nodes_traffic_and_its_own_fault_filter() -> None:
+    nodes = [{"name": n, "status": "up" if n != "n3" else "down"} for n in ("n1", "n2", "n3")]
+    cut = {"drop_in": {"n3": 1.0}, "drop_out": {}, "delay_in": {}}
+    statuses = {"n1": status(5, {}, faults=cut), "n2": status(5, {}, faults=cut), "n3": None}
+    snap = snapshot(Poll(1.0, 1001.0, "n1", nodes, statuses), None, HintAges())
+    rows = {r["name"]: r for r in snap["nodes"]}
+    assert rows["n3"]["dropped_by"] == ["n1", "n2"] and rows["n3"]["faults"] is None  # it did not answer
+    assert rows["n1"]["faults"] == cut and rows["n1"]["dropped_by"] == []

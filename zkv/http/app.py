@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from zkv.client import Client
-from zkv.http import auth, cluster, dashboard, health, keys, metrics, openapi
+from zkv.http import actions, auth, cluster, dashboard, health, keys, metrics, openapi
 from zkv.http.errors import HttpError, json_errors
 from zkv.http.loopclient import LoopClient
 from zkv.http.pool import DEFAULT_THREADS, ClientPool
@@ -32,6 +32,7 @@ ROUTE_MODULES: list[RouteSetup] = [
     keys.setup,
     cluster.setup,
     dashboard.setup,
+    actions.setup,
 ]
 
 

@@ -27,6 +27,7 @@ ROLES = (CLIENT, ADMIN)
 OPEN_ROUTES = frozenset({"/health", "/ready", "/openapi.json", "/", "/{path}"})
 ADMIN_ROUTES = frozenset(
     {"/v1/nodes/{name}/faults", "/v1/nodes/{name}/leave", "/v1/dashboard/nodes/{name}/decommission"}
+    | {f"/v1/dashboard/nodes/{{name}}/{action}" for action in ("repair", "isolate", "heal", "restart")}
 )
 
 

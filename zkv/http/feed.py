@@ -200,6 +200,7 @@ def healing(
                     p: round(v, 1) for p, v in sorted((a.get("seconds_since_round") or {}).items())
                 },
                 "indexing": bool(a.get("indexing")),
+                "full_pass": a.get("pass") or {},  # a repair asked for (zkv-node repair, the page's button)
             }
         )
         t = status.get("transfer") or {}
@@ -214,6 +215,12 @@ def snapshot(cur: Poll, prev: Poll | None, ages: HintAges) -> dict[str, Any]:
     dt = cur.at - prev.at if prev is not None else 0.0
     before = prev.statuses if prev is not None else {}
     per_node = {name: node_rates(st, before.get(name), dt) for name, st in cur.statuses.items()}
+    # who drops what a node sends (an injected cut, installed on the receivers): a node cut off from all
+    # looks down and answers no poll, so this is how the page can tell "isolated" from "crashed"
+    cut_by: dict[str, list[str]] = {}
+    for holder, st in sorted(cur.statuses.items()):
+        for sender in ((st or {}).get("faults") or {}).get("drop_in") or {}:
+            cut_by.setdefault(sender, []).append(holder)
     rows = []
     for node in cur.nodes:
         r = per_node.get(node["name"], {"reached": False})
@@ -228,6 +235,8 @@ def snapshot(cur: Poll, prev: Poll | None, ages: HintAges) -> dict[str, Any]:
                 "ops": r.get("ops"),
                 "p50_ms": r.get("p50_ms"),
                 "p99_ms": r.get("p99_ms"),
+                "faults": (status or {}).get("faults"),  # an injected fault filter (isolate, partition.py)
+                "dropped_by": cut_by.get(node["name"], []),  # nodes whose filter drops what it sends
             }
         )
     totals: dict[str, float] = {}

@@ -512,6 +512,10 @@ class NodeRuntime:
                 self.outbox.reply_error(route, rid, InvalidRequest(str(exc)))
                 return
             log.warning("fault filter now %s", self.faults.describe())
+            if self.faults.active:  # in status too, so the dashboard shows a node under injected faults
+                self.core.status_extra["faults"] = self.faults.describe()
+            else:
+                self.core.status_extra.pop("faults", None)
         self.outbox.send_reply(route, [{"id": rid, "ok": True, "node": self.name, **self.faults.describe()}])
 
     def _on_admin(self, route: bytes, msg: dict[str, Any], now: float) -> None:

@@ -12,6 +12,15 @@ function rows(id, items, render, empty, columns) {
   fill(document.getElementById(id), shown);
 }
 
+/** A repair asked for (the Cluster view's button, zkv-node repair): a full pass with every peer. */
+function fullPass(x) {
+  const p = x.full_pass || {};
+  const remaining = (p.remaining || []).length;
+  if (!remaining && !p.passes) return "";
+  const text = remaining ? ` · full pass ${p.done}/${p.peers} peers` : ` · ${p.passes} full pass${p.passes > 1 ? "es" : ""} done`;
+  return el("span", { class: "hint full-pass", dataset: { remaining: String(remaining), passes: String(p.passes || 0) } }, text);
+}
+
 export function renderHealing(state) {
   const h = state.latest && state.latest.healing;
   if (!h) return false;
@@ -36,7 +45,7 @@ export function renderHealing(state) {
   const differing = (x) => Object.values(x.differing).reduce((a, b) => a + b, 0);
   const aae = [...h.anti_entropy].sort((a, b) => differing(b) - differing(a) || b.rounds_s - a.rounds_s);
   rows("aae-rows", aae, (x) => el("tr", { dataset: { node: x.node } },
-    el("td", {}, x.node, x.indexing ? el("span", { class: "hint" }, " (indexing)") : ""),
+    el("td", {}, x.node, x.indexing ? el("span", { class: "hint" }, " (indexing)") : "", fullPass(x)),
     el("td", { class: "num" }, x.rounds), el("td", { class: "num" }, rate(x.rounds_s)),
     el("td", { class: "num" }, x.keys_sent), el("td", { class: "num" }, x.keys_received),
     el("td", { class: "chips" }, Object.keys(x.differing).length
