@@ -121,6 +121,18 @@ class UnknownNode(BadArgument):
     code = "unknown_node"
 
 
+class BadLimit(BadArgument):
+    """A scan's ``limit`` that is not a whole number from 1 to the maximum page (10,000)."""
+
+    code = "bad_limit"
+
+
+class BadCursor(BadArgument):
+    """A scan's ``cursor`` that no earlier page of the same scan (same prefix) returned."""
+
+    code = "bad_cursor"
+
+
 class ClientClosed(ZkvError):
     """The client was closed (``close()`` or the end of its ``with`` block); open a new one."""
 
@@ -222,6 +234,8 @@ _BY_CODE: dict[str, type[ZkvError]] = {
         BadType,
         BadAddress,
         UnknownNode,
+        BadLimit,
+        BadCursor,
         ClientClosed,
         ProtocolError,
         Overloaded,

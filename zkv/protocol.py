@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from zkv.core.scan import check_limit
 from zkv.core.versions import Clock, decode_context
 from zkv.errors import ContextTooLarge, InvalidRequest, KeyTooLarge, ProtocolError, ValueTooLarge
 
@@ -39,6 +40,7 @@ CLIENT_OPS = frozenset(
         "status",
         "ring",
         "local_get",
+        "local_scan",
         "faults",
         "leave",
         "snapshot",
@@ -116,7 +118,8 @@ class GetRequest(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class InfoRequest:
-    """Requests answered by the contacted node alone: ping, nodes, status, ring, local_get, faults."""
+    """Requests answered by the contacted node alone: ping, nodes, status, ring, local_get, local_scan,
+    faults."""
 
     id: int
     op: str
@@ -166,6 +169,19 @@ def _key(msg: dict[str, Any], limits: Limits) -> bytes:
             f"key is {len(key)} bytes, the limit is {limits.max_key_bytes}", limit=limits.max_key_bytes
         )
     return key
+
+
+def _scan_args(msg: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """A ``local_scan``'s prefix (bytes, may be empty), ``after`` (a key or None), limit and values flag."""
+    prefix, after = msg.get("prefix", b""), msg.get("after")
+    if not isinstance(prefix, bytes) or len(prefix) > limits.max_key_bytes:
+        raise InvalidRequest(f"prefix must be bytes of at most {limits.max_key_bytes}")
+    if after is not None and (not isinstance(after, bytes) or len(after) > limits.max_key_bytes):
+        raise InvalidRequest(f"after must be a key (bytes of at most {limits.max_key_bytes}) or absent")
+    values = msg.get("values", False)
+    if not isinstance(values, bool):
+        raise InvalidRequest("values must be true or false")
+    return {"prefix": prefix, "after": after, "limit": check_limit(msg.get("limit")), "values": values}
 
 
 def _consistency(msg: dict[str, Any]) -> str | None:
@@ -231,6 +247,8 @@ def parse_request(msg: dict[str, Any], limits: Limits) -> Request:
         args = {k: v for k, v in msg.items() if k not in ("op", "id")}
         if op == "local_get":
             args["key"] = _key(msg, limits)
+        elif op == "local_scan":
+            args.update(_scan_args(msg, limits))
         return InfoRequest(rid, op, args)
     if op in PEER_OPS or op in PEER_REPLY_OPS:
         raise ProtocolError(f"op {op!r} is for nodes only")

@@ -50,6 +50,7 @@ from zkv.client.transport import (
     STOPPING_BACKOFF_S,
     UNREACHABLE_BACKOFF_S,
 )
+from zkv.core.scan import ScanEntry, ScanPage
 
 __all__ = [
     "CONNECT_PATIENCE_S",
@@ -65,6 +66,8 @@ __all__ = [
     "NodeInfo",
     "ReplicaState",
     "RingInfo",
+    "ScanEntry",
+    "ScanPage",
     "StoredVersion",
     "Trace",
     "WriteResult",

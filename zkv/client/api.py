@@ -1,11 +1,11 @@
-"""The user-facing operations of :class:`zkv.client.Client`: data (put, get, delete, their batches) and
+"""The user-facing operations of :class:`zkv.client.Client`: data (put, get, delete, their batches, scan) and
 the cluster (ring, nodes, status, admin requests). Moving requests is :mod:`zkv.client.transport`'s job.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,18 @@ from zkv.client.results import (
 )
 from zkv.client.transport import Job, Transport
 from zkv.config import load_config
+from zkv.core.scan import (
+    DEFAULT_SCAN_LIMIT,
+    ScanEntry,
+    ScanPage,
+    check_limit,
+    decode_cursor,
+    merge_page,
+    page_from_wire,
+)
 from zkv.core.status import NodeStatus
 from zkv.core.versions import state_from_wire
-from zkv.errors import BadAddress, BadArgument, BadType, UnknownNode, ZkvError
+from zkv.errors import BadAddress, BadArgument, BadType, InvalidRequest, UnknownNode, ZkvError
 from zkv.security import KeyPair
 
 
@@ -216,6 +225,62 @@ class Client:
             r if isinstance(r, ZkvError) else get_result(m["key"], r)
             for m, r in zip(msgs, self.transport.run(msgs), strict=True)
         ]
+
+    def scan(
+        self,
+        prefix: Data = b"",
+        limit: int = DEFAULT_SCAN_LIMIT,
+        cursor: str | None = None,
+        consistency: str | None = None,
+        values: bool = False,
+    ) -> ScanPage:
+        """One page of the keys that start with ``prefix``, in byte order: at most ``limit`` (1-10000)
+        live keys (tombstones and expired values are hidden) and the ``cursor`` of the next page (None at
+        the end); ``values=True`` also returns each key's live values (siblings newest first).
+
+        Every node is asked for its first ``limit`` keys after the cursor, and every token range must be
+        answered by as many of its replicas as ``consistency`` asks (default: the cluster's read
+        consistency), else :class:`~zkv.errors.Unavailable`; see :mod:`zkv.core.scan`. A page may hold
+        fewer than ``limit`` keys and still have a cursor."""
+        prefix, limit = as_bytes(prefix), check_limit(limit)
+        after = decode_cursor(cursor, prefix)
+        cl = check_consistency(consistency) or self.consistency
+        while True:
+            info = self.ring(refresh=True)
+            msg = {"op": "local_scan", "prefix": prefix, "limit": limit, "values": values}
+            if after is not None:
+                msg["after"] = after
+            names = list(info.ring.members)
+            replies = self.transport.run_jobs([Job(msg, [info.addresses[n]]) for n in names])
+            answers = {}
+            for name, reply in zip(names, replies, strict=True):
+                if not isinstance(reply, ZkvError):
+                    try:
+                        answers[name] = page_from_wire(reply)
+                    except ValueError:
+                        continue  # a malformed answer counts as no answer
+                elif isinstance(reply, InvalidRequest):
+                    raise reply  # the nodes refused the request itself: the same for every node
+            page = merge_page(info.ring, cl or info.read_consistency, answers, limit, time.time(), values)
+            if page.entries or page.cursor is None:
+                return page
+            after = decode_cursor(page.cursor, prefix)  # a stretch of tombstones only: go on past it
+
+    def scan_all(
+        self,
+        prefix: Data = b"",
+        page: int = DEFAULT_SCAN_LIMIT,
+        consistency: str | None = None,
+        values: bool = False,
+    ) -> Iterator[ScanEntry]:
+        """Every live key that starts with ``prefix``, in byte order, fetched ``page`` keys at a time."""
+        cursor: str | None = None
+        while True:
+            got = self.scan(prefix, page, cursor, consistency, values)
+            yield from got.entries
+            if got.cursor is None:
+                return
+            cursor = got.cursor
 
     # ------------------------------------------------------------------------------------------ cluster
 

@@ -40,6 +40,7 @@ from zkv.core.readiness import Readiness
 from zkv.core.rebalance import Rebalance
 from zkv.core.replica import Replica
 from zkv.core.ring import Ring
+from zkv.core.scan import SCAN_REPLY_BYTES, local_page, page_to_wire
 from zkv.core.settings import NodeSettings
 from zkv.core.state import NodeState
 from zkv.core.stats import RequestStats
@@ -153,6 +154,7 @@ class NodeCore:
             "status": lambda req, now: ok(req.id, **self.status(now).to_wire()),
             "leave": self._on_leave,
             "local_get": self._on_local_get,
+            "local_scan": self._on_local_scan,
             "repair_now": lambda req, now: ok(req.id, node=self.name, **admin.repair_now(self, now)),
             "merge_states": lambda req, now: ok(req.id, node=self.name, **admin.merge_states(self, req.args)),
         }
@@ -419,6 +421,13 @@ class NodeCore:
     def _on_local_get(self, req: InfoRequest, now: float) -> dict[str, Any]:
         state = self.store.get(req.args["key"]) or EMPTY
         return ok(req.id, node=self.name, state=state_to_wire(state))
+
+    def _on_local_scan(self, req: InfoRequest, now: float) -> dict[str, Any]:
+        """This node's part of a key scan: its first keys after the cursor (see :mod:`zkv.core.scan`)."""
+        a = req.args
+        budget = min(SCAN_REPLY_BYTES, self.settings.limits.max_message_bytes // 2)
+        page = local_page(self.store, a["prefix"], a["after"], a["limit"], a["values"], budget)
+        return ok(req.id, node=self.name, **page_to_wire(page))
 
     def status(self, now: float) -> NodeStatus:
         """This node's statistics (the ``status`` request's answer)."""

@@ -56,6 +56,10 @@ class Store(Protocol):
 
     def keys(self) -> Iterator[bytes]: ...
 
+    def scan(self, prefix: bytes, after: bytes | None, limit: int) -> list[bytes]:
+        """The first ``limit`` keys after ``after`` (None: from the start) that start with ``prefix``, in
+        byte order, holding at most ``limit`` keys while it looks (``zkv.core.scan.first_keys``)."""
+
     def __len__(self) -> int: ...
 
     def delete(self, key: bytes) -> None:

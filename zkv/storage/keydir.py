@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from zkv.core.scan import first_keys
+
 
 class KeyDirectory:
-    """``keys``, ``len``, ``in`` and ``digest`` of an engine, answered from its ``keydir`` alone."""
+    """``keys``, ``scan``, ``len``, ``in`` and ``digest`` of an engine, answered from its ``keydir`` alone."""
 
     keydir: dict[bytes, int]  # key -> the engine's packed entry for it (digest included)
 
@@ -32,6 +34,11 @@ class KeyDirectory:
 
     def keys(self) -> Iterator[bytes]:
         return iter(list(self.keydir))
+
+    def scan(self, prefix: bytes, after: bytes | None, limit: int) -> list[bytes]:
+        """The first ``limit`` keys after ``after`` starting with ``prefix``, in order (a key scan's page),
+        from memory and holding ``limit`` keys at a time (no copy of the directory)."""
+        return first_keys(self.keydir, prefix, after, limit)
 
     def __len__(self) -> int:
         return len(self.keydir)

@@ -6,6 +6,7 @@ import copy
 from collections.abc import Iterator
 
 from zkv.core.merkle import state_digest
+from zkv.core.scan import first_keys
 from zkv.core.versions import KeyState
 from zkv.storage.base import StoreStats
 
@@ -38,6 +39,10 @@ class MemoryStore:
 
     def keys(self) -> Iterator[bytes]:
         return iter(list(self._data))
+
+    def scan(self, prefix: bytes, after: bytes | None, limit: int) -> list[bytes]:
+        """The first ``limit`` keys after ``after`` starting with ``prefix``, in order (a key scan's page)."""
+        return first_keys(self._data, prefix, after, limit)
 
     def __len__(self) -> int:
         return len(self._data)
