@@ -27,18 +27,20 @@ def test_scan_pages_hold_every_live_key_once_in_order_and_hide_deletes_and_expir
 ) -> None:
     with cluster5.client() as c:
         keys = [f"user:{i:04d}".encode() for i in range(1200)] + [f"order:{i}".encode() for i in range(300)]
-        assert c.put_many([(k, b"v-" + k) for k in keys], consistency="quorum") == [None] * len(keys)
+        failed = [e for e in c.put_many([(k, b"v-" + k) for k in keys], consistency="quorum") if e]
+        assert not failed, failed[:3]
         deleted = keys[::7]
         # a delete with the context of a quorum read supersedes the put whichever replicas took it
         reads = c.get_many(deleted, consistency="quorum")
         items = [(k, r.context) for k, r in zip(deleted, reads, strict=True) if not isinstance(r, Exception)]
         assert len(items) == len(deleted)
-        assert c.delete_many(items, consistency="quorum") == [None] * len(deleted)
+        failed = [e for e in c.delete_many(items, consistency="quorum") if e]
+        assert not failed, failed[:3]
         live = sorted(set(keys) - set(deleted))
         assert every_key(c, limit=97) == live
-        c.put("user:ttl", "soon gone", consistency="quorum", ttl=2)
+        c.put("user:ttl", "soon gone", consistency="quorum", ttl=10)  # long enough for a loaded machine
         assert c.scan(b"user:t", 10).keys == [b"user:ttl"]
-        wait_until(lambda: c.scan(b"user:t", 10).keys == [], 15, "the ttl key to expire")
+        wait_until(lambda: c.scan(b"user:t", 10).keys == [], 40, "the ttl key to expire")
         assert every_key(c, limit=1000) == live
         assert every_key(c, b"order:", limit=50) == [k for k in live if k.startswith(b"order:")]
         page = c.scan("order:1", 3, values=True)
