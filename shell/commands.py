@@ -11,7 +11,10 @@ import difflib
 import shlex
 from dataclasses import dataclass, field
 
+from zkv.core.scan import MAX_SCAN_LIMIT
+
 LEVELS = ("one", "quorum", "all")
+SCAN_PAGE = 50  # keys a shell scan shows at a time unless told otherwise (a screenful)
 
 
 TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -125,6 +128,22 @@ coordinator holds. Versions written concurrently elsewhere survive either way. -
 for put.
 """,
             ("--context=", "--strict", "--sloppy"),
+        ),
+        _cmd(
+            "scan",
+            "scan [PREFIX] [LIMIT] [one|quorum|all] [--values] [--cursor TOKEN] [--next]",
+            ("prefix", "limit", "consistency"),
+            0,
+            "list keys in order, a page at a time",
+            f"""
+List the live keys that start with PREFIX (default: every key) in byte order, LIMIT at a time (default
+{SCAN_PAGE}, at most {MAX_SCAN_LIMIT}); deleted and expired keys are not shown. Every node is asked for its
+part, and each range of the ring must answer from as many replicas as the consistency asks. When more
+keys follow, the page ends with how to go on: `scan --next` continues this shell's last scan, --cursor
+TOKEN continues from a cursor a script kept (the "cursor" of `-o json`). --values shows each key's
+values too. `scan "" 50` lists every key, 50 at a time.
+""",
+            ("--values", "--cursor=", "--next"),
         ),
         _cmd(
             "switch",
@@ -308,6 +327,10 @@ def parse(line: str) -> Invocation | None:
             raise UsageError("unknown_command", f"no command {arg!r}", hint + "type 'help' for the list")
         elif kind == "onoff" and arg.lower() not in ("on", "off"):
             raise UsageError("usage", f"trace takes on or off, not {arg!r}", command.usage)
+        elif kind == "limit" and not (arg.isdigit() and 1 <= int(arg) <= MAX_SCAN_LIMIT):
+            raise UsageError(
+                "bad_limit", f"limit {arg!r} is not a number from 1 to {MAX_SCAN_LIMIT}", command.usage
+            )
         elif kind == "key" and not arg:
             raise UsageError("usage", "the key must not be empty", command.usage)
     args = [

@@ -32,6 +32,7 @@ from .results import (
     Read,
     Replicas,
     Result,
+    Scanned,
     Status,
     Where,
     Written,
@@ -111,6 +112,7 @@ class Renderer:
             Status: self._status,
             Where: self._where,
             Replicas: self._replicas,
+            Scanned: self._scanned,
             Quit: lambda r: None,
         }
 
@@ -376,6 +378,15 @@ class Renderer:
         else:
             line = Text(f"coordinator: {r.coordinator} ({r.connected} holds no replica and forwards to it)")
         return Group(table, line)
+
+    def _scanned(self, r: Scanned) -> RenderableType:
+        lines = [
+            Text(show_bytes(k) + ("  " + " | ".join(show_bytes(v) for v in r.values[i]) if r.values else ""))
+            for i, k in enumerate(r.keys)
+        ]
+        count = f"{len(r.keys)} key{'s' if len(r.keys) != 1 else ''} · {r.consistency}"
+        more = "; more: scan --next (or --cursor " + r.cursor + ")" if r.cursor else " (end)"
+        return Group(*lines, Text(count + more, style="dim"))
 
     def _replicas(self, r: Replicas) -> RenderableType:
         table = self._table("version", "dot", "written", *r.nodes, title=f"replicas of {show_bytes(r.key)}")

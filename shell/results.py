@@ -258,6 +258,30 @@ class Version:
 
 
 @dataclass(frozen=True, slots=True)
+class Scanned(Result):
+    """A page of a key scan: its keys in order (with their values when asked) and the next cursor."""
+
+    prefix: bytes = b""
+    keys: tuple[bytes, ...] = ()
+    values: tuple[tuple[bytes, ...], ...] | None = None  # per key, with --values
+    cursor: str | None = None  # None: the scan is done
+    consistency: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "command": self.command,
+            "ok": True,
+            "prefix": json_bytes(self.prefix),
+            "keys": [json_bytes(k) for k in self.keys],
+            "cursor": self.cursor,
+            "consistency": self.consistency,
+        }
+        if self.values is not None:
+            out["values"] = [[json_bytes(v) for v in vs] for vs in self.values]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Replicas(Result):
     """``replicas``: for each version of the key, what each replica knows of it.
 

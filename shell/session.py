@@ -13,7 +13,7 @@ from collections.abc import Callable
 from zkv.client import ReplicaState, context_bytes, normalize_address
 from zkv.errors import BadAddress, NoNodeAvailable, ZkvError
 
-from .commands import UsageError, check_consistency, nearest, parse, parse_ttl, split
+from .commands import SCAN_PAGE, UsageError, check_consistency, nearest, parse, parse_ttl, split
 from .connection import ClientOptions, Endpoint, PinnedClient, probe
 from .health import Link
 from .hints import explain
@@ -28,6 +28,7 @@ from .results import (
     Read,
     Replicas,
     Result,
+    Scanned,
     Status,
     Version,
     Where,
@@ -35,7 +36,7 @@ from .results import (
 )
 
 #: commands that talk to the connected node; their outcome tells whether it answers
-_NETWORK = frozenset({"put", "get", "delete", "nodes", "status", "where"})
+_NETWORK = frozenset({"put", "get", "delete", "nodes", "status", "where", "scan"})
 
 
 class Session:
@@ -58,6 +59,7 @@ class Session:
         self.contexts: dict[bytes, tuple[bytes, int]] = {}  # key -> (context of its last get, versions seen)
         self.keys: dict[str, None] = {}  # keys used in this session, for completion (ordered set)
         self._options: dict[str, str | bool] = {}
+        self.next_scan: tuple[bytes, int, str | None, bool, str] | None = None  # what ``scan --next`` runs
         self.tracing = False  # ``trace on``: every put, get and delete shows its receipt
         self._handlers: dict[str, Callable[[list[str]], Result]] = {
             "put": self._put,
@@ -71,6 +73,7 @@ class Session:
             "consistency": self._consistency,
             "trace": self._trace,
             "where": self._where,
+            "scan": self._scan,
             "replicas": self._replicas,
             "help": lambda args: Help("help", args[0] if args else None),
             "quit": lambda args: Quit("quit"),
@@ -374,6 +377,32 @@ class Session:
         else:
             coordinator = next((n for n in preference if n in up), None)
         return Where("where", key, tuple(placements), coordinator, self.node.name)
+
+    def _scan(self, args: list[str]) -> Result:
+        """A page of keys; ``--next`` runs the page after this shell's last one, ``--cursor`` any page."""
+        token = self._options.get("--cursor")
+        if self._options.get("--next"):
+            if args or token or self._options.get("--values"):
+                raise UsageError("usage", "--next continues the last scan as it was", "scan --next")
+            if self.next_scan is None:
+                raise UsageError("no_scan", "there is no scan to continue", "scan [PREFIX] [LIMIT]")
+            prefix, limit, consistency, values, last = self.next_scan
+            cursor: str | None = last
+        else:
+            prefix = args[0].encode() if args else b""
+            limit = int(args[1]) if len(args) > 1 else SCAN_PAGE
+            consistency, values = self._consistency_arg(args, 2), bool(self._options.get("--values"))
+            cursor = token if isinstance(token, str) else None
+        page = self.client.scan(prefix, limit, cursor, consistency, values)
+        self.next_scan = (prefix, limit, consistency, values, page.cursor) if page.cursor else None
+        return Scanned(
+            "scan",
+            prefix,
+            tuple(page.keys),
+            tuple(e.values for e in page.entries) if values else None,
+            page.cursor,
+            consistency or self.consistency_label,
+        )
 
     def _replicas(self, args: list[str]) -> Result:
         key = self._remember(args[0])

@@ -4,6 +4,7 @@ the cluster (ring, nodes, status, admin requests). Moving requests is :mod:`zkv.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -45,6 +46,10 @@ from zkv.core.status import NodeStatus
 from zkv.core.versions import state_from_wire
 from zkv.errors import BadAddress, BadArgument, BadType, InvalidRequest, UnknownNode, ZkvError
 from zkv.security import KeyPair
+
+#: rounds of requests (one to every node) a scan page may take to fill up; an empty page takes as many as
+#: it needs, so a page is empty only at the end
+SCAN_ROUNDS = 8
 
 
 class Client:
@@ -240,31 +245,43 @@ class Client:
 
         Every node is asked for its first ``limit`` keys after the cursor, and every token range must be
         answered by as many of its replicas as ``consistency`` asks (default: the cluster's read
-        consistency), else :class:`~zkv.errors.Unavailable`; see :mod:`zkv.core.scan`. A page may hold
-        fewer than ``limit`` keys and still have a cursor."""
+        consistency), else :class:`~zkv.errors.Unavailable`; see :mod:`zkv.core.scan`. A page short of
+        ``limit`` (a stretch of tombstones) is topped up by asking again, up to a few rounds."""
         prefix, limit = as_bytes(prefix), check_limit(limit)
         after = decode_cursor(cursor, prefix)
         cl = check_consistency(consistency) or self.consistency
+        entries: list[ScanEntry] = []
+        rounds = 0
         while True:
-            info = self.ring(refresh=True)
-            msg = {"op": "local_scan", "prefix": prefix, "limit": limit, "values": values}
-            if after is not None:
-                msg["after"] = after
-            names = list(info.ring.members)
-            replies = self.transport.run_jobs([Job(msg, [info.addresses[n]]) for n in names])
-            answers = {}
-            for name, reply in zip(names, replies, strict=True):
-                if not isinstance(reply, ZkvError):
-                    try:
-                        answers[name] = page_from_wire(reply)
-                    except ValueError:
-                        continue  # a malformed answer counts as no answer
-                elif isinstance(reply, InvalidRequest):
-                    raise reply  # the nodes refused the request itself: the same for every node
-            page = merge_page(info.ring, cl or info.read_consistency, answers, limit, time.time(), values)
-            if page.entries or page.cursor is None:
-                return page
-            after = decode_cursor(page.cursor, prefix)  # a stretch of tombstones only: go on past it
+            page = self._scan_round(prefix, limit - len(entries), after, cl, values)
+            entries += page.entries
+            rounds += 1
+            # a page short of limit (tombstones, or a node's page ended early) is topped up; an empty
+            # one is never returned with a cursor
+            if page.cursor is None or len(entries) >= limit or (entries and rounds >= SCAN_ROUNDS):
+                return ScanPage(tuple(entries), page.cursor)
+            after = decode_cursor(page.cursor, prefix)
+
+    def _scan_round(
+        self, prefix: bytes, limit: int, after: bytes | None, consistency: str | None, values: bool
+    ) -> ScanPage:
+        """One request to every node and the page their answers make (:func:`zkv.core.scan.merge_page`)."""
+        info = self.ring(refresh=True)
+        msg: dict[str, Any] = {"op": "local_scan", "prefix": prefix, "limit": limit, "values": values}
+        if after is not None:
+            msg["after"] = after
+        names = list(info.ring.members)
+        replies = self.transport.run_jobs([Job(msg, [info.addresses[n]]) for n in names])
+        answers = {}
+        for name, reply in zip(names, replies, strict=True):
+            if isinstance(reply, InvalidRequest):
+                raise reply  # the nodes refused the request itself: the same for every node
+            if not isinstance(reply, ZkvError):
+                with contextlib.suppress(ValueError):  # a malformed answer counts as no answer
+                    answers[name] = page_from_wire(reply)
+        return merge_page(
+            info.ring, consistency or info.read_consistency, answers, limit, time.time(), values
+        )
 
     def scan_all(
         self,
