@@ -20,6 +20,7 @@ from zkv.testing.localcluster import LocalCluster
 def test_every_route_is_described(web: Http) -> None:
     paths = web.get("/openapi.json").json()["paths"]
     for path in (
+        "/v1/keys",
         "/v1/keys/{key}",
         "/v1/keys/{key}/where",
         "/v1/keys/{key}/replicas",

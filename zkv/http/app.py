@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from zkv.client import Client
-from zkv.http import actions, auth, cluster, dashboard, health, keys, metrics, openapi
+from zkv.http import actions, auth, cluster, dashboard, health, keys, metrics, openapi, scan
 from zkv.http.errors import HttpError, json_errors
 from zkv.http.loopclient import LoopClient
 from zkv.http.pool import DEFAULT_THREADS, ClientPool
@@ -29,6 +29,7 @@ ROUTE_MODULES: list[RouteSetup] = [
     health.setup,
     metrics.setup,
     openapi.setup,
+    scan.setup,
     keys.setup,
     cluster.setup,
     dashboard.setup,

@@ -163,6 +163,49 @@ def spec() -> dict[str, Any]:
                     [_KEY, _LEVEL, _CONTEXT],
                 ),
             },
+            "/v1/keys": {
+                "get": _op(
+                    "A page of keys in byte order (a scan), with the cursor of the next page",
+                    {
+                        "200": _json(
+                            "keys, cursor (null at the end), values with values=true",
+                            {
+                                "type": "object",
+                                "required": ["keys", "cursor"],
+                                "properties": {
+                                    "keys": {"type": "array", "items": {}},
+                                    "cursor": {"type": "string", "nullable": True},
+                                    "values": {"type": "array", "items": {"type": "array"}},
+                                },
+                            },
+                        ),
+                    },
+                    [
+                        {"name": "prefix", "in": "query", "required": False, "schema": {"type": "string"}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "description": "keys per page, 1-10000 (default 1000); else bad_limit",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "description": "the previous page's cursor (same scan); else bad_cursor",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "values",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": ["true", "false"]},
+                        },
+                        _LEVEL,
+                    ],
+                )
+            },
             "/v1/keys/{key}/where": {
                 "get": _op("The key's preference list", {"200": _json("primaries, then fallbacks")}, [_KEY])
             },
