@@ -43,6 +43,46 @@ CONNECT_PATIENCE_S = 1.0  # how long a connection that is not up yet may take be
 UNREACHABLE_BACKOFF_S = 2.0  # how long a node that refused a connection goes to the back of the line
 STOPPING_BACKOFF_S = 10.0  # ... and one that said it is stopping (its drain, its stop and restart)
 WRITE_OPS = ("put", "delete")
+HWM = 100_000  # messages queued per connection before a send would block (never, in practice)
+
+
+def route(ring_info: RingInfo | None, key: bytes | None, seeds: list[str]) -> list[str]:
+    """Where a request goes, in order: the key's preference list (its natural coordinators, so nothing is
+    forwarded inside the cluster), then every other node of the ring, then the seeds. Without a ring (not
+    learned yet), the seeds. Shared by this client and the HTTP gateway's loop client."""
+    known = list(dict.fromkeys(seeds))
+    if ring_info is None:
+        return known
+    addresses = ring_info.addresses
+    preferred = [addresses[n] for n in ring_info.preference_list(key)] if key is not None else []
+    rest = [a for a in [*addresses.values(), *known] if a not in preferred]
+    return list(dict.fromkeys(preferred + rest))
+
+
+def dealer(
+    ctx: zmq.Context, address: str, curve_key: KeyPair | None, server_keys: dict[str, bytes]
+) -> zmq.Socket | None:
+    """A connected DEALER to the node at ``address`` (CURVE when ``curve_key`` is set); None under CURVE
+    when the node's public key is unknown (a node that joined after the key file was written).
+
+    ``IMMEDIATE``: a send to a node that is not connected fails at once (``zmq.Again``), so the caller
+    can try the next node instead of queueing for a dead one."""
+    server_key = server_keys.get(address)
+    if curve_key is not None and server_key is None:
+        return None
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    if curve_key is not None and server_key is not None:
+        make_curve_client(sock, curve_key, server_key)
+    sock.setsockopt(zmq.IMMEDIATE, 1)
+    sock.setsockopt(zmq.SNDHWM, HWM)
+    sock.setsockopt(zmq.RCVHWM, HWM)
+    try:
+        sock.connect(address)
+    except zmq.ZMQError as exc:  # a host name that does not resolve, and the like
+        sock.close(linger=0)
+        raise BadAddress(f"cannot connect to {address}: {exc}", address=address) from None
+    return sock
 
 
 @dataclass(slots=True)
@@ -129,18 +169,12 @@ class Transport:
 
     def candidates(self, key: bytes | None) -> list[str]:
         """Where to send: the key's preference list first, then every other known node."""
-        known = list(dict.fromkeys(self.seeds))
         if self.pinned:
-            return known
+            return list(dict.fromkeys(self.seeds))
         if key is not None and (self.ring_info is None or time.monotonic() - self._ring_at > RING_TTL_S):
             with contextlib.suppress(ZkvError):
                 self.ring(refresh=True)
-        if self.ring_info is None:
-            return known
-        addresses = self.ring_info.addresses
-        preferred = [addresses[n] for n in self.ring_info.preference_list(key)] if key is not None else []
-        rest = [a for a in list(addresses.values()) + known if a not in preferred]
-        return list(dict.fromkeys(preferred + rest))
+        return route(self.ring_info, key, self.seeds)
 
     def call_keyed(self, msg: dict) -> dict:
         """Send ``msg`` to its key's coordinator (or the next that answers); its reply, or raise."""
@@ -216,21 +250,9 @@ class Transport:
         """The connection to ``address``; None under CURVE when the node's public key is unknown."""
         sock = self._sockets.get(address)
         if sock is None:
-            server_key = self.server_keys.get(address)
-            if self.curve_key is not None and server_key is None:
+            sock = dealer(self._ctx, address, self.curve_key, self.server_keys)
+            if sock is None:
                 return None
-            sock = self._ctx.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            if self.curve_key is not None and server_key is not None:
-                make_curve_client(sock, self.curve_key, server_key)
-            sock.setsockopt(zmq.IMMEDIATE, 1)
-            sock.setsockopt(zmq.SNDHWM, 100000)
-            sock.setsockopt(zmq.RCVHWM, 100000)
-            try:
-                sock.connect(address)
-            except zmq.ZMQError as exc:  # a host name that does not resolve, and the like
-                sock.close(linger=0)
-                raise BadAddress(f"cannot connect to {address}: {exc}", address=address) from None
             self._sockets[address] = sock
             self._address_of[sock] = address
             self._poller.register(sock, zmq.POLLIN)

@@ -39,6 +39,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unavailable": 503,
     "no_node_available": 503,
     "not_ready": 503,
+    "stopping": 503,  # every node tried was draining for a restart: nothing was done, try again
     "timeout": 504,
 }
 

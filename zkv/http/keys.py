@@ -37,17 +37,22 @@ def key_of(request: web.Request) -> bytes:
     """The key as bytes, from the raw (still percent-encoded) path, so ``%2F`` and non-UTF-8 survive."""
     raw = request.raw_path.split("?", 1)[0].split("#", 1)[0]
     segment = raw[len(_PREFIX) :].split("/", 1)[0].encode("latin-1", "replace")
-    if _BAD_ESCAPE.search(segment):
+    if b"%" not in segment:
+        key = segment  # the usual key: nothing to decode
+    elif _BAD_ESCAPE.search(segment):
         raise HttpError(
             "invalid_request", "bad percent-encoding in the key (a % must be followed by two hex digits)"
         )
-    key = unquote_to_bytes(segment)
+    else:
+        key = unquote_to_bytes(segment)
     if not key:
         raise HttpError("invalid_request", "the key is empty")
     return key
 
 
 def consistency_of(request: web.Request) -> str | None:
+    if not request.query_string:
+        return None  # no query: the cluster's default (and no query dict built)
     values = request.query.getall("consistency", [])
     if not values:
         return None

@@ -5,16 +5,22 @@ hand-off and a GIL convoy per request (measured: ~550 us of gateway CPU per quor
 there); this sends the same request messages on non-blocking DEALER sockets owned by the loop and
 resolves a future when the reply comes, so a request costs a msgpack pack, a send and a receive.
 
-It routes as the client does (DESIGN.md §2): to the key's preference list first, in order, then to every
-other node; a node that is not connected is skipped at once; a silent node makes a read go to the next
-one and a write fail with ``timeout`` (re-sent, it could land twice). The ring comes from a pooled
-:class:`Client` (``refresh_ring``), re-learned in the background every few seconds, so joins and leaves
-reach the gateway as they reach the client.
+It routes as the client does, with the client's own routing and connections
+(:func:`zkv.client.transport.route`, :func:`~zkv.client.transport.dealer`): to the key's preference list
+first, in order, then to every other node; a node that is not connected is skipped at once; a silent node
+makes a read go to the next one and a write fail with ``timeout`` (re-sent, it could land twice); a node
+that answers ``stopping`` (draining for a restart: it did nothing) gets the request's next candidate at
+once, a write too. The ring comes from a pooled :class:`Client` (``refresh_ring``), re-learned in the
+background every few seconds, so joins and leaves reach the gateway as they reach the client.
+
+Per request it costs a msgpack pack, a send and a receive: no timer per request (one sweep a tick expires
+the calls past their deadline, oldest first: every call waits the same timeout), no copy of the message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import time
@@ -24,17 +30,17 @@ from typing import Any, cast
 import zmq
 
 from zkv.client import CONNECT_PATIENCE_S, RING_TTL_S, Client, GetResult, RingInfo
-from zkv.errors import NoNodeAvailable, Timeout, ZkvError, from_reply
+from zkv.client.transport import dealer, route
+from zkv.errors import NodeStopping, NoNodeAvailable, Timeout, ZkvError, from_reply
 from zkv.protocol import pack, unpack_frame
-from zkv.security import make_curve_client
 
 log = logging.getLogger("zkv.http")
 
-HWM = 100_000
+SWEEP_S = 0.05  # how often calls past their deadline are expired (a timeout is seconds: 50 ms is noise)
 
 
 class _Call:
-    __slots__ = ("msg", "candidates", "future", "timer", "write", "rid", "last_error")
+    __slots__ = ("msg", "candidates", "future", "deadline", "write", "rid", "last_error")
 
     def __init__(
         self, msg: dict[str, Any], candidates: list[str], future: asyncio.Future, write: bool
@@ -42,7 +48,7 @@ class _Call:
         self.msg = msg
         self.candidates = candidates
         self.future = future
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
         self.write = write
         self.rid = 0
         self.last_error: ZkvError | None = None
@@ -65,6 +71,9 @@ class LoopClient:
         self._born: dict[str, float] = {}  # when each socket was made: a young one may still be connecting
         self._ids = itertools.count(1)
         self._calls: dict[int, _Call] = {}
+        # (deadline, request id) of every send, in the order sent: one timeout for all, so by deadline too
+        self._waiting: collections.deque[tuple[float, int]] = collections.deque()
+        self._sweeper: asyncio.TimerHandle | None = None
         self._ring: RingInfo | None = None
         self._ring_at = -float("inf")
         self._refreshing: asyncio.Task | None = None
@@ -113,11 +122,7 @@ class LoopClient:
         return await call.future
 
     def _candidates(self, key: bytes) -> list[str]:
-        assert self._ring is not None
-        addresses = self._ring.addresses
-        preferred = [addresses[n] for n in self._ring.preference_list(key)]
-        rest = [a for a in [*addresses.values(), *self._template.seeds] if a not in preferred]
-        return list(dict.fromkeys(preferred + rest))
+        return route(self._ring, key, self._template.seeds)
 
     async def _learn_ring(self) -> None:
         try:
@@ -139,8 +144,9 @@ class LoopClient:
             if sock is None:
                 continue
             rid = next(self._ids)
+            call.msg["id"] = rid  # the call owns its message: no copy per send
             try:
-                sock.send(pack({**call.msg, "id": rid}), zmq.NOBLOCK)
+                sock.send(pack(call.msg), zmq.NOBLOCK)
             except zmq.Again:
                 # not connected (IMMEDIATE): a fresh socket gets a moment to connect, else the next node
                 if time.monotonic() - self._born[address] < CONNECT_PATIENCE_S:
@@ -152,7 +158,10 @@ class LoopClient:
             self._calls[rid] = call
             call.rid = rid
             assert self._loop is not None
-            call.timer = self._loop.call_later(self.timeout, self._expire, rid)
+            call.deadline = time.monotonic() + self.timeout
+            self._waiting.append((call.deadline, rid))
+            if self._sweeper is None:
+                self._sweeper = self._loop.call_later(SWEEP_S, self._sweep)
             if cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 self._loop.call_soon(self._drain, sock)  # edge-triggered fd: a reply may already wait
             return
@@ -160,6 +169,17 @@ class LoopClient:
             call.future.set_exception(
                 call.last_error or NoNodeAvailable("no zkv node answered; is the cluster running?")
             )
+
+    def _sweep(self) -> None:
+        """Expire the calls past their deadline; the rest expire later, in the order they were sent."""
+        self._sweeper = None
+        waiting, calls, now = self._waiting, self._calls, time.monotonic()
+        while waiting and (waiting[0][1] not in calls or waiting[0][0] <= now):
+            _, rid = waiting.popleft()
+            if rid in calls:
+                self._expire(rid)  # a read goes to the next node: a new id at the back of the queue
+        if waiting and self._loop is not None and not self._loop.is_closed():
+            self._sweeper = self._loop.call_later(SWEEP_S, self._sweep)
 
     def _expire(self, rid: int) -> None:
         call = self._calls.pop(rid, None)
@@ -180,18 +200,13 @@ class LoopClient:
         sock = self._sockets.get(address)
         if sock is not None:
             return sock
-        template = self._template
-        server_key = template.server_keys.get(address)
-        if template.curve_key is not None and server_key is None:
+        try:
+            sock = dealer(self._ctx, address, self._template.curve_key, self._template.server_keys)
+        except ZkvError as exc:  # an address that does not resolve: the next node
+            log.warning("%s", exc)
             return None
-        sock = self._ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        if template.curve_key is not None and server_key is not None:
-            make_curve_client(sock, template.curve_key, server_key)
-        sock.setsockopt(zmq.IMMEDIATE, 1)
-        sock.setsockopt(zmq.SNDHWM, HWM)
-        sock.setsockopt(zmq.RCVHWM, HWM)
-        sock.connect(address)
+        if sock is None:
+            return None
         self._sockets[address] = sock
         self._born[address] = time.monotonic()
         loop = self._loop or asyncio.get_running_loop()
@@ -211,24 +226,25 @@ class LoopClient:
             for reply in replies:
                 rid = reply.get("id")
                 call = self._calls.pop(rid, None) if type(rid) is int else None
-                if call is None:
-                    continue
-                if call.timer is not None:
-                    call.timer.cancel()
-                if call.future.done():
-                    continue
+                if call is None or call.future.done():
+                    continue  # (its entry in the sweep's queue goes when the sweep reaches it)
                 if reply.get("ok"):
                     call.future.set_result(reply)
+                elif reply.get("error") == NodeStopping.code and call.candidates:
+                    call.last_error = from_reply(reply)  # draining: it did nothing; the next node
+                    self._dispatch(call)
                 else:
                     call.future.set_exception(from_reply(reply))
 
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for call in self._calls.values():
-            if call.timer is not None:
-                call.timer.cancel()
             if not call.future.done():
                 call.future.cancel()
         self._calls.clear()
+        self._waiting.clear()
         for sock in self._sockets.values():
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(cast(int, sock.getsockopt(zmq.FD)))

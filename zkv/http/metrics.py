@@ -31,6 +31,9 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
 
 
+MAX_LABEL_SETS = 1024  # cached metric children; methods are client-chosen strings, so bounded
+
+
 class HttpMetrics:
     """The gateway's own numbers: HTTP requests by route, method and status, and their latency."""
 
@@ -50,6 +53,7 @@ class HttpMetrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     @web.middleware
     async def middleware(
@@ -59,10 +63,18 @@ class HttpMetrics:
         response = await handler(request)
         info = request.match_info.route.resource
         route = info.canonical if info is not None else "unmatched"
-        if route == "/{path}":
-            route = "static"
-        self.requests.labels(self.node, route, request.method, str(response.status)).inc()
-        self.latency.labels(self.node, route).observe(time.perf_counter() - started)
+        key = (route, request.method, response.status)
+        children = self._children.get(key)
+        if children is None:  # labels() builds and looks up a child: once per route, method and status
+            label = "static" if route == "/{path}" else route
+            children = (
+                self.requests.labels(self.node, label, request.method, str(response.status)),
+                self.latency.labels(self.node, label),
+            )
+            if len(self._children) < MAX_LABEL_SETS:
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
         return response
 
 
