@@ -2,25 +2,30 @@
 
 The key is the path segment after ``/v1/keys/``, percent-decoded to bytes (so a key may be any bytes,
 ``/`` included as ``%2F``). Values are raw bytes both ways. The causal context travels in the
-``X-Zkv-Context`` header as an opaque token (see :mod:`zkv.http.wire`).
+``X-Zkv-Context`` header as an opaque token (see :mod:`zkv.http.wire`). ``X-Zkv-Trace: 1`` on a PUT, GET
+or DELETE returns the coordinator's consistency receipt in ``X-Zkv-Receipt`` (and in a JSON GET's body).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
-from zkv.client import Client, GetResult
+from zkv.client import Client
+from zkv.client.results import get_result
 from zkv.http.errors import HttpError, error_response
 from zkv.http.state import LOOP, POOL
-from zkv.http.wire import b64, decode_token, encode_token, get_json, replicas_json
+from zkv.http.wire import b64, decode_token, encode_token, get_json, json_safe, replicas_json
 from zkv.protocol import LEVELS
 
 CONTEXT_HEADER = "X-Zkv-Context"
+TRACE_HEADER = "X-Zkv-Trace"  # a request header: 1 (or true) asks for the coordinator's receipt
+RECEIPT_HEADER = "X-Zkv-Receipt"  # the response header carrying it: compact JSON
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _PREFIX = "/v1/keys/"
 
@@ -93,13 +98,46 @@ def _written_headers(reply: dict[str, Any]) -> dict[str, str]:
     return _context_headers(ctx) if isinstance(ctx, bytes) else {}
 
 
+def traced(request: web.Request) -> bool:
+    """Does the request ask for a consistency receipt (``X-Zkv-Trace: 1``)?"""
+    values = [v.strip().lower() for v in request.headers.getall(TRACE_HEADER, [])]
+    if len(values) > 1 or (values and values[0] not in ("1", "true", "on", "0", "false", "off")):
+        raise HttpError("invalid_request", f"{TRACE_HEADER} is 1 or 0 (given once), not {values!r}")
+    return bool(values) and values[0] in ("1", "true", "on")
+
+
+async def _traced_call(request: web.Request, msg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``msg`` asking for the receipt: the reply, and ``{"latency_ms", "receipt"}``.
+
+    Traced requests are few (a person looking), so they take the pooled client, whose requests carry
+    ``trace``, and the hot path stays as it is."""
+    started = time.perf_counter()
+    reply = await request.app[POOL].run(lambda c: c.transport.call_keyed({**msg, "trace": True}))
+    latency = round((time.perf_counter() - started) * 1000, 3)
+    return reply, {"latency_ms": latency, "receipt": reply.get("receipt") or {}}
+
+
+def _receipt_headers(trace: dict[str, Any] | None) -> dict[str, str]:
+    if trace is None:
+        return {}
+    return {RECEIPT_HEADER: json.dumps(json_safe(trace), separators=(",", ":"), ensure_ascii=True)}
+
+
 async def get_key(request: web.Request) -> web.Response:
     key, consistency = key_of(request), consistency_of(request)
     _no_body(request)
-    result: GetResult = await request.app[LOOP].get(key, consistency)
-    headers = _context_headers(result.context)
+    trace: dict[str, Any] | None = None
+    if traced(request):
+        reply, trace = await _traced_call(request, {"op": "get", "key": key, "cl": consistency})
+        result = get_result(key, reply)
+    else:
+        result = await request.app[LOOP].get(key, consistency)
+    headers = {**_context_headers(result.context), **_receipt_headers(trace)}
     if _wants_json(request):
-        return web.json_response(get_json(result), headers=headers)
+        body = get_json(result)
+        if trace is not None:
+            body["trace"] = json_safe(trace)
+        return web.json_response(body, headers=headers)
     if not result.values:
         return error_response("not_found", "no value for this key", headers=headers)
     if len(result.values) > 1:
@@ -127,6 +165,14 @@ async def put_key(request: web.Request) -> web.Response:
     key, consistency, context = key_of(request), consistency_of(request), context_of(request)
     ttl = ttl_of(request)
     value = await request.read()
+    if traced(request):
+        msg: dict[str, Any] = {"op": "put", "key": key, "cl": consistency, "value": value}
+        if context is not None:
+            msg["ctx"] = context
+        if ttl is not None:
+            msg["ttl"] = ttl
+        reply, trace = await _traced_call(request, msg)
+        return web.Response(status=204, headers={**_written_headers(reply), **_receipt_headers(trace)})
     reply = await request.app[LOOP].put(key, value, consistency, context, ttl)
     return web.Response(status=204, headers=_written_headers(reply))
 
@@ -134,6 +180,10 @@ async def put_key(request: web.Request) -> web.Response:
 async def delete_key(request: web.Request) -> web.Response:
     key, consistency, context = key_of(request), consistency_of(request), context_of(request)
     _no_body(request)
+    if traced(request):
+        msg = {"op": "delete", "key": key, "cl": consistency, **({"ctx": context} if context else {})}
+        reply, trace = await _traced_call(request, msg)
+        return web.Response(status=204, headers={**_written_headers(reply), **_receipt_headers(trace)})
     reply = await request.app[LOOP].delete(key, consistency, context)
     return web.Response(status=204, headers=_written_headers(reply))
 

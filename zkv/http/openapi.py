@@ -56,6 +56,13 @@ _CONTEXT = {
     "description": "the context token of an earlier GET (URL-safe base64)",
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*={0,2}$"},
 }
+_TRACE = {
+    "name": "X-Zkv-Trace",
+    "in": "header",
+    "required": False,
+    "description": "1: return the coordinator's consistency receipt in X-Zkv-Receipt (docs/http.md)",
+    "schema": {"type": "string", "enum": ["1", "0", "true", "false"]},
+}
 _CONTEXT_OUT = {"X-Zkv-Context": {"description": "the key's context token", "schema": {"type": "string"}}}
 _COMMON_ERRORS = {
     "400": _error("invalid_request: a bad consistency, context token, percent-encoding, or a body on GET"),
@@ -138,7 +145,7 @@ def spec() -> dict[str, Any]:
                         },
                         "404": _error("not_found: no value (X-Zkv-Context still set over a tombstone)"),
                     },
-                    [_KEY, _LEVEL],
+                    [_KEY, _LEVEL, _TRACE],
                 ),
                 "put": _op(
                     "Write a value",
@@ -151,7 +158,7 @@ def spec() -> dict[str, Any]:
                         "409": _error("too_many_siblings"),
                         "413": _error("key_too_large / value_too_large"),
                     },
-                    [_KEY, _LEVEL, _CONTEXT],
+                    [_KEY, _LEVEL, _CONTEXT, _TRACE],
                     requestBody={"required": False, "content": bytes_body},
                 ),
                 "delete": _op(
@@ -160,7 +167,7 @@ def spec() -> dict[str, Any]:
                         "204": {"description": "deleted", "headers": _CONTEXT_OUT},
                         "413": _error("key_too_large"),
                     },
-                    [_KEY, _LEVEL, _CONTEXT],
+                    [_KEY, _LEVEL, _CONTEXT, _TRACE],
                 ),
             },
             "/v1/keys": {
