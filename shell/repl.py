@@ -7,6 +7,7 @@ background :class:`~zkv_shell.health.HealthMonitor` keeps fresh, so typing never
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from collections.abc import Iterable
@@ -127,7 +128,23 @@ class Repl:
             input=input,
             output=output,
         )
-        session.link.on_change = self.prompt.app.invalidate
+        session.link.on_change = self.redraw_soon  # called on the health thread
+
+    def redraw_soon(self) -> None:
+        """Ask the prompt on screen to redraw; safe from any thread, and a no-op between prompts.
+
+        ``Application.invalidate`` called from another thread races the prompt's end: it checks that the
+        app runs, marks a redraw pending, then reads ``app.loop`` again, which the ending prompt has set to
+        None: ``RuntimeError: no running event loop`` in this thread, and the pending mark stays, so every
+        later invalidate returns at once (a frozen toolbar). So the call is handed to the prompt's own
+        loop, where it runs on the REPL thread and cannot overlap the prompt ending; a loop that closed
+        meanwhile means there is no prompt left to redraw (the next one draws the fresh state)."""
+        app = self.prompt.app
+        loop = app.loop
+        if loop is None or not app.is_running:
+            return
+        with contextlib.suppress(RuntimeError):  # "Event loop is closed": that prompt is gone
+            loop.call_soon_threadsafe(app.invalidate)
 
     def message(self) -> FormattedText:
         """``zkv n1 [quorum]> ``, saying so when the node is not answering."""

@@ -24,7 +24,8 @@ from typing import Any
 
 from zkv.testing.localcluster import LocalCluster
 
-BATCH = 2000  # puts in flight per put_many
+BATCH = 500  # puts in flight per put_many
+LOAD_TRIES = 5  # a put that failed (a timeout on a loaded machine) is sent again, blind: it replaces itself
 
 
 def rss_kib(pid: int) -> dict[str, int]:
@@ -49,8 +50,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 started = time.perf_counter()
                 for first in range(0, args.keys, BATCH):
                     items = [(b"key:%09d" % i, value) for i in range(first, min(first + BATCH, args.keys))]
-                    errors = [e for e in client.put_many(items, consistency="quorum") if e is not None]
-                    if errors:
+                    for _ in range(LOAD_TRIES):
+                        results = client.put_many(items, consistency="quorum")
+                        errors = [e for e in results if e is not None]
+                        items = [item for item, e in zip(items, results, strict=True) if e is not None]
+                        if not items:
+                            break
+                    else:
                         raise SystemExit(f"load failed: {errors[0]!r}")
                 load_s = time.perf_counter() - started
                 before = {n: rss_kib(cluster.pid(n)) for n in cluster.names}
