@@ -117,10 +117,11 @@ class Views:
 
 
 def traffic(client: Client, cluster: LocalCluster, names: list[str]) -> dict[str, dict[str, int]]:
-    """name -> the gossip counters the node keeps (``gossip_traffic`` in its status)."""
+    """name -> the gossip counters the node keeps (``gossip_traffic`` in its status) and its poller's
+    (``sockets``: registered, polls, sockets checked)."""
     replies = client.statuses([cluster.addresses[n] for n in names], timeout=5.0)
     return {
-        n: dict(r.extra.get("gossip_traffic") or {})
+        n: {**(r.extra.get("gossip_traffic") or {}), **(r.extra.get("sockets") or {})}
         for n, r in zip(names, replies, strict=True)
         if isinstance(r, NodeStatus)
     }
@@ -170,6 +171,14 @@ def measure(k: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
                     values.append((b.get(key, 0) - a.get(key, 0)) / wall)
         for key, values in rates.items():
             row[f"gossip_{key}_per_s"] = round(sum(values) / len(values), 1) if values else None
+        common = [n for n in after_traffic if n in before_traffic]
+        polls = [after_traffic[n].get("polls", 0) - before_traffic[n].get("polls", 0) for n in common]
+        checked = [after_traffic[n].get("checked", 0) - before_traffic[n].get("checked", 0) for n in common]
+        registered = [after_traffic[n].get("registered", 0) for n in common]
+        if sum(polls):
+            row["polls_per_s_per_node"] = round(sum(polls) / len(polls) / wall, 1)
+            row["sockets_checked_per_poll"] = round(sum(checked) / sum(polls), 1)
+            row["sockets_per_node"] = max(registered)
         rss = [r for r in (rss_bytes(p) for p in pids.values()) if r is not None]
         row["rss_mib_per_node"] = round(sum(rss) / len(rss) / 2**20, 1) if rss else None
         say and say(
@@ -235,6 +244,9 @@ TABLE = [
     ("gossip_received_bytes_per_s", "gossip in B/s/node", "{:.0f}"),
     ("gossip_received_per_s", "msgs in/s/node", "{:.0f}"),
     ("rss_mib_per_node", "RSS/node (MiB)", "{}"),
+    ("sockets_per_node", "sockets/node", "{}"),
+    ("sockets_checked_per_poll", "checked/poll", "{}"),
+    ("polls_per_s_per_node", "polls/s/node", "{}"),
     ("kill_seen_down_s", "kill seen down (s)", "{}"),
     ("restart_seen_up_s", "restart seen up (s)", "{}"),
     ("quorum_puts_per_s", "quorum puts/s", "{}"),

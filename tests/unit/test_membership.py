@@ -235,3 +235,16 @@ def test_a_node_taken_in_first_hand_is_relayed_for_a_few_heartbeats() -> None:
     assert other.status_of("n4") == JOINING
     assert [m.name for m in other.take_learned()] == ["n4"]
     assert other.make_heartbeat(0.7, 0).get("delta") is None  # second-hand news is not relayed again
+
+
+def test_phi_stays_finite_for_a_peer_whose_heartbeats_were_long_and_steady() -> None:
+    """A loaded machine: heartbeats 5 s apart, steadily; well before the next is due phi is 0, not an
+    OverflowError (at 80 nodes on a loaded machine every ``nodes`` request failed with one)."""
+    a, b = make("n1"), make("n2")
+    for i in range(1, 20):
+        beat(b, a, i * 5.0)
+    for silence in (0.01, 3.9, 4.05, 4.2):  # y from about -106 to -22: math.exp overflowed in (-30, -21.5)
+        assert a.phi("n2", 95.0 + silence) == 0.0
+        assert a.is_up("n2", 95.0 + silence)
+    assert a.view(99.05, 0)  # the nodes view computes phi for every member
+    assert math.isfinite(a.phi("n2", 10_000.0))

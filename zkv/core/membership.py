@@ -114,7 +114,10 @@ class Detector:
         mean += PAUSE_INTERVALS * expected_interval
         y = (now - self.last_heard - mean) / std
         # logistic approximation of the normal CDF (as Akka's detector uses); clamp to stay finite
-        e = math.exp(-y * (1.5976 + 0.070566 * y * y)) if y > -30 else math.inf
+        exponent = -y * (1.5976 + 0.070566 * y * y)
+        if exponent > 700:  # far sooner than expected (a peer that was slow before): no suspicion
+            return 0.0  # (math.exp overflowed here: y = -20 once intervals were long and steady)
+        e = math.exp(exponent)
         p_later = e / (1.0 + e) if y > 0 else 1.0 - 1.0 / (1.0 + e)
         return -math.log10(max(p_later, 1e-300))
 
