@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             "total_s": round(total_s, 3),
                             "keys_per_s": round(seen / total_s),
                             "ms_per_page": round(total_s * 1000 / pages, 2),
+                            "peak_after_kib": {n: rss_kib(cluster.pid(n))["VmHWM"] for n in cluster.names},
                         }
                     )
                 after = {n: rss_kib(cluster.pid(n)) for n in cluster.names}
@@ -127,7 +128,8 @@ def main() -> int:
         what = "keys+values" if row["values"] else "keys only"
         print(
             f"  scan {what:11}  {row['total_s']:7.2f} s  {row['keys_per_s']:8} keys/s  "
-            f"{row['pages']} pages, {row['ms_per_page']} ms/page"
+            f"{row['pages']} pages, {row['ms_per_page']} ms/page; peak RSS after it "
+            + ", ".join(f"{n} {kib / 1024:.1f} MiB" for n, kib in row["peak_after_kib"].items())
         )
     for node, mem in report["memory_kib"].items():
         print(
