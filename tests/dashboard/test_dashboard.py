@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from dashboard_browser import Page
+from dashboard_cluster import gateway_cluster
 from dashboard_metrics import data_latency_buckets, data_requests, histogram_quantile
 
 from zkv.testing.localcluster import LocalCluster, wait_until
@@ -32,13 +32,8 @@ LATENCY_BETWEEN = (
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(Path(tmp_path_factory.mktemp("dashboard")), nodes=3, http=True)
-    try:
-        cluster.start()
+    with gateway_cluster(tmp_path_factory, "dashboard") as cluster:
         yield cluster
-    finally:
-        leaked = cluster.close()
-    assert not leaked, f"processes that ignored SIGTERM: {leaked}"
 
 
 def open_view(page: Page, cluster: LocalCluster, view: str) -> None:

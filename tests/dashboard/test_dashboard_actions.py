@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from dashboard_browser import Page
+from dashboard_cluster import gateway_cluster
 
 from zkv.testing.localcluster import LocalCluster, wait_until
 
@@ -16,13 +16,8 @@ WITHIN_S = 10.0  # failure detection and recovery as the other dashboard tests a
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(Path(tmp_path_factory.mktemp("dashboard-actions")), nodes=3, http=True)
-    try:
-        cluster.start()
+    with gateway_cluster(tmp_path_factory, "dashboard-actions") as cluster:
         yield cluster
-    finally:
-        leaked = cluster.close()
-    assert not leaked, f"processes that ignored SIGTERM: {leaked}"
 
 
 def open_cluster(page: Page, cluster: LocalCluster) -> None:

@@ -4,10 +4,10 @@ admin-only actions are shown to admin tokens only."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from dashboard_browser import Page
+from dashboard_cluster import gateway_cluster
 
 from zkv.testing.localcluster import LocalCluster, wait_until
 
@@ -20,13 +20,8 @@ REFUSED = "the server responded with a status of 401"  # the browser logs every 
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(Path(tmp_path_factory.mktemp("dashboard-secured")), nodes=3, curve=True, http=True)
-    try:
-        cluster.start()
+    with gateway_cluster(tmp_path_factory, "dashboard-secured", curve=True) as cluster:
         yield cluster
-    finally:
-        leaked = cluster.close()
-    assert not leaked, f"processes that ignored SIGTERM: {leaked}"
 
 
 def sign_in(page: Page, token: str) -> None:
