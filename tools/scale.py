@@ -116,12 +116,13 @@ class Views:
         self.client.close()
 
 
-def traffic(client: Client, cluster: LocalCluster, names: list[str]) -> dict[str, dict[str, int]]:
-    """name -> the gossip counters the node keeps (``gossip_traffic`` in its status) and its poller's
-    (``sockets``: registered, polls, sockets checked)."""
+def traffic(client: Client, cluster: LocalCluster, names: list[str]) -> dict[str, dict[str, float]]:
+    """name -> the gossip counters the node keeps (``gossip_traffic`` in its status), its poller's
+    (``sockets``: registered, polls, sockets checked) and its uptime: rates are counted over the node's
+    own clock, since the status requests of a round answer seconds apart on a loaded machine."""
     replies = client.statuses([cluster.addresses[n] for n in names], timeout=5.0)
     return {
-        n: {**(r.extra.get("gossip_traffic") or {}), **(r.extra.get("sockets") or {})}
+        n: {**(r.extra.get("gossip_traffic") or {}), **(r.extra.get("sockets") or {}), "uptime_s": r.uptime_s}
         for n, r in zip(names, replies, strict=True)
         if isinstance(r, NodeStatus)
     }
@@ -164,19 +165,21 @@ def measure(k: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         row["idle_cpu_per_node_pct"] = round(100 * sum(used) / wall / max(1, len(used)), 2)
         row["machine_busy_pct"] = round(100 * (busy1 - busy0) / wall, 1)
         rates: dict[str, list[float]] = {"sent_bytes": [], "received_bytes": [], "sent": [], "received": []}
+        spans = {}  # node -> seconds between its two answers, by its own uptime
         for n in names:
             a, b = before_traffic.get(n), after_traffic.get(n)
-            if a and b:
+            if a and b and b["uptime_s"] > a["uptime_s"]:
+                spans[n] = b["uptime_s"] - a["uptime_s"]
                 for key, values in rates.items():
-                    values.append((b.get(key, 0) - a.get(key, 0)) / wall)
+                    values.append((b.get(key, 0) - a.get(key, 0)) / spans[n])
         for key, values in rates.items():
             row[f"gossip_{key}_per_s"] = round(sum(values) / len(values), 1) if values else None
-        common = [n for n in after_traffic if n in before_traffic]
+        common = list(spans)
         polls = [after_traffic[n].get("polls", 0) - before_traffic[n].get("polls", 0) for n in common]
         checked = [after_traffic[n].get("checked", 0) - before_traffic[n].get("checked", 0) for n in common]
         registered = [after_traffic[n].get("registered", 0) for n in common]
         if sum(polls):
-            row["polls_per_s_per_node"] = round(sum(polls) / len(polls) / wall, 1)
+            row["polls_per_s_per_node"] = round(sum(polls) / sum(spans.values()), 1)
             row["sockets_checked_per_poll"] = round(sum(checked) / sum(polls), 1)
             row["sockets_per_node"] = max(registered)
         rss = [r for r in (rss_bytes(p) for p in pids.values()) if r is not None]
