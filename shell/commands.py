@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from zkv.core.scan import MAX_SCAN_LIMIT
 
-LEVELS = ("one", "quorum", "all")
+LEVELS = ("one", "quorum", "all", "serial")
 SCAN_PAGE = 50  # keys a shell scan shows at a time unless told otherwise (a screenful)
 
 
@@ -81,7 +81,8 @@ COMMANDS: dict[str, Command] = {
     for c in (
         _cmd(
             "put",
-            "put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling] [--ttl 30s] [--strict|--sloppy]",
+            "put KEY VALUE [one|quorum|all|serial] [--context TOKEN] [--sibling] [--ttl 30s]"
+            " [--strict|--sloppy] [--if-absent] [--if-value V]",
             ("key", "value", "consistency"),
             2,
             "store a value",
@@ -100,8 +101,24 @@ found. A put without --ttl on an expiring key makes it permanent again.
 after it is sure to see it); --sloppy lets hinted writes on fallback nodes count (the cluster's
 sloppy_quorum decides when neither is given). The answer says when a strict quorum was used or when
 fallbacks counted: "OK  (sloppy quorum: 1 of the acknowledgements is a hint on a fallback)".
+At serial the put is decided by consensus among the key's replicas (docs/transactions.md); with
+--if-absent it is written only if the key has no value, with --if-value V only if its one value is V
+(else: "condition failed", showing the current value, and nothing is written).
 """,
-            ("--context=", "--sibling", "--ttl=", "--strict", "--sloppy"),
+            ("--context=", "--sibling", "--ttl=", "--strict", "--sloppy", "--if-absent", "--if-value="),
+        ),
+        _cmd(
+            "cas",
+            "cas KEY EXPECTED NEW",
+            ("key", "expected", "new"),
+            3,
+            "compare-and-set (serial)",
+            """
+Write NEW under KEY only if the key's one current value is EXPECTED, decided by consensus among the
+key's replicas (consistency serial). If the value is something else, nothing is written and the answer
+shows the current value. "outcome unknown" means the write may or may not have been applied: a
+`get KEY serial` tells.
+""",
         ),
         _cmd(
             "get",
@@ -298,7 +315,9 @@ def check_consistency(word: str, after_value: bool = False) -> str:
     did_you_mean = f"did you mean '{guess}'? " if guess else ""
     quoting = ' (quote values with spaces: put k "a b")' if after_value else ""
     raise UsageError(
-        "bad_consistency", f"unknown consistency {word!r}", f"{did_you_mean}use one, quorum or all{quoting}"
+        "bad_consistency",
+        f"unknown consistency {word!r}",
+        f"{did_you_mean}use one, quorum, all or serial{quoting}",
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from zkv.client import ReplicaState, context_bytes, normalize_address
-from zkv.errors import BadAddress, NoNodeAvailable, ZkvError
+from zkv.errors import BadAddress, ConditionFailed, NoNodeAvailable, ZkvError
 
 from .commands import SCAN_PAGE, UsageError, check_consistency, nearest, parse, parse_ttl, split
 from .connection import ClientOptions, Endpoint, PinnedClient, probe
@@ -36,7 +36,7 @@ from .results import (
 )
 
 #: commands that talk to the connected node; their outcome tells whether it answers
-_NETWORK = frozenset({"put", "get", "delete", "nodes", "status", "where", "scan"})
+_NETWORK = frozenset({"put", "get", "delete", "cas", "nodes", "status", "where", "scan"})
 
 
 class Session:
@@ -63,6 +63,7 @@ class Session:
         self.tracing = False  # ``trace on``: every put, get and delete shows its receipt
         self._handlers: dict[str, Callable[[list[str]], Result]] = {
             "put": self._put,
+            "cas": self._cas,
             "get": self._get,
             "delete": self._delete,
             "switch": self._switch,
@@ -172,6 +173,14 @@ class Session:
         key = self._remember(args[0])
         return self._write("put", key, args[1].encode(), self._consistency_arg(args, 2))
 
+    def _cas(self, args: list[str]) -> Result:
+        key = self._remember(args[0])
+        try:
+            self.client.put(key, args[2].encode(), "serial", if_value=args[1].encode(), trace=self.tracing)
+        except ConditionFailed as exc:
+            return _refused("cas", key, exc)
+        return Written("cas", key, "serial", self.node.name)
+
     def _delete(self, args: list[str]) -> Result:
         key = self._remember(args[0])
         return self._write("delete", key, None, self._consistency_arg(args, 1))
@@ -200,7 +209,28 @@ class Session:
         if strict and loose:
             raise UsageError("usage", "--strict and --sloppy exclude each other", "put KEY VALUE --strict")
         sloppy = False if strict else (True if loose else None)
-        if value is None:
+        if_absent, if_value = bool(self._options.get("--if-absent")), self._options.get("--if-value")
+        if consistency == "serial":
+            context, seen = None, 0  # consensus decides what it supersedes: the current value
+        elif if_absent or isinstance(if_value, str):
+            raise UsageError(
+                "usage", "--if-absent and --if-value need the serial level", "put KEY V serial --if-absent"
+            )
+        if consistency == "serial" and value is not None:
+            ttl_text = self._options.get("--ttl")
+            try:
+                done = self.client.put(
+                    key,
+                    value,
+                    consistency,
+                    ttl=parse_ttl(ttl_text) if isinstance(ttl_text, str) else None,
+                    trace=self.tracing,
+                    if_absent=if_absent,
+                    if_value=if_value.encode() if isinstance(if_value, str) else None,
+                )
+            except ConditionFailed as exc:
+                return _refused(op, key, exc)
+        elif value is None:
             done = self.client.delete(key, consistency, context=context, sloppy=sloppy, trace=self.tracing)
         else:
             ttl_text = self._options.get("--ttl")
@@ -408,6 +438,17 @@ class Session:
         key = self._remember(args[0])
         states = self.client.replicas(key)
         return replica_view(key, states)
+
+
+def _refused(command: str, key: bytes, exc: ConditionFailed) -> Failure:
+    """A serial write whose condition did not hold: what the key holds, and nothing was written."""
+    current = ", ".join(repr(v.decode(errors="replace")) for v in exc.values) or "no value"
+    return Failure(
+        command,
+        "condition_failed",
+        f"the condition does not hold: {key.decode(errors='replace')} holds {current}; nothing was written",
+        "cas KEY CURRENT NEW to replace the current value",
+    )
 
 
 def replica_view(key: bytes, states: dict[str, ReplicaState | ZkvError]) -> Replicas:

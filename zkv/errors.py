@@ -212,6 +212,30 @@ class NodeStopping(ZkvError):
     retriable = True
 
 
+class ConditionFailed(ZkvError):
+    """A serial write's condition (``if_absent``, ``if_value``) did not hold: nothing was written.
+
+    ``values`` are the key's current values and ``context`` its context, as a serial read would return
+    them, so the caller can decide again without another read."""
+
+    code = "condition_failed"
+
+    def __init__(
+        self, message: str = "", values: list[bytes] | None = None, ctx: bytes | None = None, **details: Any
+    ) -> None:
+        super().__init__(message, values=list(values or []), ctx=ctx, **details)
+        self.values: list[bytes] = list(values or [])
+        self.context = ctx
+
+
+class OutcomeUnknown(ZkvError):
+    """A serial write was proposed but its coordinator lost contact before it knew whether it was chosen:
+    it may have been applied, or may be applied later. A serial read tells (CASSANDRA-6013); retrying the
+    write blindly could apply it twice."""
+
+    code = "outcome_unknown"
+
+
 class InternalError(ZkvError):
     """A bug in zkv: the node caught it, logged it, and kept serving."""
 
@@ -247,6 +271,8 @@ _BY_CODE: dict[str, type[ZkvError]] = {
         StorageFull,
         StorageError,
         NodeStopping,
+        ConditionFailed,
+        OutcomeUnknown,
         InternalError,
     )
 }

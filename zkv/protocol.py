@@ -22,7 +22,7 @@ from zkv.core.scan import check_limit
 from zkv.core.versions import Clock, decode_context
 from zkv.errors import ContextTooLarge, InvalidRequest, KeyTooLarge, ProtocolError, ValueTooLarge
 
-LEVELS = ("one", "quorum", "all")
+LEVELS = ("one", "quorum", "all", "serial")  # serial: per-key Paxos (zkv.core.serial)
 MAX_BATCH = 1024  # messages in one frame
 BATCH_BYTES = 4 * 1024 * 1024  # soft cap on the key states one node-to-node message carries (ZMQ_MAXMSGSIZE)
 MAX_ID = 2**63 - 1
@@ -63,6 +63,9 @@ PEER_OPS = frozenset(
         "stream",
         "stream_push",
         "vpull",
+        "px_prepare",
+        "px_propose",
+        "px_commit",
     }
 )
 #: replies a peer sends back to a node's DEALER
@@ -79,6 +82,10 @@ PEER_REPLY_OPS = frozenset(
         "stream_push_ok",
         "join_ok",
         "vview",
+        "px_promise",
+        "px_accepted",
+        "px_committed",
+        "px_nack",
     }
 )
 
@@ -103,6 +110,8 @@ class PutRequest(NamedTuple):
     context: Clock | None  # None: a blind write (no ctx sent): it supersedes what its coordinator holds
     ttl: float | None = None  # seconds the value lives (the coordinator turns it into an absolute expiry)
     sloppy: bool | None = None  # may hinted writes on fallbacks count toward W? None: the cluster default
+    if_absent: bool = False  # serial only: write only if the key has no live value
+    if_value: bytes | None = None  # serial only: write only if the key's one live value is this
 
     @property
     def op(self) -> str:
@@ -189,7 +198,7 @@ def _consistency(msg: dict[str, Any]) -> str | None:
     if consistency is None:
         return None
     if consistency not in LEVELS:
-        raise InvalidRequest(f"unknown consistency level {consistency!r}; use one, quorum or all")
+        raise InvalidRequest(f"unknown consistency level {consistency!r}; use one, quorum, all or serial")
     return consistency
 
 
@@ -238,8 +247,20 @@ def parse_request(msg: dict[str, Any], limits: Limits) -> Request:
         sloppy = msg.get("sloppy")
         if sloppy is not None and not isinstance(sloppy, bool):
             raise InvalidRequest("sloppy must be true or false (or absent: the cluster's sloppy_quorum)")
+        consistency = _consistency(msg)
+        if_absent, if_value = _condition(msg, consistency, limits)
+        if sloppy and consistency == "serial":
+            raise InvalidRequest("sloppy quorums never count for serial: hints on fallbacks take no part")
         return PutRequest(
-            rid, _key(msg, limits), value, _consistency(msg), _context(msg, limits), ttl, sloppy
+            rid,
+            _key(msg, limits),
+            value,
+            consistency,
+            _context(msg, limits),
+            ttl,
+            sloppy,
+            if_absent,
+            if_value,
         )
     if op == "get":
         return GetRequest(rid, _key(msg, limits), _consistency(msg))
@@ -253,6 +274,26 @@ def parse_request(msg: dict[str, Any], limits: Limits) -> Request:
     if op in PEER_OPS or op in PEER_REPLY_OPS:
         raise ProtocolError(f"op {op!r} is for nodes only")
     raise ProtocolError(f"unknown op {op!r}")
+
+
+def _condition(msg: dict[str, Any], consistency: str | None, limits: Limits) -> tuple[bool, bytes | None]:
+    """A put's or delete's condition: ``if_absent`` (true) or ``if_value`` (bytes), serial only."""
+    if_absent, if_value = msg.get("if_absent"), msg.get("if_value")
+    if if_absent is None and if_value is None:
+        return False, None
+    if consistency != "serial":
+        raise InvalidRequest("if_absent and if_value need consistency serial (a condition needs consensus)")
+    if if_absent is not None and not isinstance(if_absent, bool):
+        raise InvalidRequest("if_absent must be true or false")
+    if isinstance(if_value, str):
+        if_value = if_value.encode()
+    if if_value is not None and not isinstance(if_value, bytes):
+        raise InvalidRequest("if_value must be bytes or a string")
+    if if_absent and if_value is not None:
+        raise InvalidRequest("give if_absent or if_value, not both")
+    if if_value is not None and len(if_value) > limits.max_value_bytes:
+        raise ValueTooLarge(f"if_value is {len(if_value)} bytes", limit=limits.max_value_bytes)
+    return bool(if_absent), if_value
 
 
 def _ttl(msg: dict[str, Any]) -> float | None:
@@ -341,6 +382,20 @@ NODE_SCHEMAS: dict[str, dict[str, str]] = {
     },
     "vpull": {},  # send me your whole view (a heartbeat's digest showed it differs)
     "vview": {"view": "list"},
+    "px_prepare": {"id": "id", "key": "bytes", "ballot": "list"},
+    "px_propose": {"id": "id", "key": "bytes", "ballot": "list", "state": "list"},
+    "px_commit": {"id": "id", "key": "bytes", "ballot": "list", "state": "list"},
+    "px_promise": {
+        "id": "id",
+        "ballot": "list",
+        "accepted": "list",
+        "proposal": "list?",
+        "committed": "list",
+        "state": "list",
+    },
+    "px_accepted": {"id": "id"},
+    "px_committed": {"id": "id"},
+    "px_nack": {"id": "id", "promised": "list"},
 }
 
 

@@ -187,10 +187,10 @@ def test_errors_are_one_line_with_code_and_advice(shell: Session) -> None:
     assert run.status == 0  # interactive: failures were shown, the shell carries on
     assert run.lines == [
         "unknown_command: unknown command 'gte' — did you mean 'get'? type 'help' for the list",
-        "bad_consistency: unknown consistency 'quorom' — did you mean 'quorum'? use one, quorum or all "
-        '(quote values with spaces: put k "a b")',
-        "usage: put takes 2 to 3 arguments — put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling] "
-        "[--ttl 30s] [--strict|--sloppy]",
+        "bad_consistency: unknown consistency 'quorom' — did you mean 'quorum'? use one, quorum, all or "
+        'serial (quote values with spaces: put k "a b")',
+        "usage: put takes 2 to 3 arguments — put KEY VALUE [one|quorum|all|serial] [--context TOKEN] "
+        "[--sibling] [--ttl 30s] [--strict|--sloppy] [--if-absent] [--if-value V]",
         "unknown_node: no node named 'n9' — did you mean 'n3'? nodes: n1, n2, n3",
         "syntax: no closing quotation in 'put a \"open' — close the quote",
         "unknown_command: no command 'pt' — did you mean 'put'? type 'help' for the list",
@@ -204,7 +204,8 @@ def test_errors_are_one_line_with_code_and_advice(shell: Session) -> None:
 def test_help_lists_every_command_and_explains_one(shell: Session) -> None:
     run = drive(shell, "help\nhelp put\n")
     for usage in (
-        "put KEY VALUE [one|quorum|all]",
+        "put KEY VALUE [one|quorum|all|serial]",
+        "cas KEY EXPECTED NEW",
         "get KEY [one|quorum|all]",
         "switch NODE|ADDRESS",
         "nodes",
@@ -214,10 +215,8 @@ def test_help_lists_every_command_and_explains_one(shell: Session) -> None:
         "replicas KEY",
     ):
         assert any(line.startswith(usage) for line in run.lines), usage  # fmt: skip
-    usage = (
-        "usage: put KEY VALUE [one|quorum|all] [--context TOKEN] [--sibling] [--ttl 30s] [--strict|--sloppy]"
-    )
-    assert usage in run.lines
+    usage = "usage: put KEY VALUE [one|quorum|all|serial] [--context TOKEN] [--sibling] [--ttl 30s]"
+    assert any(line.startswith(usage) for line in run.lines), run.lines
     assert "sends that get's context" in run.output and "resolve siblings" in run.output
 
 

@@ -610,3 +610,29 @@ def test_a_torn_hint_file_keeps_every_complete_hint(tmp_path: Path) -> None:
     durable = open_hints("log", tmp_path / "x")
     assert isinstance(durable, HintStore) and durable.directory == tmp_path / "x" / "hints"
     durable.close()
+
+
+def test_paxos_journal_cuts_a_torn_tail_and_rewrites_when_mostly_dead(tmp_path) -> None:
+    from zkv.storage import paxoslog
+
+    store = LogStore(tmp_path)
+    store.paxos_put(b"a", b"1")
+    store.paxos_put(b"b", b"2")
+    store.flush()
+    store.close()
+    journal = tmp_path / paxoslog.JOURNAL_FILE
+    size = journal.stat().st_size
+    with open(journal, "ab") as f:
+        f.write(b"\xb7K torn half record")
+    store = LogStore(tmp_path)
+    assert store.paxos_get(b"a") == b"1" and store.paxos_get(b"b") == b"2"
+    assert journal.stat().st_size == size  # the torn tail was cut
+    big = b"v" * 10_000
+    for i in range(500):  # 5 MB of records for two live keys: rewritten along the way
+        store.paxos_put(b"a", big + b"%d" % i)
+        store.flush()
+    assert journal.stat().st_size < 4 * paxoslog.REWRITE_MIN_BYTES
+    store.close()
+    store = LogStore(tmp_path)
+    assert store.paxos_get(b"a") == big + b"499" and store.paxos_get(b"b") == b"2"
+    store.close()

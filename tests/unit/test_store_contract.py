@@ -242,6 +242,40 @@ def test_what_was_flushed_survives_a_crash(engine: Engine) -> None:
     store.close()
 
 
+# ---------------------------------------------------------------------------------------------- paxos
+
+
+def test_paxos_acceptor_state_is_kept_apart_from_the_keys(engine: Engine) -> None:
+    store = engine.open()
+    assert store.paxos_get(b"k") is None
+    store.put(b"k", state(b"v"))
+    store.paxos_put(b"k", b"promise 1")
+    store.paxos_put(b"k", b"promise 2")
+    store.paxos_put(b"only-paxos", b"x" * 5000)
+    assert store.paxos_get(b"k") == b"promise 2"  # read back before the flush, as key states are
+    assert store.needs_flush() or not engine.durable
+    store.flush()
+    assert sorted(store.keys()) == [b"k"] and len(store) == 1  # acceptor state is no key
+    if engine.durable:
+        store = engine.reopen(store)
+        assert store.paxos_get(b"k") == b"promise 2" and store.paxos_get(b"only-paxos") == b"x" * 5000
+        assert value_of(store, b"k") == b"v"
+    store.close()
+
+
+@pytest.mark.parametrize("engine", ["log", "redis"], indirect=True)
+def test_flushed_paxos_state_survives_a_crash(engine: Engine) -> None:
+    store = engine.open()
+    for i in range(200):
+        store.paxos_put(b"k%d" % (i % 20), b"ballot %d" % i)
+    store.flush()
+    store.paxos_put(b"late", b"never flushed")
+    store = engine.crash(store)
+    assert store.paxos_get(b"k19") == b"ballot 199" and store.paxos_get(b"k0") == b"ballot 180"
+    assert store.paxos_get(b"late") in (None, b"never flushed")
+    store.close()
+
+
 # ---------------------------------------------------------------------------------------------- metadata
 
 

@@ -44,7 +44,16 @@ from zkv.core.scan import (
 )
 from zkv.core.status import NodeStatus
 from zkv.core.versions import state_from_wire
-from zkv.errors import BadAddress, BadArgument, BadType, InvalidRequest, UnknownNode, ZkvError
+from zkv.errors import (
+    BadAddress,
+    BadArgument,
+    BadType,
+    InvalidRequest,
+    OutcomeUnknown,
+    Timeout,
+    UnknownNode,
+    ZkvError,
+)
 from zkv.security import KeyPair
 
 #: rounds of requests (one to every node) a scan page may take to fill up; an empty page takes as many as
@@ -158,6 +167,8 @@ class Client:
         ttl: float | None = None,
         sloppy: bool | None = None,
         trace: bool = False,
+        if_absent: bool = False,
+        if_value: Data | None = None,
     ) -> WriteResult:
         """Store ``value``; with ``ttl`` (seconds, > 0, at most 10 years) it expires that long from now.
 
@@ -175,11 +186,18 @@ class Client:
         only the key's own replicas (a strict quorum: a strict quorum read after it sees it); ``None``
         takes the cluster's ``sloppy_quorum``. The result says which one was used.
         ``trace=True`` also fills the result's ``.trace``: the latency and the coordinator's receipt.
+
+        ``consistency="serial"``: decided by consensus among the key's replicas (docs/transactions.md),
+        optionally only ``if_absent`` (the key has no value) or ``if_value=b"..."`` (its one value is
+        that: compare-and-set). It ends applied, or raises :class:`zkv.errors.ConditionFailed` (carrying
+        the current ``values`` and ``context``) or :class:`zkv.errors.OutcomeUnknown` (a serial read
+        tells whether it was applied; retrying blindly could apply it twice).
         """
         msg = self._write_msg("put", key, value, consistency, write_context(context, concurrent), sloppy)
         if ttl is not None:
             msg["ttl"] = ttl
-        return self._written(msg, trace)
+        _condition(msg, if_absent, if_value)
+        return self._serial_outcome(msg, trace)
 
     def delete(
         self,
@@ -188,10 +206,26 @@ class Client:
         context: Any = None,
         sloppy: bool | None = None,
         trace: bool = False,
+        if_value: Data | None = None,
     ) -> WriteResult:
         """Delete (write a tombstone); with a context, only what the context saw is deleted, without one
-        every version the coordinating replica holds. ``sloppy`` and ``trace`` as for :meth:`put`."""
-        return self._written(self._write_msg("delete", key, None, consistency, context, sloppy), trace)
+        every version the coordinating replica holds. ``sloppy``, ``trace`` and (serial) ``if_value`` as
+        for :meth:`put`."""
+        msg = self._write_msg("delete", key, None, consistency, context, sloppy)
+        _condition(msg, False, if_value)
+        return self._serial_outcome(msg, trace)
+
+    def _serial_outcome(self, msg: dict[str, Any], trace: bool) -> WriteResult:
+        """A write; a serial one whose node went silent is :class:`OutcomeUnknown`, not a timeout."""
+        try:
+            return self._written(msg, trace)
+        except Timeout as exc:
+            if msg.get("cl") != "serial":
+                raise
+            raise OutcomeUnknown(
+                f"no answer to a serial {msg['op']} ({exc.message}): it may have been applied; "
+                "a serial read tells"
+            ) from exc
 
     def get(self, key: Data, consistency: str | None = None, trace: bool = False) -> GetResult:
         """Read every sibling; ``trace=True`` fills ``.trace`` with the latency and the receipt."""
@@ -435,3 +469,11 @@ class Client:
     def _written(self, msg: dict[str, Any], trace: bool) -> WriteResult:
         reply, done = self._traced(msg, trace)
         return write_result(reply, done)
+
+
+def _condition(msg: dict[str, Any], if_absent: bool, if_value: Data | None) -> None:
+    """A serial write's condition, on its message (the node refuses one without ``serial``)."""
+    if if_absent:
+        msg["if_absent"] = True
+    if if_value is not None:
+        msg["if_value"] = as_bytes(if_value)

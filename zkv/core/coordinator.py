@@ -35,6 +35,7 @@ from zkv.core.effects import Reply, Send
 from zkv.core.pending import Origin, Pending, PendingForward, PendingRead, PendingWrite
 from zkv.core.quorum import Outcome, ReadQuorum, WriteQuorum, required
 from zkv.core.replica import Replica
+from zkv.core.serial import SerialCoordinator
 from zkv.core.state import NodeState
 from zkv.core.versions import EMPTY, state_from_wire, state_to_wire
 from zkv.errors import InvalidRequest, Overloaded, StorageUnavailable, Timeout, Unavailable, ZkvError
@@ -69,6 +70,7 @@ class Coordinator:
         self._deadlines: list[tuple[float, int]] = []
         self._speculations: list[tuple[float, int]] = []  # when a read asks its spare replicas
         self._in_flight: dict[bytes, int] = {}  # unanswered requests per client route
+        self.serial: SerialCoordinator | None = None  # set by the front: serial requests go there
 
     @property
     def in_flight(self) -> int:
@@ -130,7 +132,9 @@ class Coordinator:
         self, origin: Origin, request: Request, raw: dict[str, Any], now: float, may_forward: bool
     ) -> None:
         try:
-            if isinstance(request, PutRequest):
+            if isinstance(request, PutRequest | GetRequest) and request.consistency == "serial":
+                self._coordinate_serial(origin, request, raw, now, may_forward)
+            elif isinstance(request, PutRequest):
                 self._coordinate_write(origin, request, raw, now, may_forward)
             elif isinstance(request, GetRequest):
                 self._coordinate_read(origin, request, raw, now, may_forward)
@@ -274,6 +278,11 @@ class Coordinator:
         need = required(consistency, len(preference))
         if self._forwarded(origin, raw, req.op, req.consistency, preference, live, need, now, may_forward):
             return
+        if self.serial is not None and self.serial.acceptor.is_serial(req.key):
+            # a plain write to a key used serially is ordered: it goes through Paxos, unconditionally
+            # (docs/transactions.md, "Mixing"), so it can never slip between a CAS's read and its write
+            self._coordinate_serial(origin, req, raw, now, may_forward)
+            return
         if not self.health.writable:
             # this disk refuses writes: a replica whose disk takes them coordinates instead (a coordinator
             # must store the dot it mints, or it could mint it again)
@@ -344,6 +353,33 @@ class Coordinator:
         if handoff is not None:
             for owner in keep_for:
                 handoff.keep(owner, req.key, state, now)
+
+    def _coordinate_serial(
+        self, origin: Origin, req: PutRequest | GetRequest, raw: dict[str, Any], now: float, may_forward: bool
+    ) -> None:
+        """A serial request (or an ordered plain write): a primary replica runs its Paxos rounds."""
+        if self.serial is None:
+            raise InvalidRequest("this node does not serve serial requests")
+        preference, live = self._live_replicas(req.key, now)
+        need = len(preference) // 2 + 1
+        if self._forwarded(origin, raw, req.op, "serial", preference, live, need, now, may_forward):
+            return
+        if isinstance(req, GetRequest):
+            self.serial.start(origin, "get", req.key, now)
+            return
+        if not self.health.writable:  # its acceptor cannot promise: a replica whose disk works coordinates
+            others = tuple(n for n in live if n != self.name and n not in self.state.peer_disk)
+            if not (may_forward and others):
+                raise self.health.refusal()
+            self._forward(origin, raw, req.op, "serial", others, now)
+            return
+        condition: tuple[str, bytes | None] | None = None
+        if req.if_absent:
+            condition = ("absent", None)
+        elif req.if_value is not None:
+            condition = ("value", req.if_value)
+        context = None if req.context is None else dict(req.context)
+        self.serial.start(origin, req.op, req.key, now, req.value, condition, context, req.ttl)
 
     def _write_ok(self, write: PendingWrite, now: float, **fields: Any) -> dict[str, Any]:
         """The success reply of a write, with its receipt when the request asked for one."""

@@ -36,11 +36,13 @@ from zkv.core.coordinator import Coordinator, Origin
 from zkv.core.effects import Connect, Effect, Publish, Reply, Send
 from zkv.core.handoff import Handoff, Hints
 from zkv.core.membership import JOINING, NORMAL, Membership
+from zkv.core.paxos import Acceptor
 from zkv.core.readiness import Readiness
 from zkv.core.rebalance import Rebalance
 from zkv.core.replica import Replica
 from zkv.core.ring import Ring
 from zkv.core.scan import SCAN_REPLY_BYTES, local_page, page_to_wire
+from zkv.core.serial import SerialCoordinator
 from zkv.core.settings import NodeSettings
 from zkv.core.state import NodeState
 from zkv.core.stats import RequestStats
@@ -115,17 +117,25 @@ class NodeCore:
         self._effects = self.state.effects
         self.replica = Replica(self.state)
         self.coordinator = Coordinator(self.state, self.replica, self._answer_info, self.on_store_fault)
+        self.acceptor = Acceptor(self.state, self.replica.merge_local)
+        self.serial = SerialCoordinator(self.state, self.acceptor, self.coordinator.finish)
+        self.coordinator.serial = self.serial
         self.rebalance = Rebalance(self.state, self.replica, self._membership_changed)
         self.status_extra: dict[str, Any] = {}  # facts only the runtime knows (pid, addresses)
         self.clocks = ClockSkew(settings.name, settings.max_clock_skew_s)
         self._raised_to = 0  # the generation gossip last raised this node to (logged once)
         self._connected: set[str] = set()  # peers whose request connection is up (for logging changes)
         replica, coordinator, rebalance = self.replica, self.coordinator, self.rebalance
+        acceptor, serial = self.acceptor, self.serial
         self.peer_ops: dict[str, PeerHandler] = {
             # answers to this node's requests
             "rput_ok": coordinator.on_reply,
             "rget_ok": coordinator.on_reply,
-            "rerr": coordinator.on_reply,
+            "rerr": self._on_rerr,
+            "px_promise": serial.on_reply,
+            "px_accepted": serial.on_reply,
+            "px_committed": serial.on_reply,
+            "px_nack": serial.on_reply,
             "fwd_reply": coordinator.on_reply,
             # requests of peers
             "rput": replica.on_rput,
@@ -146,6 +156,10 @@ class NodeCore:
             # gossip catching up: a peer's heartbeat showed a view unlike this node's
             "vpull": self._on_view_pull,
             "vview": self._on_view,
+            # serial (Paxos): this node as an acceptor of a key it replicates
+            "px_prepare": acceptor.on_prepare,
+            "px_propose": acceptor.on_propose,
+            "px_commit": acceptor.on_commit,
         }
         self._info_ops: dict[str, Callable[[InfoRequest, float], dict[str, Any]]] = {
             "ping": lambda req, now: ok(req.id, node=self.name, generation=self.membership.generation),
@@ -259,10 +273,11 @@ class NodeCore:
         wake = min(self.membership.next_wakeup(), self.storage_health.next_probe)
         if self.handoff is not None:
             wake = min(wake, self.handoff.next_wakeup())
-        return min(wake, self.aae.next_wakeup(), self.coordinator.next_wakeup())
+        return min(wake, self.aae.next_wakeup(), self.coordinator.next_wakeup(), self.serial.next_wakeup())
 
     def on_tick(self, now: float) -> None:
         self.coordinator.on_tick(now)
+        self.serial.on_tick(now)
         if self.membership.heartbeat_due(now):
             heartbeat = self.membership.make_heartbeat(now, len(self.store))
             heartbeat["wall"] = int(self.state.wall(now) * 1000)
@@ -382,7 +397,10 @@ class NodeCore:
 
     def _refuse_replica_request(self, peer: str, msg: dict[str, Any], code: str, message: str) -> None:
         """Answer an ``rput`` / ``rget`` that could not be served with ``rerr`` (other ops: nothing)."""
-        if msg.get("op") in ("rput", "rget") and type(msg.get("id")) is int:
+        if (
+            msg.get("op") in ("rput", "rget", "px_prepare", "px_propose", "px_commit")
+            and type(msg.get("id")) is int
+        ):
             reply = {"op": "rerr", "id": msg["id"], "error": code, "message": message}
             self._effects.append(Reply(peer.encode(), reply))
 
@@ -457,6 +475,14 @@ class NodeCore:
                 log.warning("bad %s message from %s: %s", op, peer, exc)
             self._refuse_replica_request(peer, msg, code, str(exc))
 
+    def _on_rerr(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        """A peer could not serve a request of this node's: a Paxos round's, or a quorum's."""
+        iid = msg.get("id")
+        if type(iid) is int and self.serial.owns(iid):
+            self.serial.on_reply(peer, msg, now)
+        else:
+            self.coordinator.on_reply(peer, msg, now)
+
     def on_send_failed(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """The runtime could not hand ``msg`` to ``peer`` (no connection): that replica failed."""
         iid = msg.get("id")
@@ -470,5 +496,7 @@ class NodeCore:
             self.aae.on_failed(iid)
         elif op in ("stream", "stream_push"):
             self.rebalance.on_send_failed(peer, msg, now)
+        elif op in ("px_prepare", "px_propose", "px_commit"):
+            self.serial.on_send_failed(peer, iid, now)
         else:
             self.coordinator.on_send_failed(peer, iid, now)

@@ -24,7 +24,7 @@ def required(consistency: str, n: int) -> int:
     """Replicas that must answer at a consistency level for a key held by ``n`` replicas."""
     if consistency == "one":
         return 1
-    if consistency == "quorum":
+    if consistency == "quorum" or consistency == "serial":  # serial: a majority of the primaries
         return n // 2 + 1
     if consistency == "all":
         return n

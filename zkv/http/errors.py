@@ -41,6 +41,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_ready": 503,
     "stopping": 503,  # every node tried was draining for a restart: nothing was done, try again
     "timeout": 504,
+    "condition_failed": 412,  # If-Match / If-None-Match at serial: nothing was written
+    "outcome_unknown": 504,  # the serial write may or may not have been applied: a serial GET tells
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -4,10 +4,20 @@ The key is the path segment after ``/v1/keys/``, percent-decoded to bytes (so a 
 ``/`` included as ``%2F``). Values are raw bytes both ways. The causal context travels in the
 ``X-Zkv-Context`` header as an opaque token (see :mod:`zkv.http.wire`). ``X-Zkv-Trace: 1`` on a PUT, GET
 or DELETE returns the coordinator's consistency receipt in ``X-Zkv-Receipt`` (and in a JSON GET's body).
+
+Conditional requests have serial semantics (docs/transactions.md): ``If-None-Match: *`` on a PUT writes
+only if the key has no value; ``If-Match: "ETAG"`` (or ``*``) on a PUT or DELETE writes only if the key's
+one current value has that ETag (any value, for ``*``): the gateway reads the key at ``serial`` and
+sends a compare-and-set on the value it found, so nothing can slip in between. A GET answers an
+``ETag`` (a hash of the value) whenever the key has exactly one value. A refused condition is
+``412 condition_failed`` (with the current values and context), an unknown outcome
+``504 outcome_unknown``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import time
@@ -16,8 +26,9 @@ from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
-from zkv.client import Client
+from zkv.client import Client, GetResult
 from zkv.client.results import get_result
+from zkv.errors import ConditionFailed
 from zkv.http.errors import HttpError, error_response
 from zkv.http.state import LOOP, POOL
 from zkv.http.wire import b64, decode_token, encode_token, get_json, json_safe, replicas_json
@@ -87,6 +98,40 @@ def _wants_json(request: web.Request) -> bool:
     return "application/json" in accept and "application/octet-stream" not in accept
 
 
+def etag(value: bytes) -> str:
+    """A value's entity tag: a quoted hash (a tag names a value, so a CAS can name what it replaces)."""
+    return '"' + base64.urlsafe_b64encode(hashlib.sha256(value).digest()[:15]).decode() + '"'
+
+
+async def condition_of(request: web.Request, key: bytes, level: str | None) -> dict[str, Any] | None:
+    """``If-None-Match: *`` / ``If-Match`` as a serial condition (None: an unconditional request)."""
+    none_match, match = request.headers.get("If-None-Match"), request.headers.get("If-Match")
+    if none_match is None and match is None:
+        return None
+    if level not in (None, "serial"):
+        raise HttpError("invalid_request", "If-Match and If-None-Match need consistency=serial (or none)")
+    if none_match is not None:
+        if none_match.strip() != "*" or match is not None or request.method != "PUT":
+            raise HttpError("invalid_request", "only 'If-None-Match: *' on a PUT is supported")
+        return {"if_absent": True}
+    assert match is not None
+    current: GetResult = await request.app[LOOP].get(key, "serial")
+    tags = [t.strip() for t in match.split(",")]
+    if len(current.values) == 1 and ("*" in tags or etag(current.values[0]) in tags):
+        return {"if_value": current.values[0]}
+    raise ConditionFailed("If-Match does not name the key's current value", current.values, current.context)
+
+
+def refused(exc: ConditionFailed) -> web.Response:
+    """412 with the key's current values (base64) and context token, as a serial GET would show them."""
+    return error_response(
+        "condition_failed",
+        exc.message,
+        values=[b64(v) for v in exc.values],
+        context=encode_token(exc.context),
+    )
+
+
 def _context_headers(context: bytes | None) -> dict[str, str]:
     token = encode_token(context)
     return {CONTEXT_HEADER: token} if token else {}
@@ -127,12 +172,15 @@ async def get_key(request: web.Request) -> web.Response:
     key, consistency = key_of(request), consistency_of(request)
     _no_body(request)
     trace: dict[str, Any] | None = None
+    result: GetResult
     if traced(request):
         reply, trace = await _traced_call(request, {"op": "get", "key": key, "cl": consistency})
         result = get_result(key, reply)
     else:
         result = await request.app[LOOP].get(key, consistency)
     headers = {**_context_headers(result.context), **_receipt_headers(trace)}
+    if len(result.values) == 1:
+        headers["ETag"] = etag(result.values[0])
     if _wants_json(request):
         body = get_json(result)
         if trace is not None:
@@ -165,26 +213,45 @@ async def put_key(request: web.Request) -> web.Response:
     key, consistency, context = key_of(request), consistency_of(request), context_of(request)
     ttl = ttl_of(request)
     value = await request.read()
-    if traced(request):
-        msg: dict[str, Any] = {"op": "put", "key": key, "cl": consistency, "value": value}
-        if context is not None:
-            msg["ctx"] = context
-        if ttl is not None:
-            msg["ttl"] = ttl
-        reply, trace = await _traced_call(request, msg)
-        return web.Response(status=204, headers={**_written_headers(reply), **_receipt_headers(trace)})
-    reply = await request.app[LOOP].put(key, value, consistency, context, ttl)
+    try:
+        condition = await condition_of(request, key, consistency)
+        if condition is not None:
+            consistency, context = "serial", None
+        if traced(request):
+            msg: dict[str, Any] = {
+                "op": "put",
+                "key": key,
+                "cl": consistency,
+                "value": value,
+                **(condition or {}),
+            }
+            if context is not None:
+                msg["ctx"] = context
+            if ttl is not None:
+                msg["ttl"] = ttl
+            reply, trace = await _traced_call(request, msg)
+            return web.Response(status=204, headers={**_written_headers(reply), **_receipt_headers(trace)})
+        reply = await request.app[LOOP].put(key, value, consistency, context, ttl, condition)
+    except ConditionFailed as exc:
+        return refused(exc)
     return web.Response(status=204, headers=_written_headers(reply))
 
 
 async def delete_key(request: web.Request) -> web.Response:
     key, consistency, context = key_of(request), consistency_of(request), context_of(request)
     _no_body(request)
-    if traced(request):
-        msg = {"op": "delete", "key": key, "cl": consistency, **({"ctx": context} if context else {})}
-        reply, trace = await _traced_call(request, msg)
-        return web.Response(status=204, headers={**_written_headers(reply), **_receipt_headers(trace)})
-    reply = await request.app[LOOP].delete(key, consistency, context)
+    try:
+        condition = await condition_of(request, key, consistency)
+        if condition is not None:
+            consistency, context = "serial", None
+        if traced(request):
+            msg = {"op": "delete", "key": key, "cl": consistency, **({"ctx": context} if context else {})}
+            msg.update(condition or {})
+            reply, trace = await _traced_call(request, msg)
+            return web.Response(status=204, headers={**_written_headers(reply), **_receipt_headers(trace)})
+        reply = await request.app[LOOP].delete(key, consistency, context, condition)
+    except ConditionFailed as exc:
+        return refused(exc)
     return web.Response(status=204, headers=_written_headers(reply))
 
 

@@ -94,17 +94,26 @@ class LoopClient:
         )
 
     async def put(
-        self, key: bytes, value: bytes, level: str | None, context: bytes | None, ttl: float | None = None
+        self,
+        key: bytes,
+        value: bytes,
+        level: str | None,
+        context: bytes | None,
+        ttl: float | None = None,
+        condition: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        msg: dict[str, Any] = {"op": "put", "key": key, "cl": level, "value": value}
+        """A put; ``condition`` (serial only): ``{"if_absent": True}`` or ``{"if_value": b"..."}``."""
+        msg: dict[str, Any] = {"op": "put", "key": key, "cl": level, "value": value, **(condition or {})}
         if context is not None:
             msg["ctx"] = context
         if ttl is not None:
             msg["ttl"] = ttl
         return await self._request(msg, write=True)
 
-    async def delete(self, key: bytes, level: str | None, context: bytes | None) -> dict[str, Any]:
-        msg: dict[str, Any] = {"op": "delete", "key": key, "cl": level}
+    async def delete(
+        self, key: bytes, level: str | None, context: bytes | None, condition: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        msg: dict[str, Any] = {"op": "delete", "key": key, "cl": level, **(condition or {})}
         if context is not None:
             msg["ctx"] = context
         return await self._request(msg, write=True)

@@ -92,6 +92,10 @@ class SimClient:
             msg["ctx"] = call.context.context
         if call.trace:
             msg["trace"] = True
+        if call.if_absent:
+            msg["if_absent"] = True
+        if call.if_value is not None:
+            msg["if_value"] = call.if_value.encode()
         self._msg = msg
         self._last_error = None
         self._candidates = self._route(msg["key"])

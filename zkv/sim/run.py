@@ -120,8 +120,14 @@ class Nemesis:
     :class:`zkv.testing.chaos.FaultPlayer`)."""
 
     def __init__(
-        self, scheduler: Scheduler, cluster: SimCluster, network: Network, rng: random.Random
+        self,
+        scheduler: Scheduler,
+        cluster: SimCluster,
+        network: Network,
+        rng: random.Random,
+        kinds: dict[str, int] | None = None,
     ) -> None:
+        self.kinds = FAULT_KINDS if kinds is None else kinds  # kind -> weight
         self.scheduler = scheduler
         self.cluster = cluster
         self.network = network
@@ -143,8 +149,8 @@ class Nemesis:
             return
         rng = self.rng
         for _ in range(1 if rng.random() < 0.75 else 2):
-            kinds = [k for k in FAULT_KINDS if k != "wipe" or not self._wiped]
-            kind = rng.choices(kinds, weights=[FAULT_KINDS[k] for k in kinds])[0]
+            kinds = [k for k in self.kinds if k != "wipe" or not self._wiped]
+            kind = rng.choices(kinds, weights=[self.kinds[k] for k in kinds])[0]
             self._apply(kind, rng.uniform(0.5, 2.0))
         self.scheduler.after(rng.uniform(0.5, 2.0), self._heal_then_rest)
 

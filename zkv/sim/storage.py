@@ -28,6 +28,7 @@ class Disk:
     hints: dict[str, dict[int, tuple[bytes, KeyState, int]]] = field(default_factory=dict)
     next_hint_id: int = 1
     meta: dict[str, Any] = field(default_factory=dict)
+    paxos: dict[bytes, bytes] = field(default_factory=dict)  # acceptor state (zkv.core.paxos)
     flushes: int = 0
     lost_writes: int = 0  # writes a crash dropped before they were flushed
 
@@ -37,6 +38,7 @@ class Disk:
         self.hints.clear()
         self.next_hint_id = 1
         self.meta.clear()
+        self.paxos.clear()
 
 
 class SimStore(MemoryStore):
@@ -48,7 +50,9 @@ class SimStore(MemoryStore):
         for key, state in disk.data.items():
             MemoryStore.put(self, key, state)
         self._meta = copy.deepcopy(disk.meta)
+        self._paxos = dict(disk.paxos)
         self._dirty: dict[bytes, KeyState | None] = {}
+        self._dirty_paxos: dict[bytes, bytes] = {}
 
     def put(self, key: bytes, state: KeyState) -> None:
         super().put(key, state)
@@ -58,7 +62,15 @@ class SimStore(MemoryStore):
         super().delete(key)
         self._dirty[key] = None
 
+    def paxos_put(self, key: bytes, blob: bytes) -> None:
+        super().paxos_put(key, blob)
+        self._dirty_paxos[key] = blob
+
     def flush(self) -> None:
+        if self._dirty_paxos:
+            self.disk.paxos.update(self._dirty_paxos)
+            self._dirty_paxos.clear()
+            self.disk.flushes += 1
         if not self._dirty:
             return
         data = self.disk.data
@@ -71,7 +83,7 @@ class SimStore(MemoryStore):
         self.disk.flushes += 1
 
     def needs_flush(self) -> bool:
-        return bool(self._dirty)
+        return bool(self._dirty or self._dirty_paxos)
 
     def save_meta(self, meta: dict) -> None:
         """Atomic and durable at once, as the log engine's metadata file."""
@@ -80,8 +92,9 @@ class SimStore(MemoryStore):
 
     def crash(self) -> None:
         """The process died: count what was never flushed (the disk keeps the rest)."""
-        self.disk.lost_writes += len(self._dirty)
+        self.disk.lost_writes += len(self._dirty) + len(self._dirty_paxos)
         self._dirty.clear()
+        self._dirty_paxos.clear()
 
 
 class SimHints(MemoryHintStore):

@@ -11,16 +11,20 @@ Each variant patches one rule of the real core for the duration of a run and is 
   not received (context-carrying ones included) vanish when its state meets theirs. Caught by the blind
   workload's checker: an acknowledged write gone with no write that saw it, or a blind write claiming
   to supersede a write made after it was answered.
+* ``serial_read_skips_in_progress`` — a serial read answers with what a majority has committed, without
+  completing a proposal accepted above the last commit (CASSANDRA-12126). Caught by the serial
+  workload's linearizability checker: a chosen value read, then not read, then read again.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
-from zkv.core import coordinator, quorum, replica, versions, writes
+from zkv.core import coordinator, quorum, replica, serial, versions, writes
 
-VARIANTS = ("w_minus_1", "no_siblings", "blind_overreach")
+VARIANTS = ("w_minus_1", "no_siblings", "blind_overreach", "serial_read_skips_in_progress")
 
 
 @contextlib.contextmanager
@@ -50,6 +54,16 @@ def variant(name: str | None) -> Iterator[None]:
             return {actor: counter + 1000 for actor, counter in local.clock.items()}
 
         patch(writes, "blind_context", overreach)
+    elif name == "serial_read_skips_in_progress":
+        real_promised = serial.SerialCoordinator._promised
+
+        def skipping(self: serial.SerialCoordinator, sop: serial.SerialOp, now: float) -> Any:
+            if sop.op == "get":
+                for promise in sop.promises:
+                    promise["proposal"] = None  # as if nothing were in progress
+            return real_promised(self, sop, now)
+
+        patch(serial.SerialCoordinator, "_promised", skipping)
     else:
         real_merge = versions.merge
 

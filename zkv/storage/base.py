@@ -74,6 +74,12 @@ class Store(Protocol):
     def compact_step(self, budget_s: float = 0.005) -> bool:
         """Do a slice of background work (compaction); True while more remains."""
 
+    def paxos_get(self, key: bytes) -> bytes | None:
+        """The Paxos acceptor state of ``key`` last put (opaque bytes the core encodes), None if none."""
+
+    def paxos_put(self, key: bytes, blob: bytes) -> None:
+        """Replace ``key``'s acceptor state; durable at the next :meth:`flush`, like a key state."""
+
     def load_meta(self) -> dict:
         """The node metadata saved last (``{}`` if none)."""
 

@@ -45,6 +45,7 @@ from zkv.storage.cache import CACHE_ENTRY_OVERHEAD_BYTES, ValueCache
 from zkv.storage.compaction import Compactor
 from zkv.storage.logfiles import LogFiles
 from zkv.storage.logrecovery import recover
+from zkv.storage.paxoslog import PaxosJournal
 from zkv.storage.records import (
     DELETE,
     DIGEST_VERSION,
@@ -113,6 +114,7 @@ class LogStore(LogFiles):
         self._lock = DirLock(self.directory)
         try:
             self._recovery_s = recover(self)
+            self._paxos = PaxosJournal(self.directory, fsync)
         except BaseException:
             self.close_all()
             self._lock.release()
@@ -187,10 +189,21 @@ class LogStore(LogFiles):
 
     # ------------------------------------------------------------------------------------------ durability
 
+    def paxos_get(self, key: bytes) -> bytes | None:
+        return self._paxos.get(key)
+
+    def paxos_put(self, key: bytes, blob: bytes) -> None:
+        self._paxos.put(key, blob)
+
     def needs_flush(self) -> bool:
         """Is something buffered or not yet fsynced that a later :meth:`flush` must take care of?"""
         seg = self.active
-        return bool(seg.buf) or seg.sync_failed or (self.fsync == "interval" and seg.unsynced)
+        return (
+            self._paxos.needs_flush()
+            or bool(seg.buf)
+            or seg.sync_failed
+            or (self.fsync == "interval" and seg.unsynced)
+        )
 
     def flush(self) -> None:
         """The group commit: write every buffered record, and fsync once if the policy asks for it now.
@@ -200,6 +213,7 @@ class LogStore(LogFiles):
         is never retried: the segment is sealed where the last good fsync ended and what it held since
         is written again into a new segment (:meth:`_seal_after_failed_sync`).
         """
+        self._paxos.flush()  # acceptor state: its own small file (zkv.storage.paxoslog)
         if self.active.sync_failed:  # the seal did not finish (no room for a new segment): again
             self._seal_after_failed_sync(self.active)
         seg = self.active
@@ -317,10 +331,12 @@ class LogStore(LogFiles):
         try:
             self._compactor.abandon(closing=True)
             self.close_segment(self.active)
+            self._paxos.flush()
         except OSError as exc:  # disk full or failing: what is not on disk was never acknowledged
             log.error("closing the log store in %s: %s", self.directory, exc)
         finally:
             self.close_all()
+            self._paxos.release()
             self._cache.clear()
             self._lock.release()
 

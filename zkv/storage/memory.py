@@ -16,6 +16,7 @@ class MemoryStore:
         self._data: dict[bytes, KeyState] = {}
         self._bytes = 0
         self._meta: dict = {}
+        self._paxos: dict[bytes, bytes] = {}
 
     def get(self, key: bytes) -> KeyState | None:
         return self._data.get(key)
@@ -49,6 +50,12 @@ class MemoryStore:
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
+
+    def paxos_get(self, key: bytes) -> bytes | None:
+        return self._paxos.get(key)
+
+    def paxos_put(self, key: bytes, blob: bytes) -> None:
+        self._paxos[key] = blob
 
     def flush(self) -> None:
         return None

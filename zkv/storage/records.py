@@ -3,7 +3,7 @@
 Record (every write, in segment and hint files), big-endian::
 
     magic  2s  b"\\xb7K"
-    kind   B   PUT=1, DELETE=2, HINT=3, HINT_DONE=4
+    kind   B   PUT=1, DELETE=2, HINT=3, HINT_DONE=4, PAXOS=5 (acceptor state, in paxos.acceptors only)
     flags  B   0 (reserved)
     klen   H   key length
     vlen   I   value length (the packed KeyState; 0 for a delete)
@@ -45,8 +45,8 @@ _HCRC_SPAN = HEADER_BYTES - 4
 DIGEST_VERSION = 1  # in a put's flags: its digest is state_digest as of this version
 MAX_KEY_BYTES = 0xFFFF
 
-PUT, DELETE, HINT, HINT_DONE = 1, 2, 3, 4
-KINDS = frozenset((PUT, DELETE, HINT, HINT_DONE))
+PUT, DELETE, HINT, HINT_DONE, PAXOS = 1, 2, 3, 4, 5
+KINDS = frozenset((PUT, DELETE, HINT, HINT_DONE, PAXOS))
 
 # The packed directory entry, one int per key (the bit layout, stated once; recovery's hot loop binds
 # these names instead of calling the accessors below):

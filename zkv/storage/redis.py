@@ -92,6 +92,9 @@ class RedisStore(KeyDirectory):
         prefix = f"zkv:{namespace}:"
         self._states, self._digests = prefix + "states", prefix + "digests"
         self._meta_key, self.hints_key = prefix + "meta", prefix + "hints"
+        self._paxos_key = prefix + "paxos"  # acceptor state per serial key (zkv.core.paxos)
+        self._paxos: dict[bytes, bytes] = {}
+        self._paxos_pending: dict[bytes, bytes] = {}
         self.keydir: dict[bytes, int] = {}  # key -> digest | size << 64
         self._pending: dict[bytes, tuple[KeyState, bytes] | None] = {}  # this turn's writes (None: delete)
         self.hint_ops: list[tuple[str, bytes, bytes]] = []  # ("hset"|"hdel", id, packed), RedisHintStore's
@@ -205,12 +208,20 @@ class RedisStore(KeyDirectory):
 
     # ------------------------------------------------------------------------------------------ durability
 
+    def paxos_get(self, key: bytes) -> bytes | None:
+        return self._paxos.get(key)
+
+    def paxos_put(self, key: bytes, blob: bytes) -> None:
+        self._refuse_while_down()
+        self._paxos[key] = blob
+        self._paxos_pending[key] = blob
+
     def needs_flush(self) -> bool:
-        return bool(self._pending or self.hint_ops)
+        return bool(self._pending or self.hint_ops or self._paxos_pending)
 
     def flush(self) -> None:
         """The group commit: the turn's writes and hints in one MULTI/EXEC round trip (module doc)."""
-        if not self._pending and not self.hint_ops:
+        if not self._pending and not self.hint_ops and not self._paxos_pending:
             if self._failing:
                 self._redis("ping", lambda c: c.ping())  # the core's probe: is Redis back?
             return
@@ -235,6 +246,7 @@ class RedisStore(KeyDirectory):
                 (self._states, puts),
                 (self._digests, digests),
                 (self.hints_key, hint_sets),
+                (self._paxos_key, self._paxos_pending),
             ):
                 items = list(mapping.items())
                 for start in range(0, len(items), CHUNK):
@@ -251,6 +263,7 @@ class RedisStore(KeyDirectory):
         self._redis("write", write)
         self._pending.clear()
         self.hint_ops.clear()
+        self._paxos_pending.clear()
         self._counters["flushes"] += 1
         if self._down_since is not None:
             log.warning("Redis takes writes again after %.1fs", self._clock() - self._down_since)
@@ -370,6 +383,7 @@ class RedisStore(KeyDirectory):
             if not cursor:
                 break
         self._bytes = sum(len(k) + (e >> 64) for k, e in self.keydir.items())
+        self._paxos = cast("dict[bytes, bytes]", self._client.hgetall(self._paxos_key))
         if self.keydir:
             log.info("%d keys in Redis at %s", len(self.keydir), self.url)
 

@@ -39,6 +39,8 @@ class Call:
     trace: bool = (
         False  # ask for the coordinator's receipt (the blind workload needs what a write superseded)
     )
+    if_absent: bool = False  # serial writes: only if the key has no value
+    if_value: str | None = None  # serial writes: only if the key's one value is this (compare-and-set)
 
 
 def outcome_of(exc: ZkvError) -> str:

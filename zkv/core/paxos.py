@@ -1,0 +1,166 @@
+"""Per-key single-decree Paxos: ballots, the acceptor's durable state, and the acceptor's three answers.
+
+Theory of operation
+-------------------
+A ``serial`` operation on a key is decided by consensus among the key's N primary replicas (its
+preference list; fallbacks never take part: sloppy quorums do not count for serial). The proposer is the
+key's coordinator (:mod:`zkv.core.serial`); every replica is an *acceptor* (this module). As in
+Cassandra's lightweight transactions, each key runs a sequence of Paxos instances, one per serial write:
+
+* ``px_prepare(key, b)`` — the acceptor promises to accept nothing below ballot ``b`` if ``b`` is above
+  every promise it made, and answers with the proposal it accepted last (ballot and key state), the
+  ballot of the last proposal it committed, and its current copy of the key (the read phase rides on the
+  promise); otherwise it answers ``px_nack`` with the promise that beats ``b``.
+* ``px_propose(key, b, state)`` — accepted unless a higher promise was made since (``px_accepted``).
+* ``px_commit(key, b, state)`` — the decided state is merged into the key's copy (the ordinary store,
+  where every read, repair and anti-entropy sees it) and ``b`` becomes the last commit.
+
+A proposal is the whole new state of the key (a dotted version that supersedes the state it was computed
+from), so committing one twice, or an old one late, changes nothing: the version-vector merge is
+idempotent. A proposal accepted above the last commit a majority reports is *in progress* (perhaps
+chosen): whoever finds it must complete it before it does anything else — serial reads included
+(CASSANDRA-12126: reads that skipped this saw minority-accepted proposals appear later).
+
+The state (:class:`AcceptorState`) is written through the store (``paxos_put``) and replies leave only
+after the flush that makes it durable (:mod:`zkv.core.turnplan`), so a crash never forgets a promise.
+
+A ballot is ``(counter, proposer name)``: totally ordered, unique per proposer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import msgpack
+
+from zkv.core.effects import Reply
+from zkv.core.state import NodeState
+from zkv.core.versions import EMPTY, KeyState, state_from_wire, state_to_wire
+from zkv.errors import InvalidRequest
+
+Ballot = tuple[int, str]
+ZERO: Ballot = (0, "")
+MAX_BALLOT_COUNTER = 2**62
+
+
+def ballot_from_wire(obj: object) -> Ballot:
+    """``[counter, node]`` from a peer, checked."""
+    if (
+        not isinstance(obj, list | tuple)
+        or len(obj) != 2
+        or type(obj[0]) is not int
+        or not 0 <= obj[0] <= MAX_BALLOT_COUNTER
+        or not isinstance(obj[1], str)
+    ):
+        raise InvalidRequest(f"malformed ballot {obj!r}")
+    return (obj[0], obj[1])
+
+
+def ballot_to_wire(ballot: Ballot) -> list[Any]:
+    return [ballot[0], ballot[1]]
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptorState:
+    """What one replica has promised, accepted and committed for one key."""
+
+    promised: Ballot = ZERO
+    accepted: Ballot = ZERO
+    proposal: KeyState | None = None  # the state accepted at ``accepted``
+    committed: Ballot = ZERO  # the ballot of the last proposal this replica committed
+
+    def to_bytes(self) -> bytes:
+        proposal = None if self.proposal is None else state_to_wire(self.proposal)
+        return msgpack.packb([*self.promised, *self.accepted, proposal, *self.committed], use_bin_type=True)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> AcceptorState:
+        p0, p1, a0, a1, proposal, c0, c1 = msgpack.unpackb(blob, raw=False)
+        return cls((p0, p1), (a0, a1), None if proposal is None else state_from_wire(proposal), (c0, c1))
+
+
+class Acceptor:
+    """This replica's side of every key's Paxos: answers to prepare, propose and commit."""
+
+    def __init__(self, state: NodeState, merge_local: Any) -> None:
+        self.state = state
+        self.store = state.store
+        self.health = state.storage_health
+        self._merge_local = merge_local  # Replica.merge_local: commits go where every write goes
+        self._out = state.effects
+        # the proposer's hook: a commit here tells the requests it coordinates their fate
+        self.commit_seen: Callable[[bytes, KeyState], None] | None = None
+
+    def load(self, key: bytes) -> AcceptorState:
+        blob = self.store.paxos_get(key)
+        return AcceptorState() if blob is None else AcceptorState.from_bytes(blob)
+
+    def _save(self, key: bytes, acceptor: AcceptorState) -> None:
+        if not self.health.writable:
+            raise self.health.refusal()  # a promise that cannot be made durable is no promise
+        self.store.paxos_put(key, acceptor.to_bytes())
+
+    def is_serial(self, key: bytes) -> bool:
+        """Has this replica taken part in a serial operation on ``key`` (plain writes get ordered)?"""
+        return self.store.paxos_get(key) is not None
+
+    # ---------------------------------------------------------------------------------- the three answers
+
+    def prepare(self, key: bytes, ballot: Ballot) -> dict[str, Any]:
+        acceptor = self.load(key)
+        if ballot <= acceptor.promised:
+            return {"op": "px_nack", "promised": ballot_to_wire(acceptor.promised)}
+        self._save(key, replace(acceptor, promised=ballot))
+        proposal = None if acceptor.proposal is None else state_to_wire(acceptor.proposal)
+        return {
+            "op": "px_promise",
+            "ballot": ballot_to_wire(ballot),
+            "accepted": ballot_to_wire(acceptor.accepted),
+            "proposal": proposal,
+            "committed": ballot_to_wire(acceptor.committed),
+            "state": state_to_wire(self.store.get(key) or EMPTY),
+        }
+
+    def propose(self, key: bytes, ballot: Ballot, proposal: KeyState) -> dict[str, Any]:
+        acceptor = self.load(key)
+        if ballot < acceptor.promised:
+            return {"op": "px_nack", "promised": ballot_to_wire(acceptor.promised)}
+        self._save(key, replace(acceptor, promised=ballot, accepted=ballot, proposal=proposal))
+        return {"op": "px_accepted"}
+
+    def commit(self, key: bytes, ballot: Ballot, proposal: KeyState) -> dict[str, Any]:
+        self._merge_local(key, proposal)
+        if self.commit_seen is not None:
+            self.commit_seen(key, proposal)
+        acceptor = self.load(key)
+        if ballot > acceptor.committed:
+            self._save(key, replace(acceptor, committed=ballot))
+        return {"op": "px_committed"}
+
+    # ---------------------------------------------------------------------------------- peer requests
+
+    def on_prepare(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        self._answer(peer, msg, self.prepare(_key(msg), ballot_from_wire(msg.get("ballot"))))
+
+    def on_propose(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        ballot = ballot_from_wire(msg.get("ballot"))
+        self._answer(peer, msg, self.propose(_key(msg), ballot, state_from_wire(msg.get("state"))))
+
+    def on_commit(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        ballot = ballot_from_wire(msg.get("ballot"))
+        self._answer(peer, msg, self.commit(_key(msg), ballot, state_from_wire(msg.get("state"))))
+
+    def _answer(self, peer: str, msg: dict[str, Any], reply: dict[str, Any]) -> None:
+        reply["id"] = msg.get("id")
+        # after the flush that makes the promise (or the acceptance) durable; withdrawn if it fails
+        self.state.unflushed_acks.append(reply)
+        self._out.append(Reply(peer.encode(), reply))
+
+
+def _key(msg: dict[str, Any]) -> bytes:
+    key = msg.get("key")
+    if not isinstance(key, bytes):
+        raise InvalidRequest("key must be bytes")
+    return key

@@ -1,0 +1,433 @@
+"""The proposer side of ``serial`` operations: compare-and-set, conditional and ordered writes, serial reads.
+
+Theory of operation
+-------------------
+A serial request is coordinated by a primary replica of its key (others forward it, as any request). Its
+coordinator runs rounds of single-decree Paxos (:mod:`zkv.core.paxos`) with a fresh ballot each:
+
+1. **prepare** to every primary; a majority of promises is needed (during a join or leave that moves the
+   key, a majority of the current *and* of the future preference list: joint quorums, so two proposers
+   that see the ring differently still meet). Any ``px_nack`` ends the round.
+2. If a promise shows a proposal accepted above the last commit any promiser reports, it is *in
+   progress*: propose it again under this ballot, commit it, and start a new round (reads too).
+3. Otherwise the promisers' key states merged are the key's current value. A read answers it. A write
+   checks its condition (``if_absent``: no live value; ``if_value``: exactly that one value); refused,
+   it answers ``condition_failed`` with the current values and context. Else it proposes the new state
+   (a fresh version that supersedes the current one), and once a majority accepted it — it is chosen —
+   commits it to every primary and answers *applied* after a majority committed.
+
+A round that meets a higher ballot backs off for a random time that doubles with each attempt (capped),
+so contending proposers do not livelock, and tries again until the request's deadline. A write whose
+proposal was sent but not seen chosen ends **unknown** (``outcome_unknown``) at the deadline: it may be
+completed later by whoever finds it. A later round of the same request that finds its own version in
+the key's state knows it was applied; one that finds its condition false while its own proposal may still
+be accepted somewhere answers unknown, never "refused" (it could still be completed).
+
+Pure: ``now`` comes in, effects go out through the node's outbox; backoff timers go through
+:meth:`SerialCoordinator.next_wakeup` / :meth:`SerialCoordinator.on_tick`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from zkv.core.effects import Send
+from zkv.core.paxos import ZERO, Acceptor, Ballot, ballot_from_wire, ballot_to_wire
+from zkv.core.pending import Origin
+from zkv.core.state import NodeState
+from zkv.core.versions import (
+    EMPTY,
+    KeyState,
+    Sibling,
+    covers,
+    merge,
+    merge_all,
+    state_from_wire,
+    state_to_wire,
+    update,
+)
+from zkv.errors import ConditionFailed, InvalidRequest, OutcomeUnknown, Timeout, Unavailable, ZkvError
+from zkv.protocol import ok
+
+BACKOFF_BASE_S = 0.002
+BACKOFF_MAX_S = 0.1
+Finish = Callable[[Origin, str, "str | None", float, float, dict[str, Any]], None]
+
+
+@dataclass(slots=True)
+class SerialOp:
+    """One serial request in flight, across its rounds."""
+
+    origin: Origin
+    op: str  # put | delete | get
+    key: bytes
+    value: bytes | None
+    condition: tuple[str, bytes | None] | None  # ("absent", None) | ("value", expected) | None
+    context: dict[str, int] | None  # an ordered plain write's context (None: it supersedes all it sees)
+    expires_in: float | None
+    started: float
+    deadline: float
+    lists: tuple[tuple[str, ...], ...] = ()  # the preference lists each needing a majority (joint)
+    targets: tuple[str, ...] = ()
+    phase: str = "prepare"  # prepare | propose | commit | backoff
+    ballot: Ballot = ZERO
+    iid: int = 0  # the id of this round's messages: answers to older rounds are ignored
+    answered: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+    promises: list[dict[str, Any]] = field(default_factory=list)
+    proposal: KeyState = EMPTY
+    completing: bool = False  # the round's proposal is someone else's in-progress one
+    owns: list[Sibling] = field(default_factory=list)  # this request's proposed versions: may be chosen
+    chosen: bool = False  # one of them was seen committed
+    attempts: int = 0
+    sid: int = 0  # this request's id for its timers (the round id changes every phase)
+
+
+class SerialCoordinator:
+    """Every serial request this node coordinates."""
+
+    def __init__(self, state: NodeState, acceptor: Acceptor, finish: Finish) -> None:
+        self.state = state
+        self.name = state.name
+        self.acceptor = acceptor
+        self._finish = finish
+        self._out = state.effects
+        self._ops: dict[int, SerialOp] = {}  # by the current round's id (answers find their request)
+        self._live: dict[int, SerialOp] = {}  # by the request's own id (timers find their request)
+        self._timers: list[tuple[float, int, int]] = []  # (when, request id, attempt; -1: the deadline)
+        self._counter = 0  # the highest ballot counter seen: the next ballot goes above it
+        self._last_stamp = 0.0  # the timestamp of the last version this node proposed
+        acceptor.commit_seen = self._seen_committed
+
+    def _seen_committed(self, key: bytes, proposal: KeyState) -> None:
+        """This node's acceptor committed ``proposal``: a request whose version it is was applied; one
+        whose version has the same dot but is another is dead (the dot's one chosen version is this).
+        Learning it now, rather than at the request's next round, keeps the fate of a contended write
+        known after later writes supersede it."""
+        committed = set(proposal.siblings)
+        dots = {s.dot for s in committed}
+        for sop in self._live.values():
+            if sop.key == key and sop.owns:
+                if any(o in committed for o in sop.owns):
+                    sop.chosen = True
+                else:
+                    sop.owns = [o for o in sop.owns if o.dot not in dots]
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._live)
+
+    # ------------------------------------------------------------------------------------------ start
+
+    def start(
+        self,
+        origin: Origin,
+        op: str,
+        key: bytes,
+        now: float,
+        value: bytes | None = None,
+        condition: tuple[str, bytes | None] | None = None,
+        context: dict[str, int] | None = None,
+        expires_in: float | None = None,
+    ) -> None:
+        """Begin a serial request (the caller checked this node is a primary replica of ``key``)."""
+        deadline = now + self.state.settings.request_timeout_s
+        sop = SerialOp(origin, op, key, value, condition, context, expires_in, now, deadline)
+        sop.sid = next(self.state.ids)
+        self._live[sop.sid] = sop
+        heapq.heappush(self._timers, (deadline, sop.sid, -1))
+        self._new_round(sop, now)
+
+    def _lists(self, key: bytes) -> tuple[tuple[str, ...], ...]:
+        current = self.state.ring.preference_list(key)
+        future_ring = self.state.future_ring
+        if future_ring is self.state.ring:
+            return (current,)
+        future = future_ring.preference_list(key)
+        return (current,) if set(future) == set(current) else (current, future)
+
+    def _new_round(self, sop: SerialOp, now: float) -> None:
+        sop.lists = self._lists(sop.key)
+        sop.targets = tuple(dict.fromkeys(n for lst in sop.lists for n in lst))
+        is_up = self.state.membership.is_up
+        for lst in sop.lists:
+            alive = sum(1 for n in lst if n == self.name or is_up(n, now))
+            if alive < len(lst) // 2 + 1:
+                err = Unavailable(
+                    f"serial needs a majority ({len(lst) // 2 + 1}) of the key's {len(lst)} replicas, "
+                    f"{alive} alive (fallbacks never count for serial)",
+                    required=len(lst) // 2 + 1,
+                    alive=alive,
+                )
+                self._end(sop, self._unknown_or(sop, err), now)
+                return
+        # above every ballot seen, and near the wall clock in microseconds (Cassandra's timestamp ballots),
+        # so that proposers rarely meet each other's higher ballot on first contact
+        self._counter = max(self._counter + 1, int(self.state.wall(now) * 1_000_000))
+        sop.ballot = (self._counter, self.name)
+        sop.phase, sop.promises, sop.completing = "prepare", [], False
+        self._send_round(sop, {"op": "px_prepare", "key": sop.key, "ballot": ballot_to_wire(sop.ballot)}, now)
+
+    def _send_round(self, sop: SerialOp, msg: dict[str, Any], now: float) -> None:
+        """A new phase: a new id, so answers to the last one are ignored; the local acceptor answers now."""
+        self._ops.pop(sop.iid, None)
+        sop.iid = next(self.state.ids)
+        self._ops[sop.iid] = sop
+        sop.answered, sop.failed = set(), set()
+        msg["id"] = sop.iid
+        is_up = self.state.membership.is_up
+        for node in sop.targets:
+            if node != self.name:
+                if is_up(node, now):
+                    self._out.append(Send(node, dict(msg)))
+                else:
+                    sop.failed.add(node)
+        if self.name in sop.targets:
+            reply = self._local(msg)
+            reply["id"] = sop.iid
+            self.on_reply(self.name, reply, now)
+
+    def _local(self, msg: dict[str, Any]) -> dict[str, Any]:
+        try:
+            if msg["op"] == "px_prepare":
+                return self.acceptor.prepare(msg["key"], sop_ballot(msg))
+            if msg["op"] == "px_propose":
+                return self.acceptor.propose(msg["key"], sop_ballot(msg), state_from_wire(msg["state"]))
+            return self.acceptor.commit(msg["key"], sop_ballot(msg), state_from_wire(msg["state"]))
+        except ZkvError as exc:  # this node's disk refuses writes: its acceptor cannot answer
+            return {"op": "rerr", "error": exc.code, "message": exc.message}
+
+    # ------------------------------------------------------------------------------------------ answers
+
+    def owns(self, iid: int) -> bool:
+        return iid in self._ops
+
+    def on_reply(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        """``px_promise`` / ``px_accepted`` / ``px_committed`` / ``px_nack`` / ``rerr`` for a round."""
+        sop = self._ops.get(msg.get("id"))  # type: ignore[arg-type]
+        if sop is None or peer not in sop.targets or peer in sop.answered or peer in sop.failed:
+            return
+        op = msg.get("op")
+        if op == "px_nack":
+            promised = ballot_from_wire(msg.get("promised"))
+            self._counter = max(self._counter, promised[0])
+            self._back_off(sop, now)
+            return
+        expected = {"prepare": "px_promise", "propose": "px_accepted", "commit": "px_committed"}
+        if op != expected.get(sop.phase):
+            sop.failed.add(peer)
+        else:
+            sop.answered.add(peer)
+            if op == "px_promise":
+                sop.promises.append(msg)
+        self._advance(sop, now)
+
+    def on_send_failed(self, peer: str, iid: int, now: float) -> None:
+        sop = self._ops.get(iid)
+        if sop is not None and peer in sop.targets and peer not in sop.answered:
+            sop.failed.add(peer)
+            self._advance(sop, now)
+
+    def _majority(self, sop: SerialOp, nodes: set[str]) -> bool:
+        return all(sum(1 for n in lst if n in nodes) >= len(lst) // 2 + 1 for lst in sop.lists)
+
+    def _advance(self, sop: SerialOp, now: float) -> None:
+        if self._majority(sop, sop.answered):
+            {"prepare": self._promised, "propose": self._chosen, "commit": self._committed}[sop.phase](
+                sop, now
+            )
+        elif not self._majority(sop, set(sop.targets) - sop.failed):
+            self._back_off(sop, now)  # too many replicas failed this round: try again while time remains
+
+    def _promised(self, sop: SerialOp, now: float) -> None:
+        promises = sop.promises
+        committed = max(ballot_from_wire(p["committed"]) for p in promises)
+        self._counter = max(self._counter, *(ballot_from_wire(p["accepted"])[0] for p in promises))
+        current = merge_all(state_from_wire(p["state"]) for p in promises)
+        in_progress = max(
+            (p for p in promises if p.get("proposal") is not None),
+            key=lambda p: ballot_from_wire(p["accepted"]),
+            default=None,
+        )
+        if in_progress is not None and ballot_from_wire(in_progress["accepted"]) > committed:
+            sop.completing = True  # complete it first (a read too), then start over
+            self._propose(sop, state_from_wire(in_progress["proposal"]), now)
+            return
+        if sop.chosen:
+            self._end(sop, self._applied(sop, current, now), now)
+            return
+        if sop.owns:
+            fate = own_fate(sop.owns, current)
+            if fate == "applied":  # an earlier round's proposal was chosen (and completed)
+                self._end(sop, self._applied(sop, current, now), now)
+                return
+            if fate == "unknown":
+                err = OutcomeUnknown("the write's version was superseded before its fate was seen")
+                self._end(sop, err.to_wire(), now)
+                return
+            sop.owns = [o for o in sop.owns if not covers(current.clock, o.dot)]  # the rest are dead
+        if sop.op == "get":
+            self._end(sop, read_reply(current, self.state.wall(now)), now)
+            return
+        if not holds(sop.condition, current, self.state.wall(now)):
+            refused = ConditionFailed(
+                "the condition does not hold: the key's current value is in 'values'",
+                values=live_values(current, self.state.wall(now)),
+                ctx=current.context(),
+            )
+            self._end(sop, self._unknown_or(sop, refused), now)
+            return
+        # An earlier proposal of this request that was not seen here is dead once this one is chosen:
+        # it can never again be the highest accepted proposal a majority reports. The new dot counts on
+        # from the state the proposal supersedes: two proposals that mint the same dot were computed
+        # from the same state, and at most one of them is ever chosen.
+        local = self.state.store.get(sop.key) or EMPTY
+        base = merge(current, local)
+        context = dict(base.clock) if sop.context is None else dict(sop.context)
+        actor = self.state.settings.actor
+        # a timestamp no other proposal of this node has: two requests writing the same value in one
+        # turn (two CAS 5 -> 6) must mint different versions, or each would take the other's for its own
+        wall = self._last_stamp = max(self.state.wall(now), self._last_stamp + 1e-6)
+        expires = None if sop.expires_in is None else wall + sop.expires_in
+        try:
+            proposal, new = update(base, actor, context, sop.value, wall, expires)
+        except ValueError as exc:
+            self._end(sop, InvalidRequest(str(exc)).to_wire(), now)
+            return
+        sop.owns.append(new)
+        self._propose(sop, proposal, now)
+
+    def _propose(self, sop: SerialOp, proposal: KeyState, now: float) -> None:
+        sop.phase, sop.proposal = "propose", proposal
+        msg = {"op": "px_propose", "key": sop.key, "ballot": ballot_to_wire(sop.ballot)}
+        msg["state"] = _wire(proposal)
+        self._send_round(sop, msg, now)
+
+    def _chosen(self, sop: SerialOp, now: float) -> None:
+        sop.phase = "commit"
+        msg = {"op": "px_commit", "key": sop.key, "ballot": ballot_to_wire(sop.ballot)}
+        msg["state"] = _wire(sop.proposal)
+        self._send_round(sop, msg, now)
+
+    def _committed(self, sop: SerialOp, now: float) -> None:
+        if sop.completing:
+            self._new_round(sop, now)  # the in-progress proposal is done: now this request's own round
+        else:
+            self._end(sop, self._applied(sop, sop.proposal, now), now)
+
+    # ------------------------------------------------------------------------------------------ endings
+
+    def _applied(self, sop: SerialOp, state: KeyState, now: float) -> dict[str, Any]:
+        if sop.op == "get":
+            return read_reply(state, self.state.wall(now))
+        return ok(sop.origin.rid, applied=True, ctx=state.context())
+
+    def _unknown_or(self, sop: SerialOp, err: ZkvError) -> dict[str, Any]:
+        """``err``, unless this request's own proposal was sent and may yet be chosen: then unknown."""
+        if not sop.owns:
+            return err.to_wire()
+        return OutcomeUnknown(
+            f"the write was proposed but not seen chosen ({err.code}: {err.message}); "
+            "a serial read tells whether it was applied",
+        ).to_wire()
+
+    def _back_off(self, sop: SerialOp, now: float) -> None:
+        if sop.phase == "commit":
+            # chosen already (a majority accepted it): only the commit's answers are missing
+            if sop.completing:
+                self._new_round(sop, now)
+            else:
+                self._end(sop, self._applied(sop, sop.proposal, now), now)
+            return
+        sop.attempts += 1
+        delay = self.state.rng.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**sop.attempts))
+        if now + delay >= sop.deadline:
+            self._expire(sop, now)
+            return
+        sop.phase = "backoff"
+        self._ops.pop(sop.iid, None)  # answers still coming to this round are ignored
+        heapq.heappush(self._timers, (now + delay, sop.sid, sop.attempts))
+
+    def _expire(self, sop: SerialOp, now: float) -> None:
+        if sop.phase == "commit" and not sop.completing:
+            self._end(sop, self._applied(sop, sop.proposal, now), now)
+            return
+        err = Timeout(
+            f"serial {sop.op} not decided within {self.state.settings.request_timeout_s}s "
+            f"({sop.attempts} rounds met a higher ballot or too few replicas)"
+        )
+        if sop.owns or (sop.phase == "propose" and not sop.completing):
+            self._end(sop, self._unknown_or(sop, err), now)
+        else:
+            self._end(sop, err.to_wire(), now)
+
+    def _end(self, sop: SerialOp, msg: dict[str, Any], now: float) -> None:
+        self._ops.pop(sop.iid, None)
+        if self._live.pop(sop.sid, None) is None:
+            return  # ended already
+        self._finish(sop.origin, sop.op, "serial", sop.started, now, msg)
+
+    # ------------------------------------------------------------------------------------------ timers
+
+    def next_wakeup(self) -> float:
+        timers = self._timers
+        while timers and timers[0][1] not in self._live:
+            heapq.heappop(timers)
+        return timers[0][0] if timers else float("inf")
+
+    def on_tick(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, sid, attempt = heapq.heappop(timers)
+            sop = self._live.get(sid)
+            if sop is None:
+                continue
+            if attempt < 0:
+                self._expire(sop, now)
+            elif sop.phase == "backoff" and sop.attempts == attempt:
+                self._new_round(sop, now)
+
+
+def sop_ballot(msg: dict[str, Any]) -> Ballot:
+    return ballot_from_wire(msg.get("ballot"))
+
+
+def _wire(state: KeyState) -> list[Any]:
+    return state_to_wire(state)
+
+
+def own_fate(owns: list[Sibling], current: KeyState) -> str:
+    """What the key's current state says of a request's earlier proposals: ``applied`` (one is a current
+    version), ``unknown`` (one is superseded: it was applied before the write that superseded it, or a
+    proposal of another request that minted the same dot was), else ``open``: each is either still
+    uncovered (perhaps accepted somewhere) or dead (another version of its dot was chosen instead; two
+    proposals mint the same dot only from the same state, and at most one of them is ever chosen)."""
+    dots = {s.dot for s in current.siblings}
+    if any(o in current.siblings for o in owns):
+        return "applied"
+    if any(covers(current.clock, o.dot) and o.dot not in dots for o in owns):
+        return "unknown"
+    return "open"
+
+
+def live_values(state: KeyState, wall: float) -> list[bytes]:
+    return [s.value for s in state.siblings if s.value is not None and not s.expired(wall)]
+
+
+def holds(condition: tuple[str, bytes | None] | None, state: KeyState, wall: float) -> bool:
+    """Does a serial write's condition hold on the key's current state?"""
+    if condition is None:
+        return True
+    values = live_values(state, wall)
+    if condition[0] == "absent":
+        return not values
+    return values == [condition[1]]
+
+
+def read_reply(state: KeyState, wall: float) -> dict[str, Any]:
+    """A serial read's answer: the shape of a plain read's."""
+    live = [s for s in state.siblings if s.value is not None and not s.expired(wall)]
+    return ok(0, values=[s.value for s in live], timestamps=[s.timestamp for s in live], ctx=state.context())
