@@ -21,7 +21,8 @@ Outcomes, as a client sees them:
   before anything was sent) is simply left out of the history by the caller;
 * ``unknown`` — the client lost contact before it knew (``OutcomeUnknown``, a timeout). The operation may
   have taken effect at any instant after its invocation, or never: its response time is infinite and the
-  search may leave it unplaced. A read of unknown outcome observed nothing and is dropped.
+  search may leave it unplaced. A read of unknown outcome observed nothing and is dropped, and so is an
+  unknown write whose value nobody observed.
 
 Histories of different keys are independent (linearizability is local): :func:`check_keys` checks each
 key alone, which keeps every search small.
@@ -101,7 +102,15 @@ def _step(op: RegisterOp, value: bytes | None) -> tuple[bool, bytes | None]:
 
 def check_register(ops: Iterable[RegisterOp], initial: bytes | None = None, key: str = "") -> Verdict:
     """Is this single-register history linearizable from ``initial`` (None: the key is absent)?"""
-    history = [op for op in ops if not (op.outcome == UNKNOWN and op.kind == READ)]
+    ops = list(ops)
+    # Every value someone observed: what reads returned, refused CAS saw, applied CAS expected. An
+    # operation of unknown outcome that wrote a value nobody observed may be left out (if it took
+    # effect, nothing depended on it: it was overwritten before anyone looked), which keeps the search
+    # from trying every subset of the timeouts a partition leaves (Knossos prunes the same way).
+    observed = {op.value for op in ops if op.kind == READ and op.outcome != UNKNOWN}
+    observed |= {op.observed for op in ops if op.kind == CAS and op.outcome == FAIL}
+    observed |= {op.expected for op in ops if op.kind == CAS and op.outcome == OK}
+    history = [op for op in ops if op.outcome != UNKNOWN or (op.kind != READ and op.value in observed)]
     n = len(history)
     ends = [math.inf if op.outcome == UNKNOWN else op.completed for op in history]
     required = 0  # the ops that must be placed: all but the unknown ones
