@@ -108,19 +108,6 @@ At serial the put is decided by consensus among the key's replicas (docs/transac
             ("--context=", "--sibling", "--ttl=", "--strict", "--sloppy", "--if-absent", "--if-value="),
         ),
         _cmd(
-            "cas",
-            "cas KEY EXPECTED NEW",
-            ("key", "expected", "new"),
-            3,
-            "compare-and-set (serial)",
-            """
-Write NEW under KEY only if the key's one current value is EXPECTED, decided by consensus among the
-key's replicas (consistency serial). If the value is something else, nothing is written and the answer
-shows the current value. "outcome unknown" means the write may or may not have been applied: a
-`get KEY serial` tells.
-""",
-        ),
-        _cmd(
             "get",
             "get KEY [one|quorum|all]",
             ("key", "consistency"),
@@ -145,6 +132,19 @@ coordinator holds. Versions written concurrently elsewhere survive either way. -
 for put.
 """,
             ("--context=", "--strict", "--sloppy"),
+        ),
+        _cmd(
+            "cas",
+            "cas KEY EXPECTED NEW",
+            ("key", "expected", "new"),
+            3,
+            "compare-and-set (serial)",
+            """
+Write NEW under KEY only if the key's one current value is EXPECTED, decided by consensus among the
+key's replicas (consistency serial). If the value is something else, nothing is written and the answer
+shows the current value. "outcome unknown" means the write may or may not have been applied: a
+`get KEY serial` tells.
+""",
         ),
         _cmd(
             "scan",

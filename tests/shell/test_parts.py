@@ -135,7 +135,7 @@ def test_completion_fits_each_argument_position() -> None:
     assert _complete("get ") == ["'my key'", "alpha"]  # most recent key first, quoted when needed
     assert _complete("get a") == ["alpha"]
     assert _complete("put alpha 1 q") == ["quorum"]
-    assert _complete("get alpha ") == ["one", "quorum", "all"]
+    assert _complete("get alpha ") == ["one", "quorum", "all", "serial"]
     assert _complete("switch ") == ["n1", "n2", "n3"]
     assert _complete("status n") == ["n1", "n2", "n3"]
     assert _complete("help rep") == ["replicas"]
