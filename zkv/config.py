@@ -112,6 +112,7 @@ class ClusterConfig:
     restart: str = "no"  # zkv-node's supervisor: "on-failure" restarts a node that crashed (with back-off)
     max_clock_skew_s: int = 60  # a peer whose wall clock is further off than this is warned of (status)
     sloppy_quorum: bool = True  # hinted writes on fallbacks count toward W (false: only primaries count)
+    tombstone_grace_s: int = 86400  # a tombstone is purged no sooner than this after the delete or expiry
     security: SecuritySpec = SecuritySpec()
     path: Path | None = None  # the file it was loaded from
 
@@ -157,6 +158,7 @@ _INT_KEYS = (
     "high_water_mark",
     "speculative_retry_ms",
     "max_clock_skew_s",
+    "tombstone_grace_s",
 )
 _CHOICE_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "read_consistency": (LEVELS, "a consistency level"),
@@ -256,6 +258,12 @@ def _parse(data: dict[str, Any], base_dir: Path, source: str, path: Path | None)
         raise fail(
             f"[cluster] heartbeat_interval_ms = {settings['heartbeat_interval_ms']} must be less than "
             f"failure_timeout_ms = {settings['failure_timeout_ms']}"
+        )
+    if settings["tombstone_grace_s"] < settings["max_hint_window_s"]:
+        raise fail(
+            f"[cluster] tombstone_grace_s = {settings['tombstone_grace_s']} must be at least "
+            f"max_hint_window_s = {settings['max_hint_window_s']} (a hint of an older write, delivered "
+            "after the tombstone that superseded it was purged, would bring the deleted data back)"
         )
     if settings["max_context_bytes"] > MAX_CONTEXT_BYTES:
         value = settings["max_context_bytes"]

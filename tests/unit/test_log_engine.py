@@ -636,3 +636,35 @@ def test_paxos_journal_cuts_a_torn_tail_and_rewrites_when_mostly_dead(tmp_path) 
     store = LogStore(tmp_path)
     assert store.paxos_get(b"a") == big + b"499" and store.paxos_get(b"b") == b"2"
     store.close()
+
+
+def test_purged_keys_leave_the_disk_near_empty_after_compaction(tmp_path: Path) -> None:
+    """The purge's path through the engine: tombstone states, then delete records (what the core does
+    once every replica agreed), then compaction until it has nothing left to do: no byte of them stays,
+    not even in the segment that was active, and nothing comes back after a restart."""
+    store = open_log(tmp_path, segment_bytes=64 * 1024, compaction_min_bytes=4 << 20)  # the default
+    keys = [b"key-%05d" % i for i in range(3000)]
+    for i, key in enumerate(keys):
+        store.put(key, state(b"v" * 100))
+        if i % 100 == 0:
+            store.flush()
+    for key in keys:
+        store.put(key, state(None, base=store.get(key)))
+    store.flush()
+    full = store.statistics().disk_bytes
+    for key in keys:
+        store.delete(key)
+    store.flush()
+    store.put(b"kept", state(b"here"))
+    store.flush()
+    for _ in range(10_000):
+        if not store.compact_step(0.05):
+            break
+    stats = store.statistics()
+    assert stats.keys == 1 and stats.deleted_keys == 0, stats
+    assert stats.disk_bytes < full / 20, (stats.disk_bytes, full)
+    store.close()
+    store = open_log(tmp_path, segment_bytes=64 * 1024, compaction_min_bytes=4 << 20)  # the default
+    assert len(store) == 1 and value_of(store, b"kept") == b"here"
+    assert all(store.get(key) is None for key in keys)
+    store.close()

@@ -14,7 +14,7 @@ MEMBERS = {f"n{i}": (f"tcp://127.0.0.1:{7000 + i}", f"tcp://127.0.0.1:{8000 + i}
 WIRE_KEYS = {
     "node", "generation", "actor", "uptime_s", "keys", "storage", "disk", "clock", "requests", "errors",
     "latency", "forwarded", "read_repairs", "bad_messages", "in_flight", "hints", "hints_received",
-    "anti_entropy", "member_status", "transfer", "peers_up", "peers", "histograms", "readiness",
+    "anti_entropy", "member_status", "transfer", "peers_up", "peers", "histograms", "readiness", "purge",
 }  # fmt: skip
 
 

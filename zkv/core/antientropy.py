@@ -17,7 +17,13 @@ the next up peer, round robin:
 An exchange that found differences is followed at once by another with the same peer (bounded by
 ``max_keys`` per round and one exchange in flight), so a wiped replica refills quickly; an exchange that
 found none moves on to the next peer after ``interval``. Tombstones are states like any other and travel
-the same way.
+the same way, until the purge retires them (:mod:`zkv.core.purge`): a digest of 0 means "nothing here", so
+a retired tombstone and a key never held compare equal.
+
+Each exchange also tells both sides which leaves *agreed* with the peer, and when (:meth:`AntiEntropy.
+agreed_since`): the initiator as of the moment it sent its leaves, the responder as of the moment it
+compared them. That is how a node learns that a replica holds nothing that differs from its own copy of a
+key, which the purge needs for every replica of a tombstone before it may drop it.
 
 Pure: the ring, the store and time are arguments; this module returns messages.
 """
@@ -25,6 +31,7 @@ Pure: the ring, the store and time are arguments; this module returns messages.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +51,7 @@ FOLLOW_UP_S = 0.02  # pause between rounds while replicas still differ: leaves r
 class _Exchange:
     peer: str
     deadline: float
+    started: float
 
 
 class AntiEntropy:
@@ -71,6 +79,7 @@ class AntiEntropy:
         self.passes = 0  # full passes finished
         self.last_leaves: dict[str, int] = {}  # Merkle leaves that differed in the last round, per peer
         self.round_at: dict[str, float] = {}  # when the last round with each peer completed (its now)
+        self._agreed: dict[str, list[float]] = {}  # peer -> per leaf, when it last agreed with this node
 
     # ------------------------------------------------------------------------------------------ digests
 
@@ -85,20 +94,31 @@ class AntiEntropy:
         self.on_digest(key, state_digest(key, state), ring)
 
     def on_digest(self, key: bytes, new: int, ring: Ring) -> None:
-        """As :meth:`on_change`, from a digest the store already knows (no value read from disk)."""
+        """As :meth:`on_change`, from a digest the store already knows (no value read from disk).
+
+        ``new`` 0: the key is out of the comparison (purged, or a retired tombstone).
+        """
         old = self._digests.get(key, 0)
         if old == new:
             return
-        self._digests[key] = new
         leaf = leaf_of(key)
-        self._leaf_keys[leaf].add(key)
+        if new:
+            self._digests[key] = new
+            self._leaf_keys[leaf].add(key)
+        else:
+            del self._digests[key]
+            self._leaf_keys[leaf].discard(key)
         for node in ring.preference_list(key):
             if node != self.me:
                 self._peer_leaves(node)[leaf] ^= old ^ new
 
     def rebuild(self, ring: Ring) -> None:
-        """Recompute every peer's leaves from the digests (after the ring changed)."""
+        """Recompute every peer's leaves from the digests (after the ring changed).
+
+        What peers agreed on is forgotten: it was about the keys the old ring had them share.
+        """
         self._leaves = {}
+        self._agreed = {}
         for key, digest in self._digests.items():
             leaf = leaf_of(key)
             for node in ring.preference_list(key):
@@ -153,15 +173,16 @@ class AntiEntropy:
         self._follow_up = None
         self._next = now + (FOLLOW_UP_S if self.pass_peers else self.interval)
         eid = next(ids)
-        self._in_flight[eid] = _Exchange(peer, now + self.timeout)
+        self._in_flight[eid] = _Exchange(peer, now + self.timeout, now)
         self.exchanges += 1
         return peer, {"op": "aae_tree", "id": eid, "leaves": pack_leaves(self._peer_leaves(peer))}
 
-    def on_tree(self, peer: str, msg: dict[str, Any], ring: Ring) -> dict[str, Any]:
+    def on_tree(self, peer: str, msg: dict[str, Any], ring: Ring, now: float) -> dict[str, Any]:
         """B's side of step 2: the leaves that differ and the keys B holds in them."""
         theirs = MerkleTree(unpack_leaves(msg.get("leaves")))  # type: ignore[arg-type]
         mine = MerkleTree(self._peer_leaves(peer))
         differing = mine.diff(theirs)
+        self._note_agreement(peer, differing, now)
         keys = self._shared_keys(peer, differing, ring)
         truncated = len(keys) > self.max_keys
         items = [[k, d] for k, d in itertools.islice(keys.items(), self.max_keys)]
@@ -199,6 +220,7 @@ class AntiEntropy:
         push = [k for k, d in mine.items() if theirs.get(k) != d][: self.max_keys]
         pull = [k for k, d in theirs.items() if mine.get(k) != d][: self.max_keys]
         self.last_differences[peer] = len(set(push) | set(pull))
+        self._note_agreement(peer, leaves, exchange.started)
         self.last_leaves[peer] = len(leaves)
         self.round_at[peer] = now
         if push or pull or msg.get("truncated"):
@@ -250,6 +272,21 @@ class AntiEntropy:
         out = parse_items(msg.get("items"))
         self.keys_received += len(out)
         return out
+
+    def _note_agreement(self, peer: str, differing: Iterable[int], when: float) -> None:
+        """Every leaf but ``differing`` held the same on both sides as of ``when``."""
+        agreed = self._agreed.get(peer)
+        if agreed is None:
+            agreed = self._agreed[peer] = [-math.inf] * LEAVES
+        skip = set(differing)
+        for leaf in range(LEAVES):
+            if leaf not in skip and agreed[leaf] < when:
+                agreed[leaf] = when
+
+    def agreed_since(self, peer: str, key: bytes) -> float:
+        """When ``peer`` last held the same as this node in ``key``'s leaf (-inf: not since the ring)."""
+        agreed = self._agreed.get(peer)
+        return -math.inf if agreed is None else agreed[leaf_of(key)]
 
     def on_failed(self, exchange_id: Any) -> None:
         self._in_flight.pop(exchange_id, None)

@@ -298,9 +298,10 @@ class Coordinator:
         writes.check_alive(consistency, need, preference, live, fallbacks, strict)
         local = self.store.get(req.key) or EMPTY
         context, state, new = writes.next_state(
-            local, req, self.settings, self.membership, self.state.wall(now)
+            local, req, self.settings, self.membership, self.state.wall(now), self.state.minted
         )
         self.replica.put_local(req.key, state)
+        self.state.minted = new.counter
         # strict: the fallbacks still get the write and keep it as a hint, but their acks do not count
         counted = live if strict else live + tuple(fallbacks)
         quorum = WriteQuorum(counted, need, now + self.settings.request_timeout_s)

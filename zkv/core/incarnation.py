@@ -9,7 +9,8 @@ if the clock went back. An actor id must never mint a dot twice, so it is kept a
 the node stopped cleanly and its engine keeps what it wrote (every dot it minted is then on its disk);
 after a crash, a wiped data dir or with the memory engine the node takes a fresh one. A dot that left in
 a replica write just before a crash, and never reached this disk, can then not be minted again for
-another write.
+another write. A kept actor also keeps ``minted``, the highest counter it minted (saved at the clean
+stop): new dots go above it, since a purged key's dots are no longer on the disk to count on from.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ def incarnation(name: str, meta: dict[str, Any], wall_ms: int, durable: bool) ->
     """
     generation = max(wall_ms, int(meta.get("generation", 0)) + 1)
     actor = meta.get("actor")
+    minted = meta.get("minted", 0)
     if not isinstance(actor, str) or not durable or meta.get("clean_stop") is not True:
-        actor = f"{name}~{b36(generation)}"
-    return generation, actor, {**meta, "generation": generation, "actor": actor, "clean_stop": False}
+        actor, minted = f"{name}~{b36(generation)}", 0
+    if type(minted) is not int or minted < 0:
+        actor, minted = f"{name}~{b36(generation)}", 0
+    saved = {"generation": generation, "actor": actor, "clean_stop": False, "minted": minted}
+    return generation, actor, {**meta, **saved}

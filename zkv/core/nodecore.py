@@ -273,7 +273,13 @@ class NodeCore:
         wake = min(self.membership.next_wakeup(), self.storage_health.next_probe)
         if self.handoff is not None:
             wake = min(wake, self.handoff.next_wakeup())
-        return min(wake, self.aae.next_wakeup(), self.coordinator.next_wakeup(), self.serial.next_wakeup())
+        return min(
+            wake,
+            self.aae.next_wakeup(),
+            self.coordinator.next_wakeup(),
+            self.serial.next_wakeup(),
+            self.replica.next_wakeup(),
+        )
 
     def on_tick(self, now: float) -> None:
         self.coordinator.on_tick(now)

@@ -19,8 +19,8 @@ Requests from peers, each answered by a reply the turn plan sends after the flus
   (:mod:`zkv.core.antientropy`).
 
 Between requests (:meth:`Replica.on_tick`) it offers hints to owners that are back, digests the keys found
-on disk at start, starts anti-entropy exchanges, and after a ring change hints the keys it no longer owns
-to their owners.
+on disk at start, starts anti-entropy exchanges, after a ring change hints the keys it no longer owns
+to their owners, and retires and purges tombstones as :mod:`zkv.core.purge` decides.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Any
 from zkv.core.effects import Reply, Send
 from zkv.core.handoff import Handoff
 from zkv.core.membership import NORMAL
+from zkv.core.purge import TombstonePurge
 from zkv.core.state import NodeState
 from zkv.core.transfer import StreamSource, decode_items
 from zkv.core.versions import EMPTY, KeyState, merge, state_from_wire, state_to_wire
@@ -61,6 +62,7 @@ class Replica:
         self._kept_digest = getattr(store, "digest", None) if getattr(store, "keeps_digests", False) else None
         self._strays: Iterator[bytes] | None = None  # keys to check, after a ring change, for lost ownership
         self.on_write: Callable[[bytes], None] | None = None  # set while leaving: the write is handed over
+        self.purge = TombstonePurge(state.settings.tombstone_grace_s)
 
     @property
     def handoff(self) -> Handoff | None:
@@ -78,6 +80,7 @@ class Replica:
             self.aae.on_digest(key, self._kept_digest(key), self.state.ring)  # hashed once, by the store
         else:
             self.aae.on_change(key, state, self.state.ring)
+        self.purge.on_write(key, state)
         if self.on_write is not None:
             self.on_write(key)  # leaving: hand this write over too before stopping
 
@@ -135,10 +138,15 @@ class Replica:
         items = msg.get("items")
         if not isinstance(items, list):
             raise InvalidRequest("handoff without items")
+        wall = self.state.wall(now)
         for item in items:
             if not isinstance(item, list) or len(item) != 2:
                 raise InvalidRequest("malformed handoff item")
-            self.merge_local(_bytes(item[0]), state_from_wire(item[1]))
+            key, state = _bytes(item[0]), state_from_wire(item[1])
+            if self.purge.stale_hint(state, wall) and self.store.get(key) is None:
+                self.purge.stale_hints += 1  # older than the grace: see zkv.core.purge
+                continue
+            self.merge_local(key, state)
         self.state.stats.hints_received += len(items)
         self.ack_write(peer.encode(), {"op": "handoff_ok", "id": msg.get("id")})
 
@@ -160,7 +168,7 @@ class Replica:
         self.ack_write(peer.encode(), {"op": "stream_push_ok", "id": msg.get("id")})
 
     def on_aae_tree(self, peer: str, msg: dict[str, Any], now: float) -> None:
-        self._out.append(Reply(peer.encode(), self.aae.on_tree(peer, msg, self.state.ring)))
+        self._out.append(Reply(peer.encode(), self.aae.on_tree(peer, msg, self.state.ring, now)))
 
     def on_aae_tree_ok(self, peer: str, msg: dict[str, Any], now: float) -> None:
         for out in self.aae.on_tree_ok(peer, msg, self.state.ring, self.store.get, now):
@@ -173,8 +181,17 @@ class Replica:
         """``aae_push`` / ``aae_keys_ok``: states a peer found this node behind on."""
         if not self.health.writable:
             return  # nothing can be stored: the next exchange after recovery repairs it
+        answer: list[list[Any]] = []
         for key, state in self.aae.received(msg):
             self.merge_local(key, state)
+            if key in self.purge.retired:
+                # a retired tombstone is out of the comparison, so the peer would never be sent it: the
+                # peer holds something older (it was down), and gets the tombstone now (zkv.core.purge)
+                local = self.store.get(key)
+                if local is not None and local != state:
+                    answer.append([key, state_to_wire(local)])
+        if answer:
+            self._out.append(Send(peer, {"op": "aae_push", "items": answer}))
 
     # ------------------------------------------------------------------------------------------ ticks
 
@@ -192,7 +209,9 @@ class Replica:
                 handoff.drop(target)
 
     def on_tick(self, now: float) -> None:
-        """Background work in slices: strays after a ring change, digests at start, anti-entropy."""
+        """Background work in slices: strays after a ring change, digests at start, anti-entropy, purge."""
+        if self.unindexed is None:
+            self._purge_some(now)
         if self._strays is not None:
             self._hand_off_strays(now)
         if self.unindexed is not None:
@@ -235,6 +254,23 @@ class Replica:
         if done < count:
             self._strays = None
 
+    def next_wakeup(self) -> float:
+        """When a tombstone retires or retired ones are checked next (inf: none)."""
+        retire = self.purge.due_at() - self.state.wall_offset_s
+        return min(retire, self.purge.next_check())
+
+    def _purge_some(self, now: float) -> None:
+        """Retire the tombstones whose grace ended; purge a slice of those every replica agreed on."""
+        purge, ring = self.purge, self.state.ring
+        for key in purge.retire_due(self.state.wall(now), now):
+            self.aae.on_digest(key, 0, ring)
+        if not self.health.writable:
+            return  # a delete is a write too: later
+        for key in purge.purgeable(now, self.name, ring.preference_list, self.aae.agreed_since):
+            self.store.delete(key)
+            purge.forget(key)
+            purge.purged += 1
+
     def _index_some(self, count: int = SLICE_KEYS) -> None:
         """Digest a slice of the keys found in the store at start (anti-entropy waits until all are)."""
         assert self.unindexed is not None
@@ -243,13 +279,16 @@ class Replica:
         ring = self.state.ring
         for key in itertools.islice(self.unindexed, count):
             done += 1
+            # the purge needs to know which keys hold dead states: one read of each key at start
+            state = self.store.get(key)
+            if state is None:
+                continue
+            self.purge.on_write(key, state)
             digest = known_digest(key) if known_digest is not None else None
             if digest is not None:
                 self.aae.on_digest(key, digest, ring)
             else:
-                state = self.store.get(key)
-                if state is not None:
-                    self.aae.on_change(key, state, ring)
+                self.aae.on_change(key, state, ring)
         if done < count:
             self.unindexed = None
 

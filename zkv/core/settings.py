@@ -43,6 +43,8 @@ class NodeSettings:
     wall_offset_s: float = 0.0  # wall clock minus ``now`` at start (the runtime keeps NodeCore.wall_offset)
     max_clock_skew_s: float = DEFAULT_MAX_SKEW_S  # a peer's wall clock further off than this is warned of
     sloppy_quorum: bool = True  # hinted writes on fallbacks count toward W (a request may say otherwise)
+    tombstone_grace_s: float = 86400.0  # a tombstone is purged no sooner than this after it died (purge.py)
+    minted: int = 0  # the highest dot counter ``actor`` minted in earlier lives (a kept actor goes above)
     limits: Limits = Limits()
 
     @classmethod
@@ -78,6 +80,7 @@ class NodeSettings:
             wall_offset_s=wall_offset_s,
             max_clock_skew_s=float(config.max_clock_skew_s),
             sloppy_quorum=config.sloppy_quorum,
+            tombstone_grace_s=float(config.tombstone_grace_s),
             limits=Limits(
                 max_key_bytes=config.max_key_bytes,
                 max_value_bytes=config.max_value_bytes,

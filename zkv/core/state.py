@@ -47,6 +47,7 @@ class NodeState:
     unflushed_acks: list[dict[str, Any]] = field(default_factory=list)
     peer_disk: dict[str, str] = field(default_factory=dict)  # a peer's disk state when not ok (heartbeats)
     wall_offset_s: float = 0.0  # wall clock minus ``now``: the runtime follows a clock set while running
+    minted: int = 0  # the highest dot counter this node's actor minted, over all keys (versions.update)
 
     def wall(self, now: float) -> float:
         """The wall time at ``now`` (sibling timestamps, TTL expiry, the clock-skew check)."""
@@ -54,6 +55,7 @@ class NodeState:
 
     def __post_init__(self) -> None:
         self.wall_offset_s = self.settings.wall_offset_s
+        self.minted = self.settings.minted
         self.ring = self.build_ring()
         self.future_ring = self.build_ring(future=True)
 

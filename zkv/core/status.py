@@ -120,6 +120,18 @@ class TransferStatistics:
 
 
 @dataclass(frozen=True, slots=True)
+class PurgeStatistics:
+    """Tombstone purge (:mod:`zkv.core.purge`) on one node."""
+
+    grace_s: float
+    waiting: int  # dead states not yet past their grace
+    retired: int  # past the grace, waiting for every replica to agree
+    retired_total: int  # retired since start
+    purged: int  # dropped from the store since start
+    stale_hints_dropped: int  # hinted states older than the grace, for keys the node did not hold
+
+
+@dataclass(frozen=True, slots=True)
 class NodeStatus:
     """One node's statistics, as its ``status`` request reports them."""
 
@@ -147,6 +159,7 @@ class NodeStatus:
     peers: int
     histograms: dict[str, Any] = field(default_factory=dict)  # Prometheus-style buckets (the HTTP /metrics)
     readiness: dict[str, Any] = field(default_factory=dict)  # can it serve quorum for its ranges (/ready)
+    purge: PurgeStatistics | None = None  # None: an older node that does not report it
     pid: int | None = None  # what only the runtime knows: its process and addresses
     address: str | None = None
     gossip: str | None = None
@@ -179,6 +192,7 @@ class NodeStatus:
             "peers": self.peers,
             "histograms": self.histograms,
             "readiness": self.readiness,
+            "purge": asdict(self.purge) if self.purge is not None else None,
         }
         for name in ("pid", "address", "gossip"):
             value = getattr(self, name)
@@ -217,6 +231,7 @@ class NodeStatus:
             peers=wire.get("peers", 0),
             histograms=dict(wire.get("histograms") or {}),
             readiness=dict(wire.get("readiness") or {}),
+            purge=_known(PurgeStatistics, wire["purge"]) if isinstance(wire.get("purge"), dict) else None,
             pid=wire.get("pid"),
             address=wire.get("address"),
             gossip=wire.get("gossip"),

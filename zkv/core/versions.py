@@ -165,6 +165,7 @@ def update(
     value: bytes | None,
     timestamp: float,
     expires: float | None = None,
+    floor: int = 0,
 ) -> tuple[KeyState, Sibling]:
     """Apply a put (or, with ``value=None``, a delete) coordinated by ``actor``.
 
@@ -175,9 +176,12 @@ def update(
 
     Siblings the client's ``context`` saw are superseded; the others stay as siblings of the new value. The
     new dot counts on from everything ``actor`` minted for this key that this replica has seen: the
-    coordinator is a replica holding all of its own dots, so the dot is fresh.
+    coordinator is a replica holding all of its own dots, so the dot is fresh. ``floor``: every counter
+    ``actor`` minted so far, for any key; the new one goes above it, because a purged key's old dots are
+    gone from every replica (``zkv.core.purge``) while a replica that still holds its retired tombstone
+    would take a reused dot for one it had seen already, and drop the write.
     """
-    counter = max(state.clock.get(actor, 0), context.get(actor, 0)) + 1
+    counter = max(state.clock.get(actor, 0), context.get(actor, 0), floor) + 1
     if counter > MAX_COUNTER:
         raise ValueError("the context claims more writes than any node can have made")
     new = Sibling(actor, counter, timestamp, value, expires)
@@ -205,6 +209,25 @@ def visible(state: KeyState, wall: float) -> KeyState:
 def is_dead(state: KeyState, wall: float) -> bool:
     """Every version of ``state`` reads as deleted at ``wall`` (tombstones, expired values): purgeable."""
     return bool(state.siblings) and all(s.expired(wall) for s in state.siblings)
+
+
+def dead_from(state: KeyState) -> float | None:
+    """The wall-clock time from which every version of ``state`` reads as deleted; None if one never does.
+
+    A tombstone died when it was written (its timestamp), an expiring value at its expiry. The purge
+    grace counts from here (``zkv.core.purge``): every replica computes the same time from the same state.
+    """
+    if not state.siblings:
+        return None
+    latest = -math.inf
+    for s in state.siblings:
+        if s.value is None:
+            latest = max(latest, s.timestamp)
+        elif s.expires is not None:
+            latest = max(latest, s.expires)
+        else:
+            return None
+    return latest
 
 
 # ---------------------------------------------------------------------------------------------- encoding

@@ -93,6 +93,7 @@ def node_status(core: NodeCore, now: float) -> NodeStatus:
         peers=len(membership.peers()),
         histograms=stats.histograms(),
         readiness=readiness(core, now).to_wire(),
+        purge=core.replica.purge.statistics(),
         pid=extra.pop("pid", None),
         address=extra.pop("address", None),
         gossip=extra.pop("gossip", None),

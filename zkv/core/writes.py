@@ -62,16 +62,23 @@ def written_context(context: Mapping[str, int], new: Sibling) -> bytes:
 
 
 def next_state(
-    local: KeyState, req: PutRequest, settings: NodeSettings, membership: Membership, wall: float
+    local: KeyState,
+    req: PutRequest,
+    settings: NodeSettings,
+    membership: Membership,
+    wall: float,
+    floor: int = 0,
 ) -> tuple[dict[str, int], KeyState, Sibling]:
-    """The write's context, the key's state after it and the new version, within the limits."""
+    """The write's context, the key's state after it and the new version, within the limits.
+
+    ``floor``: the highest counter this node's actor minted so far (``versions.update``)."""
     if req.context is None:
         context = blind_context(local)
     else:
         context = plausible(known_actors(membership, req.context, local.clock), local.clock)
     try:
         expires = None if req.ttl is None else wall + req.ttl
-        state, new = update(local, settings.actor, context, req.value, wall, expires)
+        state, new = update(local, settings.actor, context, req.value, wall, expires, floor)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     if len(state.clock) > MAX_CONTEXT_ENTRIES:

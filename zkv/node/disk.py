@@ -60,9 +60,10 @@ class NodeDisk:
         self.unsaved_meta: dict[str, Any] | None = None  # metadata a full disk refused at start
         self.meta_error: tuple[int | str | None, str] = (None, "")
 
-    def incarnation(self) -> tuple[int, str]:
-        """This start's generation and actor id, by the core's rule (:mod:`zkv.core.incarnation`, which
-        the simulator uses too); the metadata is saved before the node serves."""
+    def incarnation(self) -> tuple[int, str, int]:
+        """This start's generation, actor id and the counter its dots go above, by the core's rule
+        (:mod:`zkv.core.incarnation`, which the simulator uses too); the metadata is saved before the
+        node serves."""
         wall_ms = int(time.time() * 1000)
         generation, actor, meta = incarnation(self.name, self.store.load_meta(), wall_ms, self.durable)
         try:
@@ -72,7 +73,7 @@ class NodeDisk:
             # read-only and takes writes only once this is saved (no dot is minted before that)
             log.error("%s: metadata not saved (%s); starting read-only", self.name, exc)
             self.unsaved_meta, self.meta_error = meta, (fault_code(exc), str(exc))
-        return generation, actor
+        return generation, actor, meta["minted"]
 
     def needs_flush(self) -> bool:
         return self.store.needs_flush() or self.hints.needs_flush()
@@ -132,9 +133,9 @@ class NodeDisk:
             core.on_store_fault(fault_code(exc), f"compaction: {exc}", now)
             return False
 
-    def close(self, clean: bool) -> None:
+    def close(self, clean: bool, minted: int = 0) -> None:
         """Flush and close both; ``clean`` (the core exists and the metadata was saved) marks a clean
-        stop, so the next start keeps its actor id."""
+        stop, so the next start keeps its actor id, and its dots go above ``minted``."""
         store, hints = self.store, self.hints
         if clean and self.unsaved_meta is None:
             try:
@@ -142,7 +143,7 @@ class NodeDisk:
                 hints.flush()
                 # everything minted is on disk; after a refused flush it is not, and the next start
                 # must take a fresh actor id, so clean_stop stays False then
-                store.save_meta({**store.load_meta(), "clean_stop": True})
+                store.save_meta({**store.load_meta(), "clean_stop": True, "minted": minted})
             except STORE_FAULTS as exc:
                 log.error("stopping with writes not on disk (%s); they were never acknowledged", exc)
         for each in (store, hints):

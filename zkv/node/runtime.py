@@ -13,6 +13,7 @@ schema, runs the fault filter and reports what the disk and the sockets said.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -156,11 +157,12 @@ class NodeRuntime:
                 self.poller.register(seed, always=True)
         self.disk = NodeDisk(config, name)
         self.store, self.hints = self.disk.store, self.disk.hints
-        generation, actor = self.disk.incarnation()
+        generation, actor, minted = self.disk.incarnation()
         now = time.monotonic()
         settings = NodeSettings.from_config(
             config, name, actor, generation, joining=join is not None, wall_offset_s=time.time() - now
         )
+        settings = dataclasses.replace(settings, minted=minted)
         self.core = NodeCore(settings, self.store, now, hints=self.hints, rng=random.Random())
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
         # what gossip costs this node, counted where the bytes are (tools/scale.py reads it from status)
@@ -316,7 +318,8 @@ class NodeRuntime:
             dealer.disable_monitor()
         disk = getattr(self, "disk", None)
         if disk is not None:
-            disk.close(clean=getattr(self, "core", None) is not None)
+            core = getattr(self, "core", None)
+            disk.close(clean=core is not None, minted=core.state.minted if core is not None else 0)
         if self.auth is not None:
             self.auth.stop()
         poller = getattr(self, "poller", None)

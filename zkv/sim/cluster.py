@@ -146,7 +146,7 @@ class SimCluster:
         wall_ms = self.wall_ms + int(now * 1000)
         generation, actor, meta = incarnation(name, store.load_meta(), wall_ms, durable=True)
         store.save_meta(meta)
-        settings = replace(node.settings, generation=generation, actor=actor)
+        settings = replace(node.settings, generation=generation, actor=actor, minted=meta["minted"])
         node.core = NodeCore(settings, store, now, hints=hints, rng=random.Random(node.rng.getrandbits(64)))
         node.dealers = {}
         node.peer_routes = {}
@@ -184,7 +184,7 @@ class SimCluster:
             store.flush()
             if hints is not None:
                 hints.flush()
-            store.save_meta({**store.load_meta(), "clean_stop": True})
+            store.save_meta({**store.load_meta(), "clean_stop": True, "minted": core.state.minted})
             node.clean_stops += 1
         else:
             assert isinstance(store, SimStore)

@@ -24,6 +24,7 @@ from functools import partial
 
 from zkv.core.membership import NORMAL
 from zkv.core.ring import Ring, node_tokens
+from zkv.core.versions import is_dead
 from zkv.sim.clients import ReadResult, SimClient, client_router, scripted
 from zkv.sim.cluster import SimCluster
 from zkv.sim.network import LinkFault, Network, Scheduler
@@ -69,6 +70,7 @@ class SimConfig:
     settle_bound: float = 30.0  # simulated seconds allowed for replicas to converge after healing
     join_chance: float = 0.3  # share of seeds where a sixth node joins during the workload
     leave_chance: float = 0.2  # share of seeds where a node leaves during the workload
+    tombstone_grace: float = 2.0  # short, so tombstones are purged under the faults (zkv.core.purge)
 
 
 @dataclass(slots=True)
@@ -89,6 +91,7 @@ class SimResult:
     sim_time: float = 0.0
     busy_wakeups: int = 0
     lost_unflushed: int = 0
+    purged: int = 0  # tombstones the live nodes purged (zkv.core.purge)
 
     @property
     def storm(self) -> bool:
@@ -268,6 +271,7 @@ def _run(seed: int, cfg: SimConfig) -> SimResult:
         failure_timeout_s=cfg.failure_timeout,
         anti_entropy_interval_s=cfg.anti_entropy_interval,
         handoff_interval_s=cfg.handoff_interval,
+        tombstone_grace_s=cfg.tombstone_grace,
     )
     nemesis = Nemesis(scheduler, cluster, network, random.Random(root.getrandbits(64)))
     client_rng = random.Random(root.getrandbits(64))
@@ -312,12 +316,15 @@ def _run(seed: int, cfg: SimConfig) -> SimResult:
     result = SimResult(seed, Report())
     converged_at = None
     while scheduler.now < end + cfg.settle_bound:
-        if not _diverged(cluster, keys) and not _unsettled(cluster):
+        if not _diverged(cluster, keys, scheduler.now) and not _unsettled(cluster):
             converged_at = scheduler.now
             break
         scheduler.run_until(scheduler.now + CHECK_EVERY_S)
     result.converge_s = (converged_at if converged_at is not None else scheduler.now) - end
-    result.diverged = _diverged(cluster, keys) + _unsettled(cluster)
+    # the tombstones of the last deletes outlive their grace, so the purge runs (and is judged) too
+    linger = min(cfg.tombstone_grace, cfg.settle_bound) + 4 * cfg.anti_entropy_interval
+    scheduler.run_until(max(scheduler.now, end + linger))
+    result.diverged = _diverged(cluster, keys, scheduler.now) + _unsettled(cluster)
     final = _read_all(scheduler, cluster, clients, ring, keys, random.Random(root.getrandbits(64)), cfg)
     for key, value in final.items():
         if not isinstance(value, ReadResult):
@@ -328,6 +335,7 @@ def _run(seed: int, cfg: SimConfig) -> SimResult:
     result.network = Counter(network.counts)
     result.bugs = [f"{b.node} at {b.at:.3f}s in {b.handler}: {b.error}" for b in cluster.bugs]
     result.busy_wakeups = cluster.counts["busy_wakeups"]
+    result.purged = sum(n.core.replica.purge.purged for n in cluster.live() if n.core is not None)
     result.lost_unflushed = sum(n.disk.lost_writes for n in cluster.nodes.values())
     result.trace = scheduler.trace_digest()
     result.history = hashlib.sha256(repr(sorted(ops, key=lambda o: (o.client, o.seq))).encode()).hexdigest()
@@ -384,9 +392,11 @@ class Summary:
     faults: Counter = field(default_factory=Counter)
     failed: list[int] = field(default_factory=list)
     converge_max_s: float = 0.0
+    purged: int = 0
 
     def add(self, result: SimResult) -> None:
         self.seeds += 1
+        self.purged += result.purged
         self.ops += result.report.ops
         self.acknowledged += result.report.acknowledged
         self.events += result.events
@@ -399,7 +409,8 @@ class Summary:
         faults = " ".join(f"{k}={v}" for k, v in sorted(self.faults.items()))
         return (
             f"seeds={self.seeds} ops={self.ops} acknowledged={self.acknowledged} events={self.events} "
-            f"converge_max={self.converge_max_s:.1f}s faults[{faults}] failed={self.failed}"
+            f"converge_max={self.converge_max_s:.1f}s purged={self.purged} faults[{faults}] "
+            f"failed={self.failed}"
         )
 
 
@@ -417,8 +428,12 @@ def _unsettled(cluster: SimCluster) -> list[str]:
     return out
 
 
-def _diverged(cluster: SimCluster, keys: list[str]) -> list[str]:
-    """Keys whose replicas (by a live node's ring) do not all hold the same versions."""
+def _diverged(cluster: SimCluster, keys: list[str], now: float) -> list[str]:
+    """Keys whose replicas (by a live node's ring) do not all hold the same versions.
+
+    A dead state (tombstones, expired values) counts as nothing held: the purge drops it from each
+    replica in its own time. That nothing older comes back is the checker's to judge.
+    """
     live = cluster.live()
     if not live or live[0].core is None:
         return list(keys)
@@ -433,7 +448,10 @@ def _diverged(cluster: SimCluster, keys: list[str]) -> list[str]:
                 dots.append(None)
                 continue
             state = node.core.store.get(k)
-            dots.append(state.dots() if state is not None else frozenset())
+            if state is None or is_dead(state, node.core.state.wall(now)):
+                dots.append(frozenset())
+            else:
+                dots.append(state.dots())
         if any(d != dots[0] for d in dots):
             out.append(key)
     return out

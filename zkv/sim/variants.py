@@ -19,15 +19,18 @@ Each variant patches one rule of the real core for the duration of a run and is 
 * ``serial_skips_in_progress`` — every serial request (writes too) ignores in-progress proposals: a CAS
   decides on a state that misses a chosen value, and two conflicting writes both apply. Caught by the
   same checker.
+* ``purge_on_timer`` — a tombstone is purged once its grace is over, without waiting for every replica
+  to agree (what Cassandra's gc_grace_seconds alone does). Caught as a resurrected value: a replica that
+  missed the delete hands its old version out again once the others forgot the tombstone.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from zkv.core import coordinator, quorum, replica, serial, versions, writes
+from zkv.core import coordinator, purge, quorum, replica, serial, versions, writes
 
 VARIANTS = (
     "w_minus_1",
@@ -35,6 +38,7 @@ VARIANTS = (
     "blind_overreach",
     "serial_read_skips_in_progress",
     "serial_skips_in_progress",
+    "purge_on_timer",
 )
 
 
@@ -76,6 +80,19 @@ def variant(name: str | None) -> Iterator[None]:
             return real_promised(self, sop, now)
 
         patch(serial.SerialCoordinator, "_promised", skipping)
+    elif name == "purge_on_timer":
+        real_purgeable = purge.TombstonePurge.purgeable
+
+        def on_timer(
+            self: purge.TombstonePurge,
+            now: float,
+            me: str,
+            replicas: Callable[[bytes], Iterable[str]],
+            agreed_since: Callable[[str, bytes], float],
+        ) -> list[bytes]:
+            return real_purgeable(self, now, me, replicas, lambda peer, key: float("inf"))
+
+        patch(purge.TombstonePurge, "purgeable", on_timer)
     else:
         real_merge = versions.merge
 

@@ -81,21 +81,38 @@ class Compactor:
         return bool(self.inputs())
 
     def inputs(self) -> list[Segment]:
-        """Closed segments whose reclaimable share passed the threshold, if together they free enough.
-
-        Reclaimable: dead records, and delete records once nothing older than them is left elsewhere.
+        """Closed segments whose reclaimable share passed the threshold, if together they free enough:
+        ``min_bytes``, or half of what the store holds on disk (so a small store is compacted too).
         """
-        chosen, reclaimable = [], 0
+        chosen = []
         for seg in self.files.closed_segments():
-            free = seg.dead
-            if seg.tomb_bytes and self._may_drop_delete(seg, seg.max_delete_seq):
-                free += seg.tomb_bytes
+            free = self.reclaimable(seg)
             if free and free >= self.threshold * seg.written:
                 chosen.append(seg)
-                reclaimable += free
-        if reclaimable < self.min_bytes:
+        if not chosen or not self.worth():
             return []
         return sorted(chosen, key=lambda seg: seg.id)
+
+    def worth(self) -> bool:
+        """Is there enough to reclaim, over every segment (the active one too), to compact now:
+        ``min_bytes``, or half of what the store holds on disk (so that a small store is compacted too)?
+
+        Counted store-wide, not only over the segments chosen: freeing one segment is often what lets
+        another's delete records go (see :meth:`_may_drop_delete`), so a pass that frees little alone
+        still opens the way for the next.
+        """
+        segments = self.files.segments.values()
+        reclaimable = sum(self.reclaimable(seg) for seg in segments if seg.id not in self.files.outputs)
+        disk = sum(seg.written for seg in segments)
+        return reclaimable > 0 and reclaimable >= min(self.min_bytes, disk / 2)
+
+    def reclaimable(self, seg: Segment) -> int:
+        """Bytes compaction would free in ``seg``: dead records, and delete records once nothing older
+        than them is left elsewhere."""
+        free = seg.dead
+        if seg.tomb_bytes and self._may_drop_delete(seg, seg.max_delete_seq):
+            free += seg.tomb_bytes
+        return free
 
     def _compact(self, inputs: list[Segment]) -> Iterator[futures.Future | None]:
         """Copy the live records of ``inputs`` to new segments, then remove ``inputs``.
@@ -144,6 +161,8 @@ class Compactor:
                     out.index += index_item(moved, key)
                     out.count += 1
                     out.min_seq = min(out.min_seq, rec.seq)
+                    if table is files.keydir:
+                        out.min_put_seq = min(out.min_put_seq, rec.seq)
                     if table is files.deleted:
                         out.tomb_bytes += size
                         out.max_delete_seq = max(out.max_delete_seq, rec.seq)
@@ -184,12 +203,14 @@ class Compactor:
         log.info("compaction: %d segments rewritten into %d", len(inputs), len(outputs))
 
     def _may_drop_delete(self, seg: Segment, seq: int) -> bool:
-        """A delete record may go once no other segment can hold an older record of its key.
+        """A delete record may go once no other segment can hold an older put of its key.
 
-        Older records of the key in ``seg`` itself disappear with it, in one unlink.
+        Older records of the key in ``seg`` itself disappear with it, in one unlink; an older delete
+        record elsewhere does no harm (the key stays deleted), so segments of delete records alone (what
+        compacting purged tombstones leaves) never hold each other's back.
         """
         return all(
-            other.min_seq > seq
+            other.min_put_seq > seq
             for other in self.files.segments.values()
             if other is not seg and other.id not in self.files.outputs
         )

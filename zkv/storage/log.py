@@ -76,6 +76,7 @@ DEFAULT_COMPACTION_THRESHOLD = 0.5
 DEFAULT_COMPACTION_MIN_BYTES = 4 * 1024 * 1024
 SPILL_BYTES = 1024 * 1024  # a turn that buffers more than this hands it to the OS early (no fsync)
 META_FILE = "meta.msgpack"
+ACTIVE_RECLAIM_MIN_BYTES = 64 * 1024  # a mostly dead active segment smaller than this stays open
 
 
 class LogStore(LogFiles):
@@ -175,6 +176,8 @@ class LogStore(LogFiles):
         seg.index += index_item(e, key)
         seg.count += 1
         seg.min_seq = min(seg.min_seq, self.seq)
+        if not entry_deleted(e):
+            seg.min_put_seq = min(seg.min_put_seq, self.seq)
         if entry_deleted(e):
             seg.tomb_bytes += entry_size(e)
             seg.max_delete_seq = self.seq
@@ -268,6 +271,8 @@ class LogStore(LogFiles):
             fresh.index += index_item(moved, key)
             fresh.count += 1
             fresh.min_seq = min(fresh.min_seq, entry_seq(moved))
+            if table is self.keydir:
+                fresh.min_put_seq = min(fresh.min_put_seq, entry_seq(moved))
             seg.dead += size
             if table is self.deleted:
                 seg.tomb_bytes -= size
@@ -364,8 +369,22 @@ class LogStore(LogFiles):
     # ------------------------------------------------------------------------------------------ compaction
 
     def compact_step(self, budget_s: float = 0.005) -> bool:
-        """Do up to ``budget_s`` of compaction (``zkv.storage.compaction``); True while more remains."""
-        return self._compactor.step(budget_s)
+        """Do up to ``budget_s`` of compaction (``zkv.storage.compaction``); True while more remains.
+
+        With nothing else to compact, an active segment that is mostly reclaimable (after a purge: the
+        delete records, once the older segments are gone) is closed, so that compaction can take it too
+        and the disk goes back to near empty; an idle store would otherwise keep it forever.
+        """
+        if self._compactor.step(budget_s):
+            return True
+        seg = self.active
+        if seg.written < ACTIVE_RECLAIM_MIN_BYTES or self._compactor.running:
+            return False
+        free = self._compactor.reclaimable(seg)
+        if free < self.compaction_threshold * seg.written or not self._compactor.worth():
+            return False
+        self.seal()
+        return True
 
     # ------------------------------------------------------------------------------------------ statistics
 

@@ -114,7 +114,7 @@ def _apply_all(files: LogFiles, seg: Segment, items: Iterator[tuple[int, bytes]]
     live, deleted, segments = files.keydir, files.deleted, files.segments
     size_mask, seq_shift, seq_mask = SIZE_MASK, SEQ_SHIFT, SEQ_MASK
     seg_shift, seg_mask, deleted_shift = SEGMENT_SHIFT, SEGMENT_MASK, DELETED_SHIFT
-    min_seq, max_seq = seg.min_seq, files.seq
+    min_seq, min_put_seq, max_seq = seg.min_seq, seg.min_put_seq, files.seq
     live_bytes = files.live_bytes
     for e, key in items:
         seq = e >> seq_shift & seq_mask
@@ -123,6 +123,8 @@ def _apply_all(files: LogFiles, seg: Segment, items: Iterator[tuple[int, bytes]]
         if seq > max_seq:
             max_seq = seq
         is_delete = e >> deleted_shift
+        if not is_delete and seq < min_put_seq:
+            min_put_seq = seq
         if is_delete and seq > seg.max_delete_seq:
             seg.max_delete_seq = seq
         current = live.get(key)
@@ -149,4 +151,4 @@ def _apply_all(files: LogFiles, seg: Segment, items: Iterator[tuple[int, bytes]]
         else:
             live[key] = e
             live_bytes += e & size_mask
-    seg.min_seq, files.seq, files.live_bytes = min_seq, max_seq, live_bytes
+    seg.min_seq, seg.min_put_seq, files.seq, files.live_bytes = min_seq, min_put_seq, max_seq, live_bytes

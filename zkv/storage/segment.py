@@ -59,7 +59,8 @@ class Segment:
         self.buf = bytearray()  # bytes appended after ``written``, not yet handed to the OS
         self.unsynced = False  # written to the OS since the last fsync
         self.dead = 0  # bytes of superseded or damaged records
-        self.min_seq = 1 << 64  # the oldest record here (decides when a delete record may be dropped)
+        self.min_seq = 1 << 64  # the oldest record here
+        self.min_put_seq = 1 << 64  # the oldest put here (decides when a delete record may be dropped)
         self.tomb_bytes = 0  # bytes of delete records that are their key's newest record
         self.max_delete_seq = 0  # the newest delete record here, live or dead
         self.index = bytearray()  # index items of every record, while the segment is being written
