@@ -19,20 +19,20 @@ SETTINGS = {
     "anti_entropy_interval_ms": 300,
     "segment_bytes": 1 << 20,
 }
-KEYS = 20_000
+KEYS = 10_000
 VALUE = "v" * 100
 
 
 def write_all(call: Callable[..., list], items: list) -> None:
     """Every item acknowledged at quorum; a timeout on a loaded machine is sent again (blind: harmless)."""
-    for start in range(0, len(items), 1000):
-        batch = items[start : start + 1000]
-        for _ in range(5):
+    for start in range(0, len(items), 500):
+        batch = items[start : start + 500]
+        for _ in range(20):
             results = call(batch, "quorum")
             batch = [item for item, error in zip(batch, results, strict=True) if error is not None]
             if not batch:
                 break
-        assert not batch, f"{len(batch)} writes failed five times"
+        assert not batch, f"{len(batch)} writes failed 20 times"
 
 
 def statuses(cluster: LocalCluster) -> dict[str, NodeStatus]:

@@ -84,17 +84,25 @@ class Compactor:
         """Closed segments whose reclaimable share passed the threshold, if together they free enough:
         ``min_bytes``, or half of what the store holds on disk (so a small store is compacted too).
         """
-        chosen = []
-        for seg in self.files.closed_segments():
-            free = self.reclaimable(seg)
-            if free and free >= self.threshold * seg.written:
-                chosen.append(seg)
-        if not chosen or not self.worth():
+        closed = list(self.files.closed_segments())
+        chosen = [
+            seg for seg in closed if (free := self.reclaimable(seg)) and free >= self.threshold * seg.written
+        ]
+        if chosen and self.worth():
+            return sorted(chosen, key=lambda seg: seg.id)
+        # Delete records (of purged keys) can hold each other back across segments: each segment's dead
+        # puts are older than another's deletes, and no segment alone passes the threshold. When the
+        # store as a whole is mostly dead or deleted, rewrite every segment with dead records once: that
+        # removes those puts, and the next pass drops the deletes (it stops there: copies hold no dead).
+        segments = self.files.segments.values()
+        dead = sum(seg.dead + seg.tomb_bytes for seg in segments)
+        if dead < self.threshold * sum(seg.written for seg in segments) or not self.worth(dead):
             return []
-        return sorted(chosen, key=lambda seg: seg.id)
+        return sorted((seg for seg in closed if seg.dead), key=lambda seg: seg.id)
 
-    def worth(self) -> bool:
-        """Is there enough to reclaim, over every segment (the active one too), to compact now:
+    def worth(self, reclaimable: int | None = None) -> bool:
+        """Is there enough to reclaim (``reclaimable``, or what every segment, the active one too, would
+        free now) to compact:
         ``min_bytes``, or half of what the store holds on disk (so that a small store is compacted too)?
 
         Counted store-wide, not only over the segments chosen: freeing one segment is often what lets
@@ -102,7 +110,8 @@ class Compactor:
         still opens the way for the next.
         """
         segments = self.files.segments.values()
-        reclaimable = sum(self.reclaimable(seg) for seg in segments if seg.id not in self.files.outputs)
+        if reclaimable is None:
+            reclaimable = sum(self.reclaimable(seg) for seg in segments if seg.id not in self.files.outputs)
         disk = sum(seg.written for seg in segments)
         return reclaimable > 0 and reclaimable >= min(self.min_bytes, disk / 2)
 
