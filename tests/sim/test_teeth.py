@@ -7,7 +7,9 @@ import pytest
 from zkv.sim.run import CI_SEEDS, run_seed
 
 
-@pytest.mark.parametrize("variant", ["w_minus_1", "no_siblings", "blind_overreach", "purge_on_timer"])
+@pytest.mark.parametrize(
+    "variant", ["w_minus_1", "no_siblings", "blind_overreach", "purge_on_timer", "ttl_ignored"]
+)
 def test_a_broken_core_is_caught_within_the_ci_seeds(variant: str) -> None:
     for seed in range(1, CI_SEEDS + 1):
         result = run_seed(seed, variant=variant)

@@ -96,6 +96,8 @@ class SimClient:
             msg["if_absent"] = True
         if call.if_value is not None:
             msg["if_value"] = call.if_value.encode()
+        if call.ttl is not None:
+            msg["ttl"] = call.ttl
         self._msg = msg
         self._last_error = None
         self._candidates = self._route(msg["key"])

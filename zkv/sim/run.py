@@ -325,12 +325,13 @@ def _run(seed: int, cfg: SimConfig) -> SimResult:
     linger = min(cfg.tombstone_grace, cfg.settle_bound) + 4 * cfg.anti_entropy_interval
     scheduler.run_until(max(scheduler.now, end + linger))
     result.diverged = _diverged(cluster, keys, scheduler.now) + _unsettled(cluster)
+    final_at = scheduler.now
     final = _read_all(scheduler, cluster, clients, ring, keys, random.Random(root.getrandbits(64)), cfg)
     for key, value in final.items():
         if not isinstance(value, ReadResult):
             result.final_errors.append(f"{key}: {value!r}")
     values = {k: v.values for k, v in final.items() if isinstance(v, ReadResult)}
-    result.report = check_final(_after_disk_loss(ops, nemesis.wiped_at), values)
+    result.report = check_final(_after_disk_loss(ops, nemesis.wiped_at), values, final_at)
     result.faults = nemesis.counts + Counter(network.counts)
     result.network = Counter(network.counts)
     result.bugs = [f"{b.node} at {b.at:.3f}s in {b.handler}: {b.error}" for b in cluster.bugs]

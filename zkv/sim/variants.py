@@ -22,11 +22,14 @@ Each variant patches one rule of the real core for the duration of a run and is 
 * ``purge_on_timer`` — a tombstone is purged once its grace is over, without waiting for every replica
   to agree (what Cassandra's gc_grace_seconds alone does). Caught as a resurrected value: a replica that
   missed the delete hands its old version out again once the others forgot the tombstone.
+* ``ttl_ignored`` — reads ignore the expiry of a version. Caught by the TTL checker: a value read, or
+  still there at the end, after its TTL passed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -39,6 +42,7 @@ VARIANTS = (
     "serial_read_skips_in_progress",
     "serial_skips_in_progress",
     "purge_on_timer",
+    "ttl_ignored",
 )
 
 
@@ -93,6 +97,13 @@ def variant(name: str | None) -> Iterator[None]:
             return real_purgeable(self, now, me, replicas, lambda peer, key: float("inf"))
 
         patch(purge.TombstonePurge, "purgeable", on_timer)
+    elif name == "ttl_ignored":
+        real_read_reply = writes.read_reply
+
+        def ignoring(state: versions.KeyState, wall: float) -> dict[str, object]:
+            return real_read_reply(state, -math.inf)
+
+        patch(writes, "read_reply", ignoring)
     else:
         real_merge = versions.merge
 

@@ -48,7 +48,12 @@ def performer(client: Client) -> Callable[[Call], Any]:
             )
         assert call.value is not None
         return client.put(
-            call.key, call.value, consistency=call.consistency, context=call.context, trace=call.trace
+            call.key,
+            call.value,
+            consistency=call.consistency,
+            context=call.context,
+            trace=call.trace,
+            ttl=call.ttl,
         )
 
     return perform

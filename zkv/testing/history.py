@@ -52,6 +52,7 @@ class Op:
     dot: tuple[str, int] | None = None  # the version it made, from its receipt (acknowledged writes)
     # a blind write's receipt: the clock of everything its coordinator held, which it superseded
     superseded: tuple[tuple[str, int], ...] | None = None
+    ttl: float | None = None  # an expiring put (kind ``tput``): seconds from its coordinator's clock
 
 
 @dataclass(slots=True)
@@ -138,6 +139,52 @@ def check_registers(ops: Iterable[Op], final: Mapping[str, set[str]]) -> Report:
             replaced = any(op.value in later.saw for later in history[i + 1 :] if later.outcome != FAIL)
             if not replaced:
                 report.lost.append(f"{key}: acknowledged write {op.value} is gone (final {sorted(values)})")
+    return report
+
+
+def check_ttl(
+    ops: Iterable[Op], final: Mapping[str, set[str]], final_at: float | None, margin: float = 0.25
+) -> Report:
+    """Judge the TTL workload (kind ``tput``: a put with a TTL; its keys get no other writes).
+
+    What expiry may remove, and nothing else: a value reads as gone once its TTL has passed, and never
+    comes back. So a get that began after a value's expiry must not return it (its expiry is at the latest
+    the write's completion plus the TTL, by the coordinator's clock: ``margin`` for clocks that differ);
+    the final read (at ``final_at``, the same clock as the ops) finds no value whose TTL had passed; and
+    every value read was written. Before its expiry an acknowledged value may still be superseded, or
+    hidden by a sloppy quorum, as any value: expiry adds no promise that it is there.
+    """
+    report = Report()
+    by_key: dict[str, list[Op]] = {}
+    for op in ops:
+        if op.kind == "tput":
+            by_key.setdefault(op.key, []).append(op)
+    for key in set(by_key) | set(final):
+        history = by_key.get(key, [])
+        report.ops += len(history)
+        report.acknowledged += sum(1 for o in history if o.outcome == OK)
+        written = {o.value: o for o in history if o.outcome != FAIL and o.value is not None}
+        values = final.get(key, set())
+        for value in sorted(values - set(written)):
+            report.phantom.append(f"{key}: value {value} was never written")
+        for op in history:
+            for value in op.saw:
+                w = written.get(value)
+                expired = w is not None and w.ttl is not None and op.invoked > w.completed + w.ttl + margin
+                if w is not None and w.outcome == OK and expired:
+                    report.resurrected.append(
+                        f"{key}: {value} (ttl {w.ttl}s, written by {w.completed:.3f}) read at "
+                        f"{op.invoked:.3f}, after it expired"
+                    )
+        if final_at is None:
+            continue
+        for value in sorted(values & set(written)):
+            w = written[value]
+            # an unknown outcome may have reached its coordinator late: its expiry is later, up to the
+            # network's delays; only a value expired long before the final read is judged then
+            late = margin if w.outcome == OK else 5.0
+            if w.ttl is not None and final_at > w.completed + w.ttl + late:
+                report.resurrected.append(f"{key}: {value} (ttl {w.ttl}s) still read at the end, expired")
     return report
 
 

@@ -20,11 +20,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from zkv.errors import InvalidRequest, ZkvError
-from zkv.testing.history import FAIL, OK, UNKNOWN, Op, Report, check_blind, check_registers, check_sets
+from zkv.testing.history import (
+    FAIL,
+    OK,
+    UNKNOWN,
+    Op,
+    Report,
+    check_blind,
+    check_registers,
+    check_sets,
+    check_ttl,
+)
 
 SET_KEYS = 8
 REGISTER_KEYS = 4  # per client
 BLIND_KEYS = 3  # shared by every client: blind writes race with context writes on them
+TTL_KEYS = 2  # per client: only puts with a TTL, read before each
+TTL_S = (0.3, 2.0)  # the TTLs drawn (seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +53,7 @@ class Call:
     )
     if_absent: bool = False  # serial writes: only if the key has no value
     if_value: str | None = None  # serial writes: only if the key's one value is this (compare-and-set)
+    ttl: float | None = None  # a put that expires this many seconds after its coordinator stamps it
 
 
 def outcome_of(exc: ZkvError) -> str:
@@ -68,6 +81,18 @@ def client_steps(
         pick = rng.random()
         if pick < 0.2:
             yield from _blind_step(name, seq, rng, clock, consistency, started, ops)
+        elif pick < 0.3:
+            key, written = f"ttl-{name}-{rng.randrange(TTL_KEYS)}", f"{name}-{seq}"
+            ttl = round(rng.uniform(*TTL_S), 2)
+            read = yield Call("get", key, consistency)
+            if isinstance(read, ZkvError):
+                continue
+            result = yield Call("put", key, consistency, written, context=read, ttl=ttl)
+            outcome = outcome_of(result) if isinstance(result, ZkvError) else OK
+            saw = tuple(v.decode() for v in read.values)
+            ops.append(
+                Op(name, seq, "tput", key, written, outcome, started, clock(), saw, consistency, ttl=ttl)
+            )
         elif pick < 0.6:
             key, element = f"set{rng.randrange(SET_KEYS)}", f"{name}-{seq}"
             read = yield Call("get", key, consistency)
@@ -169,18 +194,25 @@ def drive(steps: Generator[Call, Any, None], perform: Callable[[Call], Any]) -> 
 def workload_keys(clients: Iterable[str]) -> list[str]:
     """Every key the workloads of ``clients`` may touch (what the final read covers)."""
     keys = [f"set{i}" for i in range(SET_KEYS)] + [f"blind{i}" for i in range(BLIND_KEYS)]
+    keys += [f"ttl-{c}-{i}" for c in clients for i in range(TTL_KEYS)]
     return keys + [f"reg-{c}-{i}" for c in clients for i in range(REGISTER_KEYS)]
 
 
-def check_final(ops: Iterable[Op], final: Mapping[str, list[bytes]]) -> Report:
-    """Judge a history against the final values of every key (sets and registers alike)."""
+def check_final(ops: Iterable[Op], final: Mapping[str, list[bytes]], final_at: float | None = None) -> Report:
+    """Judge a history against the final values of every key (sets, registers, blind and TTL keys).
+
+    ``final_at``: when the final read began, by the ops' clock (what had expired by then must be gone).
+    """
     ops = list(ops)
     sets: dict[str, set[str]] = {}
     siblings: dict[str, set[str]] = {}
     registers: dict[str, set[str]] = {}
     blind: dict[str, set[str]] = {}
+    expiring: dict[str, set[str]] = {}
     for key, values in final.items():
-        if key.startswith("blind"):
+        if key.startswith("ttl-"):
+            expiring[key] = {v.decode() for v in values}
+        elif key.startswith("blind"):
             blind[key] = {v.decode() for v in values}
         elif key.startswith("set"):
             sets[key] = set().union(*(json.loads(v) for v in values)) if values else set()
@@ -190,6 +222,7 @@ def check_final(ops: Iterable[Op], final: Mapping[str, list[bytes]]) -> Report:
     report = check_sets(ops, sets, siblings)
     report.merge(check_registers(ops, registers))
     report.merge(check_blind(ops, blind))
+    report.merge(check_ttl(ops, expiring, final_at))
     return report
 
 
