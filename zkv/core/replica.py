@@ -42,6 +42,7 @@ from zkv.errors import InvalidRequest
 log = logging.getLogger("zkv.core.replica")
 
 SLICE_KEYS = 2000  # keys digested (at start) or checked for strays (after a ring change) per tick
+DEAD_SCAN_KEYS = 200  # keys found at start whose states the purge reads per tick
 
 
 class Replica:
@@ -63,6 +64,9 @@ class Replica:
         self._strays: Iterator[bytes] | None = None  # keys to check, after a ring change, for lost ownership
         self.on_write: Callable[[bytes], None] | None = None  # set while leaving: the write is handed over
         self.purge = TombstonePurge(state.settings.tombstone_grace_s)
+        # which keys found on disk hold dead states: the purge reads each once, in small slices after the
+        # digests (a value read from disk per key: at start it would delay serving)
+        self._dead_scan: Iterator[bytes] | None = iter(list(store.keys())) if len(store) else None
 
     @property
     def handoff(self) -> Handoff | None:
@@ -211,6 +215,8 @@ class Replica:
     def on_tick(self, now: float) -> None:
         """Background work in slices: strays after a ring change, digests at start, anti-entropy, purge."""
         if self.unindexed is None:
+            if self._dead_scan is not None:
+                self._scan_for_dead()
             self._purge_some(now)
         if self._strays is not None:
             self._hand_off_strays(now)
@@ -271,6 +277,18 @@ class Replica:
             purge.forget(key)
             purge.purged += 1
 
+    def _scan_for_dead(self, count: int = DEAD_SCAN_KEYS) -> None:
+        """Tell the purge about a slice of the keys found on disk at start (their states are read)."""
+        assert self._dead_scan is not None
+        done = 0
+        for key in itertools.islice(self._dead_scan, count):
+            done += 1
+            state = self.store.get(key)
+            if state is not None:
+                self.purge.on_write(key, state)
+        if done < count:
+            self._dead_scan = None
+
     def _index_some(self, count: int = SLICE_KEYS) -> None:
         """Digest a slice of the keys found in the store at start (anti-entropy waits until all are)."""
         assert self.unindexed is not None
@@ -279,16 +297,13 @@ class Replica:
         ring = self.state.ring
         for key in itertools.islice(self.unindexed, count):
             done += 1
-            # the purge needs to know which keys hold dead states: one read of each key at start
-            state = self.store.get(key)
-            if state is None:
-                continue
-            self.purge.on_write(key, state)
             digest = known_digest(key) if known_digest is not None else None
             if digest is not None:
                 self.aae.on_digest(key, digest, ring)
             else:
-                self.aae.on_change(key, state, ring)
+                state = self.store.get(key)
+                if state is not None:
+                    self.aae.on_change(key, state, ring)
         if done < count:
             self.unindexed = None
 
