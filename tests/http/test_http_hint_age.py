@@ -45,7 +45,12 @@ def test_the_oldest_hints_age_grows_while_its_target_is_down(
     cluster = make_cluster(3, http=True, handoff_interval_ms=200)
     cluster.kill("n3")
     with cluster.client("n1", "n2") as c:
-        wait_until(lambda: c.nodes()[2].status == "down", 10, "n3 to be seen down")
+        # both holders must see n3 down, or one sends it the writes and keeps no hint
+        wait_until(
+            lambda: all(c.nodes(cluster.addresses[n])[2].status == "down" for n in HOLDERS),
+            10,
+            "n1 and n2 to see n3 down",
+        )
         first = c.put_many([(f"age-{i}", b"v") for i in range(40)], consistency="quorum")
         assert first == [None] * 40
         written = time.monotonic()
