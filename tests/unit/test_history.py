@@ -131,3 +131,12 @@ def test_a_blind_write_of_unknown_outcome_may_have_superseded_what_came_before_i
         _b("b", 1, "bdelete", None, 0.5, 2.0, outcome=UNKNOWN),
     ]
     assert check_blind(ops, {"blind0": set()}).ok
+
+
+def test_workload_keys_takes_any_iterable_of_clients() -> None:
+    # the real chaos harness passes a generator: every client's registers must still be in the final read
+    from zkv.testing.workload import workload_keys
+
+    keys = workload_keys(f"c{i}" for i in range(2))
+    assert keys == workload_keys(["c0", "c1"])
+    assert {"reg-c0-0", "reg-c1-0", "ttl-c0-0", "ttl-c1-0"} <= set(keys)

@@ -193,6 +193,7 @@ def drive(steps: Generator[Call, Any, None], perform: Callable[[Call], Any]) -> 
 
 def workload_keys(clients: Iterable[str]) -> list[str]:
     """Every key the workloads of ``clients`` may touch (what the final read covers)."""
+    clients = list(clients)  # walked twice: a generator would leave the registers out of the final read
     keys = [f"set{i}" for i in range(SET_KEYS)] + [f"blind{i}" for i in range(BLIND_KEYS)]
     keys += [f"ttl-{c}-{i}" for c in clients for i in range(TTL_KEYS)]
     return keys + [f"reg-{c}-{i}" for c in clients for i in range(REGISTER_KEYS)]
