@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from zkv.core.admission import RUNTIME_OPS
-from zkv.errors import InvalidRequest
+from zkv.errors import InternalError, InvalidRequest
+from zkv.node.faults import FaultFilter
 from zkv.storage.snapshot import SnapshotError, link_files
 
 RUNTIME_ADMIN_OPS = RUNTIME_OPS  # which requests those are is decided in zkv.core.admission
@@ -46,3 +47,24 @@ def snapshot(store: Any, node: str, cluster: str, msg: dict[str, Any]) -> dict[s
     except SnapshotError as exc:
         raise InvalidRequest(str(exc)) from None
     return {k: v for k, v in manifest.items() if k != "files"} | {"files": len(manifest["files"])}
+
+
+def snapshot_reply(store: Any, node: str, cluster: str, msg: dict[str, Any]) -> dict[str, Any]:
+    """:func:`snapshot` as a reply body; a disk failure is an ``internal`` error naming the op."""
+    try:
+        body = snapshot(store, node, cluster, msg)
+    except OSError as exc:
+        raise InternalError(f"{msg.get('op')} failed: {exc}") from None
+    return {"ok": True, "node": node, **body}
+
+
+def configure_faults(faults: FaultFilter, msg: dict[str, Any], members: set[str]) -> dict[str, Any]:
+    """Set the fault filter from a ``faults`` request (one without rules only asks); the reply body.
+
+    Runtime business, since the filter sits on the sockets; raises InvalidRequest naming a bad rule."""
+    if any(k in msg for k in ("drop_in", "drop_out", "delay_in")):
+        try:
+            faults.configure(msg, members)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+    return {"ok": True, **faults.describe()}

@@ -8,7 +8,10 @@ admin request.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,3 +71,27 @@ def _rules(
             raise ValueError(f"{name}: {what} for {peer} must be between 0 and {upper:g}")
         out[peer] = float(p)
     return out
+
+
+class HeldMessages:
+    """What a ``delay_in`` fault holds back: each message with the core handler it is for, released
+    once its time has come, in arrival order among equal times."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[..., Any], tuple[Any, ...]]] = []
+        self._seq = itertools.count()
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def hold(self, due: float, handler: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        heapq.heappush(self._heap, (due, next(self._seq), handler, args))
+
+    def next_due(self) -> float:
+        return self._heap[0][0]
+
+    def take_due(self, now: float) -> Iterator[tuple[Callable[..., Any], tuple[Any, ...]]]:
+        """Pop every message due by ``now``, with its handler."""
+        while self._heap and self._heap[0][0] <= now:
+            _, _, handler, args = heapq.heappop(self._heap)
+            yield handler, args

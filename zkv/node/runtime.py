@@ -12,10 +12,7 @@ schema, runs the fault filter and reports what the disk and the sockets said.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import heapq
-import itertools
 import logging
 import math
 import os
@@ -25,7 +22,6 @@ import time
 from typing import Any
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from zkv.config import ClusterConfig
 from zkv.core.admission import Admission
@@ -40,41 +36,35 @@ from zkv.errors import (
 from zkv.node import admin
 from zkv.node.curve import connection_user, load_curve
 from zkv.node.disk import NodeDisk
-from zkv.node.faults import FaultFilter
+from zkv.node.faults import FaultFilter, HeldMessages
+from zkv.node.listeners import make_socket, open_listeners
 from zkv.node.outbox import Outbox
+from zkv.node.peers import PeerLinks
+from zkv.node.seeds import JOIN_OK_OPS, JoinSeeds
 from zkv.node.sockets import SocketPoller
 from zkv.protocol import (
     PEER_OPS,
     PEER_REPLY_OPS,
     check_node_message,
-    pack,
     request_id,
     unpack_frame,
 )
 from zkv.security import (
-    GOSSIP_DOMAIN,
     NODE,
-    REQUEST_DOMAIN,
     AccessPolicy,
     KeyPair,
     ZkvAuthenticator,
-    make_curve_client,
-    make_curve_server,
 )
 
 log = logging.getLogger(__name__)
 
 DRAIN_LIMIT = 1000  # messages taken from one socket per turn, so one busy peer cannot starve the rest
 PEER_MESSAGE_OPS = (PEER_OPS | PEER_REPLY_OPS) - {"join_ok"}  # what peers send each other
-JOIN_OPS, JOIN_OK_OPS, GOSSIP_OPS = frozenset({"join"}), frozenset({"join_ok"}), frozenset({"hb"})
+JOIN_OPS, GOSSIP_OPS = frozenset({"join"}), frozenset({"hb"})
 MAX_POLL_MS = 200  # wake at least this often to notice a stop request
 # heartbeats are taken in batches at most this often (a tenth of the heartbeat interval, so phi's arrival
 # times move by little): at 30 nodes a turn per heartbeat cost ~170 us each, 90% of it the turn
 GOSSIP_BATCH_S = 0.05
-# a peer that is not listening is retried after 100 ms, then ever more slowly up to this: at the fixed
-# 100 ms a lone node of a 150-node cluster spent 8.6% of a core on retries to its 149 absent peers
-# (ZeroMQ's default), which made the start of 150 nodes on one machine a storm of connection attempts
-RECONNECT_IVL_MAX_MS = 1000
 READY_CHECK_S = 0.05  # how often a node that is not ready yet asks its core whether it is
 COMPACTION_SLICE_S = 0.004
 
@@ -86,12 +76,10 @@ class NodeRuntime:
         self.config = config
         self.spec = config.node(name)
         self.name = name
-        self._peer_routes: dict[bytes, str] = {}
         self.faults = FaultFilter()
-        self._delayed: list[tuple[float, int, Any, tuple]] = []  # messages held by a delay_in fault
+        self._delayed = HeldMessages()  # messages held by a delay_in fault
         self._ready_logged = False
         self._next_ready_check = 0.0
-        self._delay_seq = itertools.count()
         self._stopping = False
         self._drain_until: float | None = None  # set by a restart request: refuse new work, then stop
         self.exit_status = 0
@@ -105,56 +93,28 @@ class NodeRuntime:
             self.keys, self.node_keys, self.policy = load_curve(config, name)
             self.auth = ZkvAuthenticator(self.ctx, self.policy)
             self.auth.begin()
-        self.router = self._socket(zmq.ROUTER)
-        # plaintext: a restarted peer takes its routing identity over at once. With CURVE a client key
-        # could take a node's identity over that way, so it is off, and ZeroMQ heartbeats drop a dead
-        # peer's connection soon enough for its next incarnation to connect
-        self.router.setsockopt(zmq.ROUTER_HANDOVER, 0 if config.security.curve else 1)
-        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        if config.security.curve:
-            self.router.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-            self.router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
-        self.pub = self._socket(zmq.PUB)
-        if self.keys is not None:
-            make_curve_server(self.router, self.keys, REQUEST_DOMAIN)
-            make_curve_server(self.pub, self.keys, GOSSIP_DOMAIN)
         try:
-            self.router.bind(self.spec.address)
-            self.pub.bind(self.spec.gossip)
-        except zmq.ZMQError as exc:
+            self.router, self.pub = open_listeners(self.ctx, config, self.spec, self.keys)
+        except OSError:
             self.close()
-            raise OSError(
-                f"{name}: cannot listen on {self.spec.address} / {self.spec.gossip}: {exc}"
-            ) from None
+            raise
         # one epoll set over every socket: a poll costs what the ready sockets cost (zkv/node/sockets.py)
         self.poller = SocketPoller()
         self.poller.register(self.router, always=True)
-        self.dealers: dict[str, zmq.Socket] = {}
-        self._dealer_peer: dict[zmq.Socket, str] = {}
-        self._monitors: dict[zmq.Socket, str] = {}
-        self.sub = self._socket(zmq.SUB)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sub.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
-        self.poller.register(self.sub, always=True)
+        self.links = PeerLinks(name, self._socket, self.poller, self.keys, self.node_keys)
+        self.dealers, self.sub, self._peer_routes = self.links.dealers, self.links.sub, self.links.routes
         for member in config.nodes:
-            self._connect_peer(member.name, member.address, member.gossip)
-        # a joining node announces itself to its seeds on sockets of their own (see _announce)
-        self._seeds: dict[zmq.Socket, str] = {}
+            self.links.connect(member.name, member.address, member.gossip)
+        # a joining node announces itself to its seeds on sockets of their own (zkv/node/seeds.py)
+        self._seeds: JoinSeeds | None = None
         if join is not None:
-            seeds = [join] if join else [n.address for n in config.nodes if n.name != name]
-            by_address = {n.address: n.name for n in config.nodes}
-            for address in seeds:
-                seed = self._socket(zmq.DEALER)
-                seed.setsockopt(zmq.IDENTITY, f"join~{name}".encode())
-                if self.keys is not None:
-                    seed_key = self.node_keys.get(by_address.get(address, ""))
-                    if seed_key is None:
-                        self.close()
-                        raise OSError(f"{name}: no CURVE public key known for the seed {address}")
-                    make_curve_client(seed, self.keys, seed_key)
-                seed.connect(address)
-                self._seeds[seed] = address
-                self.poller.register(seed, always=True)
+            try:
+                self._seeds = JoinSeeds(
+                    config, name, join, self._socket, self.poller, self.keys, self.node_keys
+                )
+            except OSError:
+                self.close()
+                raise
         self.disk = NodeDisk(config, name)
         self.store, self.hints = self.disk.store, self.disk.hints
         generation, actor, minted = self.disk.incarnation()
@@ -165,9 +125,7 @@ class NodeRuntime:
         settings = dataclasses.replace(settings, minted=minted)
         self.core = NodeCore(settings, self.store, now, hints=self.hints, rng=random.Random())
         self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
-        # what gossip costs this node, counted where the bytes are (tools/scale.py reads it from status)
-        self.gossip_traffic = {"sent": 0, "sent_bytes": 0, "received": 0, "received_bytes": 0}
-        self.core.status_extra["gossip_traffic"] = self.gossip_traffic
+        self.core.status_extra["gossip_traffic"] = self.links.traffic
         self.core.status_extra["sockets"] = self.poller.stats
         for peer in self.dealers:
             self.core.on_connection(peer, False, now)
@@ -187,43 +145,8 @@ class NodeRuntime:
         log.warning("dropped a message from %s posing as node %s", user, claimed)
         return True
 
-    def _connect_peer(self, peer: str, address: str, gossip: str) -> None:
-        """Open the request (DEALER) and gossip (SUB) connections to a member, once."""
-        if peer == self.name or peer in self.dealers:
-            return
-        peer_key = self.node_keys.get(peer)
-        if self.keys is not None and peer_key is None:
-            log.error("no CURVE public key for %s (add %s.key to node_keys): not connecting", peer, peer)
-            return
-        dealer = self._socket(zmq.DEALER)
-        dealer.setsockopt(zmq.IDENTITY, self.name.encode())
-        dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue for a peer that is not connected
-        dealer.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
-        if self.keys is not None and peer_key is not None:
-            make_curve_client(dealer, self.keys, peer_key)
-            make_curve_client(self.sub, self.keys, peer_key)  # taken by the sub's next connect()
-        # connection events tell the core at once when a peer's process is gone (or back); the monitor
-        # is attached before connect() so the first handshake cannot slip past it
-        monitor = dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
-        self._monitors[monitor] = peer
-        dealer.connect(address)
-        self.sub.connect(gossip)
-        self.dealers[peer] = dealer
-        self._dealer_peer[dealer] = peer
-        self._peer_routes[peer.encode()] = peer
-        self.poller.register(dealer)
-        self.poller.register(monitor)
-
     def _socket(self, kind: int) -> zmq.Socket:
-        sock = self.ctx.socket(kind)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, self.config.high_water_mark)
-        sock.setsockopt(zmq.RCVHWM, self.config.high_water_mark)
-        # a message over this drops the connection (ZeroMQ cannot answer it); clients check it first
-        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)
-        # a connection that has not finished its (CURVE) handshake by then is dropped
-        sock.setsockopt(zmq.HANDSHAKE_IVL, self.config.handshake_interval_ms)
-        return sock
+        return make_socket(self.ctx, self.config, kind)
 
     # ------------------------------------------------------------------------------------------ loop
 
@@ -243,7 +166,7 @@ class NodeRuntime:
             # round up: pyzmq truncates a fraction of a millisecond to 0, which would spin the loop
             wake = core.next_wakeup()
             if self._delayed:
-                wake = min(wake, self._delayed[0][0])
+                wake = min(wake, self._delayed.next_due())
             if self.outbox.unconnected:
                 wake = min(wake, self.outbox.next_deadline())
             if gossip_held:
@@ -276,14 +199,16 @@ class NodeRuntime:
                     self._drain_router(now)
                 elif sock is self.sub:
                     self._drain_sub(now)
-                elif sock in self._monitors:
+                elif sock in self.links.monitors:
                     self._drain_monitor(sock, now)
-                elif sock in self._seeds:
-                    self._drain_seed(sock, now)
+                elif self._seeds is not None and sock in self._seeds:
+                    for msg, seed in self._seeds.drain(sock):
+                        if self._valid(msg, JOIN_OK_OPS, seed):
+                            self._guard(self.core.on_join_ok, msg, now)
                 else:
                     self._drain_dealer(sock, now)
             if self._seeds:
-                self._announce(now)
+                self._seeds.announce(self.core, now)
             if self._delayed:
                 self._release_delayed(now)
             if self.outbox.unconnected:
@@ -314,8 +239,9 @@ class NodeRuntime:
         self.close()
 
     def close(self) -> None:
-        for dealer in getattr(self, "dealers", {}).values():
-            dealer.disable_monitor()
+        links = getattr(self, "links", None)
+        if links is not None:
+            links.close()
         disk = getattr(self, "disk", None)
         if disk is not None:
             core = getattr(self, "core", None)
@@ -392,35 +318,8 @@ class NodeRuntime:
                             route, request_id(msg), InternalError("the node hit a bug; see its log")
                         )
 
-    def _announce(self, now: float) -> None:
-        """Until a seed took this joining node in, tell every seed about it as often as the core says."""
-        if self.core.joined:
-            for seed in list(self._seeds):
-                self.poller.unregister(seed)
-                seed.close(linger=0)
-            self._seeds.clear()
-            return
-        announcement = self.core.announcement_due(now)
-        if announcement is None:
-            return
-        payload = pack(announcement)
-        for seed in self._seeds:
-            with contextlib.suppress(zmq.Again):
-                seed.send(payload, zmq.NOBLOCK)
-
-    def _drain_seed(self, sock: zmq.Socket, now: float) -> None:
-        while True:
-            try:
-                payload = sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            with contextlib.suppress(ProtocolError):
-                for msg in unpack_frame(payload):
-                    if self._valid(msg, JOIN_OK_OPS, self._seeds[sock]):
-                        self._guard(self.core.on_join_ok, msg, now)
-
     def _drain_dealer(self, sock: zmq.Socket, now: float) -> None:
-        peer = self._dealer_peer[sock]
+        peer = self.links.dealer_peer[sock]
         for _ in range(DRAIN_LIMIT):
             try:
                 payload = sock.recv(zmq.NOBLOCK)
@@ -475,12 +374,11 @@ class NodeRuntime:
         delay = self.faults.delay(peer) if self.faults.active else 0.0
         if delay <= 0:
             return False
-        heapq.heappush(self._delayed, (now + delay, next(self._delay_seq), handler, args))
+        self._delayed.hold(now + delay, handler, args)
         return True
 
     def _release_delayed(self, now: float) -> None:
-        while self._delayed and self._delayed[0][0] <= now:
-            _, _, handler, args = heapq.heappop(self._delayed)
+        for handler, args in self._delayed.take_due(now):
             self._guard(handler, *args, now)
 
     def _guard(self, handler: Any, *args: Any) -> bool:
@@ -498,63 +396,40 @@ class NodeRuntime:
         self.core.count_rejected("internal")
 
     def _drain_monitor(self, sock: zmq.Socket, now: float) -> None:
-        peer = self._monitors[sock]
-        while True:
-            try:
-                event = recv_monitor_message(sock, zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self.core.on_connection(peer, True, now)
-                if peer in self.outbox.unconnected:
-                    self.outbox.release(peer, now)
-                    self.poller.touched(self.dealers[peer])
-            elif event["event"] == zmq.EVENT_DISCONNECTED:
-                self.core.on_connection(peer, False, now)
+        for peer, up in self.links.connection_events(sock):
+            self.core.on_connection(peer, up, now)
+            if up and peer in self.outbox.unconnected:
+                self.outbox.release(peer, now)
+                self.poller.touched(self.dealers[peer])
 
     def _drain_sub(self, now: float) -> None:
-        traffic = self.gossip_traffic
-        for _ in range(DRAIN_LIMIT):
-            try:
-                payload = self.sub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            traffic["received"] += 1
-            traffic["received_bytes"] += len(payload)
-            try:
-                messages = unpack_frame(payload)
-            except ProtocolError:
+        for msg in self.links.heartbeats(DRAIN_LIMIT):
+            sender = msg.get("node")
+            if not self._valid(msg, GOSSIP_OPS, str(sender)):
                 continue
-            for msg in messages:
-                sender = msg.get("node")
-                if not self._valid(msg, GOSSIP_OPS, str(sender)):
-                    continue
-                if (
-                    self.faults.active
-                    and isinstance(sender, str)
-                    and (
-                        self.faults.drops_in(sender)
-                        or self._held(sender, self.core.on_heartbeat, (msg,), now)
-                    )
-                ):
-                    continue
-                self._guard(self.core.on_heartbeat, msg, now)
+            if (
+                self.faults.active
+                and isinstance(sender, str)
+                and (self.faults.drops_in(sender) or self._held(sender, self.core.on_heartbeat, (msg,), now))
+            ):
+                continue
+            self._guard(self.core.on_heartbeat, msg, now)
 
     def _on_faults(self, route: bytes, msg: dict[str, Any]) -> None:
-        """The admin request that sets the fault filter: runtime business, since it filters sockets."""
+        """The admin request that sets the fault filter (:func:`zkv.node.admin.configure_faults`)."""
         rid = request_id(msg)
-        if any(k in msg for k in ("drop_in", "drop_out", "delay_in")):
-            try:
-                self.faults.configure(msg, set(self.dealers))
-            except ValueError as exc:
-                self.outbox.reply_error(route, rid, InvalidRequest(str(exc)))
-                return
+        try:
+            body = admin.configure_faults(self.faults, msg, set(self.dealers))
+        except InvalidRequest as exc:
+            self.outbox.reply_error(route, rid, exc)
+            return
+        if "drop_in" in msg or "drop_out" in msg or "delay_in" in msg:
             log.warning("fault filter now %s", self.faults.describe())
-            if self.faults.active:  # in status too, so the dashboard shows a node under injected faults
-                self.core.status_extra["faults"] = self.faults.describe()
-            else:
-                self.core.status_extra.pop("faults", None)
-        self.outbox.send_reply(route, [{"id": rid, "ok": True, "node": self.name, **self.faults.describe()}])
+        if self.faults.active:  # in status too, so the dashboard shows a node under injected faults
+            self.core.status_extra["faults"] = self.faults.describe()
+        else:
+            self.core.status_extra.pop("faults", None)
+        self.outbox.send_reply(route, [{"id": rid, "node": self.name, **body}])
 
     def _on_admin(self, route: bytes, msg: dict[str, Any], now: float) -> None:
         """An admin request about this node's process or files (:mod:`zkv.node.admin`), answered at once."""
@@ -567,15 +442,12 @@ class NodeRuntime:
             self.outbox.send_reply(route, [{"id": rid, "ok": True, "node": self.name, "status": "stopping"}])
             return
         try:
-            body = admin.snapshot(self.store, self.name, self.config.name, msg)
-        except InvalidRequest as exc:
+            body = admin.snapshot_reply(self.store, self.name, self.config.name, msg)
+        except (InvalidRequest, InternalError) as exc:
             self.outbox.reply_error(route, rid, exc)
             return
-        except OSError as exc:
-            self.outbox.reply_error(route, rid, InternalError(f"{msg.get('op')} failed: {exc}"))
-            return
         log.info("snapshot of %d keys into %s", body.get("keys", 0), msg.get("dir"))
-        self.outbox.send_reply(route, [{"id": rid, "ok": True, "node": self.name, **body}])
+        self.outbox.send_reply(route, [{"id": rid, **body}])
 
     # ------------------------------------------------------------------------------------------ output
 
@@ -589,12 +461,9 @@ class NodeRuntime:
                 return
             plan = plan_turn(effects, self.disk.needs_flush(), self._peer_routes)
             for msg in plan.publishes:
-                payload = pack(msg)
-                self.pub.send(payload, zmq.NOBLOCK)
-                self.gossip_traffic["sent"] += 1
-                self.gossip_traffic["sent_bytes"] += len(payload)
+                self.links.publish(self.pub, msg)
             for connect in plan.connects:
-                self._connect_peer(connect.node, connect.address, connect.gossip)
+                self.links.connect(connect.node, connect.address, connect.gossip)
             if plan.stop:
                 self._stopping = True
             outbox = self.outbox
