@@ -169,3 +169,21 @@ def test_two_equal_compare_and_sets_in_one_turn_are_told_apart() -> None:
     answers = [net.answer(rid) for rid in (101, 102)]
     assert all(a is not None for a in answers)
     assert sorted(a.get("error", "applied") for a in answers) == ["applied", "condition_failed"], answers
+
+
+def test_a_duplicated_forwarded_serial_write_is_run_once() -> None:
+    """A forward that a duplicating link delivers twice must not apply its write twice: the copy, run
+    after a later compare-and-set, would put the older value back (the simulator's seeds 388 and 459
+    with joins and leaves)."""
+    net = FakeNet(nodes=5)
+    ring = net.cores["n1"].ring
+    key = next(k for k in (b"k%d" % i for i in range(100)) if "n1" not in ring.preference_list(k))
+    assert cas(net, "n1", key, b"x")["ok"]  # forwarded to a replica: an unconditional serial write
+    (src, coordinator, fwd), *_ = net.traffic("fwd")
+    assert cas(net, "n1", key, b"y", if_value=b"x")["ok"]
+    copies = net.cores[coordinator].serial.copies_dropped
+    net.cores[coordinator].on_peer(src, fwd, net.now)  # the link delivers the forward once more
+    net.run()
+    net.advance(net.now + 1.0, step=0.01)
+    assert net.cores[coordinator].serial.copies_dropped == copies + 1
+    assert serial_get(net, "n2", key)["values"] == [b"y"]

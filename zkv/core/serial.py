@@ -30,6 +30,7 @@ Pure: ``now`` comes in, effects go out through the node's outbox; backoff timers
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +101,10 @@ class SerialCoordinator:
         self._timers: list[tuple[float, int, int]] = []  # (when, request id, attempt; -1: the deadline)
         self._counter = 0  # the highest ballot counter seen: the next ballot goes above it
         self._last_stamp = 0.0  # the timestamp of the last version this node proposed
+        # requests started lately, by who asked (route, ids) and what: a copy of one is dropped (below)
+        self._recent: dict[tuple[Any, ...], float] = {}
+        self._recent_order: deque[tuple[float, tuple[Any, ...]]] = deque()
+        self.copies_dropped = 0
         acceptor.commit_seen = self._seen_committed
 
     def _seen_committed(self, key: bytes, proposal: KeyState) -> None:
@@ -133,13 +138,36 @@ class SerialCoordinator:
         context: dict[str, int] | None = None,
         expires_in: float | None = None,
     ) -> None:
-        """Begin a serial request (the caller checked this node is a primary replica of ``key``)."""
+        """Begin a serial request (the caller checked this node is a primary replica of ``key``).
+
+        A copy of a request already started here (a duplicated client or forwarded message) is dropped:
+        run twice, an unconditional write would be applied twice, the copy after a later write had
+        superseded the first (found by the simulator with joins and leaves: a leaving node forwarded a
+        write over a duplicating link, and a serial read after a later write saw the earlier value back).
+        The first run's answer goes to the same origin."""
+        if self._is_copy((origin.route, origin.rid, origin.fwd_id, op, key, value), now):
+            self.copies_dropped += 1
+            return
         deadline = now + self.state.settings.request_timeout_s
         sop = SerialOp(origin, op, key, value, condition, context, expires_in, now, deadline)
         sop.sid = next(self.state.ids)
         self._live[sop.sid] = sop
         heapq.heappush(self._timers, (deadline, sop.sid, -1))
         self._new_round(sop, now)
+
+    def _is_copy(self, token: tuple[Any, ...], now: float) -> bool:
+        """Was this request started here within the last two request timeouts (then: a copy)?"""
+        recent, order = self._recent, self._recent_order
+        while order and order[0][0] <= now:
+            expires, old = order.popleft()
+            if recent.get(old) == expires:
+                del recent[old]
+        if token in recent:
+            return True
+        expires = now + 2 * self.state.settings.request_timeout_s
+        recent[token] = expires
+        order.append((expires, token))
+        return False
 
     def _lists(self, key: bytes) -> tuple[tuple[str, ...], ...]:
         current = self.state.ring.preference_list(key)
