@@ -6,7 +6,7 @@ from __future__ import annotations
 from test_nodecore import FakeNet
 
 from zkv.core.paxos import AcceptorState
-from zkv.core.versions import EMPTY, update
+from zkv.core.versions import EMPTY, merge, update
 
 
 def serial_get(net: FakeNet, node: str, key: bytes) -> dict:
@@ -187,3 +187,27 @@ def test_a_duplicated_forwarded_serial_write_is_run_once() -> None:
     net.advance(net.now + 1.0, step=0.01)
     assert net.cores[coordinator].serial.copies_dropped == copies + 1
     assert serial_get(net, "n2", key)["values"] == [b"y"]
+
+
+def test_a_serial_write_mints_its_dot_above_every_counter_the_node_minted() -> None:
+    """The dot floor of plain writes (versions.update's ``floor``): after a purge, a key's old dots are
+    gone from the replicas that purged it, while one that still holds the retired tombstone has seen
+    them; a serial write counting from the purged state alone would reuse a dot and be dropped there."""
+    net = FakeNet()
+    assert net.put("n1", b"k", b"v")["ok"]
+    assert net.request("n1", "delete", key=b"k")["ok"]
+    tombstone = net.stored("n3", b"k")
+    assert tombstone is not None and tombstone.clock == {"n1": 2}
+    for name in ("n1", "n2"):  # purged there; n3 still holds the retired tombstone and is cut off
+        net.cores[name].store.delete(b"k")
+    net.cut.add("n3")
+    assert cas(net, "n1", b"k", b"again", if_absent=True)["applied"] is True
+    written = net.stored("n1", b"k")
+    assert written is not None and written.clock["n1"] > 2
+    assert net.cores["n1"].state.minted == written.clock["n1"]
+    # n3 takes the new version over its tombstone (a reused dot 1 would be covered by its clock)
+    assert merge(tombstone, written).values == [b"again"]
+    # and the next plain write of n1 counts on above the serial one
+    assert net.put("n1", b"other", b"x")["ok"]
+    other = net.stored("n1", b"other")
+    assert other is not None and other.clock["n1"] == written.clock["n1"] + 1

@@ -82,6 +82,7 @@ class SerialOp:
     proposal: KeyState = EMPTY
     completing: bool = False  # the round's proposal is someone else's in-progress one
     owns: list[Sibling] = field(default_factory=list)  # this request's proposed versions: may be chosen
+    minted: int = 0  # the highest dot counter its proposals minted (the node's floor takes it at the end)
     chosen: bool = False  # one of them was seen committed
     attempts: int = 0
     sid: int = 0  # this request's id for its timers (the round id changes every phase)
@@ -310,8 +311,10 @@ class SerialCoordinator:
             return
         # An earlier proposal of this request that was not seen here is dead once this one is chosen:
         # it can never again be the highest accepted proposal a majority reports. The new dot counts on
-        # from the state the proposal supersedes: two proposals that mint the same dot were computed
-        # from the same state, and at most one of them is ever chosen.
+        # from the state the proposal supersedes and above the node's dot floor (``state.minted``: a
+        # purged key's old dots are gone, ``versions.update``); the floor takes a request's dots only
+        # when it ends, so two proposals that mint the same dot were computed from the same state and
+        # the same floor, and at most one of them is ever chosen.
         local = self.state.store.get(sop.key) or EMPTY
         base = merge(current, local)
         context = dict(base.clock) if sop.context is None else dict(sop.context)
@@ -321,10 +324,11 @@ class SerialCoordinator:
         wall = self._last_stamp = max(self.state.wall(now), self._last_stamp + 1e-6)
         expires = None if sop.expires_in is None else wall + sop.expires_in
         try:
-            proposal, new = update(base, actor, context, sop.value, wall, expires)
+            proposal, new = update(base, actor, context, sop.value, wall, expires, self.state.minted)
         except ValueError as exc:
             self._end(sop, InvalidRequest(str(exc)).to_wire(), now)
             return
+        sop.minted = max(sop.minted, new.counter)
         sop.owns.append(new)
         self._propose(sop, proposal, now)
 
@@ -393,6 +397,7 @@ class SerialCoordinator:
             self._end(sop, err.to_wire(), now)
 
     def _end(self, sop: SerialOp, msg: dict[str, Any], now: float) -> None:
+        self.state.minted = max(self.state.minted, sop.minted)
         self._ops.pop(sop.iid, None)
         if self._live.pop(sop.sid, None) is None:
             return  # ended already
