@@ -358,8 +358,16 @@ NODE_SCHEMAS: dict[str, dict[str, str]] = {
     "aae_keys_ok": {"id": "id?", "items": "list"},
     "aae_push": {"items": "list"},
     "stream": {"id": "id", "after": "bytes?", "limit": "int"},
-    "stream_ok": {"id": "id", "items": "list", "crc": "int", "next": "bytes?"},
-    "stream_push": {"id": "id", "items": "list", "crc": "int"},
+    "stream_ok": {
+        "id": "id",
+        "items": "list",
+        "crc": "int",
+        "next": "bytes?",
+        "paxos": "list?",  # acceptor states riding along (zkv.core.transfer.paxos_items)
+        "pcrc": "int?",
+        "wait": "bool?",  # the source does not know the requester joins yet: ask again
+    },
+    "stream_push": {"id": "id", "items": "list", "crc": "int", "paxos": "list?", "pcrc": "int?"},
     "stream_push_ok": {"id": "id"},
     "rput_ok": {"id": "id"},
     "rget_ok": {"id": "id", "state": "list"},

@@ -211,3 +211,69 @@ def test_a_serial_write_mints_its_dot_above_every_counter_the_node_minted() -> N
     assert net.put("n1", b"other", b"x")["ok"]
     other = net.stored("n1", b"other")
     assert other is not None and other.clock["n1"] == written.clock["n1"] + 1
+
+
+def test_an_acceptor_that_sees_other_replicas_for_the_key_refuses_the_round() -> None:
+    """A proposer with a stale ring (restarted with the cluster file's members, or not yet told of a
+    join) must not be able to decide with a majority of replicas that see the new ring."""
+    from zkv.core.paxos import lists_to_wire
+
+    net = FakeNet()
+    core = net.cores["n2"]
+    stale = [["n1", "n2", "n9"]]
+    msg = {"op": "px_prepare", "id": 7, "key": b"k", "ballot": [10, "n1"], "lists": stale}
+    core.on_peer("n1", msg, net.now)
+    replies = [m for m in core.state.unflushed_acks if m.get("id") == 7]
+    assert replies and replies[-1]["op"] == "rerr" and replies[-1]["error"] == "ring_mismatch"
+    assert core.store.paxos_get(b"k") is None  # nothing promised
+    assert core.acceptor.ring_mismatches == 1
+    # the same lists as its own: promised
+    mine = lists_to_wire(((*core.ring.preference_list(b"k"),),))
+    core.on_peer("n1", {**msg, "id": 8, "lists": mine}, net.now)
+    assert [m for m in core.state.unflushed_acks if m.get("id") == 8][-1]["op"] == "px_promise"
+
+
+def test_acceptor_states_merge_and_ride_with_a_moving_range() -> None:
+    """A joining node streams a key's acceptor state with its state; a key with only acceptor state (a
+    write accepted but not committed) moves too; a source that does not know the joiner says wait."""
+    import itertools
+
+    from zkv.core.paxos import AcceptorState, absorb
+    from zkv.core.ring import Ring, node_tokens
+    from zkv.core.transfer import JoinStream, LeaveStream, StreamSource, paxos_items
+    from zkv.storage.memory import MemoryStore
+
+    old = AcceptorState((5, "a"), (5, "a"), update(EMPTY, "a", {}, b"v5", 1.0)[0], (3, "a"))
+    new = AcceptorState((9, "b"), (4, "b"), None, (4, "b"))
+    merged = old.merge(new)
+    assert merged.promised == (9, "b") and merged.accepted == (5, "a") and merged.committed == (4, "b")
+    assert merged.proposal == old.proposal
+
+    names = ("n1", "n2", "n3")
+    ring = Ring({n: node_tokens(n, 8) for n in names}, 3)
+    future = Ring({n: node_tokens(n, 8) for n in (*names, "n4")}, 3)
+    key = next(k for k in (b"k%d" % i for i in range(200)) if "n4" in future.preference_list(k))
+    source = MemoryStore()
+    source.paxos_put(key, old.to_bytes())  # accepted, never committed: no key state
+    src = StreamSource()
+    waiting = src.on_stream(
+        "n4", {"id": 1, "after": None}, source.paxos_keys, source.get, ring, source.paxos_get
+    )
+    assert waiting["wait"] is True and not waiting["items"]
+    stream = JoinStream(["n1"], 1.0)
+    stream.in_flight[1] = ("n1", 1.0)
+    assert stream.on_stream_ok("n1", waiting) == [] and "n1" not in stream.done
+    reply = src.on_stream(
+        "n4", {"id": 2, "after": None}, source.paxos_keys, source.get, future, source.paxos_get
+    )
+    assert reply["next"] is None and paxos_items(reply) == [(key, old.to_bytes())]
+    joiner = MemoryStore()
+    joiner.paxos_put(key, new.to_bytes())
+    for k, blob in paxos_items(reply):
+        absorb(joiner, k, blob)
+    assert AcceptorState.from_bytes(joiner.paxos_get(key)) == merged
+    # a leaving node pushes it to the key's future owners
+    leave = LeaveStream([key], 1.0)
+    pushes = leave.pushes(0.0, future, ring, source.get, itertools.count(1), source.paxos_get)
+    assert {t for t, _ in pushes} == set(ring.preference_list(key))
+    assert all(paxos_items(m) == [(key, old.to_bytes())] for _, m in pushes)

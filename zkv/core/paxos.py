@@ -25,6 +25,22 @@ The state (:class:`AcceptorState`) is written through the store (``paxos_put``) 
 after the flush that makes it durable (:mod:`zkv.core.turnplan`), so a crash never forgets a promise.
 
 A ballot is ``(counter, proposer name)``: totally ordered, unique per proposer.
+
+Ring changes
+------------
+A round is decided by the replicas its proposer sees for the key (:func:`replica_lists`: the preference
+list, and during a join or leave that moves the key the future one too, each needing a majority). Two
+nodes can see the ring differently — one has not heard of a join yet, or restarted with the cluster file's
+members and not caught up — and a majority of the old list and one of the new need not meet. So every
+prepare and propose carries the proposer's lists, and an acceptor whose own lists for the key differ
+refuses it (``rerr`` ``ring_mismatch``: the proposer counts it as a failed replica). A round is then
+decided only by a majority that shares its proposer's view of the key's replicas.
+
+When a key moves, its acceptor state moves with it: a joining node streams it from every ring member
+with the key states, and a leaving node pushes it to the key's future owners (:func:`absorb` merges it
+into the receiver's). A source serves a joining node's stream only once it knows the node joins, and
+from then on refuses rounds that do not include the joining node's list, so whatever an old-ring
+majority decided before is in what it streams.
 """
 
 from __future__ import annotations
@@ -80,6 +96,55 @@ class AcceptorState:
         p0, p1, a0, a1, proposal, c0, c1 = msgpack.unpackb(blob, raw=False)
         return cls((p0, p1), (a0, a1), None if proposal is None else state_from_wire(proposal), (c0, c1))
 
+    def merge(self, other: AcceptorState) -> AcceptorState:
+        """Both replicas' knowledge: the higher promise, the later acceptance, the later commit. Reporting
+        a proposal another replica accepted is safe: a proposer takes the highest it is told of."""
+        accepted = self if self.accepted >= other.accepted else other
+        return AcceptorState(
+            max(self.promised, other.promised),
+            accepted.accepted,
+            accepted.proposal,
+            max(self.committed, other.committed),
+        )
+
+
+Lists = tuple[tuple[str, ...], ...]
+
+
+def replica_lists(state: NodeState, key: bytes) -> Lists:
+    """The preference lists a serial round on ``key`` needs a majority of, as this node sees the ring:
+    the current one, and the future one too while a join or leave moves the key (joint quorums)."""
+    current = state.ring.preference_list(key)
+    future_ring = state.future_ring
+    if future_ring is state.ring:
+        return (current,)
+    future = future_ring.preference_list(key)
+    return (current,) if set(future) == set(current) else (current, future)
+
+
+def same_lists(a: Any, b: Lists) -> bool:
+    """Do a peer's lists (from the wire) name the same replica sets as ``b``, in the same roles?"""
+    if not isinstance(a, list | tuple) or len(a) != len(b):
+        return False
+    return all(isinstance(x, list | tuple) and set(x) == set(y) for x, y in zip(a, b, strict=True))
+
+
+def lists_to_wire(lists: Lists) -> list[list[str]]:
+    return [list(lst) for lst in lists]
+
+
+def absorb(store: Any, key: bytes, blob: Any) -> None:
+    """Merge acceptor state streamed or pushed from another replica (a moving range) into this one's."""
+    if not isinstance(blob, bytes):
+        raise InvalidRequest("acceptor state must be bytes")
+    try:
+        incoming = AcceptorState.from_bytes(blob)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise InvalidRequest(f"malformed acceptor state: {exc}") from exc
+    mine = store.paxos_get(key)
+    merged = incoming if mine is None else AcceptorState.from_bytes(mine).merge(incoming)
+    store.paxos_put(key, merged.to_bytes())
+
 
 class Acceptor:
     """This replica's side of every key's Paxos: answers to prepare, propose and commit."""
@@ -92,6 +157,7 @@ class Acceptor:
         self._out = state.effects
         # the proposer's hook: a commit here tells the requests it coordinates their fate
         self.commit_seen: Callable[[bytes, KeyState], None] | None = None
+        self.ring_mismatches = 0  # rounds refused: the proposer saw other replicas for the key
 
     def load(self, key: bytes) -> AcceptorState:
         blob = self.store.paxos_get(key)
@@ -142,11 +208,37 @@ class Acceptor:
     # ---------------------------------------------------------------------------------- peer requests
 
     def on_prepare(self, peer: str, msg: dict[str, Any], now: float) -> None:
-        self._answer(peer, msg, self.prepare(_key(msg), ballot_from_wire(msg.get("ballot"))))
+        key = _key(msg)
+        refusal = self._ring_mismatch(key, msg)
+        if refusal is not None:
+            self._answer(peer, msg, refusal)
+            return
+        self._answer(peer, msg, self.prepare(key, ballot_from_wire(msg.get("ballot"))))
 
     def on_propose(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        key = _key(msg)
+        refusal = self._ring_mismatch(key, msg)
+        if refusal is not None:
+            self._answer(peer, msg, refusal)
+            return
         ballot = ballot_from_wire(msg.get("ballot"))
-        self._answer(peer, msg, self.propose(_key(msg), ballot, state_from_wire(msg.get("state"))))
+        self._answer(peer, msg, self.propose(key, ballot, state_from_wire(msg.get("state"))))
+
+    def _ring_mismatch(self, key: bytes, msg: dict[str, Any]) -> dict[str, Any] | None:
+        """A refusal when the proposer sees other replicas for ``key`` than this node does (a message
+        without lists, from a proposer that does not send them, is judged as before)."""
+        theirs = msg.get("lists")
+        if theirs is None:
+            return None
+        mine = replica_lists(self.state, key)
+        if same_lists(theirs, mine):
+            return None
+        self.ring_mismatches += 1
+        return {
+            "op": "rerr",
+            "error": "ring_mismatch",
+            "message": f"this replica sees {lists_to_wire(mine)} for the key, the proposer {theirs!r}",
+        }
 
     def on_commit(self, peer: str, msg: dict[str, Any], now: float) -> None:
         ballot = ballot_from_wire(msg.get("ballot"))

@@ -25,9 +25,10 @@ from typing import Any
 
 from zkv.core.effects import Reply, Send, Stop
 from zkv.core.membership import JOINING, LEAVING, NORMAL, REMOVED
-from zkv.core.replica import Replica
+from zkv.core.paxos import absorb
+from zkv.core.replica import Replica, moving_keys
 from zkv.core.state import NodeState
-from zkv.core.transfer import JoinStream, LeaveStream
+from zkv.core.transfer import JoinStream, LeaveStream, paxos_items
 
 log = logging.getLogger("zkv.core.rebalance")
 
@@ -110,6 +111,12 @@ class Rebalance:
         if self.join_stream is not None and self.join_stream.owns(msg.get("id")):
             for key, state in self.join_stream.on_stream_ok(peer, msg):
                 self.replica.merge_local(key, state)
+            try:
+                found = [] if msg.get("wait") else paxos_items(msg)
+            except ValueError:
+                found = []  # a corrupt batch: asked again (JoinStream.on_stream_ok)
+            for key, blob in found:
+                absorb(self.state.store, key, blob)
 
     # ------------------------------------------------------------------------------------------ leaving
 
@@ -121,7 +128,7 @@ class Rebalance:
         store = self.state.store
         timeout = self.state.settings.request_timeout_s
         self.leave_stream = LeaveStream(
-            sorted(store.keys()), timeout, batch_bytes=self.replica.source.batch_bytes
+            sorted(moving_keys(store)), timeout, batch_bytes=self.replica.source.batch_bytes
         )
         self.replica.on_write = self.leave_stream.touch
         log.warning("leaving the cluster: handing %d keys to their new owners", len(self.leave_stream.keys))
@@ -156,8 +163,9 @@ class Rebalance:
                 log.info("joined: %d keys streamed; now serving", self.join_stream.keys_received)
                 self._become(NORMAL)
         if status == LEAVING and self.leave_stream is not None:
+            store = self.state.store
             pushes = self.leave_stream.pushes(
-                now, self.state.ring, self.state.future_ring, self.state.store.get, self.state.ids
+                now, self.state.ring, self.state.future_ring, store.get, self.state.ids, store.paxos_get
             )
             for target, msg in pushes:
                 self._out.append(Send(target, msg))

@@ -33,9 +33,10 @@ from typing import Any
 from zkv.core.effects import Reply, Send
 from zkv.core.handoff import Handoff
 from zkv.core.membership import NORMAL
+from zkv.core.paxos import absorb
 from zkv.core.purge import TombstonePurge
 from zkv.core.state import NodeState
-from zkv.core.transfer import StreamSource, decode_items
+from zkv.core.transfer import StreamSource, decode_items, paxos_items
 from zkv.core.versions import EMPTY, KeyState, merge, state_from_wire, state_to_wire
 from zkv.errors import InvalidRequest
 
@@ -161,13 +162,17 @@ class Replica:
     def on_stream(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """A joining node asks for a batch of the ranges it will own."""
         store = self.store
-        reply = self.source.on_stream(peer, msg, store.keys, store.get, self.state.future_ring)
+        reply = self.source.on_stream(
+            peer, msg, lambda: moving_keys(store), store.get, self.state.future_ring, store.paxos_get
+        )
         self._out.append(Reply(peer.encode(), reply))
 
     def on_stream_push(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """A leaving node hands over a batch of keys this node will own."""
         for key, state in decode_items(msg):
             self.merge_local(key, state)
+        for key, blob in paxos_items(msg):
+            absorb(self.store, key, blob)
         self.state.stats.keys_streamed_in += len(msg["items"])
         self.ack_write(peer.encode(), {"op": "stream_push_ok", "id": msg.get("id")})
 
@@ -312,3 +317,11 @@ def _bytes(value: Any) -> bytes:
     if not isinstance(value, bytes):
         raise InvalidRequest("key must be bytes")
     return value
+
+
+def moving_keys(store: Any) -> list[bytes]:
+    """Every key a moving range may hold: those with a state, and those with only acceptor state (a
+    serial write accepted but not yet committed here)."""
+    keys = set(store.keys())
+    keys.update(store.paxos_keys())
+    return list(keys)

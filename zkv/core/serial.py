@@ -6,8 +6,10 @@ A serial request is coordinated by a primary replica of its key (others forward 
 coordinator runs rounds of single-decree Paxos (:mod:`zkv.core.paxos`) with a fresh ballot each:
 
 1. **prepare** to every primary; a majority of promises is needed (during a join or leave that moves the
-   key, a majority of the current *and* of the future preference list: joint quorums, so two proposers
-   that see the ring differently still meet). Any ``px_nack`` ends the round.
+   key, a majority of the current *and* of the future preference list: joint quorums). The lists go with
+   the messages: an acceptor that sees other replicas for the key refuses (``ring_mismatch``, counted as
+   a failed replica), so a round is decided only by a majority sharing its proposer's view
+   (:mod:`zkv.core.paxos`, "Ring changes"). Any ``px_nack`` ends the round.
 2. If a promise shows a proposal accepted above the last commit any promiser reports, it is *in
    progress*: propose it again under this ballot, commit it, and start a new round (reads too).
 3. Otherwise the promisers' key states merged are the key's current value. A read answers it. A write
@@ -36,7 +38,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zkv.core.effects import Send
-from zkv.core.paxos import ZERO, Acceptor, Ballot, ballot_from_wire, ballot_to_wire
+from zkv.core.paxos import (
+    ZERO,
+    Acceptor,
+    Ballot,
+    ballot_from_wire,
+    ballot_to_wire,
+    lists_to_wire,
+    replica_lists,
+)
 from zkv.core.pending import Origin
 from zkv.core.state import NodeState
 from zkv.core.versions import (
@@ -170,16 +180,8 @@ class SerialCoordinator:
         order.append((expires, token))
         return False
 
-    def _lists(self, key: bytes) -> tuple[tuple[str, ...], ...]:
-        current = self.state.ring.preference_list(key)
-        future_ring = self.state.future_ring
-        if future_ring is self.state.ring:
-            return (current,)
-        future = future_ring.preference_list(key)
-        return (current,) if set(future) == set(current) else (current, future)
-
     def _new_round(self, sop: SerialOp, now: float) -> None:
-        sop.lists = self._lists(sop.key)
+        sop.lists = replica_lists(self.state, sop.key)
         sop.targets = tuple(dict.fromkeys(n for lst in sop.lists for n in lst))
         is_up = self.state.membership.is_up
         for lst in sop.lists:
@@ -198,7 +200,9 @@ class SerialCoordinator:
         self._counter = max(self._counter + 1, int(self.state.wall(now) * 1_000_000))
         sop.ballot = (self._counter, self.name)
         sop.phase, sop.promises, sop.completing = "prepare", [], False
-        self._send_round(sop, {"op": "px_prepare", "key": sop.key, "ballot": ballot_to_wire(sop.ballot)}, now)
+        msg = {"op": "px_prepare", "key": sop.key, "ballot": ballot_to_wire(sop.ballot)}
+        msg["lists"] = lists_to_wire(sop.lists)  # an acceptor that sees other replicas refuses
+        self._send_round(sop, msg, now)
 
     def _send_round(self, sop: SerialOp, msg: dict[str, Any], now: float) -> None:
         """A new phase: a new id, so answers to the last one are ignored; the local acceptor answers now."""
@@ -336,6 +340,7 @@ class SerialCoordinator:
         sop.phase, sop.proposal = "propose", proposal
         msg = {"op": "px_propose", "key": sop.key, "ballot": ballot_to_wire(sop.ballot)}
         msg["state"] = _wire(proposal)
+        msg["lists"] = lists_to_wire(sop.lists)
         self._send_round(sop, msg, now)
 
     def _chosen(self, sop: SerialOp, now: float) -> None:

@@ -46,7 +46,32 @@ def decode_items(msg: dict[str, Any]) -> list[tuple[bytes, KeyState]]:
     items = msg.get("items")
     if not isinstance(items, list) or checksum(items) != msg.get("crc"):
         raise ValueError("transfer batch failed its checksum")
+    paxos_items(msg)
     return parse_items(items)
+
+
+def paxos_items(msg: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    """The checked acceptor states riding with a batch (``paxos`` [[key, blob], ...], ``pcrc``): a moving
+    range takes its Paxos state along (zkv.core.paxos, "Ring changes"); ValueError when corrupt."""
+    found = msg.get("paxos")
+    if found is None:
+        return []
+    if not isinstance(found, list) or checksum(found) != msg.get("pcrc"):
+        raise ValueError("acceptor states failed their checksum")
+    out = []
+    for item in found:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], bytes)):
+            raise ValueError("malformed [key, acceptor state] item")
+        if not isinstance(item[1], bytes):
+            raise ValueError("malformed [key, acceptor state] item")
+        out.append((item[0], item[1]))
+    return out
+
+
+def with_paxos(msg: dict[str, Any], found: list[list[Any]]) -> dict[str, Any]:
+    if found:
+        msg["paxos"], msg["pcrc"] = found, checksum(found)
+    return msg
 
 
 def parse_items(items: Any) -> list[tuple[bytes, KeyState]]:
@@ -76,8 +101,23 @@ class StreamSource:
         keys: Callable[[], Iterable[bytes]],
         local: Callable[[bytes], KeyState | None],
         future_ring: Ring,
+        paxos: Callable[[bytes], bytes | None] = lambda key: None,
     ) -> dict[str, Any]:
+        """The next batch for ``requester``; ``paxos`` gives a key's acceptor state (sent along).
+
+        A requester this node does not know joins is told to ask again (``wait``): answering with nothing
+        would end its stream from here with none of the ranges, and a node that knows of the join refuses
+        the old ring's serial rounds from then on (zkv.core.paxos, "Ring changes")."""
         after = msg.get("after")
+        if requester not in future_ring.members:
+            return {
+                "op": "stream_ok",
+                "id": msg.get("id"),
+                "items": [],
+                "crc": checksum([]),
+                "next": after,
+                "wait": True,
+            }
         if after is not None and not isinstance(after, bytes):
             raise ValueError("stream cursor must be bytes or nil")
         snapshot = self._snapshots.get(requester)
@@ -85,11 +125,15 @@ class StreamSource:
             snapshot = self._snapshots[requester] = sorted(keys())
         start = 0 if after is None else bisect.bisect_right(snapshot, after)
         items: list[list[Any]] = []
+        found: list[list[Any]] = []
         end = start
         size = 0
         while end < len(snapshot) and end - start < SCAN_KEYS and len(items) < BATCH_KEYS:
             key = snapshot[end]
             if requester in future_ring.preference_list(key):
+                blob = paxos(key)
+                if blob is not None:
+                    found.append([key, blob])
                 state = local(key)
                 if state is not None:
                     if items and size + wire_size(state) > self.batch_bytes:
@@ -101,13 +145,14 @@ class StreamSource:
         if done:
             del self._snapshots[requester]
         self.keys_sent += len(items)
-        return {
+        reply = {
             "op": "stream_ok",
             "id": msg.get("id"),
             "items": items,
             "crc": checksum(items),
             "next": None if done else snapshot[end - 1],
         }
+        return with_paxos(reply, found)
 
 
 @dataclass(slots=True)
@@ -164,7 +209,10 @@ class JoinStream:
         return rid in self.in_flight
 
     def on_stream_ok(self, source: str, msg: dict[str, Any]) -> list[tuple[bytes, KeyState]]:
-        """The batch's states (to merge); advances the cursor. A corrupt batch is dropped and asked again."""
+        """The batch's states (to merge); advances the cursor. A corrupt batch is dropped and asked again;
+        a source that does not know this node joins yet (``wait``) is asked again after the timeout."""
+        if msg.get("wait"):
+            return []
         self.in_flight.pop(msg.get("id"), None)  # type: ignore[arg-type]
         try:
             items = decode_items(msg)
@@ -220,6 +268,7 @@ class LeaveStream:
         future_ring: Ring,
         local: Callable[[bytes], KeyState | None],
         ids: itertools.count,
+        paxos: Callable[[bytes], bytes | None] = lambda key: None,
     ) -> list[tuple[str, dict]]:
         """The next batch's pushes (or the current batch again once its deadline passed).
 
@@ -238,10 +287,17 @@ class LeaveStream:
                 self.again.clear()
             self.batch_end = min(len(self.keys), self.position + BATCH_KEYS)
             by_target: dict[str, list[list[Any]]] = {}
+            acceptors: dict[str, list[list[Any]]] = {}  # target -> [[key, acceptor state], ...]
             size = 0
             for index in range(self.position, self.batch_end):
                 key = self.keys[index]
                 state = local(key)
+                blob = paxos(key)
+                if blob is not None:  # a serial key's acceptor state goes with it (zkv.core.paxos)
+                    for target in future_ring.preference_list(key):
+                        if target not in self.acked:
+                            acceptors.setdefault(target, []).append([key, blob])
+                            by_target.setdefault(target, [])
                 if state is None:
                     continue
                 if size and size + wire_size(state) > self.batch_bytes:
@@ -264,7 +320,8 @@ class LeaveStream:
                 pid = next(ids)
                 self.waiting[pid] = target
                 self.keys_sent += len(items)
-                out.append((target, {"op": "stream_push", "id": pid, "items": items, "crc": checksum(items)}))
+                push = {"op": "stream_push", "id": pid, "items": items, "crc": checksum(items)}
+                out.append((target, with_paxos(push, acceptors.get(target, []))))
             self.deadline = now + self.timeout
             return out
         return []

@@ -19,6 +19,9 @@ Each variant patches one rule of the real core for the duration of a run and is 
 * ``serial_skips_in_progress`` — every serial request (writes too) ignores in-progress proposals: a CAS
   decides on a state that misses a chosen value, and two conflicting writes both apply. Caught by the
   same checker.
+* ``serial_ignores_ring`` — acceptors answer a round whatever replicas its proposer sees for the key
+  (no ``ring_mismatch``): a node restarted with the cluster file's members, not yet told of a join,
+  decides with the old replicas while the new ones decide too. Caught by the serial checker with joins.
 * ``purge_on_timer`` — a tombstone is purged once its grace is over, without waiting for every replica
   to agree (what Cassandra's gc_grace_seconds alone does). Caught as a resurrected value: a replica that
   missed the delete hands its old version out again once the others forgot the tombstone.
@@ -33,7 +36,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from zkv.core import coordinator, purge, quorum, replica, serial, versions, writes
+from zkv.core import coordinator, paxos, purge, quorum, replica, serial, versions, writes
 
 VARIANTS = (
     "w_minus_1",
@@ -41,6 +44,7 @@ VARIANTS = (
     "blind_overreach",
     "serial_read_skips_in_progress",
     "serial_skips_in_progress",
+    "serial_ignores_ring",
     "purge_on_timer",
     "ttl_ignored",
 )
@@ -84,6 +88,8 @@ def variant(name: str | None) -> Iterator[None]:
             return real_promised(self, sop, now)
 
         patch(serial.SerialCoordinator, "_promised", skipping)
+    elif name == "serial_ignores_ring":
+        patch(paxos.Acceptor, "_ring_mismatch", lambda self, key, msg: None)
     elif name == "purge_on_timer":
         real_purgeable = purge.TombstonePurge.purgeable
 

@@ -80,6 +80,9 @@ class Store(Protocol):
     def paxos_put(self, key: bytes, blob: bytes) -> None:
         """Replace ``key``'s acceptor state; durable at the next :meth:`flush`, like a key state."""
 
+    def paxos_keys(self) -> list[bytes]:
+        """Every key with acceptor state (a range moving to another node takes it along)."""
+
     def load_meta(self) -> dict:
         """The node metadata saved last (``{}`` if none)."""
 

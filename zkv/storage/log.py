@@ -198,6 +198,9 @@ class LogStore(LogFiles):
     def paxos_put(self, key: bytes, blob: bytes) -> None:
         self._paxos.put(key, blob)
 
+    def paxos_keys(self) -> list[bytes]:
+        return self._paxos.keys()
+
     def needs_flush(self) -> bool:
         """Is something buffered or not yet fsynced that a later :meth:`flush` must take care of?"""
         seg = self.active

@@ -57,6 +57,9 @@ class MemoryStore:
     def paxos_put(self, key: bytes, blob: bytes) -> None:
         self._paxos[key] = blob
 
+    def paxos_keys(self) -> list[bytes]:
+        return list(self._paxos)
+
     def flush(self) -> None:
         return None
 

@@ -72,6 +72,9 @@ class PaxosJournal:
     def __len__(self) -> int:
         return len(self._state)
 
+    def keys(self) -> list[bytes]:
+        return list(self._state)
+
     def needs_flush(self) -> bool:
         return bool(self._buf)
 

@@ -216,6 +216,9 @@ class RedisStore(KeyDirectory):
         self._paxos[key] = blob
         self._paxos_pending[key] = blob
 
+    def paxos_keys(self) -> list[bytes]:
+        return list(self._paxos)
+
     def needs_flush(self) -> bool:
         return bool(self._pending or self.hint_ops or self._paxos_pending)
 
