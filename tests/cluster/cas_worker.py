@@ -8,7 +8,7 @@ import sys
 import time
 
 from zkv import Client
-from zkv.errors import ConditionFailed, OutcomeUnknown, ZkvError
+from zkv.errors import ConditionFailed, OutcomeUnknown, Timeout, ZkvError
 
 
 def main() -> None:
@@ -29,8 +29,9 @@ def main() -> None:
             except ConditionFailed as exc:
                 counts["refused"] += 1
                 current = exc.values[0] if len(exc.values) == 1 else None
-            except OutcomeUnknown:
-                counts["unknown"] += 1  # it may have been applied: read again before the next try
+            except (OutcomeUnknown, Timeout):
+                # it may have been applied (a timeout seen by this client, too): read again first
+                counts["unknown"] += 1
                 current = None
             except ZkvError:
                 counts["errors"] += 1  # unavailable, no node: nothing was proposed
