@@ -32,14 +32,15 @@ from typing import Any
 
 from zkv.core import receipt, writes
 from zkv.core.effects import Reply, Send
-from zkv.core.pending import Origin, Pending, PendingForward, PendingRead, PendingWrite
+from zkv.core.forwarding import Forwarder
+from zkv.core.pending import Origin, Pending, PendingRead, PendingWrite
 from zkv.core.quorum import Outcome, ReadQuorum, WriteQuorum, required
 from zkv.core.replica import Replica
 from zkv.core.serial import SerialCoordinator
 from zkv.core.state import NodeState
 from zkv.core.versions import EMPTY, state_from_wire, state_to_wire
 from zkv.errors import InvalidRequest, Overloaded, StorageUnavailable, Timeout, Unavailable, ZkvError
-from zkv.protocol import GetRequest, InfoRequest, PutRequest, Request, ok, parse_request, request_id
+from zkv.protocol import GetRequest, InfoRequest, PutRequest, Request, parse_request, request_id
 
 MAX_PENDING = 20000
 StoreFault = Callable[[int | str | None, str, float], None]
@@ -71,6 +72,7 @@ class Coordinator:
         self._speculations: list[tuple[float, int]] = []  # when a read asks its spare replicas
         self._in_flight: dict[bytes, int] = {}  # unanswered requests per client route
         self.serial: SerialCoordinator | None = None  # set by the front: serial requests go there
+        self.forwarder = Forwarder(state, self._track)
 
     @property
     def in_flight(self) -> int:
@@ -166,7 +168,7 @@ class Coordinator:
         if not others:
             return False
         self.stats.errors[StorageUnavailable.code] += 1
-        self._forward(origin, raw, request.op, request.consistency, others, now)
+        self.forwarder.forward(origin, raw, request.op, request.consistency, others, now)
         return True
 
     def finish(
@@ -207,53 +209,6 @@ class Coordinator:
         is_up = self.membership.is_up
         return preference, tuple([n for n in preference if is_up(n, now)])
 
-    # ------------------------------------------------------------------------------------------ forwarding
-
-    def _forwarded(
-        self,
-        origin: Origin,
-        raw: dict[str, Any],
-        op: str,
-        consistency: str | None,
-        preference: tuple[str, ...],
-        live: tuple[str, ...],
-        need: int,
-        now: float,
-        may_forward: bool,
-    ) -> bool:
-        """Hand the request to a replica when this node holds none; True when it did."""
-        if self.name in preference:
-            return False
-        if not may_forward:
-            raise Unavailable("ring changed while the request was forwarded; retry", required=need, alive=0)
-        self._forward(origin, raw, op, consistency, live, now)
-        return True
-
-    def _forward(
-        self,
-        origin: Origin,
-        raw: dict[str, Any],
-        op: str,
-        consistency: str | None,
-        live: tuple[str, ...],
-        now: float,
-    ) -> None:
-        """Hand the request to one of ``live`` (the next one if it cannot be reached)."""
-        if not live:
-            need = required(
-                consistency or self.settings.write_consistency, self.state.ring.replication_factor
-            )
-            raise Unavailable(required=need, alive=0)
-        deadline = now + self.settings.request_timeout_s
-        fwd = PendingForward(origin, {**raw, "id": origin.rid}, op, consistency, list(live), now, deadline)
-        iid = self._track(fwd, deadline)
-        self._send_forward(iid, fwd)
-
-    def _send_forward(self, iid: int, fwd: PendingForward) -> None:
-        target = fwd.candidates.pop(0)
-        self.stats.forwarded += 1
-        self._out.append(Send(target, {"op": "fwd", "id": iid, "req": fwd.request}))
-
     def on_forwarded(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """``fwd``: a peer that holds no replica of the key hands this node a client's request."""
         fid = msg.get("id")
@@ -276,20 +231,17 @@ class Coordinator:
         preference, live = self._live_replicas(req.key, now)
         consistency = req.consistency or self.settings.write_consistency
         need = required(consistency, len(preference))
-        if self._forwarded(origin, raw, req.op, req.consistency, preference, live, need, now, may_forward):
+        if self.forwarder.forwarded(
+            origin, raw, req.op, req.consistency, preference, live, need, now, may_forward
+        ):
             return
         if self.serial is not None and self.serial.acceptor.is_serial(req.key):
             # a plain write to a key used serially is ordered: it goes through Paxos, unconditionally
             # (docs/transactions.md, "Mixing"), so it can never slip between a CAS's read and its write
             self._coordinate_serial(origin, req, raw, now, may_forward)
             return
-        if not self.health.writable:
-            # this disk refuses writes: a replica whose disk takes them coordinates instead (a coordinator
-            # must store the dot it mints, or it could mint it again)
-            others = tuple(n for n in live if n != self.name and n not in self.state.peer_disk)
-            if not (may_forward and others):
-                raise self.health.refusal()
-            self._forward(origin, raw, req.op, req.consistency, others, now)
+        if not self.health.writable:  # a replica whose disk takes writes coordinates instead
+            self.forwarder.to_writable(origin, raw, req.op, req.consistency, live, now, may_forward)
             return
         fallbacks = writes.fallbacks(self.state, req.key, preference, live, consistency, now)
         strict = consistency == "all" or not (
@@ -331,29 +283,13 @@ class Coordinator:
                 len(keep_for),
             )
         if quorum.outcome() is Outcome.OK:
-            answer = self._write_ok(write, now, quorum="strict" if strict else "sloppy", hinted=0)
+            answer = writes.write_ok(write, now, quorum="strict" if strict else "sloppy", hinted=0)
             self.state.unflushed_acks.append(answer)  # it counts the local copy: only after a good flush
             self.finish(origin, req.op, consistency, now, now, answer)
             iid = 0  # decided already: replica acks need no bookkeeping
         else:
             iid = self._track(write, quorum.deadline)
-        wire = state_to_wire(state)
-        out = self._out
-        for node in live:
-            if node != self.name:
-                out.append(Send(node, {"op": "rput", "id": iid, "key": req.key, "state": wire}))
-        for node, owner in fallbacks.items():
-            out.append(Send(node, {"op": "rput", "id": iid, "key": req.key, "state": wire, "hint": owner}))
-        ring, future_ring = self.state.ring, self.state.future_ring
-        future = () if future_ring is ring else future_ring.preference_list(req.key)
-        for node in future:
-            # a join or leave in progress: the key's future replicas get the write too (not counted in W)
-            if node not in preference and node not in fallbacks and self.membership.is_up(node, now):
-                out.append(Send(node, {"op": "rput", "id": iid, "key": req.key, "state": wire}))
-        handoff = self.state.handoff
-        if handoff is not None:
-            for owner in keep_for:
-                handoff.keep(owner, req.key, state, now)
+        writes.send_to_replicas(self.state, iid, req.key, state, preference, live, fallbacks, keep_for, now)
 
     def _coordinate_serial(
         self, origin: Origin, req: PutRequest | GetRequest, raw: dict[str, Any], now: float, may_forward: bool
@@ -363,16 +299,13 @@ class Coordinator:
             raise InvalidRequest("this node does not serve serial requests")
         preference, live = self._live_replicas(req.key, now)
         need = len(preference) // 2 + 1
-        if self._forwarded(origin, raw, req.op, "serial", preference, live, need, now, may_forward):
+        if self.forwarder.forwarded(origin, raw, req.op, "serial", preference, live, need, now, may_forward):
             return
         if isinstance(req, GetRequest):
             self.serial.start(origin, "get", req.key, now)
             return
         if not self.health.writable:  # its acceptor cannot promise: a replica whose disk works coordinates
-            others = tuple(n for n in live if n != self.name and n not in self.state.peer_disk)
-            if not (may_forward and others):
-                raise self.health.refusal()
-            self._forward(origin, raw, req.op, "serial", others, now)
+            self.forwarder.to_writable(origin, raw, req.op, "serial", live, now, may_forward)
             return
         condition: tuple[str, bytes | None] | None = None
         if req.if_absent:
@@ -381,15 +314,6 @@ class Coordinator:
             condition = ("value", req.if_value)
         context = None if req.context is None else dict(req.context)
         self.serial.start(origin, req.op, req.key, now, req.value, condition, context, req.ttl)
-
-    def _write_ok(self, write: PendingWrite, now: float, **fields: Any) -> dict[str, Any]:
-        """The success reply of a write, with its receipt when the request asked for one."""
-        if write.receipt is None:
-            return ok(write.origin.rid, ctx=write.ctx, **fields)
-        # the receipt says how the write was counted, as the reply does: strict or sloppy, hinted acks
-        write.receipt.update(fields)
-        stamped = receipt.stamp(write.receipt, now - write.started)
-        return ok(write.origin.rid, ctx=write.ctx, receipt=stamped, **fields)
 
     def _decide_write(self, iid: int, write: PendingWrite, outcome: Outcome, now: float) -> None:
         if outcome is Outcome.PENDING:
@@ -400,7 +324,7 @@ class Coordinator:
         synced = write.flushes < self._flushes
         if outcome is Outcome.OK:
             hinted = len(q.acked & write.fallbacks)
-            msg = self._write_ok(write, now, quorum="strict" if write.strict else "sloppy", hinted=hinted)
+            msg = writes.write_ok(write, now, quorum="strict" if write.strict else "sloppy", hinted=hinted)
             if not synced and self.name in q.acked:
                 self.state.unflushed_acks.append(msg)
         else:
@@ -415,7 +339,9 @@ class Coordinator:
         preference, live = self._live_replicas(req.key, now)
         consistency = req.consistency or self.settings.read_consistency
         need = required(consistency, len(preference))
-        if self._forwarded(origin, raw, "get", req.consistency, preference, live, need, now, may_forward):
+        if self.forwarder.forwarded(
+            origin, raw, "get", req.consistency, preference, live, need, now, may_forward
+        ):
             return
         if len(live) < need:
             raise Unavailable(
@@ -563,7 +489,7 @@ class Coordinator:
             self._ask_spares(iid, pending, 1)
             self._advance_read(iid, pending, now)
         elif pending.candidates:
-            self._send_forward(iid, pending)
+            self.forwarder.send(iid, pending)
         else:
             del self._pending[iid]
             err = Unavailable("no replica of the key could be reached", required=1, alive=0)

@@ -28,31 +28,29 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from zkv.core import admin
 from zkv.core.admission import Admission, admit
 from zkv.core.antientropy import AntiEntropy
 from zkv.core.clocks import ClockSkew
 from zkv.core.coordinator import Coordinator, Origin
 from zkv.core.effects import Connect, Effect, Publish, Reply, Send
 from zkv.core.handoff import Handoff, Hints
+from zkv.core.info import info_answers
 from zkv.core.membership import JOINING, NORMAL, Membership
 from zkv.core.paxos import Acceptor
 from zkv.core.readiness import Readiness
 from zkv.core.rebalance import Rebalance
 from zkv.core.replica import Replica
 from zkv.core.ring import Ring
-from zkv.core.scan import SCAN_REPLY_BYTES, local_page, page_to_wire
 from zkv.core.serial import SerialCoordinator
 from zkv.core.settings import NodeSettings
 from zkv.core.state import NodeState
 from zkv.core.stats import RequestStats
 from zkv.core.status import NodeStatus
 from zkv.core.storagehealth import StorageHealth
-from zkv.core.versions import EMPTY, state_to_wire
-from zkv.core.views import node_status, nodes_view, readiness, ring_view
+from zkv.core.views import node_status, readiness
 from zkv.core.writes import STORAGE_CODES
 from zkv.errors import InvalidRequest, StorageUnavailable, TooManyRequests, Unauthorized, ZkvError
-from zkv.protocol import BATCH_BYTES, InfoRequest, ok, parse_request, request_id
+from zkv.protocol import BATCH_BYTES, InfoRequest, parse_request, request_id
 from zkv.storage.base import Store
 
 __all__ = ["NodeCore", "NodeSettings"]
@@ -161,17 +159,7 @@ class NodeCore:
             "px_propose": acceptor.on_propose,
             "px_commit": acceptor.on_commit,
         }
-        self._info_ops: dict[str, Callable[[InfoRequest, float], dict[str, Any]]] = {
-            "ping": lambda req, now: ok(req.id, node=self.name, generation=self.membership.generation),
-            "nodes": lambda req, now: ok(req.id, node=self.name, nodes=nodes_view(self, now)),
-            "ring": lambda req, now: ok(req.id, **ring_view(self)),
-            "status": lambda req, now: ok(req.id, **self.status(now).to_wire()),
-            "leave": self._on_leave,
-            "local_get": self._on_local_get,
-            "local_scan": self._on_local_scan,
-            "repair_now": lambda req, now: ok(req.id, node=self.name, **admin.repair_now(self, now)),
-            "merge_states": lambda req, now: ok(req.id, node=self.name, **admin.merge_states(self, req.args)),
-        }
+        self._info_ops = info_answers(self)
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -437,21 +425,6 @@ class NodeCore:
         if answer is None:
             raise InvalidRequest(f"{req.op!r} is not served by this node")
         self.coordinator.finish(origin, req.op, None, now, now, answer(req, now))
-
-    def _on_leave(self, req: InfoRequest, now: float) -> dict[str, Any]:
-        self.rebalance.start_leaving()
-        return ok(req.id, node=self.name, status=self.membership.status_of(self.name))
-
-    def _on_local_get(self, req: InfoRequest, now: float) -> dict[str, Any]:
-        state = self.store.get(req.args["key"]) or EMPTY
-        return ok(req.id, node=self.name, state=state_to_wire(state))
-
-    def _on_local_scan(self, req: InfoRequest, now: float) -> dict[str, Any]:
-        """This node's part of a key scan: its first keys after the cursor (see :mod:`zkv.core.scan`)."""
-        a = req.args
-        budget = min(SCAN_REPLY_BYTES, self.settings.limits.max_message_bytes // 2)
-        page = local_page(self.store, a["prefix"], a["after"], a["limit"], a["values"], budget)
-        return ok(req.id, node=self.name, **page_to_wire(page))
 
     def status(self, now: float) -> NodeStatus:
         """This node's statistics (the ``status`` request's answer)."""

@@ -10,12 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from zkv.core import receipt
 from zkv.core.contexts import known_actors, plausible
+from zkv.core.effects import Send
 from zkv.core.membership import Membership
 from zkv.core.pending import PendingWrite
 from zkv.core.settings import NodeSettings
 from zkv.core.state import NodeState
-from zkv.core.versions import MAX_CONTEXT_ENTRIES, KeyState, Sibling, encode_context, join, update
+from zkv.core.versions import (
+    MAX_CONTEXT_ENTRIES,
+    KeyState,
+    Sibling,
+    encode_context,
+    join,
+    state_to_wire,
+    update,
+)
 from zkv.errors import (
     ContextTooLarge,
     InvalidRequest,
@@ -140,6 +150,49 @@ def fallbacks(
     placed = [p.node for p in state.ring.placements(key, lambda n: is_up(n, now))]
     spare = [node for node in placed if node not in preference]
     return dict(zip(spare, down, strict=False))
+
+
+def write_ok(write: PendingWrite, now: float, **fields: Any) -> dict[str, Any]:
+    """The success reply of a write, with its receipt when the request asked for one."""
+    if write.receipt is None:
+        return ok(write.origin.rid, ctx=write.ctx, **fields)
+    # the receipt says how the write was counted, as the reply does: strict or sloppy, hinted acks
+    write.receipt.update(fields)
+    stamped = receipt.stamp(write.receipt, now - write.started)
+    return ok(write.origin.rid, ctx=write.ctx, receipt=stamped, **fields)
+
+
+def send_to_replicas(
+    state: NodeState,
+    iid: int,
+    key: bytes,
+    key_state: KeyState,
+    preference: tuple[str, ...],
+    live: tuple[str, ...],
+    fallbacks: Mapping[str, str],
+    keep_for: list[str],
+    now: float,
+) -> None:
+    """Send a coordinated write's new state to the other live replicas, the fallbacks (as hints for the
+    owners they stand in for) and, while a join or leave moves the key, its future replicas (their acks
+    are not counted); keep a hint here for each down owner in ``keep_for``."""
+    wire = state_to_wire(key_state)
+    out, name = state.effects, state.name
+    for node in live:
+        if node != name:
+            out.append(Send(node, {"op": "rput", "id": iid, "key": key, "state": wire}))
+    for node, owner in fallbacks.items():
+        out.append(Send(node, {"op": "rput", "id": iid, "key": key, "state": wire, "hint": owner}))
+    ring, future_ring = state.ring, state.future_ring
+    future = () if future_ring is ring else future_ring.preference_list(key)
+    is_up = state.membership.is_up
+    for node in future:
+        if node not in preference and node not in fallbacks and is_up(node, now):
+            out.append(Send(node, {"op": "rput", "id": iid, "key": key, "state": wire}))
+    handoff = state.handoff
+    if handoff is not None:
+        for owner in keep_for:
+            handoff.keep(owner, key, key_state, now)
 
 
 def failed_reply(write: PendingWrite) -> dict[str, object]:
