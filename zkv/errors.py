@@ -236,6 +236,26 @@ class OutcomeUnknown(ZkvError):
     code = "outcome_unknown"
 
 
+class TxnTooManyKeys(TooLarge):
+    """A transaction names more than 100 keys (DynamoDB's limit for TransactWriteItems)."""
+
+    code = "txn_too_many_keys"
+
+
+class TxnTooLarge(TooLarge):
+    """A transaction's keys and values are more than 4 MiB together (DynamoDB's limit)."""
+
+    code = "txn_too_large"
+
+
+class TxnConflict(ZkvError):
+    """Another transaction holds one of the keys (its intent is there and not stale): this attempt was
+    aborted and wrote nothing. Retrying with the same token is safe (it applies at most once)."""
+
+    code = "txn_conflict"
+    retriable = True
+
+
 class InternalError(ZkvError):
     """A bug in zkv: the node caught it, logged it, and kept serving."""
 
@@ -273,6 +293,9 @@ _BY_CODE: dict[str, type[ZkvError]] = {
         NodeStopping,
         ConditionFailed,
         OutcomeUnknown,
+        TxnTooManyKeys,
+        TxnTooLarge,
+        TxnConflict,
         InternalError,
     )
 }

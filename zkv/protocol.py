@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import msgpack
 
 from zkv.core.scan import check_limit
+from zkv.core.txn import RESERVED_PREFIX, TxnRequest, parse_txn
 from zkv.core.versions import Clock, decode_context
 from zkv.errors import ContextTooLarge, InvalidRequest, KeyTooLarge, ProtocolError, ValueTooLarge
 
@@ -35,6 +36,7 @@ CLIENT_OPS = frozenset(
         "put",
         "get",
         "delete",
+        "txn",
         "ping",
         "nodes",
         "status",
@@ -135,7 +137,7 @@ class InfoRequest:
     args: dict[str, Any]
 
 
-Request = PutRequest | GetRequest | InfoRequest
+Request = PutRequest | GetRequest | InfoRequest | TxnRequest
 
 
 def pack(obj: Any) -> bytes:
@@ -241,6 +243,8 @@ def parse_request(msg: dict[str, Any], limits: Limits) -> Request:
                     f"value is {len(value)} bytes, the limit is {limits.max_value_bytes}",
                     limit=limits.max_value_bytes,
                 )
+            if value[:5] == RESERVED_PREFIX:
+                raise InvalidRequest("values starting with \\x00zkv: are reserved (transaction intents)")
         ttl = _ttl(msg) if "ttl" in msg else None
         if ttl is not None and value is None:
             raise InvalidRequest("a delete takes no ttl")
@@ -251,9 +255,12 @@ def parse_request(msg: dict[str, Any], limits: Limits) -> Request:
         if_absent, if_value = _condition(msg, consistency, limits)
         if sloppy and consistency == "serial":
             raise InvalidRequest("sloppy quorums never count for serial: hints on fallbacks take no part")
+        key = _key(msg, limits)
+        if key[:5] == RESERVED_PREFIX:
+            raise InvalidRequest("keys starting with \\x00zkv: are reserved (transaction records)")
         return PutRequest(
             rid,
-            _key(msg, limits),
+            key,
             value,
             consistency,
             _context(msg, limits),
@@ -264,6 +271,8 @@ def parse_request(msg: dict[str, Any], limits: Limits) -> Request:
         )
     if op == "get":
         return GetRequest(rid, _key(msg, limits), _consistency(msg))
+    if op == "txn":
+        return parse_txn(msg, rid, limits.max_key_bytes, limits.max_value_bytes)
     if op in CLIENT_OPS:
         args = {k: v for k, v in msg.items() if k not in ("op", "id")}
         if op == "local_get":

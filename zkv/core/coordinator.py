@@ -38,6 +38,7 @@ from zkv.core.quorum import Outcome, ReadQuorum, WriteQuorum, required
 from zkv.core.replica import Replica
 from zkv.core.serial import SerialCoordinator
 from zkv.core.state import NodeState
+from zkv.core.txn import INTENT_MAGIC, TxnRequest
 from zkv.core.versions import EMPTY, state_from_wire, state_to_wire
 from zkv.errors import InvalidRequest, Overloaded, StorageUnavailable, Timeout, Unavailable, ZkvError
 from zkv.protocol import GetRequest, InfoRequest, PutRequest, Request, parse_request, request_id
@@ -73,6 +74,7 @@ class Coordinator:
         self._in_flight: dict[bytes, int] = {}  # unanswered requests per client route
         self.serial: SerialCoordinator | None = None  # set by the front: serial requests go there
         self.forwarder = Forwarder(state, self._track)
+        self.txn: Any = None  # the front's TxnCoordinator (zkv.core.txncoord): txn requests go there
 
     @property
     def in_flight(self) -> int:
@@ -140,6 +142,10 @@ class Coordinator:
                 self._coordinate_write(origin, request, raw, now, may_forward)
             elif isinstance(request, GetRequest):
                 self._coordinate_read(origin, request, raw, now, may_forward)
+            elif isinstance(request, TxnRequest):
+                if self.txn is None:
+                    raise InvalidRequest("this node does not serve transactions")
+                self.txn.start(origin, request, now)
             else:
                 self._answer_info(origin, request, now)
         except StorageUnavailable as exc:
@@ -384,8 +390,13 @@ class Coordinator:
         outcome = quorum.outcome()
         if not read.replied and outcome is not Outcome.PENDING:
             read.replied = True
-            if outcome is Outcome.OK:
-                reply = writes.read_reply(quorum.merged(), self.state.wall(now))
+            merged = quorum.merged() if outcome is Outcome.OK else None
+            if merged is not None and self.serial is not None and _holds_intent(merged):
+                # a transaction's intent: its record decides what the key holds (read-atomic), so the
+                # read goes through the serial layer, which resolves the intent first
+                self.serial.start(read.origin, "get", read.key, now)
+            elif merged is not None:
+                reply = writes.read_reply(merged, self.state.wall(now))
                 self.stats.siblings.observe(len(reply["values"]))
                 if read.receipt is not None:
                     done = receipt.finish_read(read.receipt, quorum.states, quorum.merged())
@@ -494,3 +505,7 @@ class Coordinator:
             del self._pending[iid]
             err = Unavailable("no replica of the key could be reached", required=1, alive=0)
             self.finish(pending.origin, pending.op, pending.consistency, pending.started, now, err.to_wire())
+
+
+def _holds_intent(state: Any) -> bool:
+    return any(s.value is not None and s.value.startswith(INTENT_MAGIC) for s in state.siblings)

@@ -47,6 +47,7 @@ from zkv.core.state import NodeState
 from zkv.core.stats import RequestStats
 from zkv.core.status import NodeStatus
 from zkv.core.storagehealth import StorageHealth
+from zkv.core.txncoord import TxnCoordinator
 from zkv.core.views import node_status, readiness
 from zkv.core.writes import STORAGE_CODES
 from zkv.errors import InvalidRequest, StorageUnavailable, TooManyRequests, Unauthorized, ZkvError
@@ -118,6 +119,8 @@ class NodeCore:
         self.acceptor = Acceptor(self.state, self.replica.merge_local)
         self.serial = SerialCoordinator(self.state, self.acceptor, self.coordinator.finish)
         self.coordinator.serial = self.serial
+        self.txn = TxnCoordinator(self.state, self.serial, self.coordinator.finish)
+        self.coordinator.txn = self.txn
         self.rebalance = Rebalance(self.state, self.replica, self._membership_changed)
         self.status_extra: dict[str, Any] = {}  # facts only the runtime knows (pid, addresses)
         self.clocks = ClockSkew(settings.name, settings.max_clock_skew_s)

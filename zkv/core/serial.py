@@ -66,6 +66,12 @@ from zkv.protocol import ok
 BACKOFF_BASE_S = 0.002
 BACKOFF_MAX_S = 0.1
 Finish = Callable[[Origin, str, "str | None", float, float, dict[str, Any]], None]
+#: an internal request's decision on the key's current state (:mod:`zkv.core.txn`): a ``Write`` (any
+#: object with ``value`` and ``expires``) to propose, or a reply to end with
+Compute = Callable[[KeyState, float], Any]
+Done = Callable[[dict[str, Any], float], None]
+#: the transaction layer's look at a client request's round: True when it took the request over
+IntentHook = Callable[["SerialOp", KeyState, float], bool]
 
 
 @dataclass(slots=True)
@@ -96,6 +102,8 @@ class SerialOp:
     chosen: bool = False  # one of them was seen committed
     attempts: int = 0
     sid: int = 0  # this request's id for its timers (the round id changes every phase)
+    compute: Compute | None = None  # an internal request (a transaction's step): decides what to write
+    on_done: Done | None = None  # an internal request's answer goes here, not to a client
 
 
 class SerialCoordinator:
@@ -117,6 +125,7 @@ class SerialCoordinator:
         self._recent_order: deque[tuple[float, tuple[Any, ...]]] = deque()
         self.copies_dropped = 0
         acceptor.commit_seen = self._seen_committed
+        self.on_intent: IntentHook | None = None  # set by the transaction coordinator
 
     def _seen_committed(self, key: bytes, proposal: KeyState) -> None:
         """This node's acceptor committed ``proposal``: a request whose version it is was applied; one
@@ -148,23 +157,52 @@ class SerialCoordinator:
         condition: tuple[str, bytes | None] | None = None,
         context: dict[str, int] | None = None,
         expires_in: float | None = None,
-    ) -> None:
-        """Begin a serial request (the caller checked this node is a primary replica of ``key``).
+        compute: Compute | None = None,
+        on_done: Done | None = None,
+        deadline: float | None = None,
+    ) -> SerialOp | None:
+        """Begin a serial request (the caller checked this node is a primary replica of ``key``; an
+        internal one, with ``compute`` and ``on_done``, may run anywhere: a proposer need not be an
+        acceptor).
 
-        A copy of a request already started here (a duplicated client or forwarded message) is dropped:
-        run twice, an unconditional write would be applied twice, the copy after a later write had
-        superseded the first (found by the simulator with joins and leaves: a leaving node forwarded a
+        A copy of a client's request already started here (a duplicated client or forwarded message) is
+        dropped: run twice, an unconditional write would be applied twice, the copy after a later write
+        had superseded the first (found by the simulator with joins and leaves: a leaving node forwarded a
         write over a duplicating link, and a serial read after a later write saw the earlier value back).
         The first run's answer goes to the same origin."""
-        if self._is_copy((origin.route, origin.rid, origin.fwd_id, op, key, value), now):
+        if compute is None and self._is_copy((origin.route, origin.rid, origin.fwd_id, op, key, value), now):
             self.copies_dropped += 1
-            return
-        deadline = now + self.state.settings.request_timeout_s
+            return None
+        deadline = min(deadline or float("inf"), now + self.state.settings.request_timeout_s)
         sop = SerialOp(origin, op, key, value, condition, context, expires_in, now, deadline)
+        sop.compute, sop.on_done = compute, on_done
         sop.sid = next(self.state.ids)
         self._live[sop.sid] = sop
         heapq.heappush(self._timers, (deadline, sop.sid, -1))
         self._new_round(sop, now)
+        return sop
+
+    # ------------------------------------------------------------------------------------------ take-over
+    # the transaction layer parks a client request whose key holds an intent, and resumes it (a new
+    # round), ends it, or lets it back off once the intent is resolved or found undecided
+
+    def park(self, sop: SerialOp) -> None:
+        sop.phase = "parked"
+        self._ops.pop(sop.iid, None)
+
+    def is_live(self, sop: SerialOp) -> bool:
+        return sop.sid in self._live
+
+    def resume(self, sop: SerialOp, now: float) -> None:
+        if sop.sid in self._live:
+            self._new_round(sop, now)
+
+    def answer(self, sop: SerialOp, msg: dict[str, Any], now: float) -> None:
+        self._end(sop, msg, now)
+
+    def retry_later(self, sop: SerialOp, now: float) -> None:
+        if sop.sid in self._live:
+            self._back_off(sop, now)
 
     def _is_copy(self, token: tuple[Any, ...], now: float) -> bool:
         """Was this request started here within the last two request timeouts (then: a copy)?"""
@@ -302,10 +340,23 @@ class SerialCoordinator:
                 self._end(sop, err.to_wire(), now)
                 return
             sop.owns = [o for o in sop.owns if not covers(current.clock, o.dot)]  # the rest are dead
-        if sop.op == "get":
-            self._end(sop, read_reply(current, self.state.wall(now)), now)
+        wall = self.state.wall(now)
+        if sop.compute is not None:
+            decision = sop.compute(current, wall)
+            if isinstance(decision, dict):
+                if sop.owns:  # an earlier round's proposal may still be chosen: it cannot say more
+                    decision = OutcomeUnknown("an earlier proposal of this step may yet be chosen").to_wire()
+                self._end(sop, decision, now)
+                return
+            sop.value = decision.value
+            self._write(sop, current, now, self._stamp(now), decision.expires)
             return
-        if not holds(sop.condition, current, self.state.wall(now)):
+        if self.on_intent is not None and self.on_intent(sop, current, now):
+            return  # the key holds a transaction's intent: the transaction layer decides first
+        if sop.op == "get":
+            self._end(sop, read_reply(current, wall), now)
+            return
+        if not holds(sop.condition, current, wall):
             refused = ConditionFailed(
                 "the condition does not hold: the key's current value is in 'values'",
                 values=live_values(current, self.state.wall(now)),
@@ -313,6 +364,19 @@ class SerialCoordinator:
             )
             self._end(sop, self._unknown_or(sop, refused), now)
             return
+        stamp = self._stamp(now)
+        self._write(sop, current, now, stamp, None if sop.expires_in is None else stamp + sop.expires_in)
+
+    def _stamp(self, now: float) -> float:
+        # a timestamp no other proposal of this node has: two requests writing the same value in one
+        # turn (two CAS 5 -> 6) must mint different versions, or each would take the other's for its own
+        self._last_stamp = max(self.state.wall(now), self._last_stamp + 1e-6)
+        return self._last_stamp
+
+    def _write(
+        self, sop: SerialOp, current: KeyState, now: float, stamp: float, expires: float | None
+    ) -> None:
+        """Propose ``sop.value`` as the key's new version (timestamp ``stamp``), superseding ``current``."""
         # An earlier proposal of this request that was not seen here is dead once this one is chosen:
         # it can never again be the highest accepted proposal a majority reports. The new dot counts on
         # from the state the proposal supersedes and above the node's dot floor (``state.minted``: a
@@ -323,12 +387,8 @@ class SerialCoordinator:
         base = merge(current, local)
         context = dict(base.clock) if sop.context is None else dict(sop.context)
         actor = self.state.settings.actor
-        # a timestamp no other proposal of this node has: two requests writing the same value in one
-        # turn (two CAS 5 -> 6) must mint different versions, or each would take the other's for its own
-        wall = self._last_stamp = max(self.state.wall(now), self._last_stamp + 1e-6)
-        expires = None if sop.expires_in is None else wall + sop.expires_in
         try:
-            proposal, new = update(base, actor, context, sop.value, wall, expires, self.state.minted)
+            proposal, new = update(base, actor, context, sop.value, stamp, expires, self.state.minted)
         except ValueError as exc:
             self._end(sop, InvalidRequest(str(exc)).to_wire(), now)
             return
@@ -406,7 +466,10 @@ class SerialCoordinator:
         self._ops.pop(sop.iid, None)
         if self._live.pop(sop.sid, None) is None:
             return  # ended already
-        self._finish(sop.origin, sop.op, "serial", sop.started, now, msg)
+        if sop.on_done is not None:
+            sop.on_done(msg, now)
+        else:
+            self._finish(sop.origin, sop.op, "serial", sop.started, now, msg)
 
     # ------------------------------------------------------------------------------------------ timers
 
