@@ -50,6 +50,7 @@ from zkv.client.transport import (
     STOPPING_BACKOFF_S,
     UNREACHABLE_BACKOFF_S,
 )
+from zkv.client.txn import Transaction, TxnResult
 from zkv.core.scan import ScanEntry, ScanPage
 
 __all__ = [
@@ -70,6 +71,8 @@ __all__ = [
     "ScanPage",
     "StoredVersion",
     "Trace",
+    "Transaction",
+    "TxnResult",
     "WriteResult",
     "check_consistency",
     "check_level",

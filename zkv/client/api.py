@@ -32,6 +32,7 @@ from zkv.client.results import (
     write_result,
 )
 from zkv.client.transport import Job, Transport
+from zkv.client.txn import Transaction
 from zkv.config import load_config
 from zkv.core.scan import (
     DEFAULT_SCAN_LIMIT,
@@ -226,6 +227,13 @@ class Client:
                 f"no answer to a serial {msg['op']} ({exc.message}): it may have been applied; "
                 "a serial read tells"
             ) from exc
+
+    def transaction(self, token: str | None = None, patience: float | None = None) -> Transaction:
+        """A multi-key transaction, committed when its ``with`` block ends (:mod:`zkv.client.txn`):
+        ``with db.transaction(token="order-991") as tx: tx.check(k, if_value=v); tx.put(k2, v2)``.
+        The ``token`` makes it idempotent (applied at most once within 10 minutes); ``patience``: seconds
+        to keep retrying conflicts."""
+        return Transaction(self, token, patience)
 
     def get(self, key: Data, consistency: str | None = None, trace: bool = False) -> GetResult:
         """Read every sibling; ``trace=True`` fills ``.trace`` with the latency and the receipt."""
