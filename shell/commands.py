@@ -209,6 +209,21 @@ leaving, then removed. (`zkv-node leave --config FILE --node NAME` does the same
 """,
         ),
         _cmd(
+            "removenode",
+            "removenode NODE",
+            ("node",),
+            1,
+            "remove a node that is gone for good; the others re-replicate its ranges",
+            """
+Remove NODE, a member that is down for good (its disk lost, the machine retired), like `nodetool
+removenode`: the connected node decides it and gossip spreads it; every other node pulls the ranges it
+gained from the surviving replicas until each key is back at N copies. `nodes` shows NODE as removed
+and each node's progress in `status`. A live node, an unknown name or the last node is refused. A
+removed node that comes back is refused too: it must join anew (empty data dir, --join). (`zkv-node
+removenode NODE --config FILE` does the same from a terminal and waits until it is done.)
+""",
+        ),
+        _cmd(
             "status",
             "status [NODE]",
             ("node",),

@@ -343,7 +343,7 @@ class Renderer:
 
     def _transfer(self, s: NodeStatus) -> RenderableType | None:
         t = s.transfer
-        if not (t.keys_served or t.keys_pushed_in or t.join or t.leave):
+        if not (t.keys_served or t.keys_pushed_in or t.join or t.leave or t.removal or t.cleanup):
             return None
         table = self._table("transfer", "keys", "progress", "retries", title="transfers")
         self._row(table, "served to joining nodes", str(t.keys_served), "-", "-")
@@ -354,6 +354,15 @@ class Renderer:
         if t.leave is not None:
             progress = f"{t.leave.position}/{t.leave.keys} keys"
             self._row(table, "this node leaving", str(t.leave.keys_sent), progress, str(t.leave.retries))
+        for removed, pull in sorted(t.removal.items()):
+            progress = "done" if pull.get("done") else f"{pull.get('sources_left')} sources left"
+            self._row(table, f"ranges of removed {removed}", str(pull.get("keys_received")), progress, "-")
+        if t.cleanup is not None:
+            c = t.cleanup
+            progress = ("done" if c.get("done") else f"{c.get('looked_at')}/{c.get('keys')} keys") + (
+                f", {c.get('bytes_freed')} bytes freed, {c.get('kept')} kept"
+            )
+            self._row(table, "cleanup: keys dropped", str(c.get("dropped")), progress, "-")
         return table
 
     # ------------------------------------------------------------------------------------------ keys

@@ -70,6 +70,7 @@ class Session:
             "nodes": self._nodes,
             "status": self._status,
             "decommission": self._decommission,
+            "removenode": self._removenode,
             "views": self._views,
             "consistency": self._consistency,
             "trace": self._trace,
@@ -351,6 +352,18 @@ class Session:
             f"{name} is {status}: it hands its data to the remaining nodes, then stops "
             "('nodes' shows progress)",
             {"node": name, "status": status},
+        )
+
+    def _removenode(self, args: list[str]) -> Result:
+        reply = self.client.removenode(self.node.address, args[0])
+        name, by = args[0], reply.get("node", self.node.name)
+        if reply.get("already"):
+            return Message("removenode", f"{name} was removed already", {"node": name, "already": True})
+        return Message(
+            "removenode",
+            f"{name} removed (decided by {by}): the others re-replicate its ranges "
+            "('status NODE' shows progress)",
+            {"node": name, "already": False},
         )
 
     def _status(self, args: list[str]) -> Result:

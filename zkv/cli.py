@@ -33,6 +33,8 @@ OPERATIONS = {
     "restore": "main_restore",
     "rolling-restart": "main_rolling_restart",
     "repair": "main_repair",
+    "removenode": "zkv.removal_ops:main_removenode",
+    "cleanup": "zkv.removal_ops:main_cleanup",
 }
 
 
@@ -102,9 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["init"]:
         return _init(argv[1:])
     if argv[:1] and argv[0] in OPERATIONS:
-        import zkv.operations
+        import importlib
 
-        return getattr(zkv.operations, OPERATIONS[argv[0]])(argv[1:])
+        module, _, function = OPERATIONS[argv[0]].rpartition(":")
+        return getattr(importlib.import_module(module or "zkv.operations"), function)(argv[1:])
     args = build_parser().parse_args(argv)
     if args.dev:
         made = _dev_config(Path(args.dev_dir), args.nodes, args.port)
@@ -208,7 +211,7 @@ def _supervise(config: ClusterConfig, path: Path, level: str, restart: bool = Fa
     (it left the cluster) is not restarted. One that exits with EXIT_RESTART asked for it (a rolling
     restart) and is started again at once, whatever the policy.
     """
-    from zkv.node.admin import EXIT_RESTART
+    from zkv.node.admin import EXIT_REMOVED, EXIT_RESTART
 
     _setup_logging("supervisor", level)
     log = logging.getLogger("zkv.supervisor")
@@ -265,7 +268,7 @@ def _supervise(config: ClusterConfig, path: Path, level: str, restart: bool = Fa
                 pending[name] = now
                 log.warning("%s (pid %d) stopped for a restart; starting it again", name, proc.pid)
                 continue
-            if restart and code != 0:
+            if restart and code not in (0, EXIT_REMOVED):  # a removed node must join anew: not again
                 if now - started_at[name] >= RESTART_RESET_S:
                     failures[name] = 0
                 delay = min(RESTART_BACKOFF_MAX_S, RESTART_BACKOFF_S * 2 ** failures[name])

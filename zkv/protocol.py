@@ -49,6 +49,8 @@ CLIENT_OPS = frozenset(
         "restart",
         "repair_now",
         "merge_states",
+        "removenode",
+        "cleanup",
     }
 )
 #: requests only a peer node may send (they arrive on the ROUTER from a known node identity)
@@ -64,6 +66,7 @@ PEER_OPS = frozenset(
         "aae_push",
         "stream",
         "stream_push",
+        "ccheck",
         "vpull",
         "px_prepare",
         "px_propose",
@@ -82,6 +85,7 @@ PEER_REPLY_OPS = frozenset(
         "aae_keys_ok",
         "stream_ok",
         "stream_push_ok",
+        "ccheck_ok",
         "join_ok",
         "vview",
         "px_promise",
@@ -366,7 +370,7 @@ NODE_SCHEMAS: dict[str, dict[str, str]] = {
     "aae_keys": {"id": "id", "keys": "list"},
     "aae_keys_ok": {"id": "id?", "items": "list"},
     "aae_push": {"items": "list"},
-    "stream": {"id": "id", "after": "bytes?", "limit": "int"},
+    "stream": {"id": "id", "after": "bytes?", "limit": "int", "removed": "str?"},
     "stream_ok": {
         "id": "id",
         "items": "list",
@@ -375,9 +379,12 @@ NODE_SCHEMAS: dict[str, dict[str, str]] = {
         "paxos": "list?",  # acceptor states riding along (zkv.core.transfer.paxos_items)
         "pcrc": "int?",
         "wait": "bool?",  # the source does not know the requester joins yet: ask again
+        "left": "int?",  # keys the source still has to look at (a removal's progress)
     },
     "stream_push": {"id": "id", "items": "list", "crc": "int", "paxos": "list?", "pcrc": "int?"},
     "stream_push_ok": {"id": "id"},
+    "ccheck": {"id": "id", "keys": "list"},  # cleanup: which of these keys do you hold, and how far
+    "ccheck_ok": {"id": "id", "clocks": "list"},
     "rput_ok": {"id": "id"},
     "rget_ok": {"id": "id", "state": "list"},
     "rerr": {"id": "id", "error": "str", "message": "str?"},

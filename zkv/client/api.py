@@ -415,6 +415,14 @@ class Client:
         """Ask ``node`` for a full anti-entropy pass with every peer now (progress: its status)."""
         return self._admin(node, {"op": "repair_now"})
 
+    def removenode(self, node: str, name: str) -> dict[str, Any]:
+        """Ask ``node`` to remove ``name``, a member gone for good: the others re-replicate its ranges."""
+        return self._admin(node, {"op": "removenode", "name": name})
+
+    def cleanup(self, node: str) -> dict[str, Any]:
+        """Ask ``node`` to drop the keys it no longer replicates once their owners hold them."""
+        return self._admin(node, {"op": "cleanup"})
+
     def merge_states(self, node: str, items: list[list[Any]]) -> dict[str, Any]:
         """Have ``node`` merge ``[key, wire state]`` items into their replicas (a live restore)."""
         return self._admin(node, {"op": "merge_states", "items": items})

@@ -88,6 +88,8 @@ class NodeInfo:
     disk: str = (
         "ok"  # ok | full | failed | unavailable: a node whose storage refuses writes serves reads only
     )
+    # a member removed by removenode: the asked node's pull of the ranges it gained (zkv.core.removal)
+    rereplication: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,9 @@ from typing import Any
 NODE, ADMIN, CLIENT = "node", "admin", "client"  # connection roles (zkv.security assigns them)
 RUNTIME_OPS = frozenset({"snapshot", "restart"})  # admin requests the runtime answers (zkv.node.admin)
 # requests that change a node's state: admins and nodes only
-ADMIN_OPS = frozenset({"faults", "leave", "repair_now", "merge_states"}) | RUNTIME_OPS
+ADMIN_OPS = (
+    frozenset({"faults", "leave", "repair_now", "merge_states", "removenode", "cleanup"}) | RUNTIME_OPS
+)
 JOIN_ROUTE_PREFIX = b"join~"  # a joining node's announcement connection: routing id join~NAME
 
 

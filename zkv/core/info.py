@@ -47,4 +47,8 @@ def info_answers(core: NodeCore) -> dict[str, InfoAnswer]:
         "local_scan": local_scan,
         "repair_now": lambda req, now: ok(req.id, node=core.name, **admin.repair_now(core, now)),
         "merge_states": lambda req, now: ok(req.id, node=core.name, **admin.merge_states(core, req.args)),
+        "cleanup": lambda req, now: ok(req.id, node=core.name, **core.rebalance.start_cleanup(now)),
+        "removenode": lambda req, now: ok(
+            req.id, node=core.name, **core.rebalance.remove_node(req.args.get("name"), now)
+        ),
     }

@@ -11,7 +11,11 @@ starting point: a node that hears its own name gossiped under a generation at or
 previous life, started under a clock that was ahead, or a clock set back since) takes the next one above
 it at once, so a corrected clock never keeps a node out.
 ``status`` is what the member says of itself: ``joining``, ``normal``, ``leaving`` or ``removed``;
-the ring is built from the ``normal`` and ``leaving`` members.
+the ring is built from the ``normal`` and ``leaving`` members. The one entry a node changes for another
+is ``removed``, by an operator's ``removenode`` of a dead member (:meth:`Membership.remove`). ``removed`` is
+final for a name: only a ``joining`` entry (a fresh join) supersedes it, so a removed node that comes
+back as it was (a later generation, ``normal``) is not taken back; it hears it was removed and stops
+(:attr:`Membership.removed_by_peers`).
 
 What travels is O(1) per heartbeat (issue #20: with the whole view in every heartbeat a node merged N
 views of N entries per interval, and 40 nodes took a whole core): each node publishes, every
@@ -176,6 +180,8 @@ class Membership:
         self._changed = True  # ring members may differ from what the caller last saw
         self._learned: list[str] = []  # members heard of through gossip, not yet connected to
         self.generation_raised = False  # gossip raised this node's generation (the caller saves it)
+        self._joined = status == JOINING  # this life began with a join: older "removed" news is stale
+        self.removed_by_peers = False  # peers say this node was removed (and it did not join since)
 
     # ------------------------------------------------------------------------------------------ liveness
 
@@ -276,7 +282,7 @@ class Membership:
         if restarted:  # a new process: its old arrival history says nothing about this one
             detector = self._detectors[sender] = Detector(last_heard=now, connected=detector.connected)
         detector.last_seen = (gen, counter)
-        if gen > member.generation:  # no entry came with it: the new life's first version
+        if gen > member.generation and member.status != REMOVED:  # the new life's first version
             self._put(replace(member, generation=gen, version=0))
         detector.arrival(now)
         keys = msg.get("keys")
@@ -329,7 +335,9 @@ class Membership:
                 known = get(entry[0])
                 if known is not None:
                     gen = entry[3]
-                    if gen < known.generation or (gen == known.generation and entry[4] <= known.version):
+                    stale = gen < known.generation or (gen == known.generation and entry[4] <= known.version)
+                    # (news that this node was removed counts whatever its generation)
+                    if stale and (entry[0] != self.me or entry[5] != REMOVED):
                         continue
             except (TypeError, IndexError, KeyError):
                 pass
@@ -337,10 +345,14 @@ class Membership:
             if member is None:
                 continue
             if member.name == self.me:
-                if member.generation >= self.generation:
+                if member.status == REMOVED and not self._joined and self._members[self.me].status == NORMAL:
+                    self.removed_by_peers = True  # removenode while this node was gone: it must join anew
+                elif member.generation >= self.generation:
                     self._outlive(member.generation)
                 continue
             known = self._members.get(member.name)
+            if known is not None and known.status == REMOVED and member.status != JOINING:
+                continue  # removed is final for a name; only a fresh join brings it back
             if known is None:
                 self._put(member)
                 self._detectors[member.name] = Detector(last_heard=-math.inf)
@@ -407,6 +419,17 @@ class Membership:
         if me.status != status:
             self._put(replace(me, version=me.version + 1, status=status))
             self._changed = True
+
+    def remove(self, name: str) -> None:
+        """An operator's ``removenode``: ``name`` (a dead peer) is gone for good. Its entry turns
+        ``removed`` in a version above what it said of itself, relayed at once like first-hand news."""
+        member = self._members[name]
+        if name == self.me or member.status == REMOVED:
+            return
+        self._put(replace(member, version=member.version + 1, status=REMOVED))
+        self._relay[name] = DELTA_REPEATS
+        self._changed = True
+        self.heartbeat_now()
 
     def status_of(self, name: str) -> str | None:
         member = self._members.get(name)

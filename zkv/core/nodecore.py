@@ -154,6 +154,8 @@ class NodeCore:
             "stream_ok": rebalance.on_stream_ok,
             "stream_push": replica.on_stream_push,
             "stream_push_ok": rebalance.on_stream_push_ok,
+            "ccheck": rebalance.on_ccheck,
+            "ccheck_ok": rebalance.on_ccheck_ok,
             # gossip catching up: a peer's heartbeat showed a view unlike this node's
             "vpull": self._on_view_pull,
             "vview": self._on_view,
@@ -344,6 +346,7 @@ class NodeCore:
             state.ring = ring
             state.future_ring = state.build_ring(future=True)
             self.aae.rebuild(ring)
+            self.rebalance.members_changed()
 
     # ------------------------------------------------------------------------------------------ joining
 

@@ -14,7 +14,9 @@ A node's own status moves along one path, and :data:`TRANSITIONS` is that path, 
   the others have heard it.
 
 The batches themselves are :mod:`zkv.core.transfer`; this module decides when they run and what the
-node's status becomes. Each status change is gossiped at once.
+node's status becomes. Each status change is gossiped at once. A member removed for good by an
+operator (``removenode``) has its ranges pulled by the nodes that gained them: :mod:`zkv.core.removal`,
+driven from here; a node that hears it was removed itself stops (it must join again).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from zkv.core.cleanup import Cleanup, answer_check
 from zkv.core.effects import Reply, Send, Stop
 from zkv.core.membership import JOINING, LEAVING, NORMAL, REMOVED
 from zkv.core.paxos import absorb
+from zkv.core.removal import Removals, check_removable
 from zkv.core.replica import Replica, moving_keys
 from zkv.core.state import NodeState
 from zkv.core.transfer import JoinStream, LeaveStream, paxos_items
@@ -51,6 +55,9 @@ class Rebalance:
         self._join_after: float | None = None
         self._stop_at: float | None = None
         self.next_announce = 0.0  # when a joining node announces itself to its seeds next
+        self.removals = Removals(state.name, self.membership, state.settings.request_timeout_s)
+        self.refused = False  # peers said this node was removed: it stopped (zkv.core.membership)
+        self.cleanup: Cleanup | None = None  # the last ``cleanup`` pass (zkv.core.cleanup)
 
     @property
     def status(self) -> str | None:
@@ -109,14 +116,69 @@ class Rebalance:
 
     def on_stream_ok(self, peer: str, msg: dict[str, Any], now: float) -> None:
         if self.join_stream is not None and self.join_stream.owns(msg.get("id")):
-            for key, state in self.join_stream.on_stream_ok(peer, msg):
-                self.replica.merge_local(key, state)
-            try:
-                found = [] if msg.get("wait") else paxos_items(msg)
-            except ValueError:
-                found = []  # a corrupt batch: asked again (JoinStream.on_stream_ok)
-            for key, blob in found:
-                absorb(self.state.store, key, blob)
+            items = self.join_stream.on_stream_ok(peer, msg)
+        else:
+            removal = self.removals.on_stream_ok(peer, msg)  # a removed member's ranges (removenode)
+            if removal is None:
+                return
+            items = removal
+        for key, state in items:
+            self.replica.merge_local(key, state)
+        try:
+            found = [] if msg.get("wait") else paxos_items(msg)
+        except ValueError:
+            found = []  # a corrupt batch: asked again (JoinStream.on_stream_ok)
+        for key, blob in found:
+            absorb(self.state.store, key, blob)
+
+    # ------------------------------------------------------------------------------------------ removing
+
+    def remove_node(self, name: Any, now: float) -> dict[str, Any]:
+        """An operator's ``removenode``: checked, then decided by the membership and gossiped."""
+        removing = check_removable(self.membership, self.state.ring, name, now)
+        if removing:
+            log.warning("removing %s from the cluster (removenode): its ranges go to the others", name)
+            self.membership.remove(name)
+            self._membership_changed()
+        return {"removed": name, "already": not removing}
+
+    # ------------------------------------------------------------------------------------------ cleanup
+
+    def start_cleanup(self, now: float) -> dict[str, Any]:
+        """An operator's ``cleanup``: walk the keys for ones this node no longer replicates (one pass at
+        a time: asked while one runs, the answer is its progress)."""
+        if self.cleanup is None or self.cleanup.done:
+            store = self.state.store
+            self.cleanup = Cleanup(
+                self.state.settings.request_timeout_s, iter(sorted(store.keys())), len(store)
+            )
+        return self.cleanup.statistics()
+
+    def on_ccheck(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        """A cleaning node asks whether this owner holds what it holds of some keys."""
+        self._out.append(
+            Reply(peer.encode(), answer_check(msg.get("id"), msg.get("keys"), self.state.store.get))
+        )
+
+    def on_ccheck_ok(self, peer: str, msg: dict[str, Any], now: float) -> None:
+        if self.cleanup is not None and self.cleanup.on_answer(msg.get("id"), msg.get("clocks")):
+            self._settle_cleanup()
+
+    def _settle_cleanup(self) -> None:
+        assert self.cleanup is not None
+        if not self.replica.health.writable:
+            return  # a delete is a write: judged once the disk takes writes again (at the deadline)
+        store, purge = self.state.store, self.replica.purge
+
+        def drop(key: bytes) -> None:
+            store.delete(key)
+            purge.forget(key)
+
+        self.cleanup.settle(store.get, drop)
+
+    def members_changed(self) -> None:
+        """The view changed: start pulling the ranges of members removed since (``removenode``)."""
+        self.removals.on_members_changed(self.state.ring, self.status == NORMAL)
 
     # ------------------------------------------------------------------------------------------ leaving
 
@@ -141,7 +203,11 @@ class Rebalance:
 
     def on_send_failed(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """A ``stream`` or ``stream_push`` of this node's could not be sent: it is asked again later."""
-        if msg.get("op") == "stream" and self.join_stream is not None:
+        if msg.get("op") == "ccheck" and self.cleanup is not None:
+            self.cleanup.on_failed(msg.get("id"))
+        elif msg.get("op") == "stream" and "removed" in msg:
+            self.removals.on_failed(msg.get("id"))
+        elif msg.get("op") == "stream" and self.join_stream is not None:
             self.join_stream.on_failed(msg.get("id"))
         elif msg.get("op") == "stream_push" and self.leave_stream is not None:
             self.leave_stream.on_failed(msg.get("id"))
@@ -173,6 +239,24 @@ class Rebalance:
                 log.warning("left: %d keys handed over; stopping", self.leave_stream.keys_sent)
                 self._become(REMOVED)
                 self._stop_at = now + SETTLE_HEARTBEATS * self.state.settings.heartbeat_interval_s
+        if self.removals.streams:
+            for source, msg in self.removals.requests(now, ring, is_up, self.state.ids):
+                self._out.append(Send(source, msg))
+        cleanup = self.cleanup
+        if cleanup is not None and not cleanup.done:
+            if cleanup.timed_out(now):
+                self._settle_cleanup()
+            state = self.state
+            for owner, msg in cleanup.next_batch(now, state.name, ring, state.future_ring, state.ids):
+                self._out.append(Send(owner, msg))
+        if self.membership.removed_by_peers and not self.refused:
+            self.refused = True
+            log.error(
+                "%s was removed from the cluster (removenode) while it was gone: stopping. To bring it "
+                "back, start it as a new member: an empty data dir and --join",
+                self.state.name,
+            )
+            self._out.append(Stop())
         if self._stop_at is not None and now >= self._stop_at:
             self._out.append(Stop())
             self._stop_at = None

@@ -35,6 +35,7 @@ from zkv.core.handoff import Handoff
 from zkv.core.membership import NORMAL
 from zkv.core.paxos import absorb
 from zkv.core.purge import TombstonePurge
+from zkv.core.removal import gained_by, ring_without
 from zkv.core.state import NodeState
 from zkv.core.transfer import StreamSource, decode_items, paxos_items
 from zkv.core.versions import EMPTY, KeyState, merge, state_from_wire, state_to_wire
@@ -162,8 +163,14 @@ class Replica:
     def on_stream(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """A joining node asks for a batch of the ranges it will own."""
         store = self.store
+        removed = msg.get("removed")
+        wanted = None
+        if isinstance(removed, str):  # a removed member's ranges the peer gained (zkv.core.removal)
+            before = ring_without(self.state.ring, self.state.membership, removed, with_it=True)
+            after = ring_without(self.state.ring, self.state.membership, removed, with_it=False)
+            wanted = gained_by(peer, before, after)
         reply = self.source.on_stream(
-            peer, msg, lambda: moving_keys(store), store.get, self.state.future_ring, store.paxos_get
+            peer, msg, lambda: moving_keys(store), store.get, self.state.future_ring, store.paxos_get, wanted
         )
         self._out.append(Reply(peer.encode(), reply))
 

@@ -99,6 +99,10 @@ class TransferStatistics:
     keys_pushed_in: int = 0
     join: JoinStatistics | None = None
     leave: LeaveStatistics | None = None
+    # removed member -> this node's pull of the ranges it gained (done, sources_left, keys_received,
+    # keys_left: what its sources still had to look at when they last answered); zkv.core.removal
+    removal: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cleanup: dict[str, Any] | None = None  # the last cleanup pass (zkv.core.cleanup), if any
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {"keys_served": self.keys_served, "keys_pushed_in": self.keys_pushed_in}
@@ -106,6 +110,10 @@ class TransferStatistics:
             out["join"] = asdict(self.join)
         if self.leave is not None:
             out["leave"] = asdict(self.leave)
+        if self.removal:
+            out["removal"] = self.removal
+        if self.cleanup is not None:
+            out["cleanup"] = self.cleanup
         return out
 
     @classmethod
@@ -116,6 +124,8 @@ class TransferStatistics:
             keys_pushed_in=wire.get("keys_pushed_in", 0),
             join=_known(JoinStatistics, join) if isinstance(join, dict) else None,
             leave=_known(LeaveStatistics, leave) if isinstance(leave, dict) else None,
+            removal=dict(wire.get("removal") or {}),
+            cleanup=wire.get("cleanup") if isinstance(wire.get("cleanup"), dict) else None,
         )
 
 

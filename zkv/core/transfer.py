@@ -102,14 +102,17 @@ class StreamSource:
         local: Callable[[bytes], KeyState | None],
         future_ring: Ring,
         paxos: Callable[[bytes], bytes | None] = lambda key: None,
+        wanted: Callable[[bytes], bool] | None = None,
     ) -> dict[str, Any]:
-        """The next batch for ``requester``; ``paxos`` gives a key's acceptor state (sent along).
+        """The next batch for ``requester``; ``paxos`` gives a key's acceptor state (sent along);
+        ``wanted``: of the keys it asks for, a removed member's ranges it gained (:mod:`zkv.core.removal`;
+        default: the keys it will replicate).
 
         A requester this node does not know joins is told to ask again (``wait``): answering with nothing
         would end its stream from here with none of the ranges, and a node that knows of the join refuses
         the old ring's serial rounds from then on (zkv.core.paxos, "Ring changes")."""
         after = msg.get("after")
-        if requester not in future_ring.members:
+        if wanted is None and requester not in future_ring.members:  # (a removal's puller is no joiner)
             return {
                 "op": "stream_ok",
                 "id": msg.get("id"),
@@ -120,9 +123,13 @@ class StreamSource:
             }
         if after is not None and not isinstance(after, bytes):
             raise ValueError("stream cursor must be bytes or nil")
-        snapshot = self._snapshots.get(requester)
+        if wanted is None:
+            wanted = lambda key: requester in future_ring.preference_list(key)  # noqa: E731
+        removed = msg.get("removed")
+        pull = requester if removed is None else f"{requester}\x00{removed}"  # a join and a removal at once
+        snapshot = self._snapshots.get(pull)
         if snapshot is None or after is None:
-            snapshot = self._snapshots[requester] = sorted(keys())
+            snapshot = self._snapshots[pull] = sorted(keys())
         start = 0 if after is None else bisect.bisect_right(snapshot, after)
         items: list[list[Any]] = []
         found: list[list[Any]] = []
@@ -130,7 +137,7 @@ class StreamSource:
         size = 0
         while end < len(snapshot) and end - start < SCAN_KEYS and len(items) < BATCH_KEYS:
             key = snapshot[end]
-            if requester in future_ring.preference_list(key):
+            if wanted(key):
                 blob = paxos(key)
                 if blob is not None:
                     found.append([key, blob])
@@ -143,7 +150,7 @@ class StreamSource:
             end += 1
         done = end >= len(snapshot)
         if done:
-            del self._snapshots[requester]
+            del self._snapshots[pull]
         self.keys_sent += len(items)
         reply = {
             "op": "stream_ok",
@@ -151,6 +158,7 @@ class StreamSource:
             "items": items,
             "crc": checksum(items),
             "next": None if done else snapshot[end - 1],
+            "left": len(snapshot) - end,  # keys still to look at: the puller's progress
         }
         return with_paxos(reply, found)
 

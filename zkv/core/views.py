@@ -30,6 +30,7 @@ def readiness(core: NodeCore, now: float) -> Readiness:
 
 def nodes_view(core: NodeCore, now: float) -> list[dict[str, Any]]:
     share = core.ring.ownership()
+    removal = core.rebalance.removals.statistics()
     out = []
     for view in core.membership.view(now, len(core.store)):
         row = asdict(view)
@@ -38,6 +39,8 @@ def nodes_view(core: NodeCore, now: float) -> list[dict[str, Any]]:
         row["ownership"] = share.get(view.name, 0.0)
         mine = view.name == core.name
         row["disk"] = core.storage_health.state if mine else core.state.peer_disk.get(view.name, "ok")
+        if view.name in removal:  # removed by removenode: this node's pull of the ranges it gained
+            row["rereplication"] = removal[view.name]
         out.append(row)
     return out
 
@@ -112,4 +115,6 @@ def _transfer(core: NodeCore) -> TransferStatistics:
         leave=LeaveStatistics(len(leave.keys), leave.position, leave.keys_sent, leave.retries)
         if leave is not None
         else None,
+        removal=core.rebalance.removals.statistics(),
+        cleanup=core.rebalance.cleanup.statistics() if core.rebalance.cleanup is not None else None,
     )

@@ -26,6 +26,8 @@ RUNTIME_ADMIN_OPS = RUNTIME_OPS  # which requests those are is decided in zkv.co
 DATA_OPS = frozenset({"put", "get", "delete", "scan"})
 #: a node that exits with this status asks to be started again (the supervisor does, whatever its policy)
 EXIT_RESTART = 3
+#: a node that heard it was removed (``removenode``) while it was gone exits with this: not restarted
+EXIT_REMOVED = 4
 DRAIN_EXTRA_S = 0.3  # beyond request_timeout_ms, for the replies of the last requests to leave
 
 

@@ -466,6 +466,8 @@ class NodeRuntime:
                 self.links.connect(connect.node, connect.address, connect.gossip)
             if plan.stop:
                 self._stopping = True
+                if self.core.rebalance.refused:
+                    self.exit_status = admin.EXIT_REMOVED
             outbox = self.outbox
             for peer, msgs in plan.before.items():
                 outbox.send_peer(peer, msgs, now)
