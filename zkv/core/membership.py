@@ -66,6 +66,9 @@ PULL_INTERVALS = 2  # heartbeat intervals between two view pulls of a node (what
 DELTA_REPEATS = 3  # heartbeats that relay news this node learned first-hand (one may be lost)
 MAX_DELTA = 16  # entries one heartbeat relays at most: a heartbeat stays small whatever the news
 DIGEST_BITS = 62  # a view digest fits the wire's signed 64-bit integers
+#: the version an operator's removenode gives a member's entry (at least): far above any status change a
+#: node makes of itself, so every node tells "removed for good" from a member that left on its own
+REMOVED_BY_OPERATOR = 1 << 40
 
 
 def entry_hash(name: str, generation: int, version: int) -> int:
@@ -282,7 +285,7 @@ class Membership:
         if restarted:  # a new process: its old arrival history says nothing about this one
             detector = self._detectors[sender] = Detector(last_heard=now, connected=detector.connected)
         detector.last_seen = (gen, counter)
-        if gen > member.generation and member.status != REMOVED:  # the new life's first version
+        if gen > member.generation and member.version < REMOVED_BY_OPERATOR:  # the new life's first version
             self._put(replace(member, generation=gen, version=0))
         detector.arrival(now)
         keys = msg.get("keys")
@@ -337,7 +340,7 @@ class Membership:
                     gen = entry[3]
                     stale = gen < known.generation or (gen == known.generation and entry[4] <= known.version)
                     # (news that this node was removed counts whatever its generation)
-                    if stale and (entry[0] != self.me or entry[5] != REMOVED):
+                    if stale and (entry[0] != self.me or entry[4] < REMOVED_BY_OPERATOR):
                         continue
             except (TypeError, IndexError, KeyError):
                 pass
@@ -345,14 +348,16 @@ class Membership:
             if member is None:
                 continue
             if member.name == self.me:
-                if member.status == REMOVED and not self._joined and self._members[self.me].status == NORMAL:
+                removed = member.status == REMOVED and member.version >= REMOVED_BY_OPERATOR
+                if removed and not self._joined and self._members[self.me].status == NORMAL:
                     self.removed_by_peers = True  # removenode while this node was gone: it must join anew
                 elif member.generation >= self.generation:
                     self._outlive(member.generation)
                 continue
             known = self._members.get(member.name)
-            if known is not None and known.status == REMOVED and member.status != JOINING:
-                continue  # removed is final for a name; only a fresh join brings it back
+            final = known is not None and known.status == REMOVED and known.version >= REMOVED_BY_OPERATOR
+            if final and member.status != JOINING:
+                continue  # removed by removenode is final for a name; only a fresh join brings it back
             if known is None:
                 self._put(member)
                 self._detectors[member.name] = Detector(last_heard=-math.inf)
@@ -426,7 +431,8 @@ class Membership:
         member = self._members[name]
         if name == self.me or member.status == REMOVED:
             return
-        self._put(replace(member, version=member.version + 1, status=REMOVED))
+        version = max(member.version + 1, REMOVED_BY_OPERATOR)
+        self._put(replace(member, version=version, status=REMOVED))
         self._relay[name] = DELTA_REPEATS
         self._changed = True
         self.heartbeat_now()
