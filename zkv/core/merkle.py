@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Sequence
+from hashlib import blake2b
 
 import msgpack
 
 from zkv.core.ring import hash64
-from zkv.core.versions import KeyState
+from zkv.core.versions import KeyState, pack_state
 
 LEAF_BITS = 10
 LEAVES = 1 << LEAF_BITS
@@ -33,21 +34,24 @@ def leaf_of(key: bytes) -> int:
 
 def state_digest(key: bytes, state: KeyState) -> int:
     """A 64-bit digest of a key's state that is equal on two replicas exactly when their states are."""
-    canonical = msgpack.packb(
-        [
-            key,
-            [
-                [s.actor, s.counter, s.timestamp, s.value]
-                if s.expires is None
-                else [s.actor, s.counter, s.timestamp, s.value, s.expires]
-                for s in state.siblings
-            ],
-            sorted(state.clock.items()),
-        ],
-        use_bin_type=True,
-    )
-    digest = int.from_bytes(hashlib.blake2b(canonical, digest_size=8).digest(), "big")
+    return packed_digest(key, pack_state(state))
+
+
+def packed_digest(key: bytes, packed: bytes) -> int:
+    """:func:`state_digest` from the state's ``versions.pack_state`` bytes (what an engine stores).
+
+    The digest hashes the msgpack of ``[key, siblings, sorted clock]``; ``pack_state`` is the msgpack of
+    ``[siblings, sorted clock]`` (canonical), so the same bytes are a 3-array header, the key and the
+    packed state after its 2-array header: no second encoding of the state.
+    """
+    if packed[0] != _PAIR:
+        raise ValueError("not a packed key state")
+    canonical = b"\x93" + msgpack.packb(key, use_bin_type=True) + packed[1:]
+    digest = int.from_bytes(blake2b(canonical, digest_size=8).digest(), "big")
     return digest or 1  # 0 means "no key" in a leaf
+
+
+_PAIR = 0x92  # msgpack fixarray of two: how every packed state starts
 
 
 def _combine(children: Sequence[int]) -> int:

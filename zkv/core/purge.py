@@ -60,6 +60,13 @@ class TombstonePurge:
 
     def on_write(self, key: bytes, state: KeyState) -> bool:
         """``key`` now holds ``state`` here. True if it was retired: it is live in the comparison again."""
+        siblings = state.siblings
+        if siblings and siblings[0].value is not None and siblings[0].expires is None:
+            # the common write, a live value with no TTL, never dies (dead_from: None): only forget the key
+            if not self._due and not self.retired:
+                return False  # nothing waits to retire or purge: the usual case, no lookups
+            self._due.pop(key, None)
+            return self.retired.pop(key, None) is not None
         was_retired = self.retired.pop(key, None) is not None
         died = dead_from(state)
         if died is None:

@@ -279,7 +279,12 @@ def wire_size(state: KeyState) -> int:
 
 def state_to_wire(state: KeyState) -> list:
     """A state as msgpack-able lists: ``[[[actor, counter, ts, value(, expires)], ...], [[actor, counter],
-    ...]]`` (``expires`` only on versions written with a TTL, so older states read the same)."""
+    ...]]`` (``expires`` only on versions written with a TTL, so older states read the same).
+
+    Canonical: the clock is sorted by actor, so equal states pack to equal bytes, and the Merkle digest
+    of a stored state hashes the bytes the engine stores (``merkle.packed_digest``: one msgpack pass).
+    """
+    clock = state.clock
     return [
         [
             [s.actor, s.counter, s.timestamp, s.value]
@@ -287,7 +292,7 @@ def state_to_wire(state: KeyState) -> list:
             else [s.actor, s.counter, s.timestamp, s.value, s.expires]
             for s in state.siblings
         ],
-        [[a, c] for a, c in state.clock.items()],
+        [[a, clock[a]] for a in sorted(clock)] if len(clock) > 1 else [[a, c] for a, c in clock.items()],
     ]
 
 

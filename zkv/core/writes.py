@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgpack
+
 from zkv.core import receipt
 from zkv.core.contexts import known_actors, plausible
 from zkv.core.effects import Send
@@ -21,8 +23,6 @@ from zkv.core.versions import (
     MAX_CONTEXT_ENTRIES,
     KeyState,
     Sibling,
-    encode_context,
-    join,
     state_to_wire,
     update,
 )
@@ -68,7 +68,12 @@ def written_context(context: Mapping[str, int], new: Sibling) -> bytes:
     A put with it supersedes exactly the version this write stored (and what that one superseded), not a
     concurrent sibling the writer never saw, which the coordinator's whole clock would also cover.
     """
-    return encode_context(join(context, {new.actor: new.counter}))
+    actor = new.actor
+    # versions.encode_context(versions.join(context, {actor: counter})), without building the two dicts
+    items = [(a, c) for a, c in context.items() if c > 0 and a != actor]
+    items.append((actor, max(new.counter, context.get(actor, 0))))
+    items.sort()
+    return msgpack.packb(items, use_bin_type=True)
 
 
 def next_state(

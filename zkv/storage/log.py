@@ -38,7 +38,7 @@ from pathlib import Path
 
 import msgpack
 
-from zkv.core.merkle import state_digest
+from zkv.core.merkle import packed_digest
 from zkv.core.versions import KeyState, pack_state, unpack_state
 from zkv.storage.base import FSYNC_POLICIES, StoreStats
 from zkv.storage.cache import CACHE_ENTRY_OVERHEAD_BYTES, ValueCache
@@ -148,9 +148,10 @@ class LogStore(LogFiles):
     # ------------------------------------------------------------------------------------------ writes
 
     def put(self, key: bytes, state: KeyState) -> None:
-        summary = state_digest(key, state)
+        packed = pack_state(state)
+        summary = packed_digest(key, packed)  # hashes the stored bytes: one msgpack pass per state
         self.seq += 1
-        record = encode(PUT, self.seq, key, pack_state(state), summary, DIGEST_VERSION)
+        record = encode(PUT, self.seq, key, packed, summary, DIGEST_VERSION)
         seg = self.active
         e = entry(len(record), seg.append(record), seg.id, summary, self.seq)
         self.supersede(key)

@@ -36,7 +36,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from zkv.core.merkle import state_digest
+from zkv.core.merkle import packed_digest
 from zkv.core.versions import KeyState, pack_state, unpack_state
 from zkv.errors import StorageUnavailable
 from zkv.storage.base import FSYNC_POLICIES, StoreStats
@@ -183,7 +183,7 @@ class RedisStore(KeyDirectory):
         packed = pack_state(state)
         self._forget(key)
         self._pending[key] = (state, packed)
-        self.keydir[key] = state_digest(key, state) | len(packed) << 64
+        self.keydir[key] = packed_digest(key, packed) | len(packed) << 64
         self._bytes += len(key) + len(packed)
         self._cache.put(key, state, len(packed) + CACHE_ENTRY_OVERHEAD_BYTES)
 
