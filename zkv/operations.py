@@ -21,6 +21,7 @@ from zkv.storage.snapshot import (
     CLUSTER_MANIFEST,
     MANIFEST,
     SnapshotError,
+    already_restored,
     check_target,
     restore_files,
     verify,
@@ -192,6 +193,10 @@ def _restore(argv: list[str]) -> int:
             folders = {args.node: next(iter(folders.values()))}
         else:
             raise Fail(2, f"{args.source} holds no snapshot of {args.node} (it has {', '.join(folders)})")
+    for name in [n for n, folder in folders.items() if already_restored(folder, config.node(n).data_dir)]:
+        # a restore run again after an interruption: this node's copy was complete and is untouched
+        print(f"{name}: restored already from this snapshot ({config.node(name).data_dir})")
+        del folders[name]
     _check_targets(config, folders)
     for name, folder in folders.items():
         started = time.monotonic()

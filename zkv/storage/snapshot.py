@@ -34,6 +34,9 @@ from zkv.storage.segment import INDEX_SUFFIX, SEGMENT_SUFFIX
 
 MANIFEST = "manifest.json"
 CLUSTER_MANIFEST = "cluster.json"
+#: written into a restored data_dir with the copies: which snapshot it holds, so a whole-cluster restore
+#: run again after an interruption knows the nodes it finished (and skips them) from ones it did not
+RESTORE_MARK = "restored-from.json"
 FORMAT = "zkv-snapshot-1"
 CRC_CHUNK = 1 << 20
 
@@ -245,6 +248,8 @@ def restore_files(folder: Path, data_dir: Path) -> int:
             finally:
                 os.close(fd)
             copied += int(entry["bytes"])
+        mark = {"node": manifest.get("node"), "merkle_root": manifest.get("merkle_root"), "from": str(folder)}
+        write_atomic(staging / RESTORE_MARK, json.dumps(mark).encode() + b"\n")
         fsync_dir(staging)
         if data_dir.exists():
             data_dir.rmdir()
@@ -255,3 +260,23 @@ def restore_files(folder: Path, data_dir: Path) -> int:
             shutil.rmtree(staging)
         raise SnapshotError(f"cannot restore into {data_dir}: {exc.strerror or exc}") from None
     return copied
+
+
+def already_restored(folder: Path, data_dir: Path) -> bool:
+    """``data_dir`` holds exactly what :func:`restore_files` copied from the snapshot in ``folder`` and
+    nothing since (the node was not started on it): an earlier run got this far, so it can be skipped."""
+    try:
+        mark = json.loads((data_dir / RESTORE_MARK).read_text())
+        present = {p.name for p in data_dir.iterdir()}
+    except (OSError, ValueError):
+        return False
+    manifest = load_manifest(folder)
+    copied = {
+        str(e["name"]) for e in manifest["files"] if str(e["name"]).endswith((SEGMENT_SUFFIX, INDEX_SUFFIX))
+    }
+    return (
+        isinstance(mark, dict)
+        and mark.get("node") == manifest.get("node")
+        and mark.get("merkle_root") == manifest.get("merkle_root")
+        and present == copied | {RESTORE_MARK}
+    )
