@@ -17,10 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-try:
-    from zkv.testing.localcluster import LocalCluster
-except ImportError:  # before the move under zkv/testing
-    from zkv.testing.localcluster import LocalCluster  # type: ignore[no-redef]
+from benchlib.load import write_all
+
+from zkv.testing.localcluster import LocalCluster
 
 ZKV_NODE = [sys.executable, "-m", "zkv.cli"]
 
@@ -47,15 +46,7 @@ def main() -> int:
             value = b"x" * args.value_bytes
             started = time.monotonic()
             with cluster.client(timeout=10.0) as client:
-                for start in range(0, args.keys, 500):
-                    items = [(f"key-{i}", value) for i in range(start, min(args.keys, start + 500))]
-                    for _ in range(5):  # a busy shared machine times some out: write those again
-                        errors = client.put_many(items)
-                        items = [item for item, error in zip(items, errors, strict=True) if error]
-                        if not items:
-                            break
-                    else:
-                        raise SystemExit(f"load failed: {next(e for e in errors if e)}")
+                write_all(client.put_many, ((f"key-{i}", value) for i in range(args.keys)))
             took = time.monotonic() - started
             print(f"load of {args.keys} keys ({args.value_bytes} B values, quorum): {took:.1f}s")
             config = str(cluster.config_path)

@@ -15,23 +15,11 @@ import argparse
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from benchlib.load import write_all
+
 from zkv.testing.localcluster import LocalCluster
-
-
-def write_all(call: Callable[..., list], items: list, what: str) -> None:
-    """Every item acknowledged at quorum, 500 at a time; a timeout on a busy machine is sent again."""
-    for start in range(0, len(items), 500):
-        batch = items[start : start + 500]
-        for _ in range(5):
-            errors = call(batch, "quorum")
-            batch = [item for item, error in zip(batch, errors, strict=True) if error is not None]
-            if not batch:
-                break
-        else:
-            raise SystemExit(f"{what} failed: {next(e for e in errors if e)}")
 
 
 def main() -> int:
@@ -54,7 +42,7 @@ def main() -> int:
             keys = [f"key-{i}" for i in range(args.keys)]
             with cluster.client(timeout=10.0) as client:
                 started = time.monotonic()
-                write_all(client.put_many, [(k, b"x" * args.value_bytes) for k in keys], "load")
+                write_all(client.put_many, [(k, b"x" * args.value_bytes) for k in keys])
                 print(f"load of {args.keys} keys at quorum: {time.monotonic() - started:.1f}s")
 
                 def disk() -> dict[str, tuple[int, int, int]]:

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib.load import write_all
+
 from zkv.client import ReplicaState
 from zkv.testing.localcluster import LocalCluster, wait_until
 
@@ -40,15 +42,7 @@ def main() -> int:
             value = b"x" * args.value_bytes
             started = time.monotonic()
             with cluster.client(timeout=10.0) as client:
-                for start in range(0, args.keys, 500):
-                    items = [(f"key-{i}", value) for i in range(start, min(args.keys, start + 500))]
-                    for _ in range(5):  # a busy shared machine times some out: write those again
-                        errors = client.put_many(items)
-                        items = [item for item, error in zip(items, errors, strict=True) if error]
-                        if not items:
-                            break
-                    else:
-                        raise SystemExit(f"load failed: {next(e for e in errors if e)}")
+                write_all(client.put_many, ((f"key-{i}", value) for i in range(args.keys)))
                 print(
                     f"load of {args.keys} keys ({args.value_bytes} B, quorum): "
                     f"{time.monotonic() - started:.1f}s"

@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zkv.testing.localcluster import LocalCluster
+from benchlib.load import write_all
 
-BATCH = 500  # puts in flight per put_many
-LOAD_TRIES = 5  # a put that failed (a timeout on a loaded machine) is sent again, blind: it replaces itself
+from zkv.testing.localcluster import LocalCluster
 
 
 def rss_kib(pid: int) -> dict[str, int]:
@@ -48,16 +47,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             with cluster.client() as client:
                 value = b"v" * args.value_bytes
                 started = time.perf_counter()
-                for first in range(0, args.keys, BATCH):
-                    items = [(b"key:%09d" % i, value) for i in range(first, min(first + BATCH, args.keys))]
-                    for _ in range(LOAD_TRIES):
-                        results = client.put_many(items, consistency="quorum")
-                        errors = [e for e in results if e is not None]
-                        items = [item for item, e in zip(items, results, strict=True) if e is not None]
-                        if not items:
-                            break
-                    else:
-                        raise SystemExit(f"load failed: {errors[0]!r}")
+                write_all(client.put_many, ((b"key:%09d" % i, value) for i in range(args.keys)))
                 load_s = time.perf_counter() - started
                 before = {n: rss_kib(cluster.pid(n)) for n in cluster.names}
                 rows = []

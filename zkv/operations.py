@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -373,43 +374,73 @@ def _repair(argv: list[str]) -> int:
         "share. Prints progress; exit 1 if a peer stays unreachable past --timeout.",
     )
     _config_arg(parser)
+    _node_scope_args(parser)
+    args = parser.parse_args(argv)
+
+    def progress(client: Client, address: str) -> tuple[str, bool]:
+        aae = client.status(address).anti_entropy
+        done = aae.full_pass
+        line = (
+            f"{done.done}/{done.peers} peers agree; "
+            f"{aae.keys_sent} keys sent, {aae.keys_received} received so far"
+        )
+        return line, not done.remaining
+
+    names, took = _on_each_node(args, "repair", lambda c, a: c.repair_now(a), progress)
+    print(f"repair of {len(names)} node(s) done in {took:.1f}s")
+    return 0
+
+
+# ------------------------------------------------------------------------------- commands on each node
+
+
+def _node_scope_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node", metavar="NAME", help="only this node (default: every node)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
-    args = parser.parse_args(argv)
+
+
+def _on_each_node(
+    args: argparse.Namespace,
+    what: str,
+    start: Callable[[Client, str], object],
+    progress: Callable[[Client, str], tuple[str | None, bool]],
+) -> tuple[list[str], float]:
+    """Ask every node in scope (``--node`` or all) to ``start`` a background job, then poll each one's
+    ``progress`` (a line to print when it changes, and whether it is done) until all are done.
+
+    A node that does not take the request fails the command (exit 1) before any is polled; a node
+    that does not answer a poll is asked again on the next round; ``--timeout`` bounds the whole wait.
+    Returns the names and the seconds it took.
+    """
     config = load_config(args.config)
     names = [config.node(args.node).name] if args.node else list(config.node_names)
     started = time.monotonic()
     with _client(args, 5.0) as client:
         for name in names:
             try:
-                client.repair_now(config.node(name).address)
+                start(client, config.node(name).address)
             except ZkvError as exc:
-                raise Fail(1, f"{name} did not take the repair request: {exc}") from None
-        pending = dict.fromkeys(names)
-        shown: dict[str, tuple[int, int]] = {}
+                raise Fail(1, f"{name} did not take the {what} request: {exc}") from None
+        pending = set(names)
+        shown: dict[str, str] = {}
         deadline = time.monotonic() + args.timeout
         while pending:
-            for name in list(pending):
+            for name in sorted(pending):
                 try:
-                    aae = client.status(config.node(name).address).anti_entropy
+                    line, done = progress(client, config.node(name).address)
                 except ZkvError:
                     continue
-                progress = aae.full_pass
-                now_at = (progress.done, aae.keys_sent + aae.keys_received)
-                if shown.get(name) != now_at:
-                    shown[name] = now_at
-                    print(
-                        f"{name}: {progress.done}/{progress.peers} peers agree; "
-                        f"{aae.keys_sent} keys sent, {aae.keys_received} received so far",
-                        flush=True,
-                    )
-                if not progress.remaining:
-                    del pending[name]
+                if line is not None and shown.get(name) != line:
+                    shown[name] = line
+                    print(f"{name}: {line}", flush=True)
+                if done:
+                    pending.discard(name)
             if pending and time.monotonic() >= deadline:
                 raise Fail(
-                    1, f"repair not finished after {args.timeout:.0f}s: {', '.join(pending)} still going"
+                    1,
+                    f"{what} not finished after {args.timeout:.0f}s: "
+                    f"{', '.join(sorted(pending))} still going",
                 )
             if pending:
                 time.sleep(0.3)
-    print(f"repair of {len(names)} node(s) done in {time.monotonic() - started:.1f}s")
-    return 0
+    return names, time.monotonic() - started

@@ -14,7 +14,7 @@ from typing import Any
 
 from zkv.config import load_config
 from zkv.errors import InvalidRequest, UnknownNode, ZkvError
-from zkv.operations import Fail, _client, _config_arg, _run
+from zkv.operations import Fail, _client, _config_arg, _node_scope_args, _on_each_node, _run
 
 
 def main_removenode(argv: list[str]) -> int:
@@ -112,42 +112,25 @@ def _cleanup(argv: list[str]) -> int:
         "keys had to stay (an owner did not answer): run it again.",
     )
     _config_arg(parser)
-    parser.add_argument("--node", metavar="NAME", help="only this node (default: every node)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
+    _node_scope_args(parser)
     args = parser.parse_args(argv)
-    config = load_config(args.config)
-    names = [config.node(args.node).name] if args.node else list(config.node_names)
-    started = time.monotonic()
     kept = 0
-    with _client(args, 5.0) as client:
-        for name in names:
-            try:
-                client.cleanup(config.node(name).address)
-            except ZkvError as exc:
-                raise Fail(1, f"{name} did not take the cleanup request: {exc}") from None
-        pending = set(names)
-        deadline = time.monotonic() + args.timeout
-        while pending:
-            for name in sorted(pending):
-                try:
-                    status = client.status(config.node(name).address)
-                except ZkvError:
-                    continue
-                run = status.transfer.cleanup
-                if run is None or not run.get("done"):
-                    continue
-                pending.discard(name)
-                kept += run["kept"]
-                print(
-                    f"{name}: {run['dropped']} keys dropped ({run['bytes_freed']} bytes), {run['kept']} kept "
-                    f"(an owner did not confirm them); {status.keys} keys left",
-                    flush=True,
-                )
-            if pending and time.monotonic() >= deadline:
-                raise Fail(1, f"cleanup not done after {args.timeout:.0f}s: {', '.join(sorted(pending))}")
-            if pending:
-                time.sleep(0.3)
+
+    def progress(client: Any, address: str) -> tuple[str | None, bool]:
+        nonlocal kept
+        status = client.status(address)
+        run = status.transfer.cleanup
+        if run is None or not run.get("done"):
+            return None, False
+        kept += run["kept"]
+        line = (
+            f"{run['dropped']} keys dropped ({run['bytes_freed']} bytes), {run['kept']} kept "
+            f"(an owner did not confirm them); {status.keys} keys left"
+        )
+        return line, True
+
+    names, took = _on_each_node(args, "cleanup", lambda c, a: c.cleanup(a), progress)
     if kept:
         raise Fail(1, f"{kept} keys stayed: an owner did not confirm them (down or behind); run it again")
-    print(f"cleanup of {len(names)} node(s) done in {time.monotonic() - started:.1f}s")
+    print(f"cleanup of {len(names)} node(s) done in {took:.1f}s")
     return 0
