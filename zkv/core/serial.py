@@ -32,27 +32,27 @@ Pure: ``now`` comes in, effects go out through the node's outbox; backoff timers
 from __future__ import annotations
 
 import heapq
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from zkv.core.effects import Send
-from zkv.core.paxos import (
-    ZERO,
-    Acceptor,
-    Ballot,
-    ballot_from_wire,
-    ballot_to_wire,
-    lists_to_wire,
-    replica_lists,
-)
+from zkv.core.paxos import Acceptor, Ballot, ballot_from_wire, ballot_to_wire, lists_to_wire, replica_lists
 from zkv.core.pending import Origin
+from zkv.core.serialop import (
+    Compute,
+    Done,
+    Finish,
+    IntentHook,
+    RecentRequests,
+    SerialOp,
+    holds,
+    live_values,
+    own_fate,
+    read_reply,
+)
 from zkv.core.state import NodeState
 from zkv.core.versions import (
     EMPTY,
     KeyState,
-    Sibling,
     covers,
     merge,
     merge_all,
@@ -65,45 +65,6 @@ from zkv.protocol import ok
 
 BACKOFF_BASE_S = 0.002
 BACKOFF_MAX_S = 0.1
-Finish = Callable[[Origin, str, "str | None", float, float, dict[str, Any]], None]
-#: an internal request's decision on the key's current state (:mod:`zkv.core.txn`): a ``Write`` (any
-#: object with ``value`` and ``expires``) to propose, or a reply to end with
-Compute = Callable[[KeyState, float], Any]
-Done = Callable[[dict[str, Any], float], None]
-#: the transaction layer's look at a client request's round: True when it took the request over
-IntentHook = Callable[["SerialOp", KeyState, float], bool]
-
-
-@dataclass(slots=True)
-class SerialOp:
-    """One serial request in flight, across its rounds."""
-
-    origin: Origin
-    op: str  # put | delete | get
-    key: bytes
-    value: bytes | None
-    condition: tuple[str, bytes | None] | None  # ("absent", None) | ("value", expected) | None
-    context: dict[str, int] | None  # an ordered plain write's context (None: it supersedes all it sees)
-    expires_in: float | None
-    started: float
-    deadline: float
-    lists: tuple[tuple[str, ...], ...] = ()  # the preference lists each needing a majority (joint)
-    targets: tuple[str, ...] = ()
-    phase: str = "prepare"  # prepare | propose | commit | backoff
-    ballot: Ballot = ZERO
-    iid: int = 0  # the id of this round's messages: answers to older rounds are ignored
-    answered: set[str] = field(default_factory=set)
-    failed: set[str] = field(default_factory=set)
-    promises: list[dict[str, Any]] = field(default_factory=list)
-    proposal: KeyState = EMPTY
-    completing: bool = False  # the round's proposal is someone else's in-progress one
-    owns: list[Sibling] = field(default_factory=list)  # this request's proposed versions: may be chosen
-    minted: int = 0  # the highest dot counter its proposals minted (the node's floor takes it at the end)
-    chosen: bool = False  # one of them was seen committed
-    attempts: int = 0
-    sid: int = 0  # this request's id for its timers (the round id changes every phase)
-    compute: Compute | None = None  # an internal request (a transaction's step): decides what to write
-    on_done: Done | None = None  # an internal request's answer goes here, not to a client
 
 
 class SerialCoordinator:
@@ -120,9 +81,7 @@ class SerialCoordinator:
         self._timers: list[tuple[float, int, int]] = []  # (when, request id, attempt; -1: the deadline)
         self._counter = 0  # the highest ballot counter seen: the next ballot goes above it
         self._last_stamp = 0.0  # the timestamp of the last version this node proposed
-        # requests started lately, by who asked (route, ids) and what: a copy of one is dropped (below)
-        self._recent: dict[tuple[Any, ...], float] = {}
-        self._recent_order: deque[tuple[float, tuple[Any, ...]]] = deque()
+        self._recent = RecentRequests()  # a copy of a client's request started lately is dropped (start)
         self.copies_dropped = 0
         acceptor.commit_seen = self._seen_committed
         self.on_intent: IntentHook | None = None  # set by the transaction coordinator
@@ -170,7 +129,9 @@ class SerialCoordinator:
         had superseded the first (found by the simulator with joins and leaves: a leaving node forwarded a
         write over a duplicating link, and a serial read after a later write saw the earlier value back).
         The first run's answer goes to the same origin."""
-        if compute is None and self._is_copy((origin.route, origin.rid, origin.fwd_id, op, key, value), now):
+        token = (origin.route, origin.rid, origin.fwd_id, op, key, value)
+        keep_s = 2 * self.state.settings.request_timeout_s
+        if compute is None and self._recent.is_copy(token, now, keep_s):
             self.copies_dropped += 1
             return None
         deadline = min(deadline or float("inf"), now + self.state.settings.request_timeout_s)
@@ -203,20 +164,6 @@ class SerialCoordinator:
     def retry_later(self, sop: SerialOp, now: float) -> None:
         if sop.sid in self._live:
             self._back_off(sop, now)
-
-    def _is_copy(self, token: tuple[Any, ...], now: float) -> bool:
-        """Was this request started here within the last two request timeouts (then: a copy)?"""
-        recent, order = self._recent, self._recent_order
-        while order and order[0][0] <= now:
-            expires, old = order.popleft()
-            if recent.get(old) == expires:
-                del recent[old]
-        if token in recent:
-            return True
-        expires = now + 2 * self.state.settings.request_timeout_s
-        recent[token] = expires
-        order.append((expires, token))
-        return False
 
     def _new_round(self, sop: SerialOp, now: float) -> None:
         sop.lists = replica_lists(self.state, sop.key)
@@ -498,37 +445,3 @@ def sop_ballot(msg: dict[str, Any]) -> Ballot:
 
 def _wire(state: KeyState) -> list[Any]:
     return state_to_wire(state)
-
-
-def own_fate(owns: list[Sibling], current: KeyState) -> str:
-    """What the key's current state says of a request's earlier proposals: ``applied`` (one is a current
-    version), ``unknown`` (one is superseded: it was applied before the write that superseded it, or a
-    proposal of another request that minted the same dot was), else ``open``: each is either still
-    uncovered (perhaps accepted somewhere) or dead (another version of its dot was chosen instead; two
-    proposals mint the same dot only from the same state, and at most one of them is ever chosen)."""
-    dots = {s.dot for s in current.siblings}
-    if any(o in current.siblings for o in owns):
-        return "applied"
-    if any(covers(current.clock, o.dot) and o.dot not in dots for o in owns):
-        return "unknown"
-    return "open"
-
-
-def live_values(state: KeyState, wall: float) -> list[bytes]:
-    return [s.value for s in state.siblings if s.value is not None and not s.expired(wall)]
-
-
-def holds(condition: tuple[str, bytes | None] | None, state: KeyState, wall: float) -> bool:
-    """Does a serial write's condition hold on the key's current state?"""
-    if condition is None:
-        return True
-    values = live_values(state, wall)
-    if condition[0] == "absent":
-        return not values
-    return values == [condition[1]]
-
-
-def read_reply(state: KeyState, wall: float) -> dict[str, Any]:
-    """A serial read's answer: the shape of a plain read's."""
-    live = [s for s in state.siblings if s.value is not None and not s.expired(wall)]
-    return ok(0, values=[s.value for s in live], timestamps=[s.timestamp for s in live], ctx=state.context())

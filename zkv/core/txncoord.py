@@ -38,7 +38,8 @@ from functools import partial
 from typing import Any
 
 from zkv.core.pending import Origin
-from zkv.core.serial import Finish, SerialCoordinator, SerialOp
+from zkv.core.serial import SerialCoordinator
+from zkv.core.serialop import Finish, SerialOp
 from zkv.core.state import NodeState
 from zkv.core.txn import (
     Intent,

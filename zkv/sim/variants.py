@@ -36,7 +36,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from zkv.core import coordinator, paxos, purge, quorum, replica, serial, versions, writes
+from zkv.core import coordinator, paxos, purge, quorum, replica, serial, serialop, versions, writes
 
 VARIANTS = (
     "w_minus_1",
@@ -81,7 +81,7 @@ def variant(name: str | None) -> Iterator[None]:
         real_promised = serial.SerialCoordinator._promised
         reads_only = name == "serial_read_skips_in_progress"
 
-        def skipping(self: serial.SerialCoordinator, sop: serial.SerialOp, now: float) -> Any:
+        def skipping(self: serial.SerialCoordinator, sop: serialop.SerialOp, now: float) -> Any:
             if sop.op == "get" or not reads_only:
                 for promise in sop.promises:
                     promise["proposal"] = None  # as if nothing were in progress
