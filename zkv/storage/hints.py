@@ -407,7 +407,8 @@ def open_hints(
             max_bytes=max_bytes,
         )
     if engine == "redis":
-        from zkv.storage.redis import RedisHintStore, RedisStore
+        from zkv.storage.redis import RedisStore
+        from zkv.storage.redis_hints import RedisHintStore
 
         if not isinstance(store, RedisStore):
             raise ValueError("the redis engine's hints need its RedisStore")
