@@ -13,6 +13,7 @@ directory (about 0.3 s per 100,000 keys here), during which the node answers not
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from zkv.core.admission import RUNTIME_OPS
 from zkv.errors import InternalError, InvalidRequest
 from zkv.node.faults import FaultFilter
 from zkv.storage.snapshot import SnapshotError, link_files
+
+log = logging.getLogger(__name__)
 
 RUNTIME_ADMIN_OPS = RUNTIME_OPS  # which requests those are is decided in zkv.core.admission
 #: what a stopping node refuses with ``stopping`` (the client sends it elsewhere); it still answers the rest
@@ -60,13 +63,22 @@ def snapshot_reply(store: Any, node: str, cluster: str, msg: dict[str, Any]) -> 
     return {"ok": True, "node": node, **body}
 
 
-def configure_faults(faults: FaultFilter, msg: dict[str, Any], members: set[str]) -> dict[str, Any]:
+def configure_faults(
+    faults: FaultFilter, msg: dict[str, Any], members: set[str], status_extra: dict[str, Any]
+) -> dict[str, Any]:
     """Set the fault filter from a ``faults`` request (one without rules only asks); the reply body.
 
-    Runtime business, since the filter sits on the sockets; raises InvalidRequest naming a bad rule."""
+    Runtime business, since the filter sits on the sockets; raises InvalidRequest naming a bad rule.
+    An active filter is also shown in ``status_extra`` (the node's status), so the dashboard shows a
+    node under injected faults."""
     if any(k in msg for k in ("drop_in", "drop_out", "delay_in")):
         try:
             faults.configure(msg, members)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
+        log.warning("fault filter now %s", faults.describe())
+    if faults.active:
+        status_extra["faults"] = faults.describe()
+    else:
+        status_extra.pop("faults", None)
     return {"ok": True, **faults.describe()}

@@ -419,16 +419,10 @@ class NodeRuntime:
         """The admin request that sets the fault filter (:func:`zkv.node.admin.configure_faults`)."""
         rid = request_id(msg)
         try:
-            body = admin.configure_faults(self.faults, msg, set(self.dealers))
+            body = admin.configure_faults(self.faults, msg, set(self.dealers), self.core.status_extra)
         except InvalidRequest as exc:
             self.outbox.reply_error(route, rid, exc)
             return
-        if "drop_in" in msg or "drop_out" in msg or "delay_in" in msg:
-            log.warning("fault filter now %s", self.faults.describe())
-        if self.faults.active:  # in status too, so the dashboard shows a node under injected faults
-            self.core.status_extra["faults"] = self.faults.describe()
-        else:
-            self.core.status_extra.pop("faults", None)
         self.outbox.send_reply(route, [{"id": rid, "node": self.name, **body}])
 
     def _on_admin(self, route: bytes, msg: dict[str, Any], now: float) -> None:
