@@ -403,9 +403,10 @@ NODE_SCHEMAS: dict[str, dict[str, str]] = {
         "dig": "int?",
         "delta": "list?",
         "view": "list?",
+        "dead": "list?",  # death notices: [name, generation, version] (zkv.core.monitoring)
     },
     "vpull": {},  # send me your whole view (a heartbeat's digest showed it differs)
-    "vview": {"view": "list"},
+    "vview": {"view": "list", "dead": "list?"},
     "px_prepare": {"id": "id", "key": "bytes", "ballot": "list"},
     "px_propose": {"id": "id", "key": "bytes", "ballot": "list", "state": "list"},
     "px_commit": {"id": "id", "key": "bytes", "ballot": "list", "state": "list"},

@@ -1,7 +1,8 @@
 """What gossip costs per node, counted frame by frame in the simulator (issue #20).
 
-A settled, idle cluster sends heartbeats and nothing else: one frame per peer per interval, each of
-the same small size whatever the cluster's size, so the cost per node grows linearly with N (the old
+A settled, idle cluster sends heartbeats and nothing else: one frame per monitoring peer per interval
+(ceil(log3 N) of them past nine members, zkv.core.monitoring), each of the same small size whatever the
+cluster's size, so the cost per node grows at most linearly with N (logarithmically, in fact; the old
 design put the whole view in every heartbeat: bytes per node grew with N squared).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from zkv.core.monitoring import monitored_peers
 from zkv.sim.membership import GossipCost, gossip_cost
 
 INTERVAL = 0.5
@@ -20,12 +22,15 @@ def costs() -> dict[int, GossipCost]:
 
 
 @pytest.mark.parametrize("nodes", [50, 150])
-def test_a_settled_cluster_sends_one_small_heartbeat_per_peer_per_interval(
+def test_a_settled_cluster_sends_one_small_heartbeat_per_monitor_per_interval(
     costs: dict[int, GossipCost], nodes: int
 ) -> None:
     cost = costs[nodes]
     assert cost.converge_s is not None and cost.converge_s < 10.0
-    heartbeats = (nodes - 1) / INTERVAL  # each node's heartbeat, one copy per subscriber
+    names = [f"n{i}" for i in range(1, nodes + 1)]
+    monitors = len(monitored_peers(names, "n1"))  # every member is monitored by as many
+    assert monitors <= 5
+    heartbeats = monitors / INTERVAL  # each node's heartbeat, one copy per subscriber (its monitors)
     assert heartbeats * 0.9 <= cost.messages_out <= heartbeats * 1.1
     assert cost.messages_in == pytest.approx(cost.messages_out)
     assert cost.bytes_out / cost.messages_out < 200  # O(1) per heartbeat: no view inside

@@ -248,3 +248,36 @@ def test_phi_stays_finite_for_a_peer_whose_heartbeats_were_long_and_steady() -> 
         assert a.is_up("n2", 95.0 + silence)
     assert a.view(99.05, 0)  # the nodes view computes phi for every member
     assert math.isfinite(a.phi("n2", 10_000.0))
+
+
+def test_past_nine_members_a_node_monitors_a_few_peers_and_every_member_is_monitored() -> None:
+    from zkv.core.monitoring import monitored_peers
+
+    for n in (3, 9):
+        names = [f"n{i}" for i in range(1, n + 1)]
+        assert monitored_peers(names, "n1") == frozenset(names) - {"n1"}  # the 3-node defaults: all
+    for n, k in ((10, 3), (40, 4), (150, 5)):
+        names = [f"n{i}" for i in range(1, n + 1)]
+        sets = {m: monitored_peers(names, m) for m in names}
+        assert all(len(s) == k for s in sets.values())
+        watchers = {m: sum(m in s for s in sets.values()) for m in names}
+        assert set(watchers.values()) == {k}, watchers
+
+
+def test_a_death_notice_holds_until_the_member_refutes_it() -> None:
+    from zkv.core.membership import Membership
+
+    members = {f"n{i}": (f"tcp://127.0.0.1:{7000 + i}", f"tcp://127.0.0.1:{8000 + i}") for i in range(1, 21)}
+    a = Membership("n1", members, generation=5, heartbeat_interval=0.5, failure_timeout=3.0, now=0.0)
+    x = Membership("n2", members, generation=7, heartbeat_interval=0.5, failure_timeout=3.0, now=0.0)
+    target = next(n for n in members if n != "n1" and n not in a.monitored())
+    a.on_connection(target, True)
+    assert a.is_up(target, 10.0)  # not monitored: its connection is up and no notice names it
+    a.merge_notices([[target, 0, 0], ["n1", 0, 0], "junk"])
+    assert not a.is_up(target, 10.0)  # its monitors noticed it silent
+    assert a.notices() == [[target, 0, 0]]
+    a.merge_view([[target, *members[target], 0, 1, "normal", 64]])  # it refuted: a newer entry
+    assert a.is_up(target, 10.0) and a.notices() == []
+    x.merge_notices([["n2", 7, 0]])  # a notice about x's own entry: x refutes by its version
+    assert x.member("n2").version == 1
+    assert x.make_heartbeat(1.0, 0)["me"][4] == 1

@@ -277,6 +277,7 @@ class NodeCore:
     def on_tick(self, now: float) -> None:
         self.coordinator.on_tick(now)
         self.serial.on_tick(now)
+        self.membership.check_peers(now)
         if self.membership.heartbeat_due(now):
             heartbeat = self.membership.make_heartbeat(now, len(self.store))
             heartbeat["wall"] = int(self.state.wall(now) * 1000)
@@ -326,10 +327,13 @@ class NodeCore:
 
     def _on_view_pull(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """A peer whose view differs from this node's asks for all of it."""
-        self._effects.append(Reply(peer.encode(), {"op": "vview", "view": self.membership.view_entries()}))
+        view = {"op": "vview", "view": self.membership.view_entries(), "dead": self.membership.notices()}
+        self._effects.append(Reply(peer.encode(), view))
 
     def _on_view(self, peer: str, msg: dict[str, Any], now: float) -> None:
         self.membership.merge_view(msg["view"])
+        if isinstance(msg.get("dead"), list):
+            self.membership.merge_notices(msg["dead"])
         self._membership_changed()
 
     def _membership_changed(self) -> None:

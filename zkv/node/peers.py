@@ -1,5 +1,6 @@
 """A node's connections to its peers: one DEALER each for requests and replies, with a monitor that says
-when the peer's process is there or gone, and one SUB socket subscribed to every peer's PUB (heartbeats).
+when the peer's process is there or gone, and one SUB socket subscribed to the PUBs of the peers the core
+monitors (heartbeats: all of them up to nine members, ceil(log3 N) past that: zkv.core.monitoring).
 
 One SUB for all peers keeps the sockets a node polls at one per peer plus a few (issue #20): the event
 loop's cost does not grow with idle gossip connections. Which peers to connect to is the core's decision
@@ -54,9 +55,11 @@ class PeerLinks:
         poller.register(self.sub, always=True)
         # what gossip costs this node, counted where the bytes are (tools/scale.py reads it from status)
         self.traffic = {"sent": 0, "sent_bytes": 0, "received": 0, "received_bytes": 0}
+        self.subscribed: dict[str, str] = {}  # peer -> the gossip endpoint the SUB is connected to
+        self.sub_epoch = -1  # the core's monitors_epoch those subscriptions follow
 
     def connect(self, peer: str, address: str, gossip: str) -> None:
-        """Open the request (DEALER) and gossip (SUB) connections to a member, once."""
+        """Open the request (DEALER) connection to a member, once (the SUB follows :meth:`subscribe`)."""
         if peer == self.name or peer in self.dealers:
             return
         peer_key = self._node_keys.get(peer)
@@ -69,18 +72,34 @@ class PeerLinks:
         dealer.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
         if self._keys is not None and peer_key is not None:
             make_curve_client(dealer, self._keys, peer_key)
-            make_curve_client(self.sub, self._keys, peer_key)  # taken by the sub's next connect()
         # connection events tell the core at once when a peer's process is gone (or back); the monitor
         # is attached before connect() so the first handshake cannot slip past it
         monitor = dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
         self.monitors[monitor] = peer
         dealer.connect(address)
-        self.sub.connect(gossip)
         self.dealers[peer] = dealer
         self.dealer_peer[dealer] = peer
         self.routes[peer.encode()] = peer
         self._poller.register(dealer)
         self._poller.register(monitor)
+
+    def subscribe(self, epoch: int, want: dict[str, str]) -> None:
+        """Hear the heartbeats of ``want`` (peer -> gossip endpoint) only: the core's monitored peers."""
+        self.sub_epoch = epoch
+        for peer, endpoint in list(self.subscribed.items()):
+            if want.get(peer) != endpoint:
+                del self.subscribed[peer]
+                with contextlib.suppress(zmq.ZMQError):  # never connected: refused at connect
+                    self.sub.disconnect(endpoint)
+        for peer, endpoint in want.items():
+            if peer in self.subscribed or peer not in self.dealers:
+                continue  # not connected to at all (no CURVE key): nothing to hear it on
+            peer_key = self._node_keys.get(peer)
+            if self._keys is not None and peer_key is not None:
+                make_curve_client(self.sub, self._keys, peer_key)  # taken by the sub's next connect()
+            self.sub.connect(endpoint)
+            self.subscribed[peer] = endpoint
+        self._poller.touched(self.sub)
 
     def heartbeats(self, limit: int) -> list[dict[str, Any]]:
         """The gossip messages waiting on the SUB (at most ``limit`` frames), counted; a frame that does

@@ -222,6 +222,11 @@ class NodeRuntime:
             if core.storage_probe_due(now):
                 disk.probe(core, now)
             self._carry_out(now)
+            membership = core.membership
+            if membership.monitors_epoch != self.links.sub_epoch:  # hear the monitored peers only
+                monitored = (membership.member(p) for p in membership.monitored())
+                want = {m.name: m.gossip for m in monitored if m is not None}
+                self.links.subscribe(membership.monitors_epoch, want)
             if self._drain_until is not None and now >= self._drain_until:
                 self._stopping = True
             if disk.needs_flush():

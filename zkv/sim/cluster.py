@@ -75,6 +75,8 @@ class SimNode:
     join_seeds: list[str] = field(default_factory=list)  # started with --join through these
     seeds: list[str] = field(default_factory=list)  # the seeds still to announce to, until taken in
     torn_crash: bool = False
+    subscribed: set[str] = field(default_factory=set)  # publishers its SUB hears (the monitored peers)
+    sub_epoch: int = -1  # the core's monitors_epoch those follow
     clean_stops: int = 0
     starts: int = 0
 
@@ -154,6 +156,7 @@ class SimCluster:
         for peer in settings.members:
             self._open(node, peer)
         node.seeds = list(node.join_seeds)
+        node.sub_epoch = -1
         self.scheduler.record("start", name, generation, actor)
         self._turn(node, [])
         # peers that hold a connection to this node reconnect once it listens again
@@ -237,12 +240,22 @@ class SimCluster:
         node.dealers[peer] = None
         node.peer_routes[peer.encode()] = peer
         node.connected[peer] = False
-        self.subscribers.setdefault(peer, {})[node.name] = None
         assert node.core is not None
         node.core.on_connection(peer, False, self.scheduler.now)
         target = self.nodes.get(peer)
         if target is not None and target.alive:
             self._later_connection(node, peer, True, CONNECT_DELAY_S)
+
+    def _subscribe(self, node: SimNode) -> None:
+        """The runtime's ``_subscribe``: hear the heartbeats of the peers the core monitors only."""
+        assert node.core is not None
+        node.sub_epoch = node.core.membership.monitors_epoch
+        want = {p for p in node.core.membership.monitored() if p in node.dealers}
+        for peer in node.subscribed - want:
+            self.subscribers.get(peer, {}).pop(node.name, None)
+        for peer in want - node.subscribed:
+            self.subscribers.setdefault(peer, {})[node.name] = None
+        node.subscribed = want
 
     def _later_connection(self, node: SimNode, peer: str, up: bool, delay: tuple[float, float]) -> None:
         when = self.scheduler.now + self.rng.uniform(*delay)
@@ -278,6 +291,8 @@ class SimCluster:
         self._guard(node, "on_tick", now)
         if node.alive:
             self._carry_out(node, now)
+        if node.alive and node.core is not None and node.core.membership.monitors_epoch != node.sub_epoch:
+            self._subscribe(node)
         if node.alive:
             self._sleep(node, now)
 

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 
 from zkv.core.membership import NORMAL
-from zkv.sim.cluster import SimCluster
+from zkv.sim.cluster import SimCluster, SimNode
 from zkv.sim.network import Network, Scheduler
 from zkv.sim.run import quiet_core
 
@@ -180,6 +180,9 @@ def gossip_cost(
         scheduler.run_until(0.5)
         converge = _wait(scheduler, cluster, nodes, 60.0)
         scheduler.run_until(scheduler.now + 2 * heartbeat_interval)  # pulls under way finish
+        settle = scheduler.now + 10.0  # and the start's news has been relayed its last time
+        while scheduler.now < settle and any(_relaying(node) for node in cluster.live()):
+            scheduler.run_until(scheduler.now + heartbeat_interval)
         before = {n: list(t) for n, t in cluster.traffic.items()}
         pulls_before = _pulls(cluster)
         scheduler.run_until(scheduler.now + window)
@@ -198,6 +201,12 @@ def gossip_cost(
             totals[3] / per,
             pulls / per,
         )
+
+
+def _relaying(node: SimNode) -> bool:
+    """Has ``node`` news left to relay in its next heartbeats (entries or death notices)?"""
+    membership = node.core.membership if node.core is not None else None
+    return membership is not None and membership.relaying()
 
 
 def _pulls(cluster: SimCluster) -> int:
