@@ -425,13 +425,14 @@ class Membership:
 
     def _refresh_monitoring(self, now: float) -> None:
         self._monitored_stale = False
-        names = [n for n, m in self._members.items() if m.status != REMOVED]
+        full = self._full_mesh  # a full mesh hears removed members too, as before (they may rejoin)
+        names = [n for n, m in self._members.items() if full or m.status != REMOVED]
         monitored = monitored_peers(names, self.me)
         if monitored == self._monitored:
             return
         for name in monitored - self._monitored:  # timed from now on: its silence so far says nothing
             old = self._detectors.get(name)
-            if old is not None and self.monitors_epoch:
+            if old is not None and self.monitors_epoch and not self._full_mesh and old.last_heard > -math.inf:
                 self._detectors[name] = Detector(last_heard=now, connected=old.connected)
         self._monitored = monitored
         self.monitors_epoch += 1
