@@ -327,7 +327,10 @@ class NodeCore:
 
     def _on_view_pull(self, peer: str, msg: dict[str, Any], now: float) -> None:
         """A peer whose view differs from this node's asks for all of it."""
-        view = {"op": "vview", "view": self.membership.view_entries(), "dead": self.membership.notices()}
+        view: dict[str, Any] = {"op": "vview", "view": self.membership.view_entries()}
+        notices = self.membership.notices()
+        if notices:
+            view["dead"] = notices
         self._effects.append(Reply(peer.encode(), view))
 
     def _on_view(self, peer: str, msg: dict[str, Any], now: float) -> None:

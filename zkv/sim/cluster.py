@@ -250,12 +250,14 @@ class SimCluster:
         """The runtime's ``_subscribe``: hear the heartbeats of the peers the core monitors only."""
         assert node.core is not None
         node.sub_epoch = node.core.membership.monitors_epoch
-        want = {p for p in node.core.membership.monitored() if p in node.dealers}
-        for peer in node.subscribed - want:
+        monitored = node.core.membership.monitored()
+        want = [p for p in node.dealers if p in monitored]  # in connection order: deterministic
+        for peer in sorted(node.subscribed - set(want)):
             self.subscribers.get(peer, {}).pop(node.name, None)
-        for peer in want - node.subscribed:
-            self.subscribers.setdefault(peer, {})[node.name] = None
-        node.subscribed = want
+        for peer in want:
+            if peer not in node.subscribed:
+                self.subscribers.setdefault(peer, {})[node.name] = None
+        node.subscribed = set(want)
 
     def _later_connection(self, node: SimNode, peer: str, up: bool, delay: tuple[float, float]) -> None:
         when = self.scheduler.now + self.rng.uniform(*delay)
