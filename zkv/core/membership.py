@@ -213,7 +213,7 @@ class Membership:
         member = self._members[name]
         if member.status == REMOVED:
             return False
-        if name not in self._monitored and not self._full_mesh:  # its connection, and its monitors, tell
+        if name not in self._monitored and not self.full_mesh:  # its connection, and its monitors, tell
             dead = self._dead.get(name)
             if dead is not None and dead >= (member.generation, member.version):
                 return False
@@ -271,7 +271,7 @@ class Membership:
         detector = self._detectors.get(name)
         return (
             detector is not None
-            and (detector.heard_directly or (name not in self._monitored and not self._full_mesh))
+            and (detector.heard_directly or (name not in self._monitored and not self.full_mesh))
             and detector.connected is True
             and self.is_up(name, now)
         )
@@ -326,7 +326,7 @@ class Membership:
         peer, self._pull = self._pull, None
         if peer is None or now < self._next_pull:
             return None
-        intervals = PULL_INTERVALS if self._full_mesh else 1  # past a full mesh: heard from k peers only
+        intervals = PULL_INTERVALS if self.full_mesh else 1  # past a full mesh: heard from k peers only
         self._next_pull = now + intervals * self.heartbeat_interval
         self.pulls += 1
         return peer
@@ -401,9 +401,10 @@ class Membership:
                 self._put(member)
             else:
                 continue
-            if relay or not self._full_mesh:  # past a full mesh, news travels node to node
+            if relay or not self.full_mesh:  # past a full mesh, news travels node to node
                 self._relay[member.name] = DELTA_REPEATS
-                self._hurry()
+                if not self.full_mesh:  # a full mesh keeps its heartbeat schedule (as it always had)
+                    self._hurry()
         return learned
 
     def _outlive(self, generation: int) -> None:
@@ -417,7 +418,8 @@ class Membership:
     # ------------------------------------------------------------------------------------------ monitoring
 
     @property
-    def _full_mesh(self) -> bool:
+    def full_mesh(self) -> bool:
+        """Up to nine members everyone hears and times everyone, exactly as before monitoring existed."""
         return len(self._members) <= FULL_MESH_MEMBERS
 
     def monitored(self) -> frozenset[str]:
@@ -426,14 +428,14 @@ class Membership:
 
     def _refresh_monitoring(self, now: float) -> None:
         self._monitored_stale = False
-        full = self._full_mesh  # a full mesh hears removed members too, as before (they may rejoin)
+        full = self.full_mesh  # a full mesh hears removed members too, as before (they may rejoin)
         names = [n for n, m in self._members.items() if full or m.status != REMOVED]
         monitored = monitored_peers(names, self.me)
         if monitored == self._monitored:
             return
         for name in monitored - self._monitored:  # timed from now on: its silence so far says nothing
             old = self._detectors.get(name)
-            if old is not None and self.monitors_epoch and not self._full_mesh and old.last_heard > -math.inf:
+            if old is not None and self.monitors_epoch and not self.full_mesh and old.last_heard > -math.inf:
                 self._detectors[name] = Detector(last_heard=now, connected=old.connected)
         self._monitored = monitored
         self.monitors_epoch += 1
@@ -442,7 +444,7 @@ class Membership:
         """Notice the monitored peers found silent with their connection up (a few times a second)."""
         if self._monitored_stale:
             self._refresh_monitoring(now)
-        if now < self._next_check or self._full_mesh:
+        if now < self._next_check or self.full_mesh:
             return
         self._next_check = now + CHECK_INTERVALS * self.heartbeat_interval
         silent = [n for n in self._monitored if not self.is_up(n, now)]
@@ -524,7 +526,7 @@ class Membership:
         }
         if self._relay:
             delta = []
-            for name in list(self._relay)[: MAX_DELTA if self._full_mesh else MAX_RELAY]:
+            for name in list(self._relay)[: MAX_DELTA if self.full_mesh else MAX_RELAY]:
                 left = self._relay.pop(name) - 1
                 if left > 0:
                     self._relay[name] = left  # to the back: the others get their turn

@@ -58,8 +58,9 @@ class PeerLinks:
         self.subscribed: dict[str, str] = {}  # peer -> the gossip endpoint the SUB is connected to
         self.sub_epoch = -1  # the core's monitors_epoch those subscriptions follow
 
-    def connect(self, peer: str, address: str, gossip: str) -> None:
-        """Open the request (DEALER) connection to a member, once (the SUB follows :meth:`subscribe`)."""
+    def connect(self, peer: str, address: str, gossip: str, hear: bool = True) -> None:
+        """Open the request (DEALER) connection to a member, once; ``hear``: subscribe to its heartbeats
+        at once, as a full mesh does (past one, the SUB follows :meth:`subscribe`)."""
         if peer == self.name or peer in self.dealers:
             return
         peer_key = self._node_keys.get(peer)
@@ -82,6 +83,8 @@ class PeerLinks:
         self.routes[peer.encode()] = peer
         self._poller.register(dealer)
         self._poller.register(monitor)
+        if hear:
+            self._hear(peer, gossip)
 
     def subscribe(self, epoch: int, want: dict[str, str]) -> None:
         """Hear the heartbeats of ``want`` (peer -> gossip endpoint) only: the core's monitored peers."""
@@ -92,14 +95,19 @@ class PeerLinks:
                 with contextlib.suppress(zmq.ZMQError):  # never connected: refused at connect
                     self.sub.disconnect(endpoint)
         for peer, endpoint in want.items():
-            if peer in self.subscribed or peer not in self.dealers:
-                continue  # not connected to at all (no CURVE key): nothing to hear it on
-            peer_key = self._node_keys.get(peer)
-            if self._keys is not None and peer_key is not None:
-                make_curve_client(self.sub, self._keys, peer_key)  # taken by the sub's next connect()
-            self.sub.connect(endpoint)
-            self.subscribed[peer] = endpoint
+            if peer in self.dealers:  # not connected to at all (no CURVE key): nothing to hear it on
+                self._hear(peer, endpoint)
         self._poller.touched(self.sub)
+
+    def _hear(self, peer: str, endpoint: str) -> None:
+        """Connect the SUB to ``peer``'s PUB at ``endpoint`` (once)."""
+        if peer in self.subscribed:
+            return
+        peer_key = self._node_keys.get(peer)
+        if self._keys is not None and peer_key is not None:
+            make_curve_client(self.sub, self._keys, peer_key)  # taken by the sub's next connect()
+        self.sub.connect(endpoint)
+        self.subscribed[peer] = endpoint
 
     def heartbeats(self, limit: int) -> list[dict[str, Any]]:
         """The gossip messages waiting on the SUB (at most ``limit`` frames), counted; a frame that does

@@ -25,6 +25,7 @@ import zmq
 
 from zkv.config import ClusterConfig
 from zkv.core.admission import Admission
+from zkv.core.monitoring import FULL_MESH_MEMBERS
 from zkv.core.nodecore import NodeCore, NodeSettings
 from zkv.core.turnplan import CARRY_OUT_PASSES, plan_turn
 from zkv.errors import (
@@ -103,8 +104,9 @@ class NodeRuntime:
         self.poller.register(self.router, always=True)
         self.links = PeerLinks(name, self._socket, self.poller, self.keys, self.node_keys)
         self.dealers, self.sub, self._peer_routes = self.links.dealers, self.links.sub, self.links.routes
+        full_mesh = len(config.nodes) <= FULL_MESH_MEMBERS  # hears every peer from the start
         for member in config.nodes:
-            self.links.connect(member.name, member.address, member.gossip)
+            self.links.connect(member.name, member.address, member.gossip, hear=full_mesh)
         # a joining node announces itself to its seeds on sockets of their own (zkv/node/seeds.py)
         self._seeds: JoinSeeds | None = None
         if join is not None:
@@ -462,7 +464,9 @@ class NodeRuntime:
             for msg in plan.publishes:
                 self.links.publish(self.pub, msg)
             for connect in plan.connects:
-                self.links.connect(connect.node, connect.address, connect.gossip)
+                self.links.connect(
+                    connect.node, connect.address, connect.gossip, self.core.membership.full_mesh
+                )
             if plan.stop:
                 self._stopping = True
                 if self.core.rebalance.refused:

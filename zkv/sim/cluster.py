@@ -75,7 +75,7 @@ class SimNode:
     join_seeds: list[str] = field(default_factory=list)  # started with --join through these
     seeds: list[str] = field(default_factory=list)  # the seeds still to announce to, until taken in
     torn_crash: bool = False
-    subscribed: set[str] = field(default_factory=set)  # publishers its SUB hears (the monitored peers)
+    subscribed: dict[str, None] = field(default_factory=dict)  # publishers its SUB hears (ordered)
     sub_epoch: int = -1  # the core's monitors_epoch those follow
     clean_stops: int = 0
     starts: int = 0
@@ -241,23 +241,35 @@ class SimCluster:
         node.peer_routes[peer.encode()] = peer
         node.connected[peer] = False
         assert node.core is not None
+        if node.core.membership.full_mesh:  # a full mesh hears every peer from its connect on
+            self._hear(node, peer)
         node.core.on_connection(peer, False, self.scheduler.now)
         target = self.nodes.get(peer)
         if target is not None and target.alive:
             self._later_connection(node, peer, True, CONNECT_DELAY_S)
 
     def _subscribe(self, node: SimNode) -> None:
-        """The runtime's ``_subscribe``: hear the heartbeats of the peers the core monitors only."""
+        """The runtime's ``PeerLinks.subscribe``: past a full mesh, hear the monitored peers only; a full
+        mesh hears every peer it connected to and never stops (the schedule it always had)."""
         assert node.core is not None
-        node.sub_epoch = node.core.membership.monitors_epoch
-        monitored = node.core.membership.monitored()
-        want = [p for p in node.dealers if p in monitored]  # in connection order: deterministic
-        for peer in sorted(node.subscribed - set(want)):
-            self.subscribers.get(peer, {}).pop(node.name, None)
+        membership = node.core.membership
+        node.sub_epoch = membership.monitors_epoch
+        if membership.full_mesh:
+            want = list(node.dealers)
+        else:
+            monitored = membership.monitored()
+            want = [p for p in node.dealers if p in monitored]  # in connection order: deterministic
+            for peer in sorted(set(node.subscribed) - set(want)):
+                self.subscribers.get(peer, {}).pop(node.name, None)
+                del node.subscribed[peer]
         for peer in want:
-            if peer not in node.subscribed:
-                self.subscribers.setdefault(peer, {})[node.name] = None
-        node.subscribed = set(want)
+            self._hear(node, peer)
+
+    def _hear(self, node: SimNode, peer: str) -> None:
+        """Subscribe ``node`` to ``peer``'s heartbeats (once)."""
+        if peer not in node.subscribed:
+            self.subscribers.setdefault(peer, {})[node.name] = None
+            node.subscribed[peer] = None
 
     def _later_connection(self, node: SimNode, peer: str, up: bool, delay: tuple[float, float]) -> None:
         when = self.scheduler.now + self.rng.uniform(*delay)
