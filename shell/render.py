@@ -237,7 +237,7 @@ class Renderer:
         parts: list[RenderableType] = []
         head = Text(r.node, style="bold")
         pid = s.pid if s.pid is not None else "?"
-        head.append(f"  {s.address or ''}  pid {pid}  up {duration(s.uptime_s)}")
+        head.append(f"  {s.address or ''}  pid {pid}  up {duration(s.uptime_s)}  {s.build or 'build ?'}")
         if s.member_status not in (None, "normal"):
             head.append(f"  {s.member_status}", style="yellow")
         parts.append(head)

@@ -9,6 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from zkv import compiled
+
+compiled.select()  # before any hot-path module loads: compiled extensions only when they match the sources
+
 __version__ = "0.1.0"
 
 _EXPORTS = {

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from zkv import __version__
+from zkv import __version__, compiled
 from zkv.config import ClusterConfig, load_config
 from zkv.errors import ConfigError
 from zkv.scaffold import DEFAULT_PORT, busy_ports, write_cluster
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _version(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--version", action="version", version=f"zkv {__version__}")
+    parser.add_argument("--version", action="version", version=f"zkv {__version__}, {compiled.describe()}")
 
 
 def _dev_config(directory: Path, nodes: int, port: int) -> Path | None:

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from zkv.sim.run import run_seed
 
 SEED = 7
@@ -37,3 +39,22 @@ def test_a_seed_replays_identically_across_processes_and_hash_seeds() -> None:
         )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout) == [here.trace, here.history, here.events, here.report.ops]
+
+
+def test_a_seed_replays_identically_compiled_and_pure() -> None:
+    """The compiled hot path (zkv/compiled.py) changes no decision: same seed, same trace and history."""
+    runs = []
+    for pure in ("1", "0"):
+        env = {**os.environ, "ZKV_PURE": pure}
+        probe = "from zkv import compiled; print(compiled.describe()); " + PROBE
+        out = subprocess.run(
+            [sys.executable, "-c", probe, str(SEED)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        build, result = out.stdout.splitlines()
+        runs.append((build, json.loads(result)))
+    (pure_build, pure_run), (default_build, default_run) = runs
+    assert pure_build == "pure Python (ZKV_PURE=1)"
+    if default_build != "compiled (mypyc)":
+        pytest.skip(f"no compiled build installed here: {default_build} (.ci/run checks CI has one)")
+    assert default_run == pure_run

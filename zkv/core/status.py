@@ -173,6 +173,7 @@ class NodeStatus:
     pid: int | None = None  # what only the runtime knows: its process and addresses
     address: str | None = None
     gossip: str | None = None
+    build: str | None = None  # "compiled (mypyc)" or "pure Python (why)": zkv.compiled.describe()
     extra: dict[str, Any] = field(default_factory=dict)  # fields this client does not know (a newer node)
 
     def to_wire(self) -> dict[str, Any]:
@@ -204,7 +205,7 @@ class NodeStatus:
             "readiness": self.readiness,
             "purge": asdict(self.purge) if self.purge is not None else None,
         }
-        for name in ("pid", "address", "gossip"):
+        for name in ("pid", "address", "gossip", "build"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -245,6 +246,7 @@ class NodeStatus:
             pid=wire.get("pid"),
             address=wire.get("address"),
             gossip=wire.get("gossip"),
+            build=wire.get("build"),
             extra={k: v for k, v in wire.items() if k not in known},
         )
 

@@ -100,6 +100,7 @@ def node_status(core: NodeCore, now: float) -> NodeStatus:
         pid=extra.pop("pid", None),
         address=extra.pop("address", None),
         gossip=extra.pop("gossip", None),
+        build=extra.pop("build", None),
         extra=extra,
     )
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import zmq
 
+from zkv import compiled
 from zkv.config import ClusterConfig
 from zkv.core.admission import Admission
 from zkv.core.monitoring import FULL_MESH_MEMBERS
@@ -126,7 +127,9 @@ class NodeRuntime:
         )
         settings = dataclasses.replace(settings, minted=minted)
         self.core = NodeCore(settings, self.store, now, hints=self.hints, rng=random.Random())
-        self.core.status_extra.update(pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip)
+        self.core.status_extra.update(
+            pid=os.getpid(), address=self.spec.address, gossip=self.spec.gossip, build=compiled.describe()
+        )
         self.core.status_extra["gossip_traffic"] = self.links.traffic
         self.core.status_extra["sockets"] = self.poller.stats
         for peer in self.dealers:

@@ -276,7 +276,9 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        # two statements: mypyc (2.4) evaluates a call inside a slice twice, writing everything twice
+        done = os.write(fd, view)
+        view = view[done:]
 
 
 def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
