@@ -43,6 +43,8 @@ def test_every_command_tells_its_version(command: list[str]) -> None:
     result = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert re.search(r"\b\d+\.\d+\.\d+\b", result.stdout), result.stdout
+    if command == ZKV_NODE:  # which build of the hot path runs (zkv/compiled.py)
+        assert re.search(r", (compiled \(mypyc\)|pure Python \(.+\))$", result.stdout.strip()), result.stdout
 
 
 def test_init_writes_a_ready_cluster_toml_and_refuses_to_overwrite(tmp_path: Path) -> None:

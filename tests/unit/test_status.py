@@ -22,7 +22,9 @@ def node() -> NodeCore:
     core = NodeCore(
         NodeSettings(name="n1", actor="n1", members=MEMBERS), MemoryStore(), 0.0, hints=MemoryHintStore()
     )
-    core.status_extra.update(pid=42, address="tcp://127.0.0.1:7001", gossip="tcp://127.0.0.1:8001")
+    core.status_extra.update(
+        pid=42, address="tcp://127.0.0.1:7001", gossip="tcp://127.0.0.1:8001", build="compiled (mypyc)"
+    )
     return core
 
 
@@ -39,6 +41,7 @@ def test_components_report_frozen_dataclasses():
     assert core.handoff is not None and isinstance(core.handoff.statistics(0.0), HandoffStatistics)
     status = core.status(5.0)
     assert status.uptime_s == 5.0 and status.pid == 42 and status.member_status == "normal"
+    assert status.build == "compiled (mypyc)"
 
 
 def test_the_wire_keeps_every_key_a_node_always_sent_and_round_trips():
@@ -46,7 +49,7 @@ def test_the_wire_keeps_every_key_a_node_always_sent_and_round_trips():
     core.on_client(b"c", {"op": "put", "id": 1, "key": b"k", "value": b"v", "cl": "one"}, 1.0)
     core.take_effects()
     wire = status_reply(core, 2.0)
-    assert WIRE_KEYS | {"id", "ok", "pid", "address", "gossip"} == set(wire)
+    assert WIRE_KEYS | {"id", "ok", "pid", "address", "gossip", "build"} == set(wire)
     assert wire["requests"] == {"put/one": 1} and wire["keys"] == 1 and wire["hints"]["pending"] == {}
     status = NodeStatus.from_wire(wire)
     assert status.requests == {"put/one": 1} and status.latency["put"].count == 1
