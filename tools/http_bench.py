@@ -22,6 +22,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import resource
 import sys
 import tempfile
 import threading
@@ -134,6 +135,9 @@ def run_row(
     processes = max(1, min(processes, threads))
     per = [threads // processes + (1 if i < threads % processes else 0) for i in range(processes)]
     start_at = time.monotonic() + 1.5  # spawn time
+    pids = target.get("pids", {})
+    cpu_before = {role: _cpu_s(ps) for role, ps in pids.items()}
+    driver_before = _children_cpu_s()
     procs = []
     slot = 0
     for n in per:
@@ -152,8 +156,10 @@ def run_row(
         p.start()
         procs.append(p)
     results = [queue.get(timeout=args.duration + 60) for _ in procs]
+    cpu = {role: _cpu_s(ps) - cpu_before[role] for role, ps in pids.items()}
     for p in procs:
         p.join(timeout=10)
+    cpu["driver"] = _children_cpu_s() - driver_before  # (includes the load processes' start-up)
     lat = sorted(x for res in results for lats, _ in res for x in lats)
     errors = sum(e for res in results for _, e in res)
 
@@ -169,7 +175,26 @@ def run_row(
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "errors": errors,
+        # CPU per completed request (us) of each kind of process: far less load-sensitive than ops/s
+        **{f"{role}_us": 1e6 * seconds / max(1, len(lat)) for role, seconds in cpu.items()},
     }
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far (Linux /proc; 0 where it cannot be read)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gateway-threads", type=int, default=None, help="zkv-http --threads (local cluster)"
     )
+    parser.add_argument("--no-single", action="store_true", help="skip the one-thread rows")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
 
@@ -211,10 +237,16 @@ def main(argv: list[str] | None = None) -> int:
                 cluster.start_http(*cluster.names, args=("--threads", str(args.gateway_threads)))
             seeds = list(cluster.addresses.values())
             gateways = [cluster.http[n] for n in cluster.names]
-        target = {
+            pids = {
+                "gateway": [cluster.gateways[n].pid for n in cluster.names],
+                "nodes": [cluster.procs[n].pid for n in cluster.names],
+            }
+        target: dict[str, Any] = {
             "seeds": seeds,
             "gateways": [(g.rpartition(":")[0].strip("[]"), int(g.rpartition(":")[2])) for g in gateways],
         }
+        if cluster is not None:
+            target["pids"] = pids
         with Client(seeds) as client:
             value = b"v" * args.value_bytes
             errors = [e for e in client.put_many(((k, value) for k in _keys(args.keys)), "all") if e]
@@ -222,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"http_bench: pre-loading failed: {errors[0]}", file=sys.stderr)
                 return 1
         rows = []
-        for threads in (1, args.threads):
+        for threads in (args.threads,) if args.no_single else (1, args.threads):
             for op in ("get", "put"):
                 for mode in ("native", "http"):
                     print(f"running {mode} {op} quorum x{threads}", file=sys.stderr)
@@ -241,12 +273,18 @@ def render(rows: list[dict[str, Any]], args: Any) -> str:
         f"zkv http bench: 3 nodes, N=3, {args.value_bytes} B values, {args.keys} keys, "
         f"{args.duration:g} s per row, keep-alive connections",
         f"{'client':8} {'op':4} {'level':7} {'threads':>7} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'errors':>7}",
+        f"{'errors':>7}   CPU us/request: gateways  nodes  driver",
     ]
     for r in rows:
         lines.append(
             f"{r['client']:8} {r['op']:4} {r['consistency']:7} {r['threads']:>7} {r['ops_per_s']:>9,.0f} "
             f"{r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['errors']:>7}"
+            + (
+                f"   {r['gateway_us'] if r['client'] == 'http' else 0:>23.0f} {r['nodes_us']:>6.0f} "
+                f"{r['driver_us']:>7.0f}"
+                if "nodes_us" in r
+                else ""
+            )
         )
     by = {(r["client"], r["op"], r["threads"]): r for r in rows}
     for threads in sorted({r["threads"] for r in rows}):

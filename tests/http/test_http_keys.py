@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 from conftest import Http
 
@@ -166,3 +167,24 @@ def test_put_with_ttl_expires_and_bad_ttls_are_400(web: Http) -> None:
         assert got.status == 400, (bad, got.body)
         assert got.json()["error"] == "invalid_request" and "ttl" in got.json()["message"]
     assert web.get("/v1/keys/ttl-bad").status == 404
+
+
+def test_all_with_a_node_killed_is_503_within_the_request_timeout(make_cluster) -> None:
+    """kill -9 one replica: a PUT, GET and DELETE at ``all`` through a gateway are 503 ``unavailable``
+    within the cluster's request timeout (no waiting for failure detection), and ``quorum`` still works."""
+    timeout_s = 1.0
+    cluster = make_cluster(3, http=True, request_timeout_ms=int(timeout_s * 1000))
+    web = Http(cluster.url("n1"))
+    keys = [f"all-down-{i}" for i in range(6)]
+    for key in keys:
+        assert web.put(f"/v1/keys/{key}?consistency=all", b"v").status == 204
+    cluster.kill("n3")
+    for i, key in enumerate(keys):
+        method = ("PUT", "GET", "DELETE")[i % 3]
+        started = time.monotonic()
+        got = web.request(method, f"/v1/keys/{key}?consistency=all", body=b"w" if method == "PUT" else None)
+        elapsed = time.monotonic() - started
+        assert got.status == 503 and got.json()["error"] == "unavailable", (method, got.status, got.body)
+        assert elapsed <= timeout_s, f"{method} took {elapsed:.2f}s"
+    assert web.put(f"/v1/keys/{keys[0]}?consistency=quorum", b"q").status == 204
+    assert web.get(f"/v1/keys/{keys[0]}?consistency=quorum").body == b"q"

@@ -5,9 +5,11 @@ so requests are not forwarded inside the cluster. When a node cannot be reached 
 node of the list is tried at once. When a node stays silent for ``timeout`` seconds, a read is sent to
 the next one; a write is not (it fails with :class:`~zkv.errors.Timeout`: it may or may not have landed),
 because sent again it could be stored twice, as two siblings with the same value; ``retry_writes=True``
-trades that for availability. Many requests can be in flight at once: every request carries an id and
-the reply echoes it. The user-facing operations are :class:`zkv.client.Client`'s; this module only moves
-requests and replies.
+trades that for availability. A node that answers ``stopping``, or ``unavailable`` before it attempted
+anything, passes the request to another node of the preference list (:mod:`zkv.client.retry`); every
+request has one deadline, however many nodes it tries. Many requests can be in flight at once: every
+request carries an id and the reply echoes it. The user-facing operations are
+:class:`zkv.client.Client`'s; this module only moves requests and replies.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import zmq
 
 from zkv.client.results import RingInfo, ring_from_reply
+from zkv.client.retry import BUDGET_WAITS, next_candidates
 from zkv.errors import (
     BadAddress,
     ClientClosed,
@@ -50,13 +53,21 @@ def route(ring_info: RingInfo | None, key: bytes | None, seeds: list[str]) -> li
     """Where a request goes, in order: the key's preference list (its natural coordinators, so nothing is
     forwarded inside the cluster), then every other node of the ring, then the seeds. Without a ring (not
     learned yet), the seeds. Shared by this client and the HTTP gateway's loop client."""
+    return routes(ring_info, key, seeds)[0]
+
+
+def routes(
+    ring_info: RingInfo | None, key: bytes | None, seeds: list[str]
+) -> tuple[list[str], tuple[str, ...]]:
+    """:func:`route`, and the addresses of the key's preference list (empty without a ring or a key):
+    the nodes an ``unavailable`` may be retried on (:mod:`zkv.client.retry`)."""
     known = list(dict.fromkeys(seeds))
     if ring_info is None:
-        return known
+        return known, ()
     addresses = ring_info.addresses
     preferred = [addresses[n] for n in ring_info.preference_list(key)] if key is not None else []
     rest = [a for a in [*addresses.values(), *known] if a not in preferred]
-    return list(dict.fromkeys(preferred + rest))
+    return list(dict.fromkeys(preferred + rest)), tuple(preferred)
 
 
 def dealer(
@@ -97,6 +108,9 @@ class Job:
     last_error: ZkvError | None = None
     resend_on_timeout: bool = True  # False for writes: a re-sent put may land twice, as two versions
     slot: int = -1  # its place in the batch being run
+    preferred: tuple[str, ...] = ()  # the key's preference list: where an ``unavailable`` may go next
+    write: bool = False
+    final: float = 0.0  # the request's one deadline, set at its first send (0: not sent yet)
 
 
 class Transport:
@@ -169,16 +183,30 @@ class Transport:
 
     def candidates(self, key: bytes | None) -> list[str]:
         """Where to send: the key's preference list first, then every other known node."""
+        return self.routed(key)[0]
+
+    def routed(self, key: bytes | None) -> tuple[list[str], tuple[str, ...]]:
+        """:meth:`candidates`, and the key's preference list (empty for a pinned client or no key)."""
         if self.pinned:
-            return list(dict.fromkeys(self.seeds))
+            return list(dict.fromkeys(self.seeds)), ()
         if key is not None and (self.ring_info is None or time.monotonic() - self._ring_at > RING_TTL_S):
             with contextlib.suppress(ZkvError):
                 self.ring(refresh=True)
-        return route(self.ring_info, key, self.seeds)
+        return routes(self.ring_info, key, self.seeds)
+
+    def keyed_job(self, msg: dict) -> Job:
+        """A job for ``msg`` routed by its key (None or no key: any node)."""
+        candidates, preferred = self.routed(msg.get("key"))
+        job = self.job(msg, candidates)
+        job.preferred = preferred
+        return job
 
     def call_keyed(self, msg: dict) -> dict:
         """Send ``msg`` to its key's coordinator (or the next that answers); its reply, or raise."""
-        return self.call(msg, self.candidates(msg["key"]))
+        result = self.run_jobs([self.keyed_job(msg)])[0]
+        if isinstance(result, ZkvError):
+            raise result
+        return result
 
     def call(self, msg: dict, candidates: list[str] | None) -> dict:
         """Send ``msg`` to the first of ``candidates`` that answers (None: any node); its reply, or raise."""
@@ -189,11 +217,11 @@ class Transport:
 
     def run(self, msgs: list[dict]) -> list[Any]:
         """Send ``msgs`` pipelined, each routed by its key; one reply or :class:`ZkvError` per message."""
-        return self.run_jobs([self.job(m, self.candidates(m.get("key"))) for m in msgs])
+        return self.run_jobs([self.keyed_job(m) for m in msgs])
 
     def job(self, msg: dict, candidates: list[str]) -> Job:
         write = msg.get("op") in WRITE_OPS
-        return Job(msg, candidates, resend_on_timeout=self.retry_writes or not write)
+        return Job(msg, candidates, resend_on_timeout=self.retry_writes or not write, write=write)
 
     def run_jobs(self, jobs: list[Job]) -> list[Any]:
         """Run ``jobs`` pipelined, at most ``max_in_flight`` unanswered at a time (the node's limit)."""
@@ -230,8 +258,10 @@ class Transport:
                 if job.done or job.deadline > now:
                     continue
                 job.last_error = Timeout(f"no answer from a node within {self.timeout:.1f}s")
-                if job.resend_on_timeout:
+                if job.resend_on_timeout and now < job.final:
                     self._dispatch(job, by_id)
+                elif not job.write:
+                    job.done, job.result = True, job.last_error  # its one deadline has passed
                 else:
                     job.done, job.result = (
                         True,
@@ -289,7 +319,10 @@ class Transport:
                 sock.send(payload, zmq.NOBLOCK)
             self._unreachable_until.pop(address, None)
             by_id[rid] = job
-            job.deadline = time.monotonic() + self.timeout
+            now = time.monotonic()
+            if not job.final:
+                job.final = now + BUDGET_WAITS * self.timeout
+            job.deadline = min(job.final, now + self.timeout)
             return
         job.done = True
         job.result = job.last_error or NoNodeAvailable("no zkv node answered; is the cluster running?")
@@ -309,7 +342,8 @@ class Transport:
 
         A node that is stopping answers ``stopping`` without doing anything: the request, a write too,
         goes to the next candidate at once (its new deadline joins ``deadlines``), and that node goes
-        to the back of the line for a while.
+        to the back of the line for a while. An ``unavailable`` that attempted nothing goes to the next
+        node of the key's preference list (:func:`zkv.client.retry.next_candidates`).
         """
         finished = 0
         while True:
@@ -325,8 +359,17 @@ class Transport:
                 job = by_id.pop(reply.get("id"), None)  # type: ignore[arg-type]
                 if job is None or job.done:
                     continue
-                if reply.get("error") == NodeStopping.code and job.candidates:
-                    self._unreachable_until[self._address_of[sock]] = time.monotonic() + STOPPING_BACKOFF_S
+                rest = (
+                    None
+                    if reply.get("ok")
+                    else next_candidates(reply, job.write, job.candidates, job.preferred)
+                )
+                if rest is not None and time.monotonic() < job.final:
+                    if reply.get("error") == NodeStopping.code:
+                        self._unreachable_until[self._address_of[sock]] = (
+                            time.monotonic() + STOPPING_BACKOFF_S
+                        )
+                    job.candidates = rest
                     job.last_error = from_reply(reply)
                     self._dispatch(job, by_id)
                     if not job.done:

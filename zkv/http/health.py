@@ -7,6 +7,7 @@ free-standing gateway (``--listen`` without ``--node``) is ready when every node
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +19,11 @@ from zkv.http.state import POOL, SETTINGS
 from zkv.http.wire import status_json
 
 
+def loop_name() -> str:
+    """Which event loop serves: ``uvloop`` (the gateway's choice) or ``asyncio`` (when uvloop is missing)."""
+    return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
@@ -26,7 +32,7 @@ def setup(app: web.Application) -> None:
 async def health(request: web.Request) -> web.Response:
     address = request.app[SETTINGS].node_address
     reply = await request.app[POOL].run(lambda c: c.ping(address))
-    return web.json_response({"status": "ok", "node": reply.get("node")})
+    return web.json_response({"status": "ok", "node": reply.get("node"), "loop": loop_name()})
 
 
 async def ready(request: web.Request) -> web.Response:

@@ -82,6 +82,8 @@ def consistency_of(request: web.Request) -> str | None:
 
 
 def context_of(request: web.Request) -> bytes | None:
+    if CONTEXT_HEADER not in request.headers:
+        return None  # the usual blind write: no list built
     values = request.headers.getall(CONTEXT_HEADER, [])
     if len(values) > 1:
         raise HttpError("invalid_request", f"give {CONTEXT_HEADER} at most once")
@@ -89,7 +91,7 @@ def context_of(request: web.Request) -> bytes | None:
 
 
 def _no_body(request: web.Request) -> None:
-    if request.body_exists or (request.content_length or 0) > 0:
+    if request.body_exists or (request.content_length or 0) > 0:  # (body_exists: also chunked bodies)
         raise HttpError("invalid_request", f"{request.method} takes no body")
 
 
@@ -145,6 +147,8 @@ def _written_headers(reply: dict[str, Any]) -> dict[str, str]:
 
 def traced(request: web.Request) -> bool:
     """Does the request ask for a consistency receipt (``X-Zkv-Trace: 1``)?"""
+    if TRACE_HEADER not in request.headers:
+        return False  # the hot path: one lookup
     values = [v.strip().lower() for v in request.headers.getall(TRACE_HEADER, [])]
     if len(values) > 1 or (values and values[0] not in ("1", "true", "on", "0", "false", "off")):
         raise HttpError("invalid_request", f"{TRACE_HEADER} is 1 or 0 (given once), not {values!r}")
@@ -193,7 +197,8 @@ async def get_key(request: web.Request) -> web.Response:
         return web.Response(
             status=300, text=json.dumps(body), content_type="application/json", headers=headers
         )
-    return web.Response(body=result.values[0], content_type="application/octet-stream", headers=headers)
+    headers["Content-Type"] = "application/octet-stream"  # as a header: no content-type parsing
+    return web.Response(body=result.values[0], headers=headers)
 
 
 def ttl_of(request: web.Request) -> float | None:

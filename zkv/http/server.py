@@ -13,8 +13,9 @@ import os
 import signal
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -23,6 +24,7 @@ from zkv.config import NAME_RE, ClusterConfig, load_config, split_listen, valid_
 from zkv.errors import ConfigError
 from zkv.http.app import make_app
 from zkv.http.auth import ROLES, load_tokens, new_token
+from zkv.http.health import loop_name
 from zkv.http.pool import DEFAULT_THREADS
 from zkv.http.state import GatewaySettings
 
@@ -84,11 +86,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = make_app(settings, make_client, threads=args.threads)
     try:
-        asyncio.run(_serve(app, listen, config, ssl_context))
+        run(_serve(app, listen, config, ssl_context))
     except OSError as exc:
         print(f"zkv-http: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop (a seventh fewer instructions per request than asyncio's loop, measured:
+    docs/http.md), or on asyncio's own loop where uvloop is not installed."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def _settings(config: ClusterConfig, node: str | None, listen: str | None) -> tuple[str, GatewaySettings]:
@@ -193,8 +206,8 @@ async def _serve(
         await site.start()
         where = config.path.name if config.path else "the cluster"
         scheme = "https" if ssl_context is not None else "http"
-        print(f"zkv-http: serving {scheme}://{listen}/ for {where}", flush=True)
-        log.info("serving %s://%s/", scheme, listen)
+        print(f"zkv-http: serving {scheme}://{listen}/ for {where} ({loop_name()} loop)", flush=True)
+        log.info("serving %s://%s/ on the %s loop", scheme, listen, loop_name())
         await stop.wait()
     finally:
         await runner.cleanup()
