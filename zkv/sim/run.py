@@ -23,29 +23,16 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 from zkv.core.membership import NORMAL
-from zkv.core.ring import Ring, node_tokens
+from zkv.core.ring import Ring
 from zkv.core.versions import is_dead
-from zkv.sim.clients import ReadResult, SimClient, client_router, scripted
+from zkv.sim.clients import ReadResult, SimClient, scripted
 from zkv.sim.cluster import SimCluster
-from zkv.sim.network import LinkFault, Network, Scheduler
+from zkv.sim.network import Scheduler
 from zkv.sim.variants import variant as broken_variant
+from zkv.sim.world import build_world
 from zkv.testing.history import OK, UNKNOWN, Op, Report
 from zkv.testing.workload import Call, check_final, client_steps, workload_keys
 
-FAULT_KINDS = {  # kind -> weight in the nemesis' choice
-    "split": 3,
-    "isolate": 3,
-    "one_way": 2,
-    "crash": 3,
-    "torn_crash": 3,
-    "restart": 2,
-    "pause": 2,
-    "lossy": 2,
-    "duplicate": 2,
-    "reorder": 2,
-    "slow": 2,
-    "wipe": 5,
-}
 CHECK_EVERY_S = 0.5
 EVENT_BUDGET = 250_000  # a seed normally takes 5k-50k events; far more is a message storm (a bug too)
 CI_SEEDS = 500  # the sweep CI runs (tests/sim); the teeth tests must bite within it
@@ -118,119 +105,6 @@ class SimResult:
         )
 
 
-class Nemesis:
-    """Seeded faults, one window at a time: inject, hold, heal, rest (as
-    :class:`zkv.testing.chaos.FaultPlayer`)."""
-
-    def __init__(
-        self,
-        scheduler: Scheduler,
-        cluster: SimCluster,
-        network: Network,
-        rng: random.Random,
-        kinds: dict[str, int] | None = None,
-    ) -> None:
-        self.kinds = FAULT_KINDS if kinds is None else kinds  # kind -> weight
-        self.scheduler = scheduler
-        self.cluster = cluster
-        self.network = network
-        self.rng = rng
-        self.counts: Counter[str] = Counter()
-        self.active = True
-        self.until = 0.0
-        self._down: list[str] = []
-        self._to_wipe: list[str] = []
-        self._wiped = False
-        self.wiped_at: float | None = None
-
-    def start(self, first: float, until: float) -> None:
-        self.until = until
-        self.scheduler.at(first, self._inject)
-
-    def _inject(self) -> None:
-        if not self.active or self.scheduler.now >= self.until:
-            return
-        rng = self.rng
-        for _ in range(1 if rng.random() < 0.75 else 2):
-            kinds = [k for k in self.kinds if k != "wipe" or not self._wiped]
-            kind = rng.choices(kinds, weights=[self.kinds[k] for k in kinds])[0]
-            self._apply(kind, rng.uniform(0.5, 2.0))
-        self.scheduler.after(rng.uniform(0.5, 2.0), self._heal_then_rest)
-
-    def _apply(self, kind: str, hold: float) -> None:
-        rng, names = self.rng, list(self.cluster.nodes)
-        node = rng.choice(names)
-        others = [n for n in names if n != node]
-        blocked = self.network.blocked
-        if kind == "split":
-            shuffled = rng.sample(names, len(names))
-            cut = rng.randrange(1, len(names))
-            left, right = shuffled[:cut], shuffled[cut:]
-            blocked.update((a, b) for a in left for b in right)
-            blocked.update((b, a) for a in left for b in right)
-        elif kind == "isolate":
-            blocked.update((node, o) for o in others)
-            blocked.update((o, node) for o in others)
-        elif kind == "one_way":
-            blocked.update((o, node) for o in others)  # it hears nobody; everyone hears it
-        elif kind == "wipe":
-            # cut off, then its disk dies: whatever only it held is gone when it comes back empty
-            if not self.cluster.nodes[node].alive:
-                return
-            self._wiped = True
-            blocked.update((node, o) for o in others)
-            blocked.update((o, node) for o in others)
-            self._to_wipe.append(node)
-        elif kind in ("crash", "torn_crash", "restart"):
-            if not self.cluster.nodes[node].alive:
-                return
-            if kind == "restart":
-                self.cluster.stop(node)
-            else:
-                self.cluster.crash(node, torn=kind == "torn_crash")
-            self._down.append(node)
-        elif kind == "pause":
-            self.cluster.pause(node, hold)
-        elif kind == "lossy":
-            peer = rng.choice(others)
-            for link in ((node, peer), (peer, node)):
-                self.network.faults.setdefault(link, LinkFault()).drop = 0.3
-        elif kind == "duplicate":
-            for o in others:
-                for link in ((node, o), (o, node)):
-                    self.network.faults.setdefault(link, LinkFault()).duplicate = 0.3
-        elif kind == "reorder":
-            for o in others:
-                for link in ((node, o), (o, node)):
-                    fault = self.network.faults.setdefault(link, LinkFault())
-                    fault.reorder, fault.extra_delay = True, max(fault.extra_delay, 0.05)
-        elif kind == "slow":
-            for o in others:
-                fault = self.network.faults.setdefault((o, node), LinkFault())
-                fault.extra_delay = max(fault.extra_delay, rng.uniform(0.2, 1.5))
-        self.counts[kind] += 1
-        self.scheduler.record("fault", kind, node)
-
-    def _heal_then_rest(self) -> None:
-        self.heal()
-        if self.active:
-            self.scheduler.after(self.rng.uniform(0.2, 0.8), self._inject)
-
-    def heal(self) -> None:
-        """Undo every fault: links back to normal, every stopped, crashed or wiped node started again."""
-        for name in self._to_wipe:
-            self.cluster.wipe(name)
-            self._down.append(name)
-            self.wiped_at = self.scheduler.now
-        self._to_wipe.clear()
-        self.network.heal()
-        for name in self._down:
-            if not self.cluster.nodes[name].alive:
-                self.cluster.start(name)
-        self._down.clear()
-        self.scheduler.record("heal")
-
-
 def run_seed(seed: int, config: SimConfig | None = None, variant: str | None = None) -> SimResult:
     """Run one simulation from ``seed``; ``variant`` names a deliberately broken core (teeth tests)."""
     with broken_variant(variant), quiet_core():
@@ -253,61 +127,22 @@ def quiet_core() -> Iterator[None]:
 
 
 def _run(seed: int, cfg: SimConfig) -> SimResult:
-    root = random.Random(seed)
-    scheduler = Scheduler()
-    network = Network(scheduler, random.Random(root.getrandbits(64)))
-    names = [f"n{i}" for i in range(1, cfg.nodes + 1)]
-    clients: dict[str, SimClient] = {}
-    cluster = SimCluster(
-        scheduler,
-        network,
-        random.Random(root.getrandbits(64)),
-        names,
-        on_client_reply=client_router(clients),
-        replication_factor=cfg.replication_factor,
-        vnodes=cfg.vnodes,
-        request_timeout_s=cfg.request_timeout,
-        heartbeat_interval_s=cfg.heartbeat_interval,
-        failure_timeout_s=cfg.failure_timeout,
-        anti_entropy_interval_s=cfg.anti_entropy_interval,
-        handoff_interval_s=cfg.handoff_interval,
-        tombstone_grace_s=cfg.tombstone_grace,
+    world = build_world(seed, cfg, tombstone_grace_s=cfg.tombstone_grace)
+    scheduler, cluster, nemesis, network, root = (
+        world.scheduler,
+        world.cluster,
+        world.nemesis,
+        world.network,
+        world.root,
     )
-    nemesis = Nemesis(scheduler, cluster, network, random.Random(root.getrandbits(64)))
-    client_rng = random.Random(root.getrandbits(64))
-    topology_rng = random.Random(root.getrandbits(64))
-    ring = Ring({n: node_tokens(n, cfg.vnodes) for n in names}, cfg.replication_factor)
-    for name in names:
-        scheduler.after(cluster.rng.uniform(0.0, 0.05), cluster.start, name)
-    warmup = 1.0
-    end = warmup + cfg.seconds
+    clients, ring, end = world.clients, world.ring, world.end
     ops: list[Op] = []
     client_names = [f"c{i}" for i in range(cfg.clients)]
     for name in client_names:
-        workload_rng = random.Random(client_rng.getrandbits(64))
-        steps = client_steps(name, workload_rng, lambda: scheduler.now, lambda: scheduler.now < end, ops)
-        client = SimClient(
-            name,
-            steps,
-            scheduler,
-            cluster,
-            ring,
-            random.Random(client_rng.getrandbits(64)),
-            cfg.client_timeout,
-        )
-        clients[name] = client
-        client.start(warmup + client_rng.uniform(0.0, 0.1))
+        workload_rng = random.Random(world.client_rng.getrandbits(64))
+        world.add_client(name, client_steps(name, workload_rng, world.clock, world.running, ops))
     if cfg.faults:
-        nemesis.start(warmup + nemesis.rng.uniform(0.0, 0.5), end - 0.5)
-        if topology_rng.random() < cfg.join_chance:
-            seeds = topology_rng.sample(names, 2)
-            when = warmup + topology_rng.uniform(0.5, cfg.seconds - 1.0)
-            scheduler.at(when, cluster.join, f"n{cfg.nodes + 1}", seeds)
-            nemesis.counts["join"] += 1
-        if topology_rng.random() < cfg.leave_chance:
-            when = warmup + topology_rng.uniform(0.5, cfg.seconds - 1.0)
-            scheduler.at(when, cluster.leave, topology_rng.choice(names))
-            nemesis.counts["leave"] += 1
+        world.start_faults(cfg.join_chance, cfg.leave_chance, (0.5, cfg.seconds - 1.0))
     scheduler.run_until(end)
     nemesis.active = False
     nemesis.heal()

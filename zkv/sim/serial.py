@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from zkv.core.ring import Ring, node_tokens
 from zkv.errors import ConditionFailed, ZkvError
-from zkv.sim.clients import ReadResult, SimClient, client_router
-from zkv.sim.cluster import SimCluster
-from zkv.sim.network import Network, Scheduler
-from zkv.sim.run import FAULT_KINDS, Nemesis, SimConfig, quiet_core
+from zkv.sim.clients import ReadResult, SimClient
+from zkv.sim.nemesis import FAULT_KINDS
+from zkv.sim.run import SimConfig, quiet_core
 from zkv.sim.variants import variant as broken_variant
+from zkv.sim.world import build_world
 from zkv.testing.linearizability import CAS, FAIL, OK, READ, UNKNOWN, WRITE, RegisterOp, Verdict, check_keys
 from zkv.testing.workload import Call
 
@@ -125,69 +124,16 @@ def run_serial_seed(seed: int, config: SimConfig | None = None, variant: str | N
 
 
 def _run(seed: int, cfg: SimConfig) -> SerialResult:
-    root = random.Random(seed)
-    scheduler = Scheduler()
-    network = Network(scheduler, random.Random(root.getrandbits(64)))
-    names = [f"n{i}" for i in range(1, cfg.nodes + 1)]
-    clients: dict[str, SimClient] = {}
-    cluster = SimCluster(
-        scheduler,
-        network,
-        random.Random(root.getrandbits(64)),
-        names,
-        on_client_reply=client_router(clients),
-        replication_factor=cfg.replication_factor,
-        vnodes=cfg.vnodes,
-        request_timeout_s=cfg.request_timeout,
-        heartbeat_interval_s=cfg.heartbeat_interval,
-        failure_timeout_s=cfg.failure_timeout,
-        anti_entropy_interval_s=cfg.anti_entropy_interval,
-        handoff_interval_s=cfg.handoff_interval,
-    )
-    nemesis = Nemesis(scheduler, cluster, network, random.Random(root.getrandbits(64)), SERIAL_FAULTS)
-    client_rng = random.Random(root.getrandbits(64))
-    topology_rng = random.Random(root.getrandbits(64))
-    ring = Ring({n: node_tokens(n, cfg.vnodes) for n in names}, cfg.replication_factor)
-    for name in names:
-        scheduler.after(cluster.rng.uniform(0.0, 0.05), cluster.start, name)
-    warmup = 1.0
-    end = warmup + cfg.seconds
+    world = build_world(seed, cfg, SERIAL_FAULTS)
+    scheduler, cluster, nemesis, root = world.scheduler, world.cluster, world.nemesis, world.root
+    clients, ring, end = world.clients, world.ring, world.end
     ops: list[RegisterOp] = []
     for i in range(cfg.clients):
         name = f"c{i}"
-        steps = serial_steps(
-            name,
-            random.Random(client_rng.getrandbits(64)),
-            lambda: scheduler.now,
-            lambda: scheduler.now < end,
-            ops,
-        )
-        client = SimClient(
-            name,
-            steps,
-            scheduler,
-            cluster,
-            ring,
-            random.Random(client_rng.getrandbits(64)),
-            cfg.client_timeout,
-        )
-        clients[name] = client
-        client.start(warmup + client_rng.uniform(0.0, 0.1))
+        rng = random.Random(world.client_rng.getrandbits(64))
+        world.add_client(name, serial_steps(name, rng, world.clock, world.running, ops))
     if cfg.faults:
-        nemesis.start(warmup + nemesis.rng.uniform(0.0, 0.5), end - 0.5)
-        if topology_rng.random() < cfg.join_chance:
-            seeds = topology_rng.sample(names, 2)
-            scheduler.at(
-                warmup + topology_rng.uniform(*RING_CHANGE_WINDOW),
-                cluster.join,
-                f"n{cfg.nodes + 1}",
-                seeds,
-            )
-            nemesis.counts["join"] += 1
-        if topology_rng.random() < cfg.leave_chance:
-            when = warmup + topology_rng.uniform(*RING_CHANGE_WINDOW)
-            scheduler.at(when, cluster.leave, topology_rng.choice(names))
-            nemesis.counts["leave"] += 1
+        world.start_faults(cfg.join_chance, cfg.leave_chance, RING_CHANGE_WINDOW)
     scheduler.run_until(end)
     nemesis.active = False
     nemesis.heal()
