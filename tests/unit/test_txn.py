@@ -9,7 +9,7 @@ from typing import Any
 from test_nodecore import CLIENT, FakeNet, wire
 
 from zkv.core.txn import MAX_TXN_KEYS, RECORD_PREFIX, Intent, find_intent
-from zkv.core.versions import EMPTY
+from zkv.core.versions import EMPTY, state_to_wire
 
 
 def txn(
@@ -206,3 +206,44 @@ def test_reading_an_undecided_intent_then_the_commit_never_shows_half() -> None:
     reply = txn(net, "n2", [put(b"a", b"4", if_value=b"10"), put(b"b", b"6", if_value=b"0")])
     assert reply["ok"]
     assert read(net, "n1", b"a", "quorum") == [b"4"] and read(net, "n3", b"b", "one") == [b"6"]
+
+
+def test_a_retry_refused_by_what_an_earlier_attempt_of_its_token_committed_answers_applied() -> None:
+    """A retry whose record read came before an earlier attempt's commit point meets that attempt's
+    intents, resolves them (committed) and then finds its own conditions false: the token was applied,
+    so the answer is applied (the refusal is checked against the record before it is answered), never
+    condition_failed (the simulator's bank workload: a retry with a token told "refused" after applied)."""
+    net = FakeNet()
+    seed(net, a=b"10", b=b"0")
+    _dead_after_commit(net, "n1")
+    ops = [put(b"a", b"5", if_value=b"10"), put(b"b", b"5", if_value=b"0")]
+    assert txn(net, "n1", ops, token="x")["applied"]
+    coordinator = net.cores["n2"].txn
+    real = coordinator._record_read
+    coordinator._record_read = lambda t, msg, now: real(t, {"ok": True, "state": state_to_wire(EMPTY)}, now)
+    retry = txn(net, "n2", ops, token="x")
+    assert retry["ok"] and retry["applied"] and retry["retry"], retry
+    assert read(net, "n3", b"a") == [b"5"] and read(net, "n3", b"b") == [b"5"]
+
+
+def test_a_serial_read_that_cannot_read_the_record_does_not_answer_the_old_value() -> None:
+    """An intent whose record could not be read says nothing of the transaction (it may have committed):
+    the read tries again instead of answering the old value (the simulator's bank workload: a serial
+    read after a committed transfer answered the value from before it)."""
+    net = FakeNet()
+    seed(net, a=b"10", b=b"0")
+    _dead_after_commit(net, "n1")
+    assert txn(net, "n1", [put(b"a", b"5", if_value=b"10"), put(b"b", b"5", if_value=b"0")])["applied"]
+    coordinator = net.cores["n2"].txn
+    real, failed = coordinator._read, []
+
+    def flaky(key: bytes, done: Any, now: float) -> None:
+        if key.startswith(RECORD_PREFIX) and not failed:
+            failed.append(key)
+            done({"ok": False, "error": "unavailable", "message": "no majority"}, now)
+            return
+        real(key, done, now)
+
+    coordinator._read = flaky
+    assert read(net, "n2", b"a") == [b"5"]
+    assert failed  # the first record read did fail

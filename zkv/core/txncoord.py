@@ -183,11 +183,15 @@ class TxnCoordinator:
             )
             return
         # nothing was committed and nothing can be (only this coordinator proposes the commit)
+        keys = tuple(i.key for i in txn.request.items)
         if txn.refusal is not None:
-            reply = txn.refusal
-            compute = partial(abort_record, txn.attempt, "refused", _reply_fields(reply))
-            self._step(record_key(txn.token), compute, _ignore, now)
-        elif txn.conflict:
+            # the refusal is the token's answer only once recorded: another attempt of the token (an
+            # earlier request's, whose effect may be what failed the condition) may have committed
+            compute = partial(abort_record, txn.attempt, "refused", _reply_fields(txn.refusal))
+            self._step(record_key(txn.token), compute, partial(self._refused, txn), now)
+            self.resolve_all(txn.token, txn.attempt, keys, False, now)
+            return
+        if txn.conflict:
             reply = TxnConflict("another transaction holds one of the keys; nothing was written").to_wire()
         else:
             assert txn.failure is not None
@@ -196,7 +200,26 @@ class TxnCoordinator:
                 f"({txn.failure.get('error')}: {txn.failure.get('message')})",
             ).to_wire()
         self._answer(txn, reply, now)
-        self.resolve_all(txn.token, txn.attempt, tuple(i.key for i in txn.request.items), False, now)
+        self.resolve_all(txn.token, txn.attempt, keys, False, now)
+
+    def _refused(self, txn: Txn, msg: dict[str, Any], now: float) -> None:
+        """The refusal's record step is done: answer what the record says of the token."""
+        assert txn.refusal is not None
+        if not msg.get("ok"):
+            unknown = OutcomeUnknown(
+                f"transaction {txn.token!r}: a condition failed, but the refusal could not be recorded "
+                f"({msg.get('error')}), and another request with the token may still apply it; retry "
+                "with the same token"
+            )
+            self._answer(txn, unknown.to_wire(), now)
+            return
+        record = None if msg.get("applied") else Record.from_value(msg.get("record"))
+        if record is not None and record.status == "committed":
+            self._answer(txn, ok(0, applied=True, token=txn.token, retry=True), now)
+        elif record is not None and record.status == "refused" and record.error is not None:
+            self._answer(txn, record.error, now)
+        else:
+            self._answer(txn, txn.refusal, now)
 
     def _committed(self, txn: Txn, msg: dict[str, Any], now: float) -> None:
         keys = tuple(item.key for item in txn.request.items)
@@ -333,12 +356,12 @@ class TxnCoordinator:
                 return
             if outcome in ("committed", "aborted"):
                 self.serial.resume(sop, now)
-            elif sop.op == "get":  # undecided: the transaction has not taken effect
+            elif outcome == "pending" and sop.op == "get":  # undecided: it has not taken effect yet
                 values = visible_values(current, self.state.wall(now))
                 stamps = [s.timestamp for s in current.siblings][: len(values)]
                 self.serial.answer(sop, ok(0, values=values, timestamps=stamps, ctx=current.context()), now)
-            else:
-                self.serial.retry_later(sop, now)  # a write waits for the transaction to finish
+            else:  # a write waits for the transaction to finish; a failed record read says nothing
+                self.serial.retry_later(sop, now)  # (the transaction may have committed): try again
 
         self.recover(sop.key, intent, then, now, abort_stale=True)
         return True

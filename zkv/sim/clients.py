@@ -98,9 +98,11 @@ class SimClient:
             msg["if_value"] = call.if_value.encode()
         if call.ttl is not None:
             msg["ttl"] = call.ttl
+        if call.op == "txn":
+            msg = {"op": "txn", "token": call.token, "ops": [_encoded(op) for op in call.ops]}
         self._msg = msg
         self._last_error = None
-        self._candidates = self._route(msg["key"])
+        self._candidates = self._route(call.key.encode())
         self._dispatch()
 
     def _route(self, key: bytes) -> list[str]:
@@ -142,11 +144,17 @@ class SimClient:
                 self._finish(from_reply(reply))
             elif self._msg["op"] == "get":
                 self._finish(ReadResult(list(reply.get("values", [])), reply.get("ctx")))
+            elif self._msg["op"] == "txn":
+                self._finish(reply)  # applied (``retry``: by an earlier request with the token)
             else:
                 self._finish(reply.get("receipt"))  # None unless the call asked for a trace
 
     def _finish(self, result: Any) -> None:
         self.scheduler.after(self.rng.uniform(*THINK_S), self._advance, result)
+
+
+def _encoded(op: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.encode() if isinstance(v, str) and k != "op" else v for k, v in op.items()}
 
 
 def scripted(calls: list[Call], results: list[Any]) -> Generator[Call, Any, None]:

@@ -22,6 +22,14 @@ Each variant patches one rule of the real core for the duration of a run and is 
 * ``serial_ignores_ring`` — acceptors answer a round whatever replicas its proposer sees for the key
   (no ``ring_mismatch``): a node restarted with the cluster file's members, not yet told of a join,
   decides with the old replicas while the new ones decide too. Caught by the serial checker with joins.
+* ``txn_resolve_without_record`` — whoever meets a transaction's intent takes it as committed and resolves
+  it (and every key it names) to its new value, without reading the transaction's record: a transfer
+  refused or aborted on one key takes effect on the others. Caught by the bank checker (:mod:`zkv.sim.bank`):
+  half a transaction committed, the total changed, an answer "refused" for a transfer that took effect.
+* ``txn_plain_read_skips_record`` — a plain read that meets an intent answers its old value instead of
+  asking the transaction's record (the serial read it should become): once a transfer committed and one
+  of its keys is resolved, a plain read of another still shows the value from before. Caught by the bank
+  checker's read-atomic rule (a fractured read).
 * ``purge_on_timer`` — a tombstone is purged once its grace is over, without waiting for every replica
   to agree (what Cassandra's gc_grace_seconds alone does). Caught as a resurrected value: a replica that
   missed the delete hands its old version out again once the others forgot the tombstone.
@@ -36,7 +44,19 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from zkv.core import coordinator, paxos, purge, quorum, replica, serial, serialop, versions, writes
+from zkv.core import (
+    coordinator,
+    paxos,
+    purge,
+    quorum,
+    replica,
+    serial,
+    serialop,
+    txn,
+    txncoord,
+    versions,
+    writes,
+)
 
 VARIANTS = (
     "w_minus_1",
@@ -47,6 +67,8 @@ VARIANTS = (
     "serial_ignores_ring",
     "purge_on_timer",
     "ttl_ignored",
+    "txn_resolve_without_record",
+    "txn_plain_read_skips_record",
 )
 
 
@@ -103,6 +125,32 @@ def variant(name: str | None) -> Iterator[None]:
             return real_purgeable(self, now, me, replicas, lambda peer, key: float("inf"))
 
         patch(purge.TombstonePurge, "purgeable", on_timer)
+    elif name == "txn_resolve_without_record":
+
+        def blind_recover(
+            self: txncoord.TxnCoordinator,
+            key: bytes,
+            intent: txn.Intent,
+            then: Any,
+            now: float,
+            *_: Any,
+            **__: Any,
+        ) -> None:
+            self._finish_intent(key, intent, True, then, now)
+
+        patch(txncoord.TxnCoordinator, "recover", blind_recover)
+    elif name == "txn_plain_read_skips_record":
+        real_reply = writes.read_reply
+
+        def old_values(state: versions.KeyState, wall: float) -> dict[str, object]:
+            reply = real_reply(state, wall)
+            if txn.find_intent(state, wall) is not None:
+                reply["values"] = txn.visible_values(state, wall)
+                reply["timestamps"] = reply["timestamps"][: len(reply["values"])]
+            return reply
+
+        patch(coordinator, "_holds_intent", lambda state: False)
+        patch(writes, "read_reply", old_values)
     elif name == "ttl_ignored":
         real_read_reply = writes.read_reply
 

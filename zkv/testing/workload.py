@@ -43,7 +43,7 @@ TTL_S = (0.3, 2.0)  # the TTLs drawn (seconds)
 class Call:
     """One request a workload wants made. ``context`` is the earlier get's result, handed back as-is."""
 
-    op: str  # get | put | delete
+    op: str  # get | put | delete | txn
     key: str
     consistency: str
     value: str | None = None
@@ -54,6 +54,8 @@ class Call:
     if_absent: bool = False  # serial writes: only if the key has no value
     if_value: str | None = None  # serial writes: only if the key's one value is this (compare-and-set)
     ttl: float | None = None  # a put that expires this many seconds after its coordinator stamps it
+    token: str | None = None  # a txn: its token (op "txn"; ``key`` is the key that routes it)
+    ops: tuple[dict[str, Any], ...] = ()  # a txn: its checks and writes (strings, as the wire's fields)
 
 
 def outcome_of(exc: ZkvError) -> str:
