@@ -147,6 +147,57 @@ shows the current value. "outcome unknown" means the write may or may not have b
 """,
         ),
         _cmd(
+            "begin",
+            "begin [TOKEN]",
+            ("token",),
+            0,
+            "start a multi-key transaction (then check/put/delete, commit)",
+            """
+Start a transaction: the check, put and delete lines that follow are queued, not sent, until `commit`
+sends them as one all-or-nothing transaction (or `abort` drops them). TOKEN (default: a fresh one) makes
+it idempotent: a commit sent again with the same token applies at most once (docs/transactions.md).
+  begin order-991
+  check stock 9
+  put stock 8
+  put order:991 paid
+  delete cart:alice
+  commit
+""",
+        ),
+        _cmd(
+            "check",
+            "check KEY EXPECTED | check KEY --absent",
+            ("key", "expected"),
+            1,
+            "in a transaction: commit only if KEY holds EXPECTED",
+            """
+In a transaction (after `begin`): the transaction commits only if KEY's one value is EXPECTED (with
+--absent: if KEY has no value). In a transaction, put also takes --if-value V / --if-absent.
+""",
+            ("--absent",),
+        ),
+        _cmd(
+            "commit",
+            "commit",
+            (),
+            0,
+            "send the open transaction",
+            """
+Send the transaction `begin` opened. One line tells the outcome: applied (every write took effect at
+once), rejected (a check or condition did not hold, shown with the key's current value, or another
+transaction holds a key: nothing was written) or unknown (it may have been applied; the transaction stays
+open and `commit` again, with the same token, applies it at most once and tells).
+""",
+        ),
+        _cmd(
+            "abort",
+            "abort",
+            (),
+            0,
+            "drop the open transaction",
+            "Drop the open transaction (nothing is sent).",
+        ),
+        _cmd(
             "scan",
             "scan [PREFIX] [LIMIT] [one|quorum|all] [--values] [--cursor TOKEN] [--next]",
             ("prefix", "limit", "consistency"),

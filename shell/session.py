@@ -9,10 +9,12 @@ the command boundary.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from zkv.client import ReplicaState, context_bytes, normalize_address
 from zkv.errors import BadAddress, ConditionFailed, NoNodeAvailable, ZkvError
 
+from . import txnblock
 from .commands import SCAN_PAGE, UsageError, check_consistency, nearest, parse, parse_ttl, split
 from .connection import ClientOptions, Endpoint, PinnedClient, probe
 from .health import Link
@@ -36,7 +38,7 @@ from .results import (
 )
 
 #: commands that talk to the connected node; their outcome tells whether it answers
-_NETWORK = frozenset({"put", "get", "delete", "cas", "nodes", "status", "where", "scan"})
+_NETWORK = frozenset({"put", "get", "delete", "cas", "nodes", "status", "where", "scan", "commit"})
 
 
 class Session:
@@ -61,6 +63,7 @@ class Session:
         self._options: dict[str, str | bool] = {}
         self.next_scan: tuple[bytes, int, str | None, bool, str] | None = None  # what ``scan --next`` runs
         self.tracing = False  # ``trace on``: every put, get and delete shows its receipt
+        self.block: txnblock.TxnBlock | None = None  # the transaction ``begin`` opened
         self._handlers: dict[str, Callable[[list[str]], Result]] = {
             "put": self._put,
             "cas": self._cas,
@@ -77,6 +80,10 @@ class Session:
             "where": self._where,
             "scan": self._scan,
             "replicas": self._replicas,
+            "begin": partial(txnblock.begin, self),
+            "check": lambda args: txnblock.queue(self, "check", args, self._options),
+            "commit": partial(txnblock.commit, self),
+            "abort": partial(txnblock.abort, self),
             "help": lambda args: Help("help", args[0] if args else None),
             "quit": lambda args: Quit("quit"),
             "exit": lambda args: Quit("exit"),
@@ -146,6 +153,8 @@ class Session:
         """Run an already parsed command, turning every exception into a Failure."""
         self._options = options or {}  # the flags of the command being run (put/delete read them)
         try:
+            if self.block is not None and name in txnblock.QUEUED:  # inside begin ... commit
+                return txnblock.queue(self, name, args, self._options)
             result = self._handlers[name](args)
         except UsageError as exc:
             return Failure(name, exc.code, exc.message, exc.hint)
@@ -160,7 +169,7 @@ class Session:
                 self.learn()
         return result
 
-    def _remember(self, key: str) -> bytes:
+    def remember(self, key: str) -> bytes:
         self.keys.pop(key, None)
         self.keys[key] = None
         return key.encode()
@@ -171,11 +180,11 @@ class Session:
     # ------------------------------------------------------------------------------------------ data
 
     def _put(self, args: list[str]) -> Result:
-        key = self._remember(args[0])
+        key = self.remember(args[0])
         return self._write("put", key, args[1].encode(), self._consistency_arg(args, 2))
 
     def _cas(self, args: list[str]) -> Result:
-        key = self._remember(args[0])
+        key = self.remember(args[0])
         try:
             self.client.put(key, args[2].encode(), "serial", if_value=args[1].encode(), trace=self.tracing)
         except ConditionFailed as exc:
@@ -183,7 +192,7 @@ class Session:
         return Written("cas", key, "serial", self.node.name)
 
     def _delete(self, args: list[str]) -> Result:
-        key = self._remember(args[0])
+        key = self.remember(args[0])
         return self._write("delete", key, None, self._consistency_arg(args, 1))
 
     def _write(self, op: str, key: bytes, value: bytes | None, consistency: str | None) -> Result:
@@ -253,7 +262,7 @@ class Session:
         )
 
     def _get(self, args: list[str]) -> Result:
-        key = self._remember(args[0])
+        key = self.remember(args[0])
         consistency = self._consistency_arg(args, 1)
         result = self.client.get(key, consistency, trace=self.tracing)
         if result.context is not None:
@@ -405,7 +414,7 @@ class Session:
     # ------------------------------------------------------------------------------------------ keys
 
     def _where(self, args: list[str]) -> Result:
-        key = self._remember(args[0])
+        key = self.remember(args[0])
         info = self.client.ring(refresh=True)
         up = {n.name for n in self.client.nodes() if n.status == "up"}
         preference = info.preference_list(key)
@@ -448,7 +457,7 @@ class Session:
         )
 
     def _replicas(self, args: list[str]) -> Result:
-        key = self._remember(args[0])
+        key = self.remember(args[0])
         states = self.client.replicas(key)
         return replica_view(key, states)
 
