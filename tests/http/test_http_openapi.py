@@ -24,6 +24,7 @@ def test_every_route_is_described(web: Http) -> None:
         "/v1/keys/{key}",
         "/v1/keys/{key}/where",
         "/v1/keys/{key}/replicas",
+        "/v1/txn",
         "/v1/cluster/nodes",
         "/v1/cluster/ring",
         "/v1/cluster/views",

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from zkv.client import Client
-from zkv.http import actions, auth, cluster, dashboard, health, keys, metrics, openapi, scan
+from zkv.http import actions, auth, cluster, dashboard, health, keys, metrics, openapi, scan, txn
 from zkv.http.errors import HttpError, json_errors
 from zkv.http.loopclient import LoopClient
 from zkv.http.pool import DEFAULT_THREADS, ClientPool
@@ -31,6 +31,7 @@ ROUTE_MODULES: list[RouteSetup] = [
     openapi.setup,
     scan.setup,
     keys.setup,
+    txn.setup,
     cluster.setup,
     dashboard.setup,
     actions.setup,

@@ -85,6 +85,71 @@ def _op(
     return out
 
 
+_TXN_KEY = {"type": "string", "minLength": 1}
+_TXN_BODY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "token": {"type": "string", "minLength": 1, "description": "applies at most once (10 minutes)"},
+        "checks": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["key"],
+                "additionalProperties": False,
+                "properties": {"key": _TXN_KEY, "value": {"type": "string"}, "absent": {"type": "boolean"}},
+            },
+        },
+        "puts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["key", "value"],
+                "additionalProperties": False,
+                "properties": {
+                    "key": _TXN_KEY,
+                    "value": {"type": "string"},
+                    "if_value": {"type": "string"},
+                    "if_absent": {"type": "boolean"},
+                },
+            },
+        },
+        "deletes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["key"],
+                "additionalProperties": False,
+                "properties": {"key": _TXN_KEY, "if_value": {"type": "string"}},
+            },
+        },
+    },
+}
+_TXN = {
+    "post": _op(
+        "A multi-key transaction: every write at one commit point, or none (docs/transactions.md)",
+        {
+            "200": _json(
+                "applied (retry: an earlier request with the token had applied it)",
+                {
+                    "type": "object",
+                    "required": ["applied", "token", "retry"],
+                    "properties": {
+                        "applied": {"type": "boolean"},
+                        "token": {"type": "string"},
+                        "retry": {"type": "boolean"},
+                    },
+                },
+            ),
+            "409": _error("txn_conflict: another transaction holds a key; nothing was written"),
+            "412": _error("condition_failed: with key, values (base64) and context; nothing was written"),
+            "413": _error("txn_too_many_keys (over 100 keys) / txn_too_large (over 4 MiB)"),
+        },
+        requestBody={"required": True, "content": {"application/json": {"schema": _TXN_BODY}}},
+    )
+}
+
+
 def spec() -> dict[str, Any]:
     """The OpenAPI document."""
     bytes_body = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
@@ -213,6 +278,7 @@ def spec() -> dict[str, Any]:
                     ],
                 )
             },
+            "/v1/txn": _TXN,
             "/v1/keys/{key}/where": {
                 "get": _op("The key's preference list", {"200": _json("primaries, then fallbacks")}, [_KEY])
             },
