@@ -562,12 +562,13 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True)
     out = Console()
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    if "cas" in args.op:
-        if args.op != ["cas"]:
-            parser.error("--op cas runs its own rows (quorum put next to it): give it alone")
-        from benchlib.cas import run_cas
+    for own in ("cas", "txn"):
+        if own in args.op:
+            if args.op != [own]:
+                parser.error(f"--op {own} runs its own rows (quorum put next to it): give it alone")
+            from benchlib.cas import run_cas
 
-        return run_cas(args, err, out)
+            return run_cas(args, err, out, own)
     bench = Bench(args, err)
     try:
         bench.setup()

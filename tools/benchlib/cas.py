@@ -8,6 +8,12 @@ Three rows, each with ``--concurrency`` (its first value) client processes for `
 * **cas contended** — every process runs the CAS loop on one shared key (a refused CAS reads the
   current value from the refusal and tries again): progress under contention, not livelock.
 
+``--op txn`` runs quorum put, cas uncontended and:
+
+* **txn 3 keys** — each process runs transactions on its own three keys: each puts all three, checked
+  ``if_value`` the values its last transaction wrote (one round of intents on three keys, the record's
+  commit point, then the resolution): what a multi-key transaction costs with nobody in its way.
+
 Each process uses the Python client (one request at a time), so the numbers are latency-bound: they
 compare the protocols' round trips, not the node's peak throughput (``--op put`` measures that).
 """
@@ -46,6 +52,15 @@ def _worker(mode: str, index: int, addresses: list[str], seconds: float, queue: 
             try:
                 if mode == "quorum put":
                     db.put(f"put-{index}-{n % 1000}", b"x" * 100, consistency="quorum")
+                elif mode == "txn 3 keys":
+                    new = b"%d-%d" % (index, n)
+                    with db.transaction(token=f"bench-{index}-{n}-{time.time_ns()}") as tx:
+                        for k in range(3):
+                            if current is None:
+                                tx.put(f"txn-{index}-{k}", new, if_absent=n == 1)
+                            else:
+                                tx.put(f"txn-{index}-{k}", new, if_value=current)
+                    current = new
                 else:
                     if current is None:
                         got = db.get(key, consistency="serial")
@@ -95,8 +110,14 @@ def _row(mode: str, addresses: list[str], processes: int, seconds: float) -> dic
     }
 
 
-def run_cas(args: argparse.Namespace, err: Console, out: Console) -> int:
-    """Run the three rows and print them; exit status 1 when a row met errors or made no progress."""
+ROWS = {
+    "cas": ("quorum put", "cas uncontended", "cas contended"),
+    "txn": ("quorum put", "cas uncontended", "txn 3 keys"),
+}
+
+
+def run_cas(args: argparse.Namespace, err: Console, out: Console, op: str = "cas") -> int:
+    """Run the rows of ``op`` and print them; exit status 1 when a row met errors or made no progress."""
     processes = args.concurrency[0] if isinstance(args.concurrency, list) else args.concurrency
     workdir: Path | None = None
     cluster: LocalCluster | None = None
@@ -113,7 +134,7 @@ def run_cas(args: argparse.Namespace, err: Console, out: Console) -> int:
             cluster.start()
             addresses = list(cluster.addresses.values())
         rows = []
-        for mode in ("quorum put", "cas uncontended", "cas contended"):
+        for mode in ROWS[op]:
             err.print(f"{mode}: {processes} client processes for {args.duration}s")
             rows.append(_row(mode, addresses, processes, args.duration))
     finally:
@@ -123,7 +144,8 @@ def run_cas(args: argparse.Namespace, err: Console, out: Console) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     base = rows[0]["applied_per_s"] or 1.0
     table = Table(
-        title=f"serial CAS vs quorum put ({processes} client processes, one request each at a time)"
+        title=f"{'transactions' if op == 'txn' else 'serial CAS'} vs quorum put ({processes} client "
+        "processes, one request each at a time)"
     )
     for column in (
         "row",

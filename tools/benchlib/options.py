@@ -37,12 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     w = p.add_argument_group("workload")
     w.add_argument(
         "--op",
-        type=_choices("put", "get", "mixed", "cas"),
+        type=_choices("put", "get", "mixed", "cas", "txn"),
         default="put",
         metavar="OP[,OP...]",
         help="operation: put, get (of pre-loaded keys) or mixed (see --read-ratio); a comma list runs one "
         "row per item (and per --consistency and --concurrency item); cas alone: serial compare-and-set, "
-        "uncontended and contended on one key, next to quorum put (tools/benchlib/cas.py)",
+        "uncontended and contended on one key, next to quorum put (tools/benchlib/cas.py); txn alone: "
+        "3-key transactions next to quorum put and uncontended CAS",
     )
     w.add_argument(
         "--read-ratio", type=float, default=0.5, metavar="R", help="with --op mixed, the share of gets (0..1)"
