@@ -83,14 +83,20 @@ def build_state(root: Path = _ROOT) -> tuple[bool, str]:
 
 
 class _SourceFirst(importlib.abc.MetaPathFinder):
-    """Loads the compiled modules' ``.py`` files even where a ``.so`` sits beside them."""
+    """Loads a zkv module's ``.py`` file even where a ``.so`` sits beside it: every such module when the
+    build is pure, else those the list no longer names (a ``.so`` left from a build that compiled it)."""
+
+    def __init__(self, compiled: bool) -> None:
+        self.compiled = compiled
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in COMPILED_MODULES:
+        if not fullname.startswith("zkv.") or (self.compiled and fullname in COMPILED_MODULES):
             return None
         source = source_path(fullname)
+        if not source.is_file() or _extension(fullname, _ROOT) is None:
+            return None
         return importlib.util.spec_from_file_location(
             fullname, source, loader=importlib.machinery.SourceFileLoader(fullname, str(source))
         )
@@ -106,11 +112,10 @@ def select() -> None:
         return
     _state = build_state()
     compiled, why = _state
-    if not compiled:
-        if why.startswith("stale"):
-            print(f"zkv: running pure Python: {why}", file=sys.stderr)
-        if not any(isinstance(f, _SourceFirst) for f in sys.meta_path):
-            sys.meta_path.insert(0, _SourceFirst())
+    if not compiled and why.startswith("stale"):
+        print(f"zkv: running pure Python: {why}", file=sys.stderr)
+    if not any(isinstance(f, _SourceFirst) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SourceFirst(compiled))
 
 
 def describe() -> str:

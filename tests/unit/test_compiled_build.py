@@ -90,3 +90,22 @@ def test_the_default_build_says_what_it_loaded() -> None:
     build, path = out.stdout.splitlines()
     assert (build == "compiled (mypyc)") == path.endswith(".so"), (build, path)
     assert build == "compiled (mypyc)" or build.startswith("pure Python (")
+
+
+def test_a_so_left_for_a_module_no_longer_compiled_does_not_shadow_its_source(tmp_path: Path) -> None:
+    """zkv.core.effects is not in the list: a stray extension beside it is ignored, compiled or pure."""
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    stray = compiled.source_path("zkv.core.effects").with_name("effects" + suffix)
+    assert "zkv.core.effects" not in compiled.COMPILED_MODULES and not stray.exists()
+    stray.write_bytes(b"not a library: importing it would fail")
+    try:
+        for pure in ("0", "1"):
+            env = {**os.environ, compiled.PURE_ENV: pure}
+            probe = "import zkv.core.effects as e; print(e.__file__)"
+            out = subprocess.run(
+                [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+            )
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.strip().endswith("effects.py")
+    finally:
+        stray.unlink()
