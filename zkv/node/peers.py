@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -21,6 +21,9 @@ from zkv.errors import ProtocolError
 from zkv.node.sockets import SocketPoller
 from zkv.protocol import pack, unpack_frame
 from zkv.security import KeyPair, make_curve_client
+
+if TYPE_CHECKING:
+    from zkv.core.membership import Membership
 
 log = logging.getLogger("zkv.node.runtime")
 
@@ -85,6 +88,13 @@ class PeerLinks:
         self._poller.register(monitor)
         if hear:
             self._hear(peer, gossip)
+
+    def follow_monitors(self, membership: Membership) -> None:
+        """Hear the peers ``membership`` monitors, once its monitored set changed (a new epoch)."""
+        if membership.monitors_epoch == self.sub_epoch:
+            return
+        monitored = (membership.member(p) for p in membership.monitored())
+        self.subscribe(membership.monitors_epoch, {m.name: m.gossip for m in monitored if m is not None})
 
     def subscribe(self, epoch: int, want: dict[str, str]) -> None:
         """Hear the heartbeats of ``want`` (peer -> gossip endpoint) only: the core's monitored peers."""

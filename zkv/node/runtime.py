@@ -29,12 +29,7 @@ from zkv.core.admission import Admission
 from zkv.core.monitoring import FULL_MESH_MEMBERS
 from zkv.core.nodecore import NodeCore, NodeSettings
 from zkv.core.turnplan import CARRY_OUT_PASSES, plan_turn
-from zkv.errors import (
-    InternalError,
-    InvalidRequest,
-    NodeStopping,
-    ProtocolError,
-)
+from zkv.errors import InternalError, InvalidRequest, NodeStopping, ProtocolError
 from zkv.node import admin
 from zkv.node.curve import connection_user, load_curve
 from zkv.node.disk import NodeDisk
@@ -44,19 +39,8 @@ from zkv.node.outbox import Outbox
 from zkv.node.peers import PeerLinks
 from zkv.node.seeds import JOIN_OK_OPS, JoinSeeds
 from zkv.node.sockets import SocketPoller
-from zkv.protocol import (
-    PEER_OPS,
-    PEER_REPLY_OPS,
-    check_node_message,
-    request_id,
-    unpack_frame,
-)
-from zkv.security import (
-    NODE,
-    AccessPolicy,
-    KeyPair,
-    ZkvAuthenticator,
-)
+from zkv.protocol import PEER_OPS, PEER_REPLY_OPS, check_node_message, request_id, unpack_frame
+from zkv.security import NODE, AccessPolicy, KeyPair, ZkvAuthenticator
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +211,7 @@ class NodeRuntime:
             if core.storage_probe_due(now):
                 disk.probe(core, now)
             self._carry_out(now)
-            membership = core.membership
-            if membership.monitors_epoch != self.links.sub_epoch:  # hear the monitored peers only
-                monitored = (membership.member(p) for p in membership.monitored())
-                want = {m.name: m.gossip for m in monitored if m is not None}
-                self.links.subscribe(membership.monitors_epoch, want)
+            self.links.follow_monitors(core.membership)  # hear the monitored peers only
             if self._drain_until is not None and now >= self._drain_until:
                 self._stopping = True
             if disk.needs_flush():

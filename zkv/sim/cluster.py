@@ -34,7 +34,7 @@ import hashlib
 import random
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from zkv.core.incarnation import incarnation
@@ -42,6 +42,7 @@ from zkv.core.nodecore import NodeCore, NodeSettings
 from zkv.core.turnplan import CARRY_OUT_PASSES, plan_turn
 from zkv.protocol import MAX_BATCH, PEER_OPS, pack, unpack_frame
 from zkv.sim.network import Network, Scheduler
+from zkv.sim.simnode import Bug, SimNode, address
 from zkv.sim.storage import Disk, SimHints, SimStore
 
 MAX_POLL_S = 0.2  # the runtime wakes at least this often (MAX_POLL_MS)
@@ -50,45 +51,6 @@ CONNECT_DELAY_S = (0.001, 0.01)  # a handshake after a connect
 RECONNECT_DELAY_S = (0.05, 0.15)  # ZeroMQ's reconnect interval (100 ms) when a peer comes back
 DISCONNECT_DELAY_S = (0.0005, 0.005)  # a peer noticing that a process died
 TORN_CRASH_GRACE_S = 0.1  # a torn crash waits this long for a turn to tear, then crashes anyway
-
-
-def address(name: str) -> tuple[str, str]:
-    return f"sim://{name}", f"sim://{name}/gossip"
-
-
-@dataclass(slots=True)
-class SimNode:
-    """One node process and what outlives it."""
-
-    name: str
-    settings: NodeSettings  # generation and actor are filled in at each start
-    disk: Disk
-    rng: random.Random
-    core: NodeCore | None = None
-    alive: bool = False
-    life: int = 0  # increments at every start: frames and timers of an earlier life are void
-    paused_until: float = 0.0
-    timer_at: float = float("inf")
-    dealers: dict[str, None] = field(default_factory=dict)  # peers with a request connection (ordered)
-    peer_routes: dict[bytes, str] = field(default_factory=dict)  # their routes (the runtime's _peer_routes)
-    connected: dict[str, bool] = field(default_factory=dict)  # whether that connection is up
-    join_seeds: list[str] = field(default_factory=list)  # started with --join through these
-    seeds: list[str] = field(default_factory=list)  # the seeds still to announce to, until taken in
-    torn_crash: bool = False
-    subscribed: dict[str, None] = field(default_factory=dict)  # publishers its SUB hears (ordered)
-    sub_epoch: int = -1  # the core's monitors_epoch those follow
-    clean_stops: int = 0
-    starts: int = 0
-
-
-@dataclass(slots=True)
-class Bug:
-    """An exception a core handler raised, with where and when."""
-
-    node: str
-    at: float
-    handler: str
-    error: str
 
 
 class SimCluster:

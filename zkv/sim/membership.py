@@ -15,9 +15,10 @@ import random
 from dataclasses import dataclass, field
 
 from zkv.core.membership import NORMAL
-from zkv.sim.cluster import SimCluster, SimNode
+from zkv.sim.cluster import SimCluster
 from zkv.sim.network import Network, Scheduler
 from zkv.sim.run import quiet_core
+from zkv.sim.simnode import SimNode
 
 CHECK_EVERY_S = 0.1
 
