@@ -281,3 +281,36 @@ def test_a_death_notice_holds_until_the_member_refutes_it() -> None:
     x.merge_notices([["n2", 7, 0]])  # a notice about x's own entry: x refutes by its version
     assert x.member("n2").version == 1
     assert x.make_heartbeat(1.0, 0)["me"][4] == 1
+
+
+def test_a_monitor_notices_a_silent_peer_unless_it_hears_none_and_relays_the_notice() -> None:
+    from zkv.core.membership import Membership
+
+    members = {f"n{i}": (f"tcp://127.0.0.1:{7000 + i}", f"tcp://127.0.0.1:{8000 + i}") for i in range(1, 21)}
+
+    def node(name: str) -> Membership:
+        return Membership(name, members, generation=5, heartbeat_interval=0.5, failure_timeout=3.0, now=0.0)
+
+    a = node("n1")
+    watched = sorted(a.monitored())
+    peers = {n: node(n) for n in watched}
+    for n in members:
+        if n != "n1":
+            a.on_connection(n, True)
+    t = 0.0
+    while t < 6.0:  # nobody heard at all: most likely n1 is the one cut off, so it accuses nobody
+        t += 0.1
+        a.check_peers(t)
+    assert a.notices() == [] and a.digest == node("n1").digest
+    hung, *alive = watched
+    while t < 12.0:  # all but one keep beating; the hung one keeps its connection up
+        t += 0.1
+        for n in alive:
+            if peers[n].heartbeat_due(t):
+                a.on_heartbeat(peers[n].make_heartbeat(t, 0), t)
+        a.check_peers(t)
+    assert a.notices() == [[hung, 0, 0]] and not a.is_up(hung, t)
+    assert all(a.is_up(n, t) for n in alive)
+    assert a.digest != node("n1").digest  # the notice is in the digest: a node without it pulls
+    relayed = [a.make_heartbeat(t + i, 0).get("dead") for i in range(4)]
+    assert relayed == [[[hung, 0, 0]]] * 3 + [None]  # relayed a few times, then only pulled with views

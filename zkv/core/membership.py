@@ -2,19 +2,16 @@
 
 Theory of operation
 -------------------
-Every member is described by an entry ``[name, address, gossip, generation, version, status, vnodes]``;
-``version`` counts the changes its owner made to it (a status change) within one generation. Views merge
-entry by entry: the entry with the higher ``(generation, version)`` wins, so news travels node to node even
-where a direct link is cut, a node learns of members it was never configured with, and a restarted node
-(its generation is its start time) supersedes what was said of it before. The wall clock is only a
-starting point: a node that hears its own name gossiped under a generation at or above its own (its
-previous life, started under a clock that was ahead, or a clock set back since) takes the next one above
-it at once, so a corrected clock never keeps a node out.
-``status`` is what the member says of itself: ``joining``, ``normal``, ``leaving`` or ``removed``;
-the ring is built from the ``normal`` and ``leaving`` members. The one entry a node changes for another
-is ``removed``, by an operator's ``removenode`` of a dead member (:meth:`Membership.remove`). ``removed`` is
-final for a name: only a ``joining`` entry (a fresh join) supersedes it, so a removed node that comes
-back as it was (a later generation, ``normal``) is not taken back; it hears it was removed and stops
+Every member is described by an entry (:mod:`zkv.core.members`); views merge entry by entry: the entry
+with the higher ``(generation, version)`` wins, so news travels node to node even where a direct link is
+cut, a node learns of members it was never configured with, and a restarted node (its generation is its
+start time) supersedes what was said of it before. The wall clock is only a starting point: a node that
+hears its own name gossiped under a generation at or above its own (its previous life, started under a
+clock that was ahead, or a clock set back since) takes the next one above it at once, so a corrected
+clock never keeps a node out. An operator's ``removenode`` of a dead member (:meth:`Membership.remove`)
+is the one entry a node changes for another; ``removed`` that way is final for a name: only a
+``joining`` entry (a fresh join) supersedes it, so a removed node that comes back as it was (a later
+generation, ``normal``) is not taken back; it hears it was removed and stops
 (:attr:`Membership.removed_by_peers`).
 
 What travels is O(1) per heartbeat (issue #20: with the whole view in every heartbeat a node merged N
@@ -28,10 +25,9 @@ is not this node's: the node then **pulls** the sender's whole view over the req
 restarted node and the two sides of a healed partition catch up, and a settled cluster pulls nothing.
 The numbers that chose this over the old design are in docs/scale.md.
 
-Liveness is local and never gossiped: each node runs a **phi-accrual** detector (Hayashibara et al.,
-as in Cassandra and Akka) on the arrival times of every peer's own heartbeats. ``phi`` is how unlikely
-the current silence is given the intervals seen so far, on a log10 scale; a peer is down when phi passes
-``phi_threshold``, when nothing arrived for ``failure_timeout`` (a hard bound), or at once when the runtime
+Liveness is local and never gossiped: each node runs a **phi-accrual** detector (:mod:`zkv.core.detector`)
+on the arrival times of every peer's own heartbeats; a peer is down when phi passes ``phi_threshold``,
+when nothing arrived for ``failure_timeout`` (a hard bound), or at once when the runtime
 reports that the request connection to it dropped (``on_connection``; a crashed process closes its
 sockets). At start every configured peer counts as heard at start, so the first requests are not refused
 before the first heartbeats land (phi only judges a peer once it was heard: until then the hard bound
@@ -47,108 +43,35 @@ Pure: time arrives as ``now``; nothing here reads a clock or touches a socket.
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from zkv.core.monitoring import FULL_MESH_MEMBERS, monitored_peers, notice_from_wire
+from zkv.core.detector import Detector
+from zkv.core.members import (
+    DOWN,
+    JOINING,
+    NORMAL,
+    REMOVED,
+    REMOVED_BY_OPERATOR,
+    RING_STATUSES,
+    STATUSES,
+    UP,
+    Member,
+    PeerView,
+    entry_hash,
+    member_from_wire,
+)
+from zkv.core.members import LEAVING as LEAVING  # re-exported (the core imports statuses from here)
+from zkv.core.monitoring import FULL_MESH_MEMBERS, Monitor, notice_from_wire
 
-UP = "up"
-DOWN = "down"
-JOINING = "joining"
-NORMAL = "normal"
-LEAVING = "leaving"
-REMOVED = "removed"
-STATUSES = (JOINING, NORMAL, LEAVING, REMOVED)
-RING_STATUSES = (NORMAL, LEAVING)
-
-ARRIVAL_WINDOW = 100  # heartbeat intervals remembered per peer
-PAUSE_INTERVALS = 3  # heartbeats a peer may miss before phi starts to climb (GC, a loaded machine)
 PULL_INTERVALS = 2  # heartbeat intervals between two view pulls of a node (what catching up may cost)
 DELTA_REPEATS = 3  # heartbeats that relay news this node learned first-hand (one may be lost)
 MAX_DELTA = 16  # entries one heartbeat relays at most in a full mesh (first-hand news only)
 MAX_RELAY = 64  # past it, all news is relayed (150 simulated nodes started in 1.9 s with 16, 0.2 s with 64)
-DIGEST_BITS = 62  # a view digest fits the wire's signed 64-bit integers
-#: the version an operator's removenode gives a member's entry (at least): far above any status change a
-#: node makes of itself, so every node tells "removed for good" from a member that left on its own
-REMOVED_BY_OPERATOR = 1 << 40
 CHECK_INTERVALS = 0.2  # heartbeat intervals between two looks at the monitored peers (death notices)
 HURRY_INTERVALS = 0.1  # news goes out this soon after the last heartbeat (not a whole interval later)
-
-
-def entry_hash(name: str, generation: int, version: int) -> int:
-    """One entry's share of a view digest: stable across processes (unlike ``hash``), 62 bits."""
-    data = f"{name}\x00{generation}\x00{version}".encode()
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big") >> (64 - DIGEST_BITS)
-
-
-@dataclass(slots=True)
-class Member:
-    """One member as gossip describes it (what every node agrees on, eventually)."""
-
-    name: str
-    address: str
-    gossip: str
-    generation: int = 0
-    version: int = 0
-    status: str = NORMAL
-    vnodes: int = 0
-
-    def to_wire(self) -> list[Any]:
-        return [self.name, self.address, self.gossip, self.generation, self.version, self.status, self.vnodes]
-
-
-@dataclass(slots=True)
-class Detector:
-    """Phi-accrual failure detector state for one peer (local to this node)."""
-
-    last_heard: float
-    intervals: deque[float] = field(default_factory=lambda: deque(maxlen=ARRIVAL_WINDOW))
-    connected: bool | None = None  # the runtime's word on the request connection; None: not told
-    heard_directly: bool = False
-    keys: int = -1
-    last_seen: tuple[int, int] = (0, 0)  # (generation, counter) of the last heartbeat heard directly
-
-    def arrival(self, now: float) -> None:
-        if self.heard_directly:
-            self.intervals.append(max(0.0, now - self.last_heard))
-        self.last_heard = now
-        self.heard_directly = True
-
-    def phi(self, now: float, expected_interval: float) -> float:
-        """-log10 of the probability that a heartbeat is still on its way after this long a silence."""
-        if self.intervals:
-            mean = sum(self.intervals) / len(self.intervals)
-            var = sum((x - mean) ** 2 for x in self.intervals) / len(self.intervals)
-        else:
-            mean, var = expected_interval, 0.0
-        std = max(math.sqrt(var), expected_interval / 2)
-        mean += PAUSE_INTERVALS * expected_interval
-        y = (now - self.last_heard - mean) / std
-        # logistic approximation of the normal CDF (as Akka's detector uses); clamp to stay finite
-        exponent = -y * (1.5976 + 0.070566 * y * y)
-        if exponent > 700:  # far sooner than expected (a peer that was slow before): no suspicion
-            return 0.0  # (math.exp overflowed here: y = -20 once intervals were long and steady)
-        e = math.exp(exponent)
-        p_later = e / (1.0 + e) if y > 0 else 1.0 - 1.0 / (1.0 + e)
-        return -math.log10(max(p_later, 1e-300))
-
-
-@dataclass(frozen=True, slots=True)
-class PeerView:
-    """A member as this node sees it at one moment (what ``nodes`` returns)."""
-
-    name: str
-    address: str
-    gossip: str
-    status: str  # up / down, or joining / leaving / removed when the member says so
-    generation: int
-    heartbeat_age: float | None
-    keys: int
-    phi: float
 
 
 class Membership:
@@ -190,12 +113,9 @@ class Membership:
         self._next_heartbeat = now
         self._last_heartbeat = -math.inf
         self._started = now
-        self._dead: dict[str, tuple[int, int]] = {}  # member -> (generation, version) noticed dead
-        self._relay_dead: dict[str, int] = {}  # member -> heartbeats that still relay its notice
-        self._monitored: frozenset[str] = frozenset()
-        self.monitors_epoch = 0  # changes with the monitored set (the runtime subscribes to those)
-        self._next_check = now
-        self._refresh_monitoring(now)
+        self._monitor = Monitor(now)  # whom this node times, the death notices it holds
+        self._notices = self._monitor.notices
+        self._monitor.refresh(me, self._members, self._detectors, now)
         self._changed = True  # ring members may differ from what the caller last saw
         self._learned: list[str] = []  # members heard of through gossip, not yet connected to
         self.generation_raised = False  # gossip raised this node's generation (the caller saves it)
@@ -213,9 +133,9 @@ class Membership:
         member = self._members[name]
         if member.status == REMOVED:
             return False
-        if name not in self._monitored and not self.full_mesh:  # its connection, and its monitors, tell
-            dead = self._dead.get(name)
-            if dead is not None and dead >= (member.generation, member.version):
+        if name not in self._monitor.monitored and not self.full_mesh:
+            # not timed here: its request connection tells, and its monitors' death notices
+            if self._notices.says_dead(name, member.generation, member.version):
                 return False
             return detector.connected is True or now - self._started <= self.failure_timeout
         silence = now - detector.last_heard
@@ -271,7 +191,7 @@ class Membership:
         detector = self._detectors.get(name)
         return (
             detector is not None
-            and (detector.heard_directly or (name not in self._monitored and not self.full_mesh))
+            and (detector.heard_directly or (name not in self._monitor.monitored and not self.full_mesh))
             and detector.connected is True
             and self.is_up(name, now)
         )
@@ -317,7 +237,7 @@ class Membership:
         if type(keys) is int:
             detector.keys = keys
         digest = msg.get("dig")
-        if type(digest) is int and digest != self._digest and now >= self._next_pull:
+        if type(digest) is int and digest != self._digest ^ self._notices.digest and now >= self._next_pull:
             self._pull = sender
         return restarted
 
@@ -338,8 +258,9 @@ class Membership:
 
     @property
     def digest(self) -> int:
-        """The XOR of :func:`entry_hash` over this node's view (two nodes agree iff, almost surely, equal)."""
-        return self._digest
+        """The XOR of :func:`entry_hash` over this node's view and its death notices (two nodes agree iff,
+        almost surely, equal)."""
+        return self._digest ^ self._notices.digest
 
     def _put(self, member: Member) -> None:
         """Store ``member``'s entry, keeping the digest current."""
@@ -348,11 +269,9 @@ class Membership:
             self._digest ^= entry_hash(old.name, old.generation, old.version)
         self._digest ^= entry_hash(member.name, member.generation, member.version)
         self._members[member.name] = member
-        dead = self._dead.get(member.name)
-        if dead is not None and (member.generation, member.version) > dead:
-            self._drop_notice(member.name)
+        self._notices.superseded(member.name, member.generation, member.version)
         if old is None or (old.status == REMOVED) != (member.status == REMOVED):
-            self._monitored_stale = True
+            self._monitor.stale = True
 
     def merge_view(self, entries: Iterable[Any], relay: bool = False) -> list[str]:
         """Merge gossiped entries; returns the names of members this node had never heard of.
@@ -375,7 +294,7 @@ class Membership:
                         continue
             except (TypeError, IndexError, KeyError):
                 pass
-            member = _member_from_wire(entry)
+            member = member_from_wire(entry)
             if member is None:
                 continue
             if member.name == self.me:
@@ -423,42 +342,24 @@ class Membership:
         return len(self._members) <= FULL_MESH_MEMBERS
 
     def monitored(self) -> frozenset[str]:
-        """The peers whose heartbeats this node listens to and times (:func:`monitored_peers`)."""
-        return self._monitored
+        """The peers whose heartbeats this node listens to and times (``monitoring.monitored_peers``)."""
+        return self._monitor.monitored
 
-    def _refresh_monitoring(self, now: float) -> None:
-        self._monitored_stale = False
-        full = self.full_mesh  # a full mesh hears removed members too, as before (they may rejoin)
-        names = [n for n, m in self._members.items() if full or m.status != REMOVED]
-        monitored = monitored_peers(names, self.me)
-        if monitored == self._monitored:
-            return
-        for name in monitored - self._monitored:  # timed from now on: its silence so far says nothing
-            old = self._detectors.get(name)
-            if old is not None and self.monitors_epoch and not self.full_mesh and old.last_heard > -math.inf:
-                self._detectors[name] = Detector(last_heard=now, connected=old.connected)
-        self._monitored = monitored
-        self.monitors_epoch += 1
+    @property
+    def monitors_epoch(self) -> int:
+        """Changes with :meth:`monitored` (the runtime subscribes to those peers' heartbeats)."""
+        return self._monitor.epoch
 
     def check_peers(self, now: float) -> None:
         """Notice the monitored peers found silent with their connection up (a few times a second)."""
-        if self._monitored_stale:
-            self._refresh_monitoring(now)
-        if now < self._next_check or self.full_mesh:
+        monitor = self._monitor
+        if monitor.stale:
+            monitor.refresh(self.me, self._members, self._detectors, now)
+        if now < monitor.next_check or self.full_mesh:
             return
-        self._next_check = now + CHECK_INTERVALS * self.heartbeat_interval
-        silent = [n for n in self._monitored if not self.is_up(n, now)]
-        if len(silent) == len(self._monitored):
-            return  # hears none of them: most likely this node is the one cut off
-        for name in silent:
-            member, detector = self._members[name], self._detectors[name]
-            if detector.connected is False or member.status == REMOVED:
-                continue  # everyone sees a dropped connection for themselves
-            if self._dead.get(name, (-1, -1)) < (member.generation, member.version):
-                self._add_notice(name, member.generation, member.version)
-        for name, detector in self._detectors.items():  # the others' silence: since last known up
-            if name not in self._monitored and self.is_up(name, now):
-                detector.last_heard = now
+        monitor.next_check = now + CHECK_INTERVALS * self.heartbeat_interval
+        if monitor.check(self._members, self._detectors, self.is_up, now):
+            self._hurry()
 
     def merge_notices(self, entries: Iterable[Any]) -> None:
         """Take gossiped death notices; one about this node's current entry is refuted at once."""
@@ -477,25 +378,13 @@ class Membership:
             member = self._members.get(name)
             if member is None or (generation, version) < (member.generation, member.version):
                 continue  # unknown, or about an entry already superseded
-            if self._dead.get(name, (-1, -1)) < (generation, version):
-                self._add_notice(name, generation, version)
+            if not self._notices.says_dead(name, generation, version):
+                self._notices.add(name, generation, version)
+                self._hurry()
 
     def notices(self) -> list[list[Any]]:
         """Every death notice this node holds, on the wire (with a view pulled from it)."""
-        return [[name, gen, ver] for name, (gen, ver) in self._dead.items()]
-
-    def _add_notice(self, name: str, generation: int, version: int) -> None:
-        self._drop_notice(name)
-        self._dead[name] = (generation, version)
-        self._digest ^= entry_hash("\x01" + name, generation, version)
-        self._relay_dead[name] = DELTA_REPEATS
-        self._hurry()
-
-    def _drop_notice(self, name: str) -> None:
-        dead = self._dead.pop(name, None)
-        if dead is not None:
-            self._digest ^= entry_hash("\x01" + name, *dead)
-            self._relay_dead.pop(name, None)
+        return self._notices.wire()
 
     def _hurry(self) -> None:
         """Publish news soon, not a whole interval later (a hop of the monitoring graph is then short)."""
@@ -504,7 +393,7 @@ class Membership:
 
     def relaying(self) -> bool:
         """Will the next heartbeats still relay news (the simulator waits for a settled cluster)?"""
-        return bool(self._relay or self._relay_dead)
+        return bool(self._relay) or self._notices.relaying()
 
     def heartbeat_due(self, now: float) -> bool:
         return now >= self._next_heartbeat
@@ -522,7 +411,7 @@ class Membership:
             "hb": self._counter,
             "keys": keys,
             "me": self._members[self.me].to_wire(),
-            "dig": self._digest,
+            "dig": self._digest ^ self._notices.digest,
         }
         if self._relay:
             delta = []
@@ -534,16 +423,8 @@ class Membership:
                 if member is not None:
                     delta.append(member.to_wire())
             msg["delta"] = delta
-        if self._relay_dead:
-            notices = []
-            for name in list(self._relay_dead)[:MAX_DELTA]:
-                left = self._relay_dead.pop(name) - 1
-                if left > 0:
-                    self._relay_dead[name] = left
-                dead = self._dead.get(name)
-                if dead is not None:
-                    notices.append([name, *dead])
-            msg["dead"] = notices
+        if self._notices.relaying():
+            msg["dead"] = self._notices.take_relay(MAX_DELTA)
         return msg
 
     def next_wakeup(self) -> float:
@@ -628,17 +509,3 @@ class Membership:
                 )
             )
         return out
-
-
-def _member_from_wire(entry: Any) -> Member | None:
-    """A gossiped entry, or None when it is malformed (gossip from a buggy or hostile peer is dropped)."""
-    if not isinstance(entry, list) or len(entry) != 7:
-        return None
-    name, address, gossip, generation, version, status, vnodes = entry
-    if not (isinstance(name, str) and isinstance(address, str) and isinstance(gossip, str)):
-        return None
-    if type(generation) is not int or type(version) is not int or type(vnodes) is not int:
-        return None
-    if status not in STATUSES or not 0 <= vnodes <= 4096 or generation < 0 or version < 0:
-        return None
-    return Member(name, address, gossip, generation, version, status, vnodes)

@@ -22,10 +22,16 @@ Pure: no clocks, no sockets.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from zkv.core.detector import Detector
+from zkv.core.members import REMOVED, Member, entry_hash
 
 FULL_MESH_MEMBERS = 9  # up to this many members, everyone monitors everyone (the 3-node defaults)
 MONITOR_BASE = 3  # ring offsets 1, 3, 9, 27, ...
+NOTICE_REPEATS = 3  # heartbeats that relay a notice this node took in (one may be lost)
 
 
 def monitored_peers(names: list[str], me: str) -> frozenset[str]:
@@ -52,3 +58,115 @@ def notice_from_wire(entry: Any) -> tuple[str, int, int] | None:
     if generation < 0 or version < 0:
         return None
     return name, generation, version
+
+
+def notice_hash(name: str, generation: int, version: int) -> int:
+    """A notice's share of the view digest (never equal to an entry's: the name is marked)."""
+    return entry_hash("\x01" + name, generation, version)
+
+
+class Notices:
+    """The death notices one node holds (member -> the ``(generation, version)`` said dead), what its next
+    heartbeats still relay, and their share of its view digest (:attr:`digest`)."""
+
+    def __init__(self) -> None:
+        self._dead: dict[str, tuple[int, int]] = {}
+        self._relay: dict[str, int] = {}  # member -> heartbeats that still relay its notice
+        self.digest = 0
+
+    def says_dead(self, name: str, generation: int, version: int) -> bool:
+        """Does a notice name this entry of ``name`` (or a later one)?"""
+        dead = self._dead.get(name)
+        return dead is not None and dead >= (generation, version)
+
+    def add(self, name: str, generation: int, version: int) -> None:
+        """Hold (and relay) a notice for ``name``'s entry ``(generation, version)``, unless one as new is."""
+        if self.says_dead(name, generation, version):
+            return
+        self.drop(name)
+        self._dead[name] = (generation, version)
+        self.digest ^= notice_hash(name, generation, version)
+        self._relay[name] = NOTICE_REPEATS
+
+    def superseded(self, name: str, generation: int, version: int) -> None:
+        """``name``'s entry is now ``(generation, version)``: a notice about an older one no longer holds."""
+        dead = self._dead.get(name)
+        if dead is not None and (generation, version) > dead:
+            self.drop(name)
+
+    def drop(self, name: str) -> None:
+        dead = self._dead.pop(name, None)
+        if dead is not None:
+            self.digest ^= notice_hash(name, *dead)
+            self._relay.pop(name, None)
+
+    def relaying(self) -> bool:
+        return bool(self._relay)
+
+    def take_relay(self, limit: int) -> list[list[Any]]:
+        """The notices the next heartbeat carries (at most ``limit``; each is relayed a few times)."""
+        out = []
+        for name in list(self._relay)[:limit]:
+            left = self._relay.pop(name) - 1
+            if left > 0:
+                self._relay[name] = left  # to the back: the others get their turn
+            out.append([name, *self._dead[name]])
+        return out
+
+    def wire(self) -> list[list[Any]]:
+        """Every notice held, on the wire (sent with a view pulled from this node)."""
+        return [[name, gen, ver] for name, (gen, ver) in self._dead.items()]
+
+
+class Monitor:
+    """Whom one node monitors, and the death notices it holds (what :class:`~zkv.core.membership.Membership`
+    keeps for monitoring; up to a full mesh the set is every peer and no notice is ever made)."""
+
+    def __init__(self, now: float) -> None:
+        self.monitored: frozenset[str] = frozenset()
+        self.epoch = 0  # changes with the monitored set (the runtime subscribes to those peers)
+        self.stale = True  # members came or went: the set may differ
+        self.next_check = now
+        self.notices = Notices()
+
+    def refresh(
+        self, me: str, members: Mapping[str, Member], detectors: dict[str, Detector], now: float
+    ) -> None:
+        """Recompute the monitored peers; one monitored anew past a full mesh is timed from ``now``."""
+        self.stale = False
+        full = len(members) <= FULL_MESH_MEMBERS  # a full mesh hears removed members too (they may rejoin)
+        monitored = monitored_peers([n for n, m in members.items() if full or m.status != REMOVED], me)
+        if monitored == self.monitored:
+            return
+        for name in monitored - self.monitored:  # its silence so far says nothing: it was not listened to
+            old = detectors.get(name)
+            if old is not None and self.epoch and not full and old.last_heard > -math.inf:
+                detectors[name] = Detector(last_heard=now, connected=old.connected)
+        self.monitored = monitored
+        self.epoch += 1
+
+    def check(
+        self,
+        members: Mapping[str, Member],
+        detectors: Mapping[str, Detector],
+        is_up: Callable[[str, float], bool],
+        now: float,
+    ) -> bool:
+        """Notice the monitored peers found silent with their request connection up (a dropped one
+        everyone sees for themselves); True when a notice is new. A node that hears none of them accuses
+        nobody: it is most likely the one cut off."""
+        silent = [n for n in self.monitored if not is_up(n, now)]
+        if len(silent) == len(self.monitored):
+            return False
+        news = False
+        for name in silent:
+            member = members[name]
+            if detectors[name].connected is False or member.status == REMOVED:
+                continue
+            if not self.notices.says_dead(name, member.generation, member.version):
+                self.notices.add(name, member.generation, member.version)
+                news = True
+        for name, detector in detectors.items():  # the others' silence counts from when last known up
+            if name not in self.monitored and is_up(name, now):
+                detector.last_heard = now
+        return news
