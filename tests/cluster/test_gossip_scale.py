@@ -1,7 +1,6 @@
 """20 real nodes with the shipped gossip settings (issue #20): they form one cluster, every node sees a
-SIGKILLed node down and its restart up, and a hung (SIGSTOPped) one down through its monitors' death
-notices and up again once it runs, an idle cluster costs little CPU, and a node's poll looks at a few
-sockets per turn, not at its 40.
+SIGKILLed node down and its restart up, an idle cluster costs little CPU, and a node's poll looks at a
+few sockets per turn, not at its 40.
 
 The CPU bound has a wide margin (a loaded 2-core CI machine): 20 idle nodes took ~10% of one core
 together on a quiet machine (docs/scale.md); the bound catches a loop that spins or a cost that grew
@@ -82,22 +81,3 @@ def test_twenty_nodes_converge_detect_a_kill_everywhere_and_idle_cheaply(tmp_pat
             )
             client.put("after-restart", "v", consistency="quorum")
             assert client.get("after-restart", consistency="quorum").value == b"v"
-
-            # a hung process keeps its connections up: only its monitors can tell, and their death
-            # notice has to reach every node (zkv.core.monitoring); once it runs again it refutes it
-            hung = "n13"
-            others = [n for n in cluster.names if n != hung]
-            cluster.pause(hung)
-            try:
-                wait_until(
-                    lambda: all(statuses_of(client, hung).get(n) == "down" for n in others),
-                    30,
-                    f"every node to see the hung {hung} down",
-                )
-            finally:
-                cluster.resume(hung)
-            wait_until(
-                lambda: all(statuses_of(client, hung).get(n) == "up" for n in cluster.names),
-                30,
-                f"every node to see {hung} up once it runs again",
-            )
