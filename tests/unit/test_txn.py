@@ -247,3 +247,27 @@ def test_a_serial_read_that_cannot_read_the_record_does_not_answer_the_old_value
     coordinator._read = flaky
     assert read(net, "n2", b"a") == [b"5"]
     assert failed  # the first record read did fail
+
+
+def test_an_attempt_whose_intent_round_is_overtaken_is_a_conflict_and_writes_nothing() -> None:
+    """Under contention a placement's own round can be overtaken by another proposer's
+    (``outcome_unknown`` for that step): the attempt never commits, so the client is told
+    ``txn_conflict`` (retryable with its token), not ``unavailable``, and every intent is resolved."""
+    net = FakeNet()
+    seed(net, a=b"10", b=b"0")
+    coordinator = net.cores["n1"].txn
+    placed = coordinator._placed
+
+    def overtaken(txn: Any, item: Any, intent: Any, msg: dict[str, Any], now: float) -> None:
+        if item.key == b"a":
+            msg = {"ok": False, "error": "outcome_unknown", "message": "superseded"}
+        placed(txn, item, intent, msg, now)
+
+    coordinator._placed = overtaken  # type: ignore[method-assign]
+    reply = txn(net, "n1", [put(b"a", b"5", if_value=b"10"), put(b"b", b"5", if_value=b"0")])
+    assert reply["error"] == "txn_conflict", reply
+    net.advance(net.now + 0.5, step=0.01)
+    assert read(net, "n2", b"a") == [b"10"] and read(net, "n3", b"b") == [b"0"]
+    for node in ("n1", "n2", "n3"):
+        for key in (b"a", b"b"):
+            assert find_intent(net.stored(node, key) or EMPTY, net.now) is None, (node, key)

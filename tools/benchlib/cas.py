@@ -12,7 +12,11 @@ Three rows, each with ``--concurrency`` (its first value) client processes for `
 
 * **txn 3 keys** — each process runs transactions on its own three keys: each puts all three, checked
   ``if_value`` the values its last transaction wrote (one round of intents on three keys, the record's
-  commit point, then the resolution): what a multi-key transaction costs with nobody in its way.
+  commit point, then the resolution): what a multi-key transaction costs with nobody in its way;
+* **txn contended** — every process runs that loop on the same three keys: a refused transaction
+  (``ConditionFailed``) learns the current value from the refusal and tries again, and one that meets
+  another's intents (``txn_conflict``) is retried by the client with back-off (column *conflicts*: such
+  meetings, retried or given up): progress under contention, not livelock.
 
 Each process uses the Python client (one request at a time), so the numbers are latency-bound: they
 compare the protocols' round trips, not the node's peak throughput (``--op put`` measures that).
@@ -34,16 +38,18 @@ from rich.table import Table
 
 from zkv import Client
 from zkv.config import load_config
-from zkv.errors import ConditionFailed, OutcomeUnknown, ZkvError
+from zkv.errors import ConditionFailed, OutcomeUnknown, TxnConflict, ZkvError
 from zkv.testing.localcluster import LocalCluster
 
 
 def _worker(mode: str, index: int, addresses: list[str], seconds: float, queue: Any) -> None:
     latencies: list[float] = []
-    counts = {"applied": 0, "refused": 0, "unknown": 0, "errors": 0}
+    counts = {"applied": 0, "refused": 0, "unknown": 0, "conflicts": 0, "errors": 0}
+    codes: dict[str, int] = {}  # the errors' codes
     key = "cas-shared" if mode == "cas contended" else f"cas-{index}"
     with Client(addresses, timeout=10.0) as db:
         current: bytes | None = None
+        first = mode != "txn contended" or index == 0  # the shared keys are created once
         n = 0
         until = time.monotonic() + seconds
         while time.monotonic() < until:
@@ -52,15 +58,17 @@ def _worker(mode: str, index: int, addresses: list[str], seconds: float, queue: 
             try:
                 if mode == "quorum put":
                     db.put(f"put-{index}-{n % 1000}", b"x" * 100, consistency="quorum")
-                elif mode == "txn 3 keys":
+                elif mode.startswith("txn"):
                     new = b"%d-%d" % (index, n)
+                    prefix = "txn-shared" if mode == "txn contended" else f"txn-{index}"
                     with db.transaction(token=f"bench-{index}-{n}-{time.time_ns()}") as tx:
                         for k in range(3):
                             if current is None:
-                                tx.put(f"txn-{index}-{k}", new, if_absent=n == 1)
+                                tx.put(f"{prefix}-{k}", new, if_absent=first)
                             else:
-                                tx.put(f"txn-{index}-{k}", new, if_value=current)
-                    current = new
+                                tx.put(f"{prefix}-{k}", new, if_value=current)
+                    counts["conflicts"] += tx.result.attempts - 1 if tx.result is not None else 0
+                    current, first = new, False
                 else:
                     if current is None:
                         got = db.get(key, consistency="serial")
@@ -75,14 +83,19 @@ def _worker(mode: str, index: int, addresses: list[str], seconds: float, queue: 
             except ConditionFailed as exc:
                 counts["refused"] += 1
                 current = exc.values[0] if len(exc.values) == 1 else None
+                first = first and not exc.values
+            except TxnConflict:
+                counts["conflicts"] += 1
+                current = None
             except OutcomeUnknown:
                 counts["unknown"] += 1
                 current = None
-            except ZkvError:
+            except ZkvError as exc:
                 counts["errors"] += 1
+                codes[exc.code] = codes.get(exc.code, 0) + 1
                 current = None
             latencies.append(time.perf_counter() - started)
-    queue.put((counts, latencies))
+    queue.put((counts, latencies, codes))
 
 
 def _row(mode: str, addresses: list[str], processes: int, seconds: float) -> dict[str, Any]:
@@ -97,6 +110,10 @@ def _row(mode: str, addresses: list[str], processes: int, seconds: float) -> dic
     for p in procs:
         p.join(timeout=30)
     counts = {k: sum(r[0][k] for r in results) for k in results[0][0]}
+    codes: dict[str, int] = {}
+    for r in results:
+        for code, n in r[2].items():
+            codes[code] = codes.get(code, 0) + n
     latencies = sorted(x for r in results for x in r[1])
     attempts = len(latencies)
     p99 = latencies[min(attempts - 1, int(attempts * 0.99))] if attempts else 0.0
@@ -107,12 +124,13 @@ def _row(mode: str, addresses: list[str], processes: int, seconds: float) -> dic
         "p50_ms": statistics.median(latencies) * 1000 if latencies else 0.0,
         "p99_ms": p99 * 1000,
         **counts,
+        "codes": codes,
     }
 
 
 ROWS = {
     "cas": ("quorum put", "cas uncontended", "cas contended"),
-    "txn": ("quorum put", "cas uncontended", "txn 3 keys"),
+    "txn": ("quorum put", "cas uncontended", "txn 3 keys", "txn contended"),
 }
 
 
@@ -155,6 +173,7 @@ def run_cas(args: argparse.Namespace, err: Console, out: Console, op: str = "cas
         "p99 ms",
         "refused",
         "unknown",
+        "conflicts",
         "errors",
         "vs put",
     ):
@@ -168,7 +187,8 @@ def run_cas(args: argparse.Namespace, err: Console, out: Console, op: str = "cas
             f"{r['p99_ms']:.2f}",
             str(r["refused"]),
             str(r["unknown"]),
-            str(r["errors"]),
+            str(r["conflicts"]),
+            " ".join(f"{c}:{n}" for c, n in sorted(r["codes"].items())) or "0",
             f"{r['applied_per_s'] / base:.2f}x",
         )
     Console(width=max(out.width, 120)).print(table)

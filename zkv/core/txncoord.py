@@ -12,7 +12,9 @@ serial request of :class:`zkv.core.serial.SerialCoordinator` whose decision is a
    recorded for retries) with ``condition_failed`` naming the key; a key held by another attempt is
    looked at through that attempt's record: decided, its intent is resolved and the key tried again;
    undecided and stale (past its deadline plus :data:`STALE_MARGIN_S`), it is aborted and resolved; else
-   this attempt aborts with ``txn_conflict`` (no waiting: no deadlocks);
+   this attempt aborts with ``txn_conflict`` (no waiting: no deadlocks), as it does when the holder's
+   record cannot be settled or its own intent's round is overtaken by another proposer's
+   (``outcome_unknown`` there says only that the attempt, which never commits, lost the race);
 3. the commit point: the record, absent -> ``committed(attempt)``; the client is answered *applied* when
    it is chosen (every read from then on goes through the record);
 4. resolve every intent, then let the record expire after the retention window.
@@ -77,6 +79,7 @@ class Txn:
     waiting: set[bytes] = field(default_factory=set)
     refusal: dict[str, Any] | None = None
     conflict: bool = False
+    met_others: bool = False  # a key was held by another attempt: time went into settling it
     failure: dict[str, Any] | None = None
     answered: bool = False
 
@@ -149,15 +152,15 @@ class TxnCoordinator:
         if msg.get("ok"):
             txn.waiting.discard(item.key)
         elif msg.get("error") == "txn_blocked":
+            txn.met_others = True
             other = Intent.from_value(msg["intent"])
             assert other is not None
 
             def then(outcome: str, now: float) -> None:
-                if outcome in ("pending", "failed"):  # undecided and not stale: this attempt gives way
-                    if outcome == "pending":
-                        txn.conflict = True
-                    else:
-                        txn.failure = txn.failure or {"error": "unavailable", "message": "recovery failed"}
+                if outcome in ("pending", "failed"):  # undecided, or its fate not settled: give way
+                    # a recovery that could not be done (its steps met the holder's own rounds) leaves
+                    # the key held all the same: a conflict, retried by the client with back-off
+                    txn.conflict = True
                     txn.waiting.discard(item.key)
                     self._placed_all(txn, now)
                 else:
@@ -168,6 +171,14 @@ class TxnCoordinator:
         else:
             if msg.get("error") == "condition_failed":
                 txn.refusal = txn.refusal or msg
+            elif msg.get("error") == OutcomeUnknown.code or (
+                txn.met_others and msg.get("error") == "timeout"
+            ):
+                # the intent's round was overtaken by another proposer's (a contending transaction or a
+                # recovery), or the attempt's time went into settling another's intents: this attempt is
+                # never committed and its intents are resolved below, so nothing is written, and the
+                # client may retry the token
+                txn.conflict = True
             else:
                 txn.failure = txn.failure or msg
             txn.waiting.discard(item.key)
