@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from zkv.client import ReplicaState, context_bytes, normalize_address
+from zkv.client import context_bytes, normalize_address
 from zkv.errors import BadAddress, ConditionFailed, NoNodeAvailable, ZkvError
 
 from . import txnblock
@@ -19,6 +19,7 @@ from .commands import SCAN_PAGE, UsageError, check_consistency, nearest, parse, 
 from .connection import ClientOptions, Endpoint, PinnedClient, probe
 from .health import Link
 from .hints import explain
+from .replicaview import replica_view
 from .results import (
     Failure,
     Help,
@@ -28,11 +29,9 @@ from .results import (
     Placement,
     Quit,
     Read,
-    Replicas,
     Result,
     Scanned,
     Status,
-    Version,
     Where,
     Written,
 )
@@ -471,37 +470,6 @@ def _refused(command: str, key: bytes, exc: ConditionFailed) -> Failure:
         f"the condition does not hold: {key.decode(errors='replace')} holds {current}; nothing was written",
         "cas KEY CURRENT NEW to replace the current value",
     )
-
-
-def replica_view(key: bytes, states: dict[str, ReplicaState | ZkvError]) -> Replicas:
-    """Line up what each replica stores: every version any replica holds, and each replica's view of it."""
-    found: dict[tuple[str, int], Version] = {}
-    for state in states.values():
-        if isinstance(state, ReplicaState):
-            for v in state.versions:
-                found.setdefault((v.actor, v.counter), Version(v.value, v.actor, v.counter, v.timestamp))
-    versions = tuple(sorted(found.values(), key=lambda v: (-v.timestamp, v.actor, v.counter)))
-    cells: dict[str, tuple[str, ...]] = {}
-    clocks: dict[str, dict[str, int]] = {}
-    errors: dict[str, str] = {}
-    for node, state in states.items():
-        if isinstance(state, NoNodeAvailable):
-            errors[node] = "not answering"
-            continue
-        if isinstance(state, ZkvError):
-            errors[node] = f"{state.code}: {state.message}"
-            continue
-        held = {(v.actor, v.counter) for v in state.versions}
-        cells[node] = tuple(
-            "held"
-            if (v.actor, v.counter) in held
-            else "superseded"
-            if state.clock.get(v.actor, 0) >= v.counter
-            else "missing"
-            for v in versions
-        )
-        clocks[node] = dict(state.clock)
-    return Replicas("replicas", key, tuple(states), versions, cells, clocks, errors)
 
 
 def _first_word(line: str) -> str:

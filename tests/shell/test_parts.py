@@ -10,11 +10,12 @@ from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory
 from zkv_shell.commands import UsageError, parse
+from zkv_shell.formats import show_bytes
 from zkv_shell.hints import explain
-from zkv_shell.render import Renderer, make_console, show_bytes
+from zkv_shell.render import Renderer, make_console
 from zkv_shell.repl import ShellCompleter, open_history
+from zkv_shell.replicaview import replica_view
 from zkv_shell.results import Failure, Read
-from zkv_shell.session import replica_view
 
 from zkv.client import ReplicaState, StoredVersion
 from zkv.errors import InternalError, NoNodeAvailable, Timeout, TooLarge, Unavailable
