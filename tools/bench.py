@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
-import os
 import random
 import shutil
 import signal
@@ -34,6 +32,8 @@ from urllib.parse import urlparse
 
 from benchlib.options import build_parser, check_args
 from benchlib.pool import BenchFailed, EchoServer, WorkerPool
+from benchlib.probes import learn_actors, sample_siblings
+from benchlib.record import attach_ceiling, bench_json
 from benchlib.report import check_targets, render, render_targets
 from benchlib.stats import CpuMeter, combine
 from benchlib.workload import Job, split
@@ -47,7 +47,6 @@ from zkv.testing.localcluster import LocalCluster
 
 FILL_CONCURRENCY = 64
 SHIPPED_DETECTOR = ("heartbeat_interval_ms", "failure_timeout_ms")
-SIBLING_SAMPLE = 200
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
@@ -176,7 +175,7 @@ class Bench:
         args = self.args
         plan = self.plan()
         if any(op in ("put", "mixed") for op, _, _ in plan) and not args.blind_puts:
-            self.actors = self.learn_actors()
+            self.actors = learn_actors(self.client, self.ring, self.ring_info, self._namespace("probe"))
         if any(op == "get" for op, _, _ in plan):
             self.fill(self._namespace("g"))
         groups: dict[int, list[tuple[int, str, str]]] = {}
@@ -196,7 +195,7 @@ class Bench:
                 self.ceilings[concurrency] = best
                 self.ceiling_runs[concurrency] = echoes
                 for row in rows:
-                    _attach_ceiling(row, best)
+                    attach_ceiling(row, best)
             self.rows += echoes + rows
 
     # ------------------------------------------------------------------------------------------ jobs
@@ -356,7 +355,7 @@ class Bench:
         results, cpu = self._execute(f"{op} {level} x{concurrency}", jobs, total, by_time)
         row = self._row(op, level, concurrency, jobs, results, cpu)
         if op in ("put", "mixed"):
-            row["siblings"] = self.sample_siblings(namespace, index)
+            row["siblings"] = sample_siblings(self.client, namespace, index, self.args.keys)
         return row
 
     def _row(
@@ -416,38 +415,6 @@ class Bench:
             row["read_ratio"] = args.read_ratio
         return row
 
-    def learn_actors(self) -> dict[str, str]:
-        """The actor id each node mints versions under (for chained puts): put a probe key per node."""
-        assert self.client is not None
-        actors: dict[str, str] = {}
-        names = set(self.ring)
-        for i in range(100000):
-            key = self._namespace("probe") + b"%d" % i
-            coordinator = self.ring_info.preference_list(key)[0]
-            if coordinator in actors:
-                continue
-            self.client.put(key, b"probe", consistency="all")
-            state = self.client.replicas(key)[coordinator]
-            if isinstance(state, ZkvError) or not state.versions:
-                raise BenchFailed(f"cannot read back the probe key from {coordinator}: {state}")
-            actors[coordinator] = state.versions[0].actor
-            if set(actors) == names:
-                return actors
-        raise BenchFailed("no probe key found for every node")
-
-    def sample_siblings(self, namespace: bytes, index: int) -> dict[str, Any]:
-        """How many versions the written keys now hold (blind puts to one key become siblings)."""
-        assert self.client is not None
-        rng = random.Random(index)
-        keys = [namespace + b"%08d" % rng.randrange(self.args.keys) for _ in range(SIBLING_SAMPLE)]
-        counts = []
-        for result in self.client.get_many(keys, consistency="quorum"):
-            if not isinstance(result, ZkvError) and result.values:
-                counts.append(len(result.values))
-        if not counts:
-            return {"sampled": 0}
-        return {"sampled": len(counts), "mean": round(sum(counts) / len(counts), 2), "max": max(counts)}
-
     # ------------------------------------------------------------------------------------------ report
 
     def title(self) -> str:
@@ -477,73 +444,6 @@ class Bench:
     def _targets_apply(self) -> bool:
         info = self.cluster_info
         return self.args.value_size == 100 and info.get("replication_factor") == 3 and info.get("nodes") == 3
-
-    def to_json(self, targets: list[dict[str, Any]], argv: list[str]) -> dict[str, Any]:
-        a = self.args
-        return {
-            "tool": "zkv tools/bench.py",
-            "format": 1,
-            "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "command": ["tools/bench.py", *argv],
-            "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
-            "zkv": _zkv_source(),
-            "cluster": self.cluster_info,
-            "settings": {
-                "op": a.op,
-                "read_ratio": a.read_ratio,
-                "consistency": a.consistency,
-                "value_size": a.value_size,
-                "keys": a.keys,
-                "distribution": a.distribution,
-                "concurrency": a.concurrency,
-                "duration": None if a.ops is not None else a.duration,
-                "ops": a.ops,
-                "warmup": a.warmup,
-                "processes": a.processes,
-                "matrix": a.matrix,
-                "timeout": a.timeout,
-                "seed": a.seed,
-            },
-            "ceilings": {str(c): row for c, row in self.ceilings.items()},
-            "ceiling_runs": {str(c): rows for c, rows in self.ceiling_runs.items()},
-            "results": [r for r in self.rows if r["op"] != "echo"],
-            "targets": targets,
-            "notes": self.notes,
-        }
-
-
-def _attach_ceiling(row: dict[str, Any], ceiling: dict[str, Any]) -> None:
-    """Add the row's fractions of the echo ceiling: requests/s, and the p50 ratio."""
-    total, echo = row["total"], ceiling["total"]
-    row["ceiling"] = {
-        "ops_per_s": echo["ops_per_s"],
-        "p50_ms": echo["p50_ms"],
-        "ops_ratio": round(total["ops_per_s"] / echo["ops_per_s"], 4) if echo["ops_per_s"] else None,
-        "p50_ratio": round(total["p50_ms"] / echo["p50_ms"], 4) if echo["p50_ms"] and total["ok"] else None,
-    }
-
-
-def _zkv_source() -> dict[str, Any]:
-    """Which zkv code ran: its folder and, when that is a git checkout, the commit and whether it is dirty."""
-    import subprocess
-
-    import zkv
-
-    folder = Path(zkv.__file__).resolve().parent
-    out: dict[str, Any] = {"path": str(folder)}
-
-    def git(*words: str) -> str | None:
-        try:
-            cmd = ["git", "-C", str(folder), *words]
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "--short", "HEAD")
-    if commit:
-        out.update(commit=commit, dirty=bool(git("status", "--porcelain", "--", ".")))
-    return out
 
 
 def _is_loopback(address: str) -> bool:
@@ -589,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         targets = bench.report(out)
         if args.json:
-            Path(args.json).write_text(json.dumps(bench.to_json(targets, argv), indent=2) + "\n")
+            Path(args.json).write_text(json.dumps(bench_json(bench, targets, argv), indent=2) + "\n")
             err.print(f"wrote {args.json}")
     finally:
         bench.close()
