@@ -210,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gateway-threads", type=int, default=None, help="zkv-http --threads (local cluster)"
     )
+    parser.add_argument(
+        "--engine",
+        choices=("log", "memory"),
+        default="log",
+        help="storage engine (local cluster; default log)",
+    )
     parser.add_argument("--no-single", action="store_true", help="skip the one-thread rows")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
@@ -227,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir = Path(tempfile.mkdtemp(prefix="zkv-http-bench-"))
             print(f"starting 3 nodes with gateways in {workdir}", file=sys.stderr)
             cluster = LocalCluster(
-                workdir, 3, http=True, engine="log", heartbeat_interval_ms=500, failure_timeout_ms=3000
+                workdir, 3, http=True, engine=args.engine, heartbeat_interval_ms=500, failure_timeout_ms=3000
             )
             cluster.start(wait=True)
             if args.gateway_threads:
