@@ -154,7 +154,9 @@ class Coordinator:
             if not (
                 may_forward
                 and isinstance(request, PutRequest | GetRequest)
-                and self._hand_over(origin, request, raw, now)
+                and self.forwarder.hand_over(
+                    origin, raw, request, self._live_replicas(request.key, now)[1], now
+                )
             ):
                 self.finish(
                     origin, request.op, getattr(request, "consistency", None), now, now, exc.to_wire()
@@ -163,19 +165,6 @@ class Coordinator:
             op = getattr(request, "op", "?")
             consistency = getattr(request, "consistency", None)
             self.finish(origin, op, consistency, now, now, exc.to_wire())
-
-    def _hand_over(
-        self, origin: Origin, request: PutRequest | GetRequest, raw: dict[str, Any], now: float
-    ) -> bool:
-        """This coordinator's storage cannot be read (its Redis is gone; nothing was sent yet): another
-        live replica whose storage works coordinates instead. False when there is none."""
-        live = self._live_replicas(request.key, now)[1]
-        others = tuple(n for n in live if n != self.name and n not in self.state.peer_disk)
-        if not others:
-            return False
-        self.stats.errors[StorageUnavailable.code] += 1
-        self.forwarder.forward(origin, raw, request.op, request.consistency, others, now)
-        return True
 
     def finish(
         self,

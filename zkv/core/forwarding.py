@@ -16,7 +16,7 @@ from zkv.core.effects import Effect, Send
 from zkv.core.pending import Origin, Pending, PendingForward
 from zkv.core.quorum import required
 from zkv.core.state import NodeState
-from zkv.errors import Unavailable
+from zkv.errors import StorageUnavailable, Unavailable
 
 Track = Callable[[Pending, float], int]  # enter a request in the pending table (with its deadline)
 
@@ -67,6 +67,18 @@ class Forwarder:
         if not (may_forward and others):
             raise self.state.storage_health.refusal()
         self.forward(origin, raw, op, consistency, others, now)
+
+    def hand_over(
+        self, origin: Origin, raw: dict[str, Any], request: Any, live: tuple[str, ...], now: float
+    ) -> bool:
+        """This coordinator's storage cannot be read (its Redis is gone; nothing was sent yet): another
+        live replica whose storage works coordinates instead. False when there is none."""
+        others = tuple(n for n in live if n != self.name and n not in self.state.peer_disk)
+        if not others:
+            return False
+        self.state.stats.errors[StorageUnavailable.code] += 1
+        self.forward(origin, raw, request.op, request.consistency, others, now)
+        return True
 
     def forward(
         self,
