@@ -9,11 +9,18 @@ Cassandra's lightweight transactions, each key runs a sequence of Paxos instance
 
 * ``px_prepare(key, b)`` — the acceptor promises to accept nothing below ballot ``b`` if ``b`` is above
   every promise it made, and answers with the proposal it accepted last (ballot and key state), the
-  ballot of the last proposal it committed, and its current copy of the key (the read phase rides on the
-  promise); otherwise it answers ``px_nack`` with the promise that beats ``b``.
+  ballot of the last proposal it committed and the key state committed with it (the read phase rides on
+  the promise; an acceptor that keeps no committed state sends its ordinary copy instead); otherwise it
+  answers ``px_nack`` with the promise that beats ``b``.
 * ``px_propose(key, b, state)`` — accepted unless a higher promise was made since (``px_accepted``).
 * ``px_commit(key, b, state)`` — the decided state is merged into the key's copy (the ordinary store,
-  where every read, repair and anti-entropy sees it) and ``b`` becomes the last commit.
+  where every read, repair and anti-entropy sees it); ``b`` becomes the last commit and ``state`` the
+  committed state, both in the acceptor's durable record.
+
+Serial requests read the committed state, never the ordinary copy (once there is one): a plain write's
+version that reached some copies only would otherwise be seen through one majority and not through the
+next (docs/transactions.md, section 2). Plain versions are invisible to serial requests until a Paxos
+round orders them.
 
 A proposal is the whole new state of the key (a dotted version that supersedes the state it was computed
 from), so committing one twice, or an old one late, changes nothing: the version-vector merge is
@@ -80,32 +87,67 @@ def ballot_to_wire(ballot: Ballot) -> list[Any]:
 
 @dataclass(frozen=True, slots=True)
 class AcceptorState:
-    """What one replica has promised, accepted and committed for one key."""
+    """What one replica has promised, accepted and committed for one key.
+
+    ``value`` is the key state committed at ``committed`` (the chosen proposal itself): a prepare answers
+    it instead of the ordinary copy, so versions no Paxos round ordered (a plain write's, on some copies
+    only) stay invisible to serial requests. ``None``: nothing committed yet, or a state written before
+    ``value`` existed (then the ordinary copy, which holds every commit, stands in for it)."""
 
     promised: Ballot = ZERO
     accepted: Ballot = ZERO
     proposal: KeyState | None = None  # the state accepted at ``accepted``
     committed: Ballot = ZERO  # the ballot of the last proposal this replica committed
+    value: KeyState | None = None  # the state committed at ``committed``
 
     def to_bytes(self) -> bytes:
         proposal = None if self.proposal is None else state_to_wire(self.proposal)
-        return msgpack.packb([*self.promised, *self.accepted, proposal, *self.committed], use_bin_type=True)
+        value: Any = None
+        if self.value is not None:
+            # usually the accepted proposal itself: stored once (True), not twice
+            same = self.committed == self.accepted and (
+                self.value is self.proposal or self.value == self.proposal
+            )
+            value = True if same else state_to_wire(self.value)
+        return msgpack.packb(
+            [*self.promised, *self.accepted, proposal, *self.committed, value], use_bin_type=True
+        )
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> AcceptorState:
-        p0, p1, a0, a1, proposal, c0, c1 = msgpack.unpackb(blob, raw=False)
-        return cls((p0, p1), (a0, a1), None if proposal is None else state_from_wire(proposal), (c0, c1))
+        """Also reads the 7-field states written before ``value`` existed (as "nothing committed kept")."""
+        fields = msgpack.unpackb(blob, raw=False)
+        p0, p1, a0, a1, proposal_wire, c0, c1 = fields[:7]
+        value_wire = fields[7] if len(fields) > 7 else None
+        proposal = None if proposal_wire is None else state_from_wire(proposal_wire)
+        if value_wire is True:
+            value = proposal
+        else:
+            value = None if value_wire is None else state_from_wire(value_wire)
+        return cls((p0, p1), (a0, a1), proposal, (c0, c1), value)
 
     def merge(self, other: AcceptorState) -> AcceptorState:
-        """Both replicas' knowledge: the higher promise, the later acceptance, the later commit. Reporting
-        a proposal another replica accepted is safe: a proposer takes the highest it is told of."""
+        """Both replicas' knowledge: the higher promise, the later acceptance, the later commit (with its
+        state: a commit's ballot names one chosen state). Reporting a proposal another replica accepted
+        is safe: a proposer takes the highest it is told of."""
         accepted = self if self.accepted >= other.accepted else other
+        if self.committed != other.committed:
+            committed = self if self.committed > other.committed else other
+        else:  # the same commit: keep its state if either side has it (a state written before it)
+            committed = self if self.value is not None else other
         return AcceptorState(
             max(self.promised, other.promised),
             accepted.accepted,
             accepted.proposal,
-            max(self.committed, other.committed),
+            committed.committed,
+            committed.value,
         )
+
+    def committed_with(self, ballot: Ballot, state: KeyState) -> AcceptorState:
+        """After committing ``state`` chosen at ``ballot`` (an older commit arriving late changes nothing)."""
+        if ballot > self.committed or (ballot == self.committed and self.value is None):
+            return replace(self, committed=ballot, value=state)
+        return self
 
 
 Lists = tuple[tuple[str, ...], ...]
@@ -180,14 +222,19 @@ class Acceptor:
             return {"op": "px_nack", "promised": ballot_to_wire(acceptor.promised)}
         self._save(key, replace(acceptor, promised=ballot))
         proposal = None if acceptor.proposal is None else state_to_wire(acceptor.proposal)
-        return {
+        reply: dict[str, Any] = {
             "op": "px_promise",
             "ballot": ballot_to_wire(ballot),
             "accepted": ballot_to_wire(acceptor.accepted),
             "proposal": proposal,
             "committed": ballot_to_wire(acceptor.committed),
-            "state": state_to_wire(self.store.get(key) or EMPTY),
         }
+        if acceptor.value is not None:  # what was committed, not the ordinary copy (unordered versions)
+            # in ``state``, where a proposer of the version before merges it as a copy (as safe)
+            reply["state"], reply["kept"] = state_to_wire(acceptor.value), True
+        else:  # nothing committed kept here: the ordinary copy stands in (zkv.core.serial, base_of)
+            reply["state"] = state_to_wire(self.store.get(key) or EMPTY)
+        return reply
 
     def propose(self, key: bytes, ballot: Ballot, proposal: KeyState) -> dict[str, Any]:
         acceptor = self.load(key)
@@ -201,8 +248,9 @@ class Acceptor:
         if self.commit_seen is not None:
             self.commit_seen(key, proposal)
         acceptor = self.load(key)
-        if ballot > acceptor.committed:
-            self._save(key, replace(acceptor, committed=ballot))
+        updated = acceptor.committed_with(ballot, proposal)
+        if updated is not acceptor:  # durable where the ballot is: in the acceptor's own record
+            self._save(key, updated)
         return {"op": "px_committed"}
 
     # ---------------------------------------------------------------------------------- peer requests

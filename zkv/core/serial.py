@@ -12,7 +12,10 @@ coordinator runs rounds of single-decree Paxos (:mod:`zkv.core.paxos`) with a fr
    (:mod:`zkv.core.paxos`, "Ring changes"). Any ``px_nack`` ends the round.
 2. If a promise shows a proposal accepted above the last commit any promiser reports, it is *in
    progress*: propose it again under this ballot, commit it, and start a new round (reads too).
-3. Otherwise the promisers' key states merged are the key's current value. A read answers it. A write
+3. Otherwise the state committed at the highest commit ballot a promiser reports is the key's current
+   value (:func:`base_of`; the key's first serial request, with nothing committed yet, merges the
+   promisers' ordinary copies instead, and a read or a refusal commits them before it answers, so that
+   every later round reads the same). A read answers it. A write
    checks its condition (``if_absent``: no live value; ``if_value``: exactly that one value); refused,
    it answers ``condition_failed`` with the current values and context. Else it proposes the new state
    (a fresh version that supersedes the current one), and once a majority accepted it — it is chosen —
@@ -264,7 +267,10 @@ class SerialCoordinator:
         promises = sop.promises
         committed = max(ballot_from_wire(p["committed"]) for p in promises)
         self._counter = max(self._counter, *(ballot_from_wire(p["accepted"])[0] for p in promises))
-        current = merge_all(state_from_wire(p["state"]) for p in promises)
+        current, settled = base_of(promises, committed)
+        # once per request: acceptors of the version before never keep a state, and answering from
+        # the merged copies, as that version did, beats committing them over and over to the deadline
+        settled = settled or sop.settled_copies
         in_progress = max(
             (p for p in promises if p.get("proposal") is not None),
             key=lambda p: ballot_from_wire(p["accepted"]),
@@ -291,6 +297,9 @@ class SerialCoordinator:
         if sop.compute is not None:
             decision = sop.compute(current, wall)
             if isinstance(decision, dict):
+                if not settled:
+                    self._settle(sop, current, now)
+                    return
                 if sop.owns:  # an earlier round's proposal may still be chosen: it cannot say more
                     decision = OutcomeUnknown("an earlier proposal of this step may yet be chosen").to_wire()
                 self._end(sop, decision, now)
@@ -300,6 +309,9 @@ class SerialCoordinator:
             return
         if self.on_intent is not None and self.on_intent(sop, current, now):
             return  # the key holds a transaction's intent: the transaction layer decides first
+        if not settled and (sop.op == "get" or not holds(sop.condition, current, wall)):
+            self._settle(sop, current, now)  # an answer from unordered copies: order them first
+            return
         if sop.op == "get":
             self._end(sop, read_reply(current, wall), now)
             return
@@ -313,6 +325,15 @@ class SerialCoordinator:
             return
         stamp = self._stamp(now)
         self._write(sop, current, now, stamp, None if sop.expires_in is None else stamp + sop.expires_in)
+
+    def _settle(self, sop: SerialOp, current: KeyState, now: float) -> None:
+        """No promiser keeps a committed state (the key's first serial request, or states written before
+        they kept one): a round that would answer from the merged ordinary copies commits them first, as
+        they are, and starts over. Its answer then comes from a committed state every later round reads,
+        so a plain version seen now is seen from now on (a write needs no such step: what it commits is
+        computed from these copies and becomes the committed state)."""
+        sop.completing = sop.settled_copies = True
+        self._propose(sop, current, now)
 
     def _stamp(self, now: float) -> float:
         # a timestamp no other proposal of this node has: two requests writing the same value in one
@@ -437,6 +458,22 @@ class SerialCoordinator:
                 self._expire(sop, now)
             elif sop.phase == "backoff" and sop.attempts == attempt:
                 self._new_round(sop, now)
+
+
+def base_of(promises: list[dict[str, Any]], committed: Ballot) -> tuple[KeyState, bool]:
+    """The key's current serial state by a majority's promises, and whether it is a committed state.
+
+    It is the state committed at the highest commit ballot any promiser reports (``committed``): with
+    nothing in progress above that ballot, it is the last chosen state. Promisers' ordinary copies are
+    not read, so a plain version on some copies only is not seen through one majority and missed through
+    the next. When no promiser at ``committed`` keeps its state (``kept``: nothing committed yet, an
+    acceptor record written before the state was kept, or a node of the version before), the promisers'
+    states merged stand in, as before: each replica's copy holds every commit it applied, the highest
+    among them."""
+    for p in promises:
+        if p.get("kept") is True and ballot_from_wire(p["committed"]) == committed:
+            return state_from_wire(p["state"]), True
+    return merge_all(state_from_wire(p["state"]) for p in promises), False
 
 
 def sop_ballot(msg: dict[str, Any]) -> Ballot:

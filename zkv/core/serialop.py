@@ -50,6 +50,7 @@ class SerialOp:
     promises: list[dict[str, Any]] = field(default_factory=list)
     proposal: KeyState = EMPTY
     completing: bool = False  # the round's proposal is someone else's in-progress one
+    settled_copies: bool = False  # it committed the merged copies once (serial._settle): not again
     owns: list[Sibling] = field(default_factory=list)  # this request's proposed versions: may be chosen
     minted: int = 0  # the highest dot counter its proposals minted (the node's floor takes it at the end)
     chosen: bool = False  # one of them was seen committed

@@ -1,8 +1,9 @@
 """Simulated serial register workloads, judged by the linearizability checker.
 
 :func:`run_serial_seed` builds a cluster as :func:`zkv.sim.run.run_seed` does, and clients that share
-a few keys and run serial reads, unconditional serial writes and compare-and-set (``if_value`` the value
-they last read, or ``if_absent``) under the nemesis's partitions, crashes (torn ones too), pauses, lossy,
+a few keys and run serial reads, unconditional serial writes, compare-and-set (``if_value`` the value
+they last read, or ``if_absent``) and plain ``quorum`` writes to the registers (mixing: recorded as unknown
+outcomes, :func:`_plain_write`) under the nemesis's partitions, crashes (torn ones too), pauses, lossy,
 duplicating, reordering and slow links, and, in some seeds, a join or a leave. Every value written is
 unique, so a read names the write it saw. After healing, one more serial read per key ends each history,
 and :func:`zkv.testing.linearizability.check_keys` judges every key's.
@@ -98,6 +99,9 @@ def serial_steps(
             value = f"{name}-{seq}"
         if key != "scount" and pick < 0.6:
             call, kind, expected = Call("put", key, "serial", value), WRITE, None
+        elif key != "scount" and key in last and pick < 0.7:
+            yield from _plain_write(name, key, value, started, clock, ops)
+            continue
         elif seen is None:
             call, kind, expected = Call("put", key, "serial", value, if_absent=True), CAS, None
         else:
@@ -115,6 +119,20 @@ def serial_steps(
         else:
             last[key] = value.encode()
             ops.append(RegisterOp(name, kind, started, done, OK, value.encode(), expected, key))
+
+
+def _plain_write(
+    name: str, key: str, value: str, started: float, clock: Callable[[], float], ops: list[RegisterOp]
+) -> Generator[Call, Any, None]:
+    """A plain ``quorum`` write mixed into a serially used key (docs/transactions.md, section 2).
+
+    Issued only on a key this client saw a serial answer for, so the key has a committed serial state.
+    Recorded as an unknown outcome whatever the answer: a coordinator with Paxos state for the key orders
+    it (it takes effect between its call and its answer, which unknown allows), one without writes it
+    plainly, and serial requests never see it (it never takes effect). What the checker still demands is
+    everything else: a read never shows a plain version and then the value before it again."""
+    yield Call("put", key, "quorum", value)
+    ops.append(RegisterOp(name, WRITE, started, clock(), UNKNOWN, value.encode(), None, key))
 
 
 def run_serial_seed(seed: int, config: SimConfig | None = None, variant: str | None = None) -> SerialResult:

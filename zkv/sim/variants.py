@@ -22,6 +22,10 @@ Each variant patches one rule of the real core for the duration of a run and is 
 * ``serial_ignores_ring`` — acceptors answer a round whatever replicas its proposer sees for the key
   (no ``ring_mismatch``): a node restarted with the cluster file's members, not yet told of a join,
   decides with the old replicas while the new ones decide too. Caught by the serial checker with joins.
+* ``serial_reads_copies`` — acceptors answer a prepare with their ordinary copy of the key instead of
+  the state they committed (serial rounds before issue #22's fix): a plain version on some copies only
+  is seen through one majority and not through the next. Caught by the serial checker once the
+  workload mixes plain writes in (a plain value read, then the value before it again).
 * ``txn_resolve_without_record`` — whoever meets a transaction's intent takes it as committed and resolves
   it (and every key it names) to its new value, without reading the transaction's record: a transfer
   refused or aborted on one key takes effect on the others. Caught by the bank checker (:mod:`zkv.sim.bank`):
@@ -65,6 +69,7 @@ VARIANTS = (
     "serial_read_skips_in_progress",
     "serial_skips_in_progress",
     "serial_ignores_ring",
+    "serial_reads_copies",
     "purge_on_timer",
     "ttl_ignored",
     "txn_resolve_without_record",
@@ -112,6 +117,16 @@ def variant(name: str | None) -> Iterator[None]:
         patch(serial.SerialCoordinator, "_promised", skipping)
     elif name == "serial_ignores_ring":
         patch(paxos.Acceptor, "_ring_mismatch", lambda self, key, msg: None)
+    elif name == "serial_reads_copies":
+        real_prepare = paxos.Acceptor.prepare
+
+        def from_copies(self: paxos.Acceptor, key: bytes, ballot: paxos.Ballot) -> dict[str, Any]:
+            reply = real_prepare(self, key, ballot)
+            if reply.pop("kept", False):
+                reply["state"] = versions.state_to_wire(self.store.get(key) or versions.EMPTY)
+            return reply
+
+        patch(paxos.Acceptor, "prepare", from_copies)
     elif name == "purge_on_timer":
         real_purgeable = purge.TombstonePurge.purgeable
 
