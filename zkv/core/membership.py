@@ -454,11 +454,6 @@ class Membership:
             return self._next_heartbeat
         return min(self._next_heartbeat, self._monitor.wake_at)
 
-    @property
-    def last_heartbeat(self) -> float:
-        """When this node last published a heartbeat (the runtime takes its peers' in just after)."""
-        return self._last_heartbeat
-
     # ------------------------------------------------------------------------------------------ state
 
     def set_status(self, status: str) -> None:
