@@ -122,7 +122,12 @@ def traffic(client: Client, cluster: LocalCluster, names: list[str]) -> dict[str
     own clock, since the status requests of a round answer seconds apart on a loaded machine."""
     replies = client.statuses([cluster.addresses[n] for n in names], timeout=5.0)
     return {
-        n: {**(r.extra.get("gossip_traffic") or {}), **(r.extra.get("sockets") or {}), "uptime_s": r.uptime_s}
+        n: {
+            **(r.extra.get("gossip_traffic") or {}),
+            **(r.extra.get("sockets") or {}),
+            **{f"wake_{k}": v for k, v in (r.extra.get("wakeups") or {}).items()},
+            "uptime_s": r.uptime_s,
+        }
         for n, r in zip(names, replies, strict=True)
         if isinstance(r, NodeStatus)
     }
@@ -182,12 +187,24 @@ def measure(k: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
             row["polls_per_s_per_node"] = round(sum(polls) / sum(spans.values()), 1)
             row["sockets_checked_per_poll"] = round(sum(checked) / sum(polls), 1)
             row["sockets_per_node"] = max(registered)
+        # what woke the loops (``wakeups`` in status: timer, signal, or the kind of socket ready), per node
+        kinds = sorted({k for n in common for k in after_traffic[n] if k.startswith("wake_")})
+        if kinds and spans:
+            row["wakeups_per_s"] = {
+                k[len("wake_") :]: round(
+                    sum(after_traffic[n].get(k, 0) - before_traffic[n].get(k, 0) for n in common)
+                    / sum(spans.values()),
+                    2,
+                )
+                for k in kinds
+            }
         rss = [r for r in (rss_bytes(p) for p in pids.values()) if r is not None]
         row["rss_mib_per_node"] = round(sum(rss) / len(rss) / 2**20, 1) if rss else None
         say and say(
             f"idle {row['idle_cpu_total_pct']}% of a core ({row['idle_cpu_per_node_pct']}% per node), "
             f"gossip out {row['gossip_sent_bytes_per_s']} B/s, in {row['gossip_received_bytes_per_s']} "
-            f"B/s per node, RSS {row['rss_mib_per_node']} MiB"
+            f"B/s per node, RSS {row['rss_mib_per_node']} MiB; wake-ups/s per node by cause "
+            f"{row.get('wakeups_per_s')}"
         )
 
         victim = names[len(names) // 2]

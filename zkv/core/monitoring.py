@@ -127,6 +127,7 @@ class Monitor:
         self.epoch = 0  # changes with the monitored set (the runtime subscribes to those peers)
         self.stale = True  # members came or went: the set may differ
         self.next_check = now
+        self.wake_at = now  # when a look at the monitored peers is worth a wake-up (Membership)
         self.notices = Notices()
 
     def refresh(
@@ -144,6 +145,15 @@ class Monitor:
                 detectors[name] = Detector(last_heard=now, connected=old.connected)
         self.monitored = monitored
         self.epoch += 1
+
+    def silent_from(
+        self, detectors: Mapping[str, Detector], is_up: Callable[[str, float], bool], quiet: float, now: float
+    ) -> float:
+        """The earliest time a monitored peer up now could be found down if nothing arrives from it (none
+        is before ``quiet`` of silence): a look at the peers is only worth a wake-up then. A silent one
+        is looked at every check until it is down; at idle, heartbeats push this past the next one."""
+        heard = [detectors[n].last_heard for n in self.monitored if is_up(n, now)]
+        return min(heard) + quiet if heard else math.inf
 
     def check(
         self,

@@ -263,24 +263,32 @@ class NodeCore:
             health.free_bytes = free_bytes
 
     def next_wakeup(self) -> float:
-        wake = min(self.membership.next_wakeup(), self.storage_health.next_probe)
-        if self.handoff is not None:
-            wake = min(wake, self.handoff.next_wakeup())
-        return min(
-            wake,
-            self.aae.next_wakeup(),
+        """When the runtime should tick next. Past a full mesh, periodic duties that may run a little late
+        (anti-entropy, hint offers, the storage probe) ride along with the next heartbeat when it is at
+        most an interval later, rather than waking the loop on their own (issue #20: an idle node's cost
+        is its wake-ups; a full mesh keeps its schedule, under which the simulator's seeds were found)."""
+        wake = min(
+            self.membership.next_wakeup(),
             self.coordinator.next_wakeup(),
             self.serial.next_wakeup(),
             self.replica.next_wakeup(),
+            self.rebalance.next_wakeup(),
         )
+        lazy = min(self.aae.next_wakeup(), self.storage_health.next_probe)
+        if self.handoff is not None:
+            lazy = min(lazy, self.handoff.next_wakeup())
+        if self.membership.full_mesh or wake - lazy > self.settings.heartbeat_interval_s:
+            return min(wake, lazy)  # (one due or overdue while the next is far: on its own)
+        return wake
 
     def on_tick(self, now: float) -> None:
         self.coordinator.on_tick(now)
         self.serial.on_tick(now)
         self.membership.check_peers(now)
         if self.membership.heartbeat_due(now):
-            heartbeat = self.membership.make_heartbeat(now, len(self.store))
-            heartbeat["wall"] = int(self.state.wall(now) * 1000)
+            wall = self.state.wall(now)
+            heartbeat = self.membership.make_heartbeat(now, len(self.store), wall)
+            heartbeat["wall"] = int(wall * 1000)
             if not self.storage_health.writable:
                 heartbeat["disk"] = self.storage_health.state  # peers show it in their node lists
             self._effects.append(Publish(heartbeat))

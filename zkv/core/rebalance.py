@@ -22,6 +22,7 @@ driven from here; a node that hears it was removed itself stops (it must join ag
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,7 @@ from zkv.core.effects import Reply, Send, Stop
 from zkv.core.membership import JOINING, LEAVING, NORMAL, REMOVED
 from zkv.core.paxos import absorb
 from zkv.core.removal import Removals, check_removable
-from zkv.core.replica import Replica, moving_keys
+from zkv.core.replica import BACKGROUND_TICK_S, Replica, moving_keys
 from zkv.core.state import NodeState
 from zkv.core.transfer import JoinStream, LeaveStream, paxos_items
 
@@ -54,6 +55,7 @@ class Rebalance:
         self.leave_stream: LeaveStream | None = None
         self._join_after: float | None = None
         self._stop_at: float | None = None
+        self._ticked = -math.inf  # when on_tick last ran
         self.next_announce = 0.0  # when a joining node announces itself to its seeds next
         self.removals = Removals(state.name, self.membership, state.settings.request_timeout_s)
         self.refused = False  # peers said this node was removed: it stopped (zkv.core.membership)
@@ -212,7 +214,23 @@ class Rebalance:
         elif msg.get("op") == "stream_push" and self.leave_stream is not None:
             self.leave_stream.on_failed(msg.get("id"))
 
+    def next_wakeup(self) -> float:
+        """A tick every :data:`BACKGROUND_TICK_S` while a join, leave, removal or cleanup is under way (their
+        requests retry on their own deadlines, looked at per tick), the stop of a removed node; else inf."""
+        wake = self._stop_at if self._stop_at is not None else math.inf
+        status = self.status
+        if (
+            (status == JOINING and self._join_after is not None)
+            or (status == LEAVING and self.leave_stream is not None)
+            or self.removals.streams
+            or (self.cleanup is not None and not self.cleanup.done)
+            or (self.membership.removed_by_peers and not self.refused)
+        ):
+            wake = min(wake, self._ticked + BACKGROUND_TICK_S)
+        return wake
+
     def on_tick(self, now: float) -> None:
+        self._ticked = now
         status = self.status
         membership = self.membership
         ring = self.state.ring

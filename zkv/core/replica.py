@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -45,6 +46,9 @@ log = logging.getLogger("zkv.core.replica")
 
 SLICE_KEYS = 2000  # keys digested (at start) or checked for strays (after a ring change) per tick
 DEAD_SCAN_KEYS = 200  # keys found at start whose states the purge reads per tick
+# background work done a slice per tick (digests at start, strays, a stream) asks for a tick at least this
+# often; an idle node asks for none (the runtime's loop once woke every 200 ms whatever: issue #20)
+BACKGROUND_TICK_S = 0.2
 
 
 class Replica:
@@ -69,6 +73,7 @@ class Replica:
         # which keys found on disk hold dead states: the purge reads each once, in small slices after the
         # digests (a value read from disk per key: at start it would delay serving)
         self._dead_scan: Iterator[bytes] | None = iter(list(store.keys())) if len(store) else None
+        self._ticked = -math.inf  # when on_tick last ran
 
     @property
     def handoff(self) -> Handoff | None:
@@ -226,6 +231,7 @@ class Replica:
 
     def on_tick(self, now: float) -> None:
         """Background work in slices: strays after a ring change, digests at start, anti-entropy, purge."""
+        self._ticked = now
         if self.unindexed is None:
             if self._dead_scan is not None:
                 self._scan_for_dead()
@@ -273,9 +279,13 @@ class Replica:
             self._strays = None
 
     def next_wakeup(self) -> float:
-        """When a tombstone retires or retired ones are checked next (inf: none)."""
+        """When a tombstone retires or retired ones are checked next, or the next slice of background work
+        is due (inf: none)."""
         retire = self.purge.due_at() - self.state.wall_offset_s
-        return min(retire, self.purge.next_check())
+        wake = min(retire, self.purge.next_check())
+        if self.unindexed is not None or self._strays is not None or self._dead_scan is not None:
+            wake = min(wake, self._ticked + BACKGROUND_TICK_S)
+        return wake
 
     def _purge_some(self, now: float) -> None:
         """Retire the tombstones whose grace ended; purge a slice of those every replica agreed on."""

@@ -34,6 +34,7 @@ from zkv.node import admin
 from zkv.node.curve import connection_user, load_curve
 from zkv.node.disk import NodeDisk
 from zkv.node.faults import FaultFilter, HeldMessages
+from zkv.node.intake import GossipIntake
 from zkv.node.listeners import make_socket, open_listeners
 from zkv.node.outbox import Outbox
 from zkv.node.peers import PeerLinks
@@ -47,9 +48,8 @@ log = logging.getLogger(__name__)
 DRAIN_LIMIT = 1000  # messages taken from one socket per turn, so one busy peer cannot starve the rest
 PEER_MESSAGE_OPS = (PEER_OPS | PEER_REPLY_OPS) - {"join_ok"}  # what peers send each other
 JOIN_OPS, GOSSIP_OPS = frozenset({"join"}), frozenset({"hb"})
-MAX_POLL_MS = 200  # wake at least this often to notice a stop request
-# heartbeats are taken in batches at most this often (a tenth of the heartbeat interval, so phi's arrival
-# times move by little): at 30 nodes a turn per heartbeat cost ~170 us each, 90% of it the turn
+# heartbeats are taken in batches at most this often (zkv/node/intake.py): at 30 nodes a turn per
+# heartbeat cost ~170 us each, 90% of it the turn
 GOSSIP_BATCH_S = 0.05
 READY_CHECK_S = 0.05  # how often a node that is not ready yet asks its core whether it is
 COMPACTION_SLICE_S = 0.004
@@ -67,6 +67,7 @@ class NodeRuntime:
         self._ready_logged = False
         self._next_ready_check = 0.0
         self._stopping = False
+        self._published = False  # this turn published a heartbeat (its peers' will follow it in)
         self._drain_until: float | None = None  # set by a restart request: refuse new work, then stop
         self.exit_status = 0
         self.ctx = zmq.Context()
@@ -116,6 +117,9 @@ class NodeRuntime:
         )
         self.core.status_extra["gossip_traffic"] = self.links.traffic
         self.core.status_extra["sockets"] = self.poller.stats
+        # turns of the loop and what woke each (timer, signal, or the kinds of sockets that were ready)
+        self.wakeups: dict[str, int] = {"turns": 0, "timer": 0, "signal": 0}
+        self.core.status_extra["wakeups"] = self.wakeups
         for peer in self.dealers:
             self.core.on_connection(peer, False, now)
         self.outbox = Outbox(
@@ -140,7 +144,18 @@ class NodeRuntime:
     # ------------------------------------------------------------------------------------------ loop
 
     def stop(self, *_: Any) -> None:
+        """Stop after this turn (a signal handler: the signal's wake-up descriptor ends the poll)."""
         self._stopping = True
+
+    def _kind(self, sock: zmq.Socket) -> str:
+        """What kind of socket woke a turn (the ``wakeups`` counters in status)."""
+        if sock is self.router:
+            return "router"
+        if sock is self.sub:
+            return "gossip"
+        if sock in self.links.monitors:
+            return "monitor"
+        return "dealer"
 
     def run(self) -> None:
         """Serve until :meth:`stop` (SIGTERM / SIGINT when run by the CLI)."""
@@ -149,8 +164,9 @@ class NodeRuntime:
         core, disk = self.core, self.disk
         compacting = False
         next_compaction = 0.0
-        batch_s = min(GOSSIP_BATCH_S, self.config.heartbeat_interval_ms / 10_000)
-        gossip_due, gossip_held = 0.0, False
+        batch_s = min(GOSSIP_BATCH_S, self.config.heartbeat_interval_ms / 10_000)  # a tenth of an interval
+        intake = GossipIntake(poller, self.sub, batch_s)
+        wakeups = self.wakeups
         while not self._stopping:
             # round up: pyzmq truncates a fraction of a millisecond to 0, which would spin the loop
             wake = core.next_wakeup()
@@ -158,30 +174,31 @@ class NodeRuntime:
                 wake = min(wake, self._delayed.next_due())
             if self.outbox.unconnected:
                 wake = min(wake, self.outbox.next_deadline())
-            if gossip_held:
-                wake = min(wake, gossip_due)
-            delay_ms = min(MAX_POLL_MS, max(0.0, (wake - time.monotonic()) * 1000))
+            wake = min(wake, intake.deadline())
+            if self._seeds:
+                wake = min(wake, core.rebalance.next_announce)
+            if not self._ready_logged:
+                wake = min(wake, self._next_ready_check)
+            if self._drain_until is not None:
+                wake = min(wake, self._drain_until)
+            # no floor: a stop request (a signal) ends the poll itself (SocketPoller.wake_on_signals)
+            delay_ms = max(0.0, (wake - time.monotonic()) * 1000) if wake < math.inf else -1.0
             writable = core.storage_health.writable
             if compacting:
                 delay_ms = 0
             elif writable and disk.needs_flush():
-                delay_ms = min(delay_ms, self.config.fsync_interval_ms)
-            ready = poller.poll(math.ceil(delay_ms))
+                interval = self.config.fsync_interval_ms
+                delay_ms = interval if delay_ms < 0 else min(delay_ms, interval)
+            ready = poller.poll(math.ceil(delay_ms) if delay_ms >= 0 else -1)
             now = time.monotonic()
-            sub = self.sub
-            if gossip_held:
-                if now >= gossip_due:  # the batch's time: take every heartbeat that came meanwhile
-                    poller.unmute(sub)
-                    gossip_held = False
-                    ready.append(sub)
-            elif sub in ready and now < gossip_due:  # heartbeats only just taken: wait for more
-                ready.remove(sub)
-                poller.mute(sub)
-                gossip_held = True
-                if not ready:
-                    continue  # nothing else woke this turn
-            if sub in ready:
-                gossip_due = now + batch_s
+            wakeups["turns"] += 1
+            if not ready:
+                wakeups["signal" if poller.signalled else "timer"] += 1
+            for sock in ready:
+                kind = self._kind(sock)
+                wakeups[kind] = wakeups.get(kind, 0) + 1
+            if not intake.sort(ready, now):
+                continue  # only heartbeats woke this turn, and their batch is not due
             core.wall_offset_s = time.time() - now  # follows a wall clock set while running
             for sock in ready:
                 if sock is self.router:
@@ -210,7 +227,10 @@ class NodeRuntime:
                 disk.save_generation(core, raised, now)
             if core.storage_probe_due(now):
                 disk.probe(core, now)
+            self._published = False
             self._carry_out(now)
+            if self._published:
+                intake.published(now)  # the peers' heartbeats follow this node's: one batch
             self.links.follow_monitors(core.membership)  # hear the monitored peers only
             if self._drain_until is not None and now >= self._drain_until:
                 self._stopping = True
@@ -446,6 +466,7 @@ class NodeRuntime:
             plan = plan_turn(effects, self.disk.needs_flush(), self._peer_routes)
             for msg in plan.publishes:
                 self.links.publish(self.pub, msg)
+                self._published = True
             for connect in plan.connects:
                 self.links.connect(
                     connect.node, connect.address, connect.gossip, self.core.membership.full_mesh
@@ -486,5 +507,6 @@ def serve(config: ClusterConfig, name: str, join: str | None = None) -> int:
     runtime = NodeRuntime(config, name, join)
     signal.signal(signal.SIGTERM, runtime.stop)
     signal.signal(signal.SIGINT, runtime.stop)
+    runtime.poller.wake_on_signals()
     runtime.run()
     return runtime.exit_status

@@ -16,6 +16,8 @@ active ones. This is the pattern of pyzmq's own asyncio integration (DESIGN.md Â
 from __future__ import annotations
 
 import select
+import signal
+import socket
 
 import zmq
 
@@ -32,6 +34,8 @@ class SocketPoller:
         self._muted: set[zmq.Socket] = set()
         # what it costs, for status (tools/scale.py): sockets registered, polls, sockets looked at
         self.stats = {"registered": 0, "polls": 0, "checked": 0}
+        self._wakeup: tuple[socket.socket, socket.socket] | None = None
+        self.signalled = False  # the last poll was woken by a signal (see :meth:`wake_on_signals`)
 
     def __len__(self) -> int:
         """How many sockets are registered (what ``zmq_poll`` would have walked on every call)."""
@@ -84,8 +88,31 @@ class SocketPoller:
         self._epoll.modify(fd, select.EPOLLIN)
         self._recheck[sock] = None
 
+    def wake_on_signals(self) -> None:
+        """Let a signal end a poll at once (``signal.set_wakeup_fd``): the loop then need not wake every
+        few hundred milliseconds just to see whether a stop was asked (SIGTERM's handler sets a flag).
+
+        Only from the main thread (Python runs signal handlers there, and ``set_wakeup_fd`` insists)."""
+        if self._wakeup is not None:
+            return
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._wakeup = (reader, writer)
+        self._epoll.register(reader.fileno(), select.EPOLLIN)
+
+    def _drain_wakeup(self) -> None:
+        assert self._wakeup is not None
+        try:
+            while self._wakeup[0].recv(512):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
     def poll(self, timeout_ms: float) -> list[zmq.Socket]:
-        """The sockets with input, waiting at most ``timeout_ms`` for one (not at all if one has)."""
+        """The sockets with input, waiting at most ``timeout_ms`` for one (not at all if one has);
+        ``timeout_ms`` < 0 waits until one has (or a signal came, with :meth:`wake_on_signals`)."""
         ready: dict[zmq.Socket, None] = {}
         looked = (*self._always, *self._recheck)
         muted = self._muted
@@ -93,11 +120,17 @@ class SocketPoller:
             if sock not in muted and _readable(sock):
                 ready[sock] = None
         self._recheck.clear()
-        events = self._epoll.poll(0 if ready else timeout_ms / 1000)
+        events = self._epoll.poll(0 if ready else (timeout_ms / 1000 if timeout_ms >= 0 else -1))
         stats = self.stats
         stats["polls"] += 1
         stats["checked"] += len(looked) + len(events)
+        self.signalled = False
+        wakeup = self._wakeup[0].fileno() if self._wakeup is not None else -1
         for fd, _ in events:
+            if fd == wakeup:
+                self.signalled = True
+                self._drain_wakeup()
+                continue
             found = self._by_fd.get(fd)
             if found is not None and found not in ready and found not in muted and _readable(found):
                 ready[found] = None
@@ -105,9 +138,17 @@ class SocketPoller:
         return list(ready)
 
     def close(self) -> None:
+        if self._wakeup is not None:
+            signal.set_wakeup_fd(-1)  # (set from the main thread, so closed from it: serve())
+            for sock in self._wakeup:
+                sock.close()
+            self._wakeup = None
         self._epoll.close()
+
+
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: ``&`` on pyzmq's enums builds a Flag
 
 
 def _readable(sock: zmq.Socket) -> bool:
     """Has ``sock`` a message to read? (Reading ``ZMQ_EVENTS`` also resets its descriptor's signal.)"""
-    return bool(int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+    return bool(int(sock.getsockopt(_EVENTS)) & _POLLIN)

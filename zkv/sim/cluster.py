@@ -11,7 +11,7 @@ one the runtime executes: peer requests leave first, one frame per peer (with th
 when the turn wrote nothing), and the replies marked ``before_flush``; then the store and the hints are
 flushed (group commit); then the other replies and acknowledgements leave. Publishes go to every
 subscriber, ``Connect`` opens connections, ``Stop`` is a clean stop once the turn is carried out. After
-the turn the node sleeps until the core's next wakeup, but no longer than the runtime's poll cap.
+the turn the node sleeps until the core's next wakeup, but no longer than the old poll cap (MAX_POLL_S).
 
 Connections follow ZeroMQ's behaviour as the runtime configures it: a send to a peer whose connection is
 down (``ZMQ_IMMEDIATE``) fails at once and the core hears ``on_send_failed``; a crashed process drops its
@@ -45,7 +45,12 @@ from zkv.sim.network import Network, Scheduler
 from zkv.sim.simnode import Bug, SimNode, address
 from zkv.sim.storage import Disk, SimHints, SimStore
 
-MAX_POLL_S = 0.2  # the runtime wakes at least this often (MAX_POLL_MS)
+# the runtime's loop once woke at least every 200 ms (it has no floor now: a signal ends its poll, and the
+# core asks for ticks while background work lasts). The simulator keeps the cap: its CI seeds, and the
+# teeth tests' catches, were found under that schedule (without it, and with the core's grid and timer
+# coalescing applied to a full mesh too, serial_read_skips_in_progress survived all 500 seeds), so a full
+# mesh's simulated schedule stays exactly as it was. Re-tuning the seeds is issue #20's leftover
+MAX_POLL_S = 0.2
 MIN_SLEEP_S = 0.001  # the runtime rounds a poll timeout up to whole milliseconds
 CONNECT_DELAY_S = (0.001, 0.01)  # a handshake after a connect
 RECONNECT_DELAY_S = (0.05, 0.15)  # ZeroMQ's reconnect interval (100 ms) when a peer comes back
