@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from zkv.core.membership import DOWN, JOINING, LEAVING, NORMAL, UP, Membership
+from zkv.core.members import DOWN, JOINING, LEAVING, NORMAL, UP
+from zkv.core.membership import Membership
 
 MEMBERS = {f"n{i}": (f"tcp://127.0.0.1:{7000 + i}", f"tcp://127.0.0.1:{8000 + i}") for i in (1, 2, 3)}
 INTERVAL = 0.1

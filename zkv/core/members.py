@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zkv.core.detector import Detector
 
 UP = "up"
 DOWN = "down"
@@ -80,3 +83,49 @@ def member_from_wire(entry: Any) -> Member | None:
     if status not in STATUSES or not 0 <= vnodes <= 4096 or generation < 0 or version < 0:
         return None
     return Member(name, address, gossip, generation, version, status, vnodes)
+
+
+class Relay:
+    """Names whose news rides along with this node's next few heartbeats: each for ``repeats``
+    heartbeats (one may be lost), taken in turns when more wait than one heartbeat carries."""
+
+    def __init__(self, repeats: int) -> None:
+        self.repeats = repeats
+        self._left: dict[str, int] = {}  # name -> heartbeats that still relay it
+
+    def __bool__(self) -> bool:
+        return bool(self._left)
+
+    def add(self, name: str) -> None:
+        self._left[name] = self.repeats
+
+    def discard(self, name: str) -> None:
+        self._left.pop(name, None)
+
+    def take(self, limit: int) -> list[str]:
+        """The names the next heartbeat carries (at most ``limit``)."""
+        names = list(self._left)[:limit]
+        for name in names:
+            left = self._left.pop(name) - 1
+            if left > 0:
+                self._left[name] = left  # to the back: the others get their turn
+        return names
+
+
+def peer_view(
+    member: Member, me: bool, detector: Detector | None, up: bool, my_keys: int, now: float, interval: float
+) -> PeerView:
+    """One row of a node's view: the member's entry, and what this node's detector says of it
+    (``interval``: the heartbeat interval phi expects while it has heard too little)."""
+    heard = detector is not None and detector.heard_directly
+    status = (UP if up else DOWN) if member.status == NORMAL else member.status
+    return PeerView(
+        name=member.name,
+        address=member.address,
+        gossip=member.gossip,
+        status=status,
+        generation=member.generation,
+        heartbeat_age=0.0 if me else (now - detector.last_heard if heard and detector else None),
+        keys=my_keys if me else (detector.keys if detector else -1),
+        phi=0.0 if me or not heard or detector is None else round(detector.phi(now, interval), 2),
+    )

@@ -50,18 +50,18 @@ from typing import Any
 
 from zkv.core.detector import PAUSE_INTERVALS, Detector
 from zkv.core.members import (
-    DOWN,
     JOINING,
     NORMAL,
     REMOVED,
     REMOVED_BY_OPERATOR,
     RING_STATUSES,
     STATUSES,
-    UP,
     Member,
     PeerView,
+    Relay,
     entry_hash,
     member_from_wire,
+    peer_view,
 )
 from zkv.core.members import LEAVING as LEAVING  # re-exported (the core imports statuses from here)
 from zkv.core.monitoring import FULL_MESH_MEMBERS, Monitor, notice_from_wire
@@ -108,7 +108,7 @@ class Membership:
         self._digest = 0
         for member in self._members.values():
             self._digest ^= entry_hash(member.name, member.generation, member.version)
-        self._relay: dict[str, int] = {}  # member -> heartbeats that still relay its entry
+        self._relay = Relay(DELTA_REPEATS)  # entries the next heartbeats relay
         self._next_pull = now
         self._pull: str | None = None  # the peer whose view to pull next (take_pull)
         self.pulls = 0  # views pulled and answered: what catching up costs (status, the simulator)
@@ -326,7 +326,7 @@ class Membership:
             else:
                 continue
             if relay or not self.full_mesh:  # past a full mesh, news travels node to node
-                self._relay[member.name] = DELTA_REPEATS
+                self._relay.add(member.name)
                 if not self.full_mesh:  # a full mesh keeps its heartbeat schedule (as it always had)
                     self._hurry()
         return learned
@@ -385,7 +385,7 @@ class Membership:
                 me = self._members[self.me]
                 if (generation, version) >= (me.generation, me.version):
                     self._put(replace(me, version=max(me.version, version) + 1))  # "I am alive"
-                    self._relay[self.me] = DELTA_REPEATS
+                    self._relay.add(self.me)
                     self._hurry()
                 continue
             member = self._members.get(name)
@@ -435,15 +435,8 @@ class Membership:
             "dig": self._digest ^ self._notices.digest,
         }
         if self._relay:
-            delta = []
-            for name in list(self._relay)[: MAX_DELTA if self.full_mesh else MAX_RELAY]:
-                left = self._relay.pop(name) - 1
-                if left > 0:
-                    self._relay[name] = left  # to the back: the others get their turn
-                member = self._members.get(name)
-                if member is not None:
-                    delta.append(member.to_wire())
-            msg["delta"] = delta
+            names = self._relay.take(MAX_DELTA if self.full_mesh else MAX_RELAY)
+            msg["delta"] = [m.to_wire() for n in names if (m := self._members.get(n)) is not None]
         if self._notices.relaying():
             msg["dead"] = self._notices.take_relay(MAX_DELTA)
         return msg
@@ -473,7 +466,7 @@ class Membership:
             return
         version = max(member.version + 1, REMOVED_BY_OPERATOR)
         self._put(replace(member, version=version, status=REMOVED))
-        self._relay[name] = DELTA_REPEATS
+        self._relay.add(name)
         self._changed = True
         self.heartbeat_now()
 
@@ -513,23 +506,9 @@ class Membership:
         return changed
 
     def view(self, now: float, my_keys: int) -> list[PeerView]:
-        out = []
-        for name, m in sorted(self._members.items()):
-            me = name == self.me
-            detector = self._detectors.get(name)
-            heard = detector is not None and detector.heard_directly
-            liveness = UP if self.is_up(name, now) else DOWN
-            status = liveness if m.status == NORMAL else m.status
-            out.append(
-                PeerView(
-                    name=name,
-                    address=m.address,
-                    gossip=m.gossip,
-                    status=status,
-                    generation=m.generation,
-                    heartbeat_age=0.0 if me else (now - detector.last_heard if heard and detector else None),
-                    keys=my_keys if me else (detector.keys if detector else -1),
-                    phi=0.0 if me or not heard else round(self.phi(name, now), 2),
-                )
-            )
-        return out
+        """Every member as this node sees it (the shell's ``nodes``)."""
+        interval = self.heartbeat_interval
+        return [
+            peer_view(m, n == self.me, self._detectors.get(n), self.is_up(n, now), my_keys, now, interval)
+            for n, m in sorted(self._members.items())
+        ]

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from zkv.core.detector import Detector
-from zkv.core.members import REMOVED, Member, entry_hash
+from zkv.core.members import REMOVED, Member, Relay, entry_hash
 
 FULL_MESH_MEMBERS = 9  # up to this many members, everyone monitors everyone (the 3-node defaults)
 MONITOR_BASE = 3  # ring offsets 1, 3, 9, 27, ...
@@ -71,7 +71,7 @@ class Notices:
 
     def __init__(self) -> None:
         self._dead: dict[str, tuple[int, int]] = {}
-        self._relay: dict[str, int] = {}  # member -> heartbeats that still relay its notice
+        self._relay = Relay(NOTICE_REPEATS)
         self.digest = 0
 
     def says_dead(self, name: str, generation: int, version: int) -> bool:
@@ -86,7 +86,7 @@ class Notices:
         self.drop(name)
         self._dead[name] = (generation, version)
         self.digest ^= notice_hash(name, generation, version)
-        self._relay[name] = NOTICE_REPEATS
+        self._relay.add(name)
 
     def superseded(self, name: str, generation: int, version: int) -> None:
         """``name``'s entry is now ``(generation, version)``: a notice about an older one no longer holds."""
@@ -98,20 +98,14 @@ class Notices:
         dead = self._dead.pop(name, None)
         if dead is not None:
             self.digest ^= notice_hash(name, *dead)
-            self._relay.pop(name, None)
+            self._relay.discard(name)
 
     def relaying(self) -> bool:
         return bool(self._relay)
 
     def take_relay(self, limit: int) -> list[list[Any]]:
         """The notices the next heartbeat carries (at most ``limit``; each is relayed a few times)."""
-        out = []
-        for name in list(self._relay)[:limit]:
-            left = self._relay.pop(name) - 1
-            if left > 0:
-                self._relay[name] = left  # to the back: the others get their turn
-            out.append([name, *self._dead[name]])
-        return out
+        return [[name, *self._dead[name]] for name in self._relay.take(limit)]
 
     def wire(self) -> list[list[Any]]:
         """Every notice held, on the wire (sent with a view pulled from this node)."""
