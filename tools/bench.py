@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 
 from benchlib.options import build_parser, check_args
 from benchlib.pool import BenchFailed, EchoServer, WorkerPool
-from benchlib.probes import learn_actors, sample_siblings
+from benchlib.probes import sample_siblings
 from benchlib.record import attach_ceiling, bench_json
 from benchlib.report import check_targets, render, render_targets
 from benchlib.stats import CpuMeter, combine
@@ -70,7 +70,6 @@ class Bench:
         self.client: Client | None = None
         self.node_pids: dict[str, int] = {}
         self.cluster_info: dict[str, Any] = {}
-        self.actors: dict[str, str] = {}
         self.cluster: LocalCluster | None = None
         self.grace = 3.0  # seconds a process of ours gets to exit when asked, before SIGTERM
 
@@ -174,8 +173,6 @@ class Bench:
     def run(self) -> None:
         args = self.args
         plan = self.plan()
-        if any(op in ("put", "mixed") for op, _, _ in plan) and not args.blind_puts:
-            self.actors = learn_actors(self.client, self.ring, self.ring_info, self._namespace("probe"))
         if any(op == "get" for op, _, _ in plan):
             self.fill(self._namespace("g"))
         groups: dict[int, list[tuple[int, str, str]]] = {}
@@ -213,7 +210,6 @@ class Bench:
         warmup: float,
         seed: int,
         chained: bool = False,
-        base_count: int = 0,
     ) -> list[Job]:
         args = self.args
         active = min(args.processes, concurrency)
@@ -242,8 +238,7 @@ class Bench:
                     seed=seed * 1000 + i,
                     ring=self.ring if kind == "load" else {},
                     replication_factor=self.ring_info.replication_factor,
-                    actors=self.actors if chained else None,
-                    base_count=base_count,
+                    chained=chained,
                 )
             )
         return jobs
@@ -350,7 +345,6 @@ class Bench:
             warmup=warmup,
             seed=index + 1,
             chained=op in ("put", "mixed") and not args.blind_puts,
-            base_count=1 if op == "mixed" else 0,  # the pre-load put every key once
         )
         results, cpu = self._execute(f"{op} {level} x{concurrency}", jobs, total, by_time)
         row = self._row(op, level, concurrency, jobs, results, cpu)

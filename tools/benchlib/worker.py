@@ -110,12 +110,6 @@ def _routes(job: Job, keys: list[bytes]) -> list[int]:
     return out
 
 
-def _context_encoder() -> Any:
-    from zkv.core.versions import encode_context  # the client's opaque context, as zkv encodes it
-
-    return encode_context
-
-
 def run_load(ctx: zmq.Context, conn: Any, job: Job, progress: Any, slot: int) -> dict[str, Any]:
     """Run ``job``: connect, report ready, wait for the start instant, keep the pipe full, return counts."""
     socks, poller = _connect(ctx, job.addresses)
@@ -136,7 +130,7 @@ def _run(conn: Any, job: Job, socks: list[zmq.Socket], poller: zmq.Poller, progr
     frames = Frames(job.consistency, value)
     frame = frames.frame
     next_key = sampler(job, rng)
-    chained = job.actors is not None
+    chained = job.chained
     if chained and job.workers > 1 and job.op != "fill":
         # one writer per key: this process takes the keys whose index % workers is its own
         draw, w, p, top = next_key, job.worker, job.workers, job.keys - 1
@@ -145,15 +139,12 @@ def _run(conn: Any, job: Job, socks: list[zmq.Socket], poller: zmq.Poller, progr
             k = draw() // p * p + w
             return k if k <= top else k - p
 
-    counts = array("q", [job.base_count]) * job.keys if chained else array("q")
-    actor_of = [""] * len(job.addresses)
-    for name, (i, _) in job.ring.items():
-        actor_of[i] = (job.actors or {}).get(name, "")
+    contexts: list[bytes | None] = [None] * job.keys if chained else []  # the last put reply's, per key
+    busy = bytearray(job.keys) if chained else bytearray()  # a put of the key is in flight
     put_ctx = frames.put_with_context
     rand = rng.random
     echo = job.kind == "echo"
 
-    encode_context = _context_encoder() if chained else None
     if job.op == "fill":  # every workers-th key once, in order
         mine = range(job.worker, job.keys, job.workers)
         next_key = iter(mine).__next__
@@ -179,7 +170,7 @@ def _run(conn: Any, job: Job, socks: list[zmq.Socket], poller: zmq.Poller, progr
     ok = [0, 0]
     samples = [array("q"), array("q")]  # latency in ns of each successful put, get
     errors: list[Counter] = [Counter(), Counter()]
-    inflight: dict[int, tuple[int, int]] = {}
+    inflight: dict[int, tuple[int, int, int]] = {}
     conc = job.concurrency
     rid = 0
     issued = 0
@@ -207,17 +198,21 @@ def _run(conn: Any, job: Job, socks: list[zmq.Socket], poller: zmq.Poller, progr
                     issued += 1
                     node = routes[k]
                     if chained and opc == PUT:
-                        seen = counts[k]
-                        counts[k] = seen + 1
-                        if seen:
-                            payload = put_ctx(packed[k], encode_context({actor_of[node]: seen}), rid)
-                        else:
-                            payload = frame(PUT, packed[k], rid)
+                        for _ in range(8):  # another key while this one's last put is unanswered
+                            if not busy[k]:
+                                break
+                            k = next_key()
+                        node = routes[k]
+                        busy[k] = 1
+                        last = contexts[k]
+                        payload = (
+                            frame(PUT, packed[k], rid) if last is None else put_ctx(packed[k], last, rid)
+                        )
                     else:
                         payload = frame(opc, packed[k], rid)
                     t0 = monotonic_ns()
                     socks[node].send(payload)
-                    inflight[rid] = (t0, opc)
+                    inflight[rid] = (t0, opc, k)
         if not inflight:
             if not issuing:
                 break
@@ -237,7 +232,11 @@ def _run(conn: Any, job: Job, socks: list[zmq.Socket], poller: zmq.Poller, progr
                     entry = inflight.pop(reply.get("id"), None)
                     if entry is None:
                         continue  # late answer to a request we already gave up on
-                    t0, opc = entry
+                    t0, opc, k = entry
+                    if chained and opc == PUT:
+                        busy[k] = 0
+                        if reply.get("ok") and reply.get("ctx") is not None:
+                            contexts[k] = reply["ctx"]
                     completed += 1
                     if completed % PROGRESS_EVERY == 0:
                         progress[slot] = completed
@@ -252,9 +251,11 @@ def _run(conn: Any, job: Job, socks: list[zmq.Socket], poller: zmq.Poller, progr
         now = monotonic_ns()
         if now >= next_check:
             next_check = now + 250_000_000
-            expired = [r for r, (t0, _) in inflight.items() if now - t0 > timeout_ns]
+            expired = [r for r, (t0, _, _) in inflight.items() if now - t0 > timeout_ns]
             for r in expired:
-                t0, opc = inflight.pop(r)
+                t0, opc, k = inflight.pop(r)
+                if chained and opc == PUT:
+                    busy[k] = 0
                 if t0 >= measure_ns:
                     errors[opc]["client_timeout"] += 1
     progress[slot] = completed

@@ -45,13 +45,13 @@ class Job:
     # node name -> (address index, tokens): the ring, so requests go to the key's natural coordinator
     ring: dict[str, tuple[int, list[int]]] = field(default_factory=dict)
     replication_factor: int = 3
-    # Chained puts: each put carries the context that covers this process's previous put of the key, as
-    # a client that read before writing would, so a key keeps one version instead of piling up siblings.
-    # Needs each coordinator's actor id (node name -> actor) and how many puts each key had already
-    # through its coordinator (1 after the pre-load, 0 for a fresh namespace). Keys are then split
-    # between the client processes (index % workers), so each key has one writer.
-    actors: dict[str, str] | None = None
-    base_count: int = 0
+    # Chained puts: each put carries the context the reply to this process's previous put of the key
+    # handed back, as a client that writes what it last saw would, so a key keeps one version instead of
+    # piling up siblings. Keys are then split between the client processes (index % workers), and a
+    # process keeps one put per key in flight, so each key has one writer at a time. (Predicting the
+    # coordinator's next dot, as this did before, stopped working once dots count on from a node-wide
+    # floor: the keys held 1.2-3.3 versions in chained rows.)
+    chained: bool = False
 
 
 def key_bytes(namespace: bytes, index: int) -> bytes:
